@@ -1,0 +1,29 @@
+"""expint — exponential integrators for semilinear ODEs ``y' = L(t) y + N(t, y)``.
+
+The numpy/scipy core imports without torch; torch tensors are accepted wherever arrays
+are and keep their dtype and device.
+"""
+
+from __future__ import annotations
+
+from ._krylov import KrylovInfo, PhivResult, phiv
+from ._operators import Dense, Diagonal, LinearOperatorBase, MatrixFree, ScalarTime
+from ._phi import phi, phi_all, phi_matrix, phi_matrix_all
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dense",
+    "Diagonal",
+    "KrylovInfo",
+    "LinearOperatorBase",
+    "MatrixFree",
+    "PhivResult",
+    "ScalarTime",
+    "__version__",
+    "phi",
+    "phi_all",
+    "phi_matrix",
+    "phi_matrix_all",
+    "phiv",
+]

@@ -1,0 +1,372 @@
+r"""Linear parts ``L`` of a semilinear problem ``y' = L y + N(t, y)``.
+
+Every operator acts on the trailing axis of the state (leading axes are batch axes)
+and offers the one service exponential schemes need:
+
+``phi_combination(h, c, ws, t=None)``
+    :math:`\sum_{k} \varphi_k(c h L)\, w_k` for a list of arrays ``ws`` (``None``
+    entries are zero), with the φ-coefficients for each ``(h, c, kmax)`` computed once
+    and cached.
+
+``Diagonal`` keeps φ_k(chd) as arrays, ``Dense`` as matrices (augmented-matrix
+exponential), ``MatrixFree`` evaluates the combination by one :func:`expint.phiv`
+call, and ``ScalarTime`` (``L(t) = a(t) I``) uses the exact weighted integrals
+:math:`\int_0^1 e^{I(t + \theta c h,\, t + c h)} \theta^{k-1}/(k-1)!\, d\theta`,
+which reduce to φ_k(cha) for a constant rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._backend import is_torch_array, to_numpy
+from ._phi import phi_all, phi_matrix_all
+from ._validation import check_finite, check_square
+
+__all__ = ["Dense", "Diagonal", "LinearOperatorBase", "MatrixFree", "ScalarTime"]
+
+_CACHE_SIZE = 16
+
+
+def _to_like(arr: Any, like: Any) -> Any:
+    """Move coefficient array ``arr`` to the array type and device of ``like``; keep a
+    complex dtype if ``arr`` is complex, else use ``like``'s real precision."""
+    if is_torch_array(like):
+        import torch
+
+        base = like.real.dtype if like.is_complex() else like.dtype
+        cplx = torch.complex64 if base == torch.float32 else torch.complex128
+        arr_complex = arr.is_complex() if is_torch_array(arr) else np.iscomplexobj(arr)
+        target = cplx if arr_complex else base
+        if not is_torch_array(arr):
+            arr = torch.as_tensor(np.asarray(arr))
+        return arr.to(device=like.device, dtype=target)
+    a = to_numpy(arr)
+    base = np.real(np.zeros(0, like.dtype)).dtype
+    target = np.result_type(base, np.complex64) if np.iscomplexobj(a) else base
+    return a.astype(target, copy=False)
+
+
+class LinearOperatorBase:
+    """Common interface of the linear parts (see module docstring)."""
+
+    n: int
+    time_dependent = False
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict = OrderedDict()
+        self.phi_evaluations = 0
+
+    # --- to be provided by subclasses -------------------------------------------------
+    def apply(self, y: Any, t: float | None = None) -> Any:  # pragma: no cover - abstract
+        """``L y`` on the trailing axis of ``y``."""
+        raise NotImplementedError
+
+    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    # --- shared -----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n, n)``."""
+        return (self.n, self.n)
+
+    def check_state(self, y: Any, *, name: str = "y0") -> None:
+        """Raise ``ValueError`` unless the trailing axis of ``y`` has length ``n``."""
+        shape = tuple(y.shape)
+        if len(shape) == 0 or shape[-1] != self.n:
+            raise ValueError(
+                f"{name} has shape {shape}, but the linear operator has size {self.n}; the "
+                f"state's trailing axis must have length {self.n}"
+            )
+
+    def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
+        """φ_0..φ_kmax of ``c h L`` (cached per ``(h, c, kmax)``, and ``t`` when time
+        dependent)."""
+        key = (float(h), float(c), int(kmax), float(t) if self.time_dependent else None)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        val = self._coefficients(float(h), float(c), int(kmax), t)
+        self.phi_evaluations += 1
+        self._cache[key] = val
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return val
+
+    def phi_combination(self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None) -> Any:
+        r""":math:`\sum_k \varphi_k(c h L) w_k` (``ws[k]`` may be ``None`` for zero)."""
+        kmax = len(ws) - 1
+        coeffs = self.coefficients(h, c, kmax, t)
+        return self._combine(coeffs, ws, h, c)
+
+    def expmv(self, h: float, y: Any, t: float | None = None) -> Any:
+        """``exp(h L) y`` (for a time-dependent ``L``: the exact propagator from ``t``)."""
+        return self.phi_combination(h, 1.0, [y], t)
+
+
+def _check_real_scalar(x: Any, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    return x
+
+
+class Diagonal(LinearOperatorBase):
+    r"""Diagonal linear part ``L = diag(d)`` (e.g. a Fourier-space derivative).
+
+    Parameters
+    ----------
+    d : array_like or torch.Tensor
+        Real or complex diagonal of length ``n`` (finite).
+    """
+
+    def __init__(self, d: Any):
+        super().__init__()
+        if isinstance(d, type):
+            raise TypeError("d must be an array, not a class")
+        if not is_torch_array(d):
+            d = np.asarray(d)
+            if d.dtype.kind in "iub":
+                d = d.astype(np.float64)
+        if d.ndim != 1:
+            raise ValueError(f"d must be a 1-D array (the diagonal), got shape {tuple(d.shape)}")
+        if not (d.is_floating_point() or d.is_complex()) if is_torch_array(d) else d.dtype.kind not in "fc":
+            raise TypeError(f"d must have a floating or complex dtype, got {d.dtype}")
+        check_finite(d, name="d")
+        self.d = d
+        self.n = int(d.shape[0])
+        self.dtype = d.dtype
+
+    def apply(self, y: Any, t: float | None = None) -> Any:
+        return y * _to_like(self.d, y)
+
+    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
+        z = self.d.double() if is_torch_array(self.d) and not self.d.is_complex() else self.d
+        return phi_all(kmax, z * (c * h))
+
+    def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
+        out = None
+        for k, w in enumerate(ws):
+            if w is None:
+                continue
+            term = w * _to_like(coeffs[k], w)
+            out = term if out is None else out + term
+        return out
+
+    def to_dense(self) -> Any:
+        """The dense matrix ``diag(d)`` (numpy)."""
+        return np.diag(to_numpy(self.d))
+
+
+class Dense(LinearOperatorBase):
+    r"""Dense linear part ``L = A`` (e.g. a Chebyshev differentiation matrix).
+
+    φ_k(chA) are computed by :func:`expint.phi_matrix_all` once per step size and
+    applied as ``y @ φ_k^T`` to the trailing axis.
+    """
+
+    def __init__(self, a: Any):
+        super().__init__()
+        if isinstance(a, type):
+            raise TypeError("A must be an array, not a class")
+        if not is_torch_array(a):
+            a = np.asarray(a)
+            if a.dtype.kind in "iub":
+                a = a.astype(np.float64)
+        self.n = check_square(a, name="A")
+        if a.ndim != 2:
+            raise ValueError(f"A must be a single (n, n) matrix, got shape {tuple(a.shape)}")
+        check_finite(a, name="A")
+        self.a = a
+        self.dtype = a.dtype
+
+    def apply(self, y: Any, t: float | None = None) -> Any:
+        return y @ _to_like(self.a, y).T
+
+    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
+        return phi_matrix_all(kmax, self.a * (c * h))
+
+    def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
+        out = None
+        for k, w in enumerate(ws):
+            if w is None:
+                continue
+            term = w @ _to_like(coeffs[k], w).T
+            out = term if out is None else out + term
+        return out
+
+    def to_dense(self) -> Any:
+        return to_numpy(self.a)
+
+
+class MatrixFree(LinearOperatorBase):
+    r"""Linear part known only through products ``matvec(v) = L v``.
+
+    φ-combinations are evaluated by :func:`expint.phiv` (adaptive Krylov) with
+    relative tolerance ``tol``; every call's Krylov work accumulates in
+    :attr:`krylov_info`.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``matvec(v)`` for a 1-D array ``v`` of length ``n``, returning an array of the
+        same shape.
+    n : int
+        Size of the operator.
+    tol : float
+        Relative tolerance passed to :func:`expint.phiv`.
+    m : int
+        Maximum Krylov basis size.
+    """
+
+    def __init__(self, matvec: Callable[[Any], Any], n: int, *, tol: float = 1e-10, m: int = 30):
+        super().__init__()
+        if isinstance(matvec, type) or not callable(matvec):
+            raise TypeError("matvec must be a callable v -> L v (an instance, not a class)")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        from ._krylov import KrylovInfo
+
+        self.matvec = matvec
+        self.n = int(n)
+        self.tol = tol
+        self.m = m
+        self.krylov_info = KrylovInfo()
+
+    def apply(self, y: Any, t: float | None = None) -> Any:
+        if y.ndim == 1:
+            return self.matvec(y)
+        flat = y.reshape(-1, self.n)
+        rows = [self.matvec(flat[i]) for i in range(flat.shape[0])]
+        stack = __import__("torch").stack if is_torch_array(y) else np.stack
+        return stack(rows).reshape(y.shape)
+
+    def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
+        return None  # nothing to precompute: the Krylov space depends on the vectors
+
+    def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
+        from ._krylov import phiv
+
+        tau = c * h
+        ref = next(w for w in ws if w is not None)
+        batch_shape = tuple(ref.shape[:-1])
+        zeros = ref * 0
+        # Σ φ_k(τL) w_k = Σ τ^k φ_k(τL) (w_k / τ^k)
+        scaled = [(zeros if w is None else w) / tau**k for k, w in enumerate(ws)]
+        if not batch_shape:
+            res, info = phiv(self, scaled, tau, tol=self.tol, m=self.m)
+            self.krylov_info.merge(info)
+            return res
+        flat = [s.reshape(-1, self.n) for s in scaled]
+        rows = []
+        for i in range(flat[0].shape[0]):
+            res, info = phiv(self, [f[i] for f in flat], tau, tol=self.tol, m=self.m)
+            self.krylov_info.merge(info)
+            rows.append(res)
+        stack = __import__("torch").stack if is_torch_array(ref) else np.stack
+        return stack(rows).reshape(ref.shape)
+
+
+class ScalarTime(LinearOperatorBase):
+    r"""Time-dependent scalar linear part ``L(t) = a(t) I``.
+
+    Parameters
+    ----------
+    rate : callable
+        ``rate(t) -> float``, the scalar ``a(t)``.
+    integral : callable
+        ``integral(s, t) -> float`` :math:`= \int_s^t a(\tau)\, d\tau`; it may be called
+        with numpy arrays for ``s``.  The propagator is ``exp(integral(s, t))`` exactly
+        (for diffusion models: ``α_t/α_s``).
+    n : int, optional
+        State size (``None``: any).
+
+    Notes
+    -----
+    The φ-coefficients of a step from ``t`` with size ``h`` and node ``c`` are
+
+    .. math::
+
+        \varphi_0 = e^{I(t, t + ch)},\qquad
+        \varphi_k = \int_0^1 e^{I(t + \theta c h,\, t + c h)}
+        \frac{\theta^{k-1}}{(k-1)!}\, d\theta,
+
+    evaluated by composite Gauss–Legendre quadrature (16 nodes per panel, one panel
+    per 4 units of ``|I|``), so they are exact to rounding for smooth rates.
+    """
+
+    time_dependent = True
+    _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(16)
+
+    def __init__(
+        self,
+        rate: Callable[[float], float],
+        integral: Callable[[Any, Any], Any],
+        n: int | None = None,
+    ):
+        super().__init__()
+        for name, f in (("rate", rate), ("integral", integral)):
+            if isinstance(f, type) or not callable(f):
+                raise TypeError(f"{name} must be a callable (an instance, not a class)")
+        self.rate = rate
+        self.integral = integral
+        self.n = n if n is not None else -1
+        self.dtype = np.float64
+
+    def check_state(self, y: Any, *, name: str = "y0") -> None:
+        if self.n >= 0:
+            super().check_state(y, name=name)
+
+    def apply(self, y: Any, t: float | None = None) -> Any:
+        if t is None:
+            raise ValueError("ScalarTime.apply needs the time t")
+        return y * float(self.rate(t))
+
+    def _integral(self, s: np.ndarray, t: float) -> np.ndarray:
+        try:
+            out = np.asarray(self.integral(s, t), dtype=float)
+            if out.shape == s.shape:
+                return out
+        except Exception:
+            pass
+        return np.array([float(self.integral(float(si), t)) for si in s.ravel()]).reshape(s.shape)
+
+    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
+        if t is None:
+            raise ValueError("ScalarTime coefficients need the step's start time t")
+        t_end = t + c * h
+        total = float(self._integral(np.array([t]), t_end)[0])
+        out = np.empty(kmax + 1)
+        out[0] = math.exp(total)
+        if kmax == 0:
+            return out
+        panels = max(1, min(4096, math.ceil(abs(total) / 4.0)))
+        edges = np.linspace(0.0, 1.0, panels + 1)
+        half = 0.5 * np.diff(edges)
+        theta = (edges[:-1, None] + half[:, None] * (self._NODES[None, :] + 1.0)).ravel()
+        weights = (half[:, None] * self._WEIGHTS[None, :]).ravel()
+        kernel = np.exp(self._integral(t + theta * c * h, t_end)) * weights
+        for k in range(1, kmax + 1):
+            out[k] = float(np.sum(kernel * theta ** (k - 1))) / math.factorial(k - 1)
+        return out
+
+    def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
+        out = None
+        for k, w in enumerate(ws):
+            if w is None:
+                continue
+            term = w * float(coeffs[k])
+            out = term if out is None else out + term
+        return out

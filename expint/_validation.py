@@ -1,0 +1,44 @@
+"""Argument checks shared by the public functions (clear errors, never ``assert``)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ._backend import any_true, is_torch_array
+
+
+def check_order(k: Any, *, name: str = "k", maximum: int | None = None) -> int:
+    """Validate a φ-function index: a non-negative Python or numpy integer."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer, got {k!r} ({type(k).__name__})")
+    k = int(k)
+    if k < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {k}")
+    if maximum is not None and k > maximum:
+        raise ValueError(f"{name} = {k} is larger than the supported maximum {maximum}")
+    return k
+
+
+def check_no_nan(x: Any, *, name: str) -> None:
+    """Raise ``ValueError`` if ``x`` contains NaN."""
+    bad = x.isnan() if is_torch_array(x) else np.isnan(x)
+    if any_true(bad):
+        raise ValueError(f"{name} contains NaN; φ-functions are undefined there")
+
+
+def check_finite(x: Any, *, name: str) -> None:
+    """Raise ``ValueError`` if ``x`` contains NaN or ±inf."""
+    ok = x.isfinite() if is_torch_array(x) else np.isfinite(x)
+    if not bool(ok.all()):
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+
+
+def check_square(a: Any, *, name: str = "A") -> int:
+    """Return ``n`` for an array of shape ``(..., n, n)``; raise otherwise."""
+    shape = tuple(a.shape)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name} must be a square matrix of shape (..., n, n), got shape {shape}")
+    return shape[-1]

@@ -1,0 +1,117 @@
+"""The operator interface: φ-combinations agree across Diagonal, Dense, MatrixFree and
+ScalarTime on the same linear part; caching; input errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import expint
+
+RNG = np.random.default_rng(3)
+D = -np.logspace(-2, 3, 40)  # stiff diagonal spectrum
+Q, _ = np.linalg.qr(RNG.standard_normal((40, 40)))
+
+
+def _ws(batch=()):
+    return [RNG.standard_normal((*batch, 40)) for _ in range(4)]
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0])
+def test_diagonal_dense_matrixfree_agree(c):
+    h = 0.01
+    ws = _ws((3,))
+    diag = expint.Diagonal(D).phi_combination(h, c, ws)
+    dense = expint.Dense(np.diag(D)).phi_combination(h, c, ws)
+    mfree = expint.MatrixFree(lambda v: D * v, 40, tol=1e-13).phi_combination(h, c, ws)
+    np.testing.assert_allclose(dense, diag, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(mfree, diag, rtol=1e-10, atol=1e-11)
+
+
+def test_dense_nondiagonal_matches_krylov():
+    a = Q @ np.diag(D) @ Q.T
+    ws = _ws()
+    dense = expint.Dense(a).phi_combination(0.02, 1.0, ws)
+    mfree = expint.MatrixFree(lambda v: a @ v, 40, tol=1e-12).phi_combination(0.02, 1.0, ws)
+    np.testing.assert_allclose(mfree, dense, rtol=1e-9, atol=1e-10)
+
+
+def test_scalar_time_constant_rate_equals_diagonal():
+    rate = -3.7
+    op = expint.ScalarTime(lambda t: rate, lambda s, t: rate * (t - s))
+    ws = [RNG.standard_normal(5) for _ in range(5)]
+    ref = expint.Diagonal(np.full(5, rate)).phi_combination(0.3, 0.5, ws)
+    np.testing.assert_allclose(op.phi_combination(0.3, 0.5, ws, t=1.0), ref, rtol=1e-14)
+
+
+def test_scalar_time_variable_rate_quadrature():
+    # a(t) = -t: I(s, t) = (s² - t²)/2; φ_1 from t0=0, h=2 is ∫_0^1 exp(2(θ² - 1)) dθ
+    op = expint.ScalarTime(lambda t: -t, lambda s, t: 0.5 * (np.asarray(s) ** 2 - t**2))
+    coeffs = op.coefficients(2.0, 1.0, 1, t=0.0)
+    # ∫_0^1 e^{2θ²} dθ = sqrt(π/8) erfi(√2)
+    import mpmath as mp
+
+    exact = float(mp.e**-2 * mp.sqrt(mp.pi / 8) * mp.erfi(mp.sqrt(2)))
+    assert coeffs[0] == pytest.approx(math.exp(-2), rel=1e-15)
+    assert coeffs[1] == pytest.approx(exact, rel=1e-14)
+
+
+def test_stiff_scalar_time_uses_enough_panels():
+    rate = -1e4
+    op = expint.ScalarTime(lambda t: rate, lambda s, t: rate * (t - np.asarray(s)))
+    got = op.coefficients(0.1, 1.0, 3, t=0.0)
+    np.testing.assert_allclose(got, expint.phi_all(3, np.array(rate * 0.1)), rtol=1e-13)
+
+
+def test_coefficients_cached_per_step_size():
+    op = expint.Diagonal(D)
+    ws = _ws()
+    for _ in range(5):
+        op.phi_combination(0.1, 1.0, ws)
+    op.phi_combination(0.1, 0.5, ws)
+    op.phi_combination(0.2, 1.0, ws)
+    assert op.phi_evaluations == 3
+
+
+def test_torch_state_with_numpy_operator():
+    op = expint.Diagonal(D)
+    y = torch.randn(2, 40, dtype=torch.float32)
+    out = op.phi_combination(0.1, 1.0, [y, y])
+    assert out.dtype == torch.float32 and isinstance(out, torch.Tensor)
+    ref = op.phi_combination(0.1, 1.0, [y.double().numpy()] * 2)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-6)
+    np.testing.assert_allclose(op.apply(y).numpy(), D * y.numpy(), rtol=1e-6)
+
+
+def test_complex_diagonal_dispersive():
+    k = np.fft.fftfreq(32, 1 / 32)
+    op = expint.Diagonal(1j * k**3)
+    y = RNG.standard_normal(32) + 0j
+    out = op.expmv(0.01, y)
+    np.testing.assert_allclose(out, np.exp(0.01j * k**3) * y, rtol=1e-14)
+
+
+def test_state_size_check():
+    with pytest.raises(ValueError, match="trailing axis must have length 40"):
+        expint.Diagonal(D).check_state(np.ones((2, 41)))
+
+
+@pytest.mark.parametrize(
+    ("factory", "exc", "match"),
+    [
+        (lambda: expint.Diagonal(np.ones((2, 2))), ValueError, "1-D"),
+        (lambda: expint.Diagonal([1.0, np.inf]), ValueError, "finite"),
+        (lambda: expint.Diagonal(np.ndarray), TypeError, "not a class"),
+        (lambda: expint.Dense(np.ones((2, 3))), ValueError, "square"),
+        (lambda: expint.Dense(np.ones((2, 2, 2))), ValueError, "single"),
+        (lambda: expint.MatrixFree(3, 4), TypeError, "callable"),
+        (lambda: expint.MatrixFree(lambda v: v, 0), ValueError, "positive integer"),
+        (lambda: expint.ScalarTime(1.0, lambda s, t: 0), TypeError, "rate must be a callable"),
+    ],
+)
+def test_bad_construction(factory, exc, match):
+    with pytest.raises(exc, match=match):
+        factory()

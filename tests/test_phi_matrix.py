@@ -1,0 +1,91 @@
+"""Dense-matrix φ-functions against 50-digit mpmath references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import expint
+from mpref import frobenius_relative, phi_matrix_ref
+
+RNG = np.random.default_rng(20261126)
+
+
+def _stiff(n: int, lowest: float = -1e4, nonnormality: float = 1.0) -> np.ndarray:
+    """V diag(d) V^{-1}, eigenvalues log-spaced in [lowest, -1], V far from orthogonal."""
+    d = -np.logspace(0, math.log10(-lowest), n)
+    v = np.eye(n) + nonnormality * np.triu(RNG.standard_normal((n, n)), 1) / math.sqrt(n)
+    return v @ np.diag(d) @ np.linalg.inv(v)
+
+
+def _jordan(n: int, lam: float, off: float) -> np.ndarray:
+    return np.diag(np.full(n, lam)) + np.diag(np.full(n - 1, off), 1)
+
+
+CASES = {
+    "random8": (RNG.standard_normal((8, 8)), 8),
+    "random_complex6": (RNG.standard_normal((6, 6)) + 1j * RNG.standard_normal((6, 6)), 6),
+    "stiff12": (_stiff(12), 8),
+    "jordan_nonnormal": (_jordan(6, -50.0, 30.0), 8),
+    "skew_dispersive": ((lambda m: 40.0 * (m - m.T))(RNG.standard_normal((10, 10))), 4),
+    "stiff32": (_stiff(32), 4),
+}
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {name: phi_matrix_ref(k, a) for name, (a, k) in CASES.items()}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_against_mpmath(references, name, backend):
+    a, kmax = CASES[name]
+    arg = torch.from_numpy(a) if backend == "torch" else a
+    vals = expint.phi_matrix_all(kmax, arg)
+    vals = vals.numpy() if backend == "torch" else vals
+    for k in range(kmax + 1):
+        err = frobenius_relative(vals[k], references[name][k])
+        assert err <= 1e-12, (name, k, err)
+
+
+def test_batched_equals_unbatched():
+    batch = np.stack([CASES["random8"][0], CASES["stiff12"][0][:8, :8], np.eye(8)])
+    out = expint.phi_matrix_all(3, batch[None])  # shape (1, 3, 8, 8)
+    assert out.shape == (4, 1, 3, 8, 8)
+    for b in range(3):
+        single = expint.phi_matrix_all(3, batch[b])
+        np.testing.assert_allclose(out[:, 0, b], single, rtol=1e-13, atol=1e-300)
+
+
+def test_phi_matrix_equals_elementwise_on_diagonal():
+    d = np.array([-1e4, -3.0, 0.0, 1e-9, 2.5])
+    for k in range(6):
+        np.testing.assert_allclose(np.diag(expint.phi_matrix(k, np.diag(d))), expint.phi(k, d), rtol=1e-13)
+
+
+def test_float32_and_device_kept():
+    a = torch.randn(2, 5, 5, dtype=torch.float32)
+    out = expint.phi_matrix(2, a)
+    assert out.dtype == torch.float32 and out.shape == (2, 5, 5)
+    ref = expint.phi_matrix(2, a.double())
+    torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("k", "a", "exc", "match"),
+    [
+        (1, np.ones((3, 4)), ValueError, "square"),
+        (1, np.ones(3), ValueError, "square"),
+        (1, np.ones((3, 3), dtype=int), TypeError, "integer dtype"),
+        (1, np.array([[1.0, np.inf], [0, 1]]), ValueError, "finite"),
+        (-2, np.eye(2), ValueError, "non-negative"),
+        (2.0, np.eye(2), TypeError, "integer"),
+    ],
+)
+def test_bad_input(k, a, exc, match):
+    with pytest.raises(exc, match=match):
+        expint.phi_matrix(k, a)

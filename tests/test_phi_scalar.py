@@ -1,0 +1,200 @@
+"""Element-wise φ_k against 50-digit mpmath, identities and input errors."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import expint
+from mpref import phi_scalar, phi_scalar_array, relative_error
+
+KMAX = 8
+# exp(z) below the smallest normal float64 cannot be represented to relative
+# accuracy at all; there the error is measured against this absolute floor instead.
+TINY64 = np.finfo(np.float64).tiny
+TINY32 = float(np.finfo(np.float32).tiny)
+
+
+def _real_grid() -> np.ndarray:
+    mags = np.concatenate([[1e-300, 1e-200, 1e-100, 1e-30, 1e-16, 1e-8], np.logspace(-6, 5, 45)])
+    pos = mags[mags <= 700]
+    return np.concatenate([-mags, [0.0], pos, [700.0, -1e5]])
+
+
+def _complex_grid() -> np.ndarray:
+    radii = np.concatenate([[1e-300, 1e-100, 1e-12], np.logspace(-6, 4, 26)])
+    angles = np.linspace(0.0, np.pi, 13)
+    z = (radii[:, None] * np.exp(1j * angles)[None, :]).ravel()
+    axis = 1j * np.logspace(-8, 4, 25)
+    extra = np.array([700 + 1e4j, 700 + 3j, -1e4 + 1e4j, 650 - 200j, 1e-300j])
+    z = np.concatenate([z, axis, -axis, extra])
+    return z[z.real <= 700]
+
+
+@pytest.fixture(scope="module")
+def real_ref():
+    z = _real_grid()
+    return z, [phi_scalar_array(k, z) for k in range(KMAX + 1)]
+
+
+@pytest.fixture(scope="module")
+def complex_ref():
+    z = _complex_grid()
+    return z, [phi_scalar_array(k, z) for k in range(KMAX + 1)]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_real_grid_float64(real_ref, backend):
+    z, refs = real_ref
+    arg = torch.from_numpy(z) if backend == "torch" else z
+    vals = expint.phi_all(KMAX, arg)
+    vals = vals.numpy() if backend == "torch" else vals
+    for k in range(KMAX + 1):
+        err = relative_error(vals[k], refs[k], floor=TINY64 * 1e14)
+        assert err.max() <= 1e-14, (k, z[np.argmax(err)], err.max())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_complex_grid_float64(complex_ref, backend):
+    z, refs = complex_ref
+    arg = torch.from_numpy(z) if backend == "torch" else z
+    vals = expint.phi_all(KMAX, arg)
+    vals = vals.numpy() if backend == "torch" else vals
+    for k in range(KMAX + 1):
+        err = relative_error(vals[k], refs[k], floor=TINY64 * 1e14)
+        assert err.max() <= 1e-14, (k, z[np.argmax(err)], err.max())
+
+
+def test_numpy_and_torch_agree(complex_ref):
+    z, _ = complex_ref
+    a = expint.phi_all(KMAX, z)
+    b = expint.phi_all(KMAX, torch.from_numpy(z)).numpy()
+    # different libm implementations: both are within 1e-14 of mpmath, so of each other
+    np.testing.assert_allclose(a, b, rtol=2e-14, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_single_precision(dtype, backend):
+    z = _complex_grid() if dtype == np.complex64 else _real_grid()
+    z = z[np.abs(z) < 80].astype(dtype)  # keep values inside float32's range
+    arg = torch.from_numpy(z) if backend == "torch" else z
+    vals = expint.phi_all(KMAX, arg)
+    assert vals.dtype == (torch.from_numpy(z).dtype if backend == "torch" else z.dtype)
+    vals = vals.numpy() if backend == "torch" else vals
+    for k in range(KMAX + 1):
+        ref = phi_scalar_array(k, z.astype(np.complex128 if dtype == np.complex64 else np.float64))
+        err = relative_error(
+            vals[k].astype(np.complex128 if dtype == np.complex64 else np.float64), ref, floor=TINY32 * 1e6
+        )
+        assert err.max() <= 1e-6, (k, err.max())
+
+
+finite_real = st.floats(min_value=-1e5, max_value=700, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(z=finite_real, k=st.integers(min_value=0, max_value=KMAX))
+def test_hypothesis_real(z, k):
+    val = expint.phi(k, z)
+    ref = phi_scalar(k, z)
+    err = relative_error(np.array([val]), np.array([ref], dtype=object), floor=TINY64 * 1e14)[0]
+    assert err <= 1e-14
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    r=st.floats(min_value=1e-300, max_value=1e4),
+    theta=st.floats(min_value=-math.pi, max_value=math.pi),
+    k=st.integers(min_value=0, max_value=KMAX),
+)
+def test_hypothesis_complex(r, theta, k):
+    z = complex(r * math.cos(theta), r * math.sin(theta))
+    if z.real > 700:
+        return
+    val = expint.phi(k, z)
+    ref = phi_scalar(k, z)
+    err = relative_error(np.array([val]), np.array([ref], dtype=object), floor=TINY64 * 1e14)[0]
+    assert err <= 1e-14
+
+
+def test_values_at_zero_are_inverse_factorials():
+    for k in range(KMAX + 1):
+        assert expint.phi(k, 0.0) == pytest.approx(1 / math.factorial(k), rel=0, abs=0)
+        assert expint.phi(k, 0j) == 1 / math.factorial(k)
+
+
+def test_recurrence_identity():
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-50, 50, 200) + 1j * rng.uniform(-50, 50, 200)
+    p = expint.phi_all(KMAX, z)
+    for k in range(KMAX):
+        lhs = z * p[k + 1] + 1 / math.factorial(k)
+        # the identity can only hold to rounding relative to the size of its terms
+        scale = np.abs(z * p[k + 1]) + 1 / math.factorial(k)
+        assert np.all(np.abs(lhs - p[k]) <= 1e-14 * scale)
+
+
+def test_conjugate_symmetry():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=300) * 30 + 1j * rng.normal(size=300) * 300
+    p = expint.phi_all(KMAX, z)
+    q = expint.phi_all(KMAX, np.conj(z))
+    np.testing.assert_array_equal(np.conj(p), q)
+
+
+def test_large_negative_limit_and_infinities():
+    for k in range(1, KMAX + 1):
+        x = 1e12
+        assert expint.phi(k, -x) == pytest.approx(1 / (math.factorial(k - 1) * x), rel=1e-10)
+        assert expint.phi(k, -math.inf) == 0.0
+        assert expint.phi(k, math.inf) == math.inf
+    assert expint.phi(0, -math.inf) == 0.0
+
+
+def test_no_overflow_where_value_is_finite():
+    # e^730 overflows float64, φ_8(730) = e^730/730^8 (1 + …) ≈ 2e294 does not
+    val = expint.phi(8, 730.0)
+    with mp.workdps(50):
+        ref = phi_scalar(8, 730.0)
+    assert np.isfinite(val)
+    assert abs(val - float(ref)) / float(ref) < 1e-14
+    assert expint.phi(0, 730.0) == math.inf
+
+
+def test_imaginary_parts_kept_on_imaginary_axis():
+    y = np.array([1e-3, 1.0, 10.0, 1e3])
+    p = expint.phi(2, 1j * y)
+    assert np.all(np.abs(p.imag) > 0)
+
+
+def test_keeps_shape_dtype_device_and_scalars():
+    z = torch.linspace(-5, 5, 12, dtype=torch.float32).reshape(3, 4)
+    out = expint.phi(3, z)
+    assert out.shape == z.shape and out.dtype == torch.float32 and out.device == z.device
+    assert expint.phi_all(2, z).shape == (3, 3, 4)
+    assert isinstance(expint.phi(1, 0.5), np.ndarray) or np.isscalar(expint.phi(1, 0.5))
+    assert np.asarray(expint.phi(1, 0.5)).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("k", "z", "exc", "match"),
+    [
+        (-1, 1.0, ValueError, "k must be a non-negative integer"),
+        (1.5, 1.0, TypeError, "k must be a non-negative integer"),
+        (True, 1.0, TypeError, "k must be"),
+        (1, np.array([1, 2]), TypeError, "integer dtype"),
+        (1, torch.tensor([1, 2]), TypeError, "integer dtype"),
+        (1, np.array([1.0, np.nan]), ValueError, "NaN"),
+        (1, "abc", TypeError, "z must"),
+    ],
+)
+def test_bad_input(k, z, exc, match):
+    with pytest.raises(exc, match=match):
+        expint.phi(k, z)

@@ -1,0 +1,119 @@
+"""Krylov φ-vector products on finite-difference Laplacians and against dense φ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+import torch
+
+import expint
+from laplacian import exact_phiv, matvec_2d, sparse_1d
+
+RNG = np.random.default_rng(7)
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def _dense_reference(a: np.ndarray, vs, t):
+    phis = expint.phi_matrix_all(len(vs) - 1, t * a)
+    return sum(t**k * phis[k] @ v for k, v in enumerate(vs))
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-10])
+@pytest.mark.parametrize(("n", "t", "p"), [(100, 1e-3, 3), (200, 1e-2, 0), (150, 1e-2, 4), (50, 1.0, 2)])
+def test_1d_laplacian_meets_tolerance_against_dense(n, t, p, tol):
+    a = sparse_1d(n)
+    vs = [RNG.standard_normal(n) for _ in range(p + 1)]
+    w, info = expint.phiv(a, vs, t, tol=tol)
+    ref = _dense_reference(a.toarray(), vs, t)
+    assert _rel(w, ref) <= tol
+    # the estimate is an honest (not wildly pessimistic) error bound here
+    assert info.error_estimate <= tol * np.linalg.norm(w)
+    assert info.matvecs > 0 and info.substeps >= 1 and len(info.basis_sizes) == info.substeps
+
+
+def test_dense_sparse_linear_operator_and_matrixfree_agree():
+    n = 80
+    a = sparse_1d(n)
+    vs = [RNG.standard_normal(n) for _ in range(3)]
+    results = [
+        expint.phiv(a, vs, 2e-3, tol=1e-12).w,
+        expint.phiv(a.toarray(), vs, 2e-3, tol=1e-12).w,
+        expint.phiv(spla.aslinearoperator(a), vs, 2e-3, tol=1e-12).w,
+        expint.phiv(expint.MatrixFree(lambda v: a @ v, n), vs, 2e-3, tol=1e-12).w,
+    ]
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], rtol=1e-10, atol=1e-12 * np.abs(results[0]).max())
+
+
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 2000, 1e-5), (2, 60, 1e-3), (2, 500, 2e-5)])
+def test_matrix_free_laplacian_against_sine_transform(dim, n, t):
+    """Up to n = 250,000 unknowns (2-D, 500 x 500), matrix-free."""
+    size = n**dim
+    lap = sparse_1d(n) if dim == 1 else None
+    matvec = matvec_2d(n) if dim == 2 else (lambda v: lap @ v)
+    op = expint.MatrixFree(matvec, size)
+    x = np.linspace(0, 1, n + 2)[1:-1]
+    smooth = np.sin(np.pi * x) * (1 + x)
+    v0 = np.outer(smooth, smooth).ravel() if dim == 2 else smooth
+    vs = [v0, RNG.standard_normal(size), np.ones(size)]
+    w, info = expint.phiv(op, vs, t, tol=1e-8)
+    ref = exact_phiv(dim, n, vs, t)
+    assert _rel(w, ref) <= 1e-8
+    assert info.matvecs >= 10
+
+
+def test_happy_breakdown_is_exact():
+    d = np.repeat([-1.0, -5.0, -20.0], 30)
+    v = RNG.standard_normal(90)
+    w, info = expint.phiv(np.diag(d), [v, v, v], 0.7)
+    ref = _dense_reference(np.diag(d), [v, v, v], 0.7)
+    assert info.happy_breakdowns == 1
+    assert _rel(w, ref) < 1e-13
+
+
+def test_complex_operator_and_negative_time():
+    a = 1j * sparse_1d(60).toarray()  # Schrödinger-type, imaginary spectrum
+    v = RNG.standard_normal(60) + 0j
+    w, _ = expint.phiv(a, [v, v], -1e-3, tol=1e-12)
+    assert _rel(w, _dense_reference(a, [v, v], -1e-3)) < 1e-11
+
+
+def test_torch_vectors_keep_type_and_match_numpy():
+    a = sparse_1d(100)
+    at = torch.from_numpy(a.toarray())
+    v = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w, _ = expint.phiv(expint.MatrixFree(lambda x: at @ x, 100), [v, 2 * v], 1e-3, tol=1e-12)
+    assert isinstance(w, torch.Tensor) and w.dtype == torch.float64
+    ref = _dense_reference(a.toarray(), [v.numpy(), 2 * v.numpy()], 1e-3)
+    assert _rel(w.numpy(), ref) < 1e-11
+
+
+def test_zero_time_returns_v0():
+    v = RNG.standard_normal(5)
+    w, info = expint.phiv(np.eye(5), [v, v], 0.0)
+    np.testing.assert_array_equal(w, v)
+    assert info.matvecs == 0
+
+
+@pytest.mark.parametrize(
+    ("a", "vs", "kw", "exc", "match"),
+    [
+        (np.ones((3, 4)), [np.ones(3)], {}, ValueError, "square"),
+        (np.eye(3), [np.ones(4)], {}, ValueError, r"vs\[0\] must have shape \(3,\)"),
+        (np.eye(3), [np.ones(3), np.ones(2)], {}, ValueError, r"vs\[1\]"),
+        (np.eye(3), [np.arange(3)], {}, TypeError, "integer"),
+        (np.eye(3), [np.array([1.0, np.nan, 0])], {}, ValueError, "finite"),
+        (np.eye(3), [], {}, TypeError, "non-empty"),
+        (np.eye(3), [np.ones(3)], {"tol": 0.0}, ValueError, "tol"),
+        (np.eye(3), [np.ones(3)], {"t": float("inf")}, ValueError, "finite real"),
+        (expint.MatrixFree, [np.ones(3)], {}, TypeError, "class"),
+        ("matrix", [np.ones(3)], {}, TypeError, "A must be"),
+    ],
+)
+def test_bad_input(a, vs, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        expint.phiv(a, vs, **kw)
