@@ -6,9 +6,13 @@ are and keep their dtype and device.
 
 from __future__ import annotations
 
+from . import schemes
 from ._krylov import KrylovInfo, PhivResult, phiv
 from ._operators import Dense, Diagonal, LinearOperatorBase, MatrixFree, ScalarTime
 from ._phi import phi, phi_all, phi_matrix, phi_matrix_all
+from ._problem import SemilinearProblem
+from ._solution import Solution
+from ._solve import solve, time_grid
 
 __version__ = "0.1.0"
 
@@ -20,10 +24,15 @@ __all__ = [
     "MatrixFree",
     "PhivResult",
     "ScalarTime",
+    "SemilinearProblem",
+    "Solution",
     "__version__",
     "phi",
     "phi_all",
     "phi_matrix",
     "phi_matrix_all",
     "phiv",
+    "schemes",
+    "solve",
+    "time_grid",
 ]

@@ -89,11 +89,11 @@ class LinearOperatorBase:
             )
 
     def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
-        """φ_0..φ_kmax of ``c h L`` (cached per ``(h, c, kmax)``, and ``t`` when time
-        dependent)."""
-        key = (float(h), float(c), int(kmax), float(t) if self.time_dependent else None)
+        """φ_0..φ_kmax (at least) of ``c h L``, cached per ``(h, c)`` (and ``t`` when time
+        dependent); a request for a higher ``kmax`` recomputes and replaces the entry."""
+        key = (float(h), float(c), float(t) if self.time_dependent else None)
         hit = self._cache.get(key)
-        if hit is not None:
+        if hit is not None and len(hit) > kmax:
             self._cache.move_to_end(key)
             return hit
         val = self._coefficients(float(h), float(c), int(kmax), t)
@@ -103,11 +103,57 @@ class LinearOperatorBase:
             self._cache.popitem(last=False)
         return val
 
+    def prefetch(self, h: float, exprs: Sequence[Any], t: float | None = None) -> None:
+        """Compute, for each ``(c, s)`` used by the φ-expressions ``exprs``, all the
+        φ_k up to the highest ``k`` needed in one go (so later lookups hit the cache)."""
+        need: dict[tuple[float, float], int] = {}
+        for e in exprs:
+            for k, c, s in e.terms:
+                if c != 0.0:
+                    need[(c, s)] = max(need.get((c, s), 0), k)
+        for (c, s), k in need.items():
+            self.coefficients(h, c, k, None if t is None else t + s * h)
+
     def phi_combination(self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None) -> Any:
         r""":math:`\sum_k \varphi_k(c h L) w_k` (``ws[k]`` may be ``None`` for zero)."""
         kmax = len(ws) - 1
         coeffs = self.coefficients(h, c, kmax, t)
         return self._combine(coeffs, ws, h, c)
+
+    # --- evaluated coefficients (operators whose φ-functions are concrete objects) -----
+    explicit = True
+
+    def phi_expr(
+        self, h: float, terms: dict[tuple[int, float, float], float], t: float | None, like: Any
+    ) -> Any:
+        r"""Concrete coefficient :math:`\sum_m \alpha_m \varphi_{k_m}(c_m h L)` for a
+        dict of terms ``{(k, c, s): α}``, converted for states like ``like``.
+
+        ``s`` is the start offset (in units of ``h``) of the propagator, which matters
+        only for time-dependent operators.  Apply the result with
+        :meth:`apply_coefficient`.
+        """
+        total = None
+        for (k, c, s), coef in terms.items():
+            start = None if t is None else t + s * h
+            if c == 0.0:
+                val = self._identity_like() * (coef / math.factorial(k))
+            else:
+                val = self.coefficients(h, c, k, start)[k] * coef
+            total = val if total is None else total + val
+        if total is None:
+            total = self._identity_like() * 0.0
+        return self._prepare(total, like)
+
+    def _identity_like(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _prepare(self, coef: Any, like: Any) -> Any:
+        return _to_like(coef, like)
+
+    def apply_coefficient(self, coef: Any, w: Any) -> Any:
+        """``coef · w`` for a coefficient made by :meth:`phi_expr`."""
+        return w * coef
 
     def expmv(self, h: float, y: Any, t: float | None = None) -> Any:
         """``exp(h L) y`` (for a time-dependent ``L``: the exact propagator from ``t``)."""
@@ -165,6 +211,9 @@ class Diagonal(LinearOperatorBase):
             out = term if out is None else out + term
         return out
 
+    def _identity_like(self) -> Any:
+        return np.ones(self.n)
+
     def to_dense(self) -> Any:
         """The dense matrix ``diag(d)`` (numpy)."""
         return np.diag(to_numpy(self.d))
@@ -191,12 +240,21 @@ class Dense(LinearOperatorBase):
         check_finite(a, name="A")
         self.a = a
         self.dtype = a.dtype
+        # A Hermitian A is unitarily diagonalisable: φ_k(chA) = Q φ_k(chΛ) Q^H is then
+        # backward stable and needs one eigendecomposition for all step sizes, instead
+        # of one augmented-matrix exponential per step size.
+        host = to_numpy(a)
+        self._eig = np.linalg.eigh(host) if np.array_equal(host, host.conj().T) else None
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         return y @ _to_like(self.a, y).T
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
-        return phi_matrix_all(kmax, self.a * (c * h))
+        if self._eig is not None:
+            lam, q = self._eig
+            vals = phi_all(kmax, lam * (c * h))
+            return np.stack([(q * v) @ q.conj().T for v in vals])
+        return to_numpy(phi_matrix_all(kmax, self.a * (c * h)))
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         out = None
@@ -206,6 +264,16 @@ class Dense(LinearOperatorBase):
             term = w @ _to_like(coeffs[k], w).T
             out = term if out is None else out + term
         return out
+
+    def _identity_like(self) -> Any:
+        return np.eye(self.n)
+
+    def _prepare(self, coef: Any, like: Any) -> Any:
+        # stored transposed: the operator acts on the trailing axis, y @ M^T
+        return _to_like(coef, like).T
+
+    def apply_coefficient(self, coef: Any, w: Any) -> Any:
+        return w @ coef
 
     def to_dense(self) -> Any:
         return to_numpy(self.a)
@@ -244,6 +312,8 @@ class MatrixFree(LinearOperatorBase):
         self.tol = tol
         self.m = m
         self.krylov_info = KrylovInfo()
+
+    explicit = False
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         if y.ndim == 1:
@@ -370,3 +440,9 @@ class ScalarTime(LinearOperatorBase):
             term = w * float(coeffs[k])
             out = term if out is None else out + term
         return out
+
+    def _identity_like(self) -> Any:
+        return 1.0
+
+    def _prepare(self, coef: Any, like: Any) -> Any:
+        return float(coef)

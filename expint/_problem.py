@@ -1,0 +1,55 @@
+"""The semilinear problem ``y' = L(t) y + N(t, y)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._backend import is_torch_array
+from ._operators import LinearOperatorBase
+
+
+class SemilinearProblem:
+    r"""A semilinear ODE :math:`y' = L(t)\, y + N(t, y)`.
+
+    Parameters
+    ----------
+    linear : LinearOperatorBase
+        The linear part: an instance of :class:`expint.Diagonal`, :class:`expint.Dense`,
+        :class:`expint.MatrixFree` or :class:`expint.ScalarTime`.  It acts on the
+        trailing axis of the state; leading axes are batch axes.
+    nonlinear : callable
+        ``nonlinear(t, y) -> array`` of the same shape and dtype as ``y`` (``t`` a
+        float).
+    name : str, optional
+        Shown in error messages and plots.
+    """
+
+    def __init__(self, linear: LinearOperatorBase, nonlinear: Callable[[float, Any], Any], name: str = ""):
+        if isinstance(linear, type):
+            raise TypeError(
+                f"linear must be an operator instance, got the class {linear.__name__}; "
+                f"construct it first, e.g. {linear.__name__}(...)"
+            )
+        if not isinstance(linear, LinearOperatorBase):
+            hint = ""
+            if isinstance(linear, np.ndarray) or is_torch_array(linear):
+                hint = " (wrap an array: Diagonal(d) for a diagonal, Dense(A) for a matrix)"
+            raise TypeError(
+                "linear must be an expint operator (Diagonal, Dense, MatrixFree, ScalarTime), "
+                f"got {type(linear).__name__}{hint}"
+            )
+        if isinstance(nonlinear, type) or not callable(nonlinear):
+            raise TypeError("nonlinear must be a callable (t, y) -> array, not a class or a value")
+        self.linear = linear
+        self.nonlinear = nonlinear
+        self.name = name
+
+    def rhs(self, t: float, y: Any) -> Any:
+        """The full right-hand side ``L(t) y + N(t, y)`` (for reference solvers)."""
+        return self.linear.apply(y, t) + self.nonlinear(t, y)
+
+    def __repr__(self) -> str:
+        return f"SemilinearProblem({self.name or type(self.linear).__name__}, n={self.linear.n})"

@@ -1,0 +1,1 @@
+"""Exponential schemes as data (tableaus, multistep rules) and their generic steppers."""

@@ -1,0 +1,104 @@
+r"""Linear combinations of φ-functions, the entries of exponential tableaus.
+
+A :class:`PhiExpr` is :math:`\sum_m \alpha_m\, \varphi_{k_m}(c_m z)` where
+``z = hL``.  Each term also carries a start offset ``s_m`` (in units of ``h``): for a
+time-dependent linear part the function is built from the propagator that starts at
+``t_n + s_m h`` (Lawson schemes need ``e^{(c_i - c_j) h L}`` started at stage ``j``);
+for a constant ``L`` the offset is irrelevant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from .._phi import phi_all
+
+Key = tuple[int, float, float]  # (k, c, s)
+
+
+class PhiExpr:
+    """An immutable linear combination of φ-functions (see module docstring)."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms: dict[Key, float] | None = None):
+        clean = {}
+        for key, coef in (terms or {}).items():
+            k, c, s = key
+            if coef != 0.0:
+                clean[(int(k), float(c), float(s))] = float(coef)
+        self.terms: dict[Key, float] = clean
+
+    # algebra ------------------------------------------------------------------------
+    def __add__(self, other: PhiExpr) -> PhiExpr:
+        out = dict(self.terms)
+        for key, coef in other.terms.items():
+            out[key] = out.get(key, 0.0) + coef
+        return PhiExpr(out)
+
+    def __neg__(self) -> PhiExpr:
+        return PhiExpr({k: -v for k, v in self.terms.items()})
+
+    def __sub__(self, other: PhiExpr) -> PhiExpr:
+        return self + (-other)
+
+    def __mul__(self, scalar: float) -> PhiExpr:
+        return PhiExpr({k: scalar * v for k, v in self.terms.items()})
+
+    __rmul__ = __mul__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PhiExpr) and self.terms == other.terms
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.terms.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.terms)
+
+    def __repr__(self) -> str:
+        parts = [f"{v:+g}·φ{k}({c:g}z)" + (f"@{s:g}" if s else "") for (k, c, s), v in self.terms.items()]
+        return " ".join(parts) or "0"
+
+    # evaluation ---------------------------------------------------------------------
+    @property
+    def kmax(self) -> int:
+        return max((k for k, _, _ in self.terms), default=0)
+
+    def groups(self) -> dict[tuple[float, float], dict[int, float]]:
+        """Terms grouped by ``(c, s)``: ``{(c, s): {k: coef}}``."""
+        out: dict[tuple[float, float], dict[int, float]] = {}
+        for (k, c, s), coef in self.terms.items():
+            out.setdefault((c, s), {})[k] = coef
+        return out
+
+    def scalar(self, z: complex) -> complex:
+        """Value at a scalar ``z`` (used to validate tableaus)."""
+        total = 0.0
+        for (k, c, _s), coef in self.terms.items():
+            total += coef * complex(phi_all(k, np.complex128(c * z))[k])
+        return total
+
+    def at_zero(self) -> float:
+        """Value at ``z = 0``: φ_k(0) = 1/k!."""
+        return sum(coef / math.factorial(k) for (k, _c, _s), coef in self.terms.items())
+
+
+def P(k: int, c: float = 1.0, s: float = 0.0) -> PhiExpr:
+    """The single function φ_k(c z) (started at offset ``s``)."""
+    return PhiExpr({(k, c, s): 1.0})
+
+
+def E(c: float, s: float = 0.0) -> PhiExpr:
+    """The exponential e^{c z} = φ_0(c z) (started at offset ``s``)."""
+    return P(0, c, s)
+
+
+def total(exprs: Iterable[PhiExpr]) -> PhiExpr:
+    out = PhiExpr()
+    for e in exprs:
+        out = out + e
+    return out

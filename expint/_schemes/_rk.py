@@ -1,0 +1,120 @@
+"""One generic stepper for every exponential Runge–Kutta tableau (Lawson and ETD).
+
+Operators whose φ-functions are concrete objects (``Diagonal``, ``Dense``,
+``ScalarTime``) get the tableau evaluated once per step size into coefficient
+arrays, so a step is a handful of multiply–adds (the shape of a hand-written
+Kassam–Trefethen loop).  ``MatrixFree`` operators get each stage as one
+:func:`expint.phiv` call per distinct node ``c`` appearing in that stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any
+
+from ._phiexpr import E, PhiExpr
+from ._tableau import ExpRKTableau
+
+_CACHE = 8
+
+
+class RKStepper:
+    """Advance ``y' = L y + N(t, y)`` by one exponential RK step."""
+
+    def __init__(self, tableau: ExpRKTableau, linear: Any, nonlinear: Any):
+        self.tab = tableau
+        self.linear = linear
+        self.nonlinear = nonlinear
+        self.nfev = 0
+        self._coeffs: OrderedDict = OrderedDict()
+        # stage i: (exp(c_i hL) expr, [(j, a_ij expr)]); then the update
+        self._rows = [(tableau.stage_exp[i], tableau.row(i)) for i in range(tableau.stages)]
+        self._final = (E(1.0), [(i, b) for i, b in enumerate(tableau.b) if b])
+
+    # -- coefficients -----------------------------------------------------------------
+    def _evaluated(self, h: float, t: float, like: Any) -> list:
+        key = (h, t if self.linear.time_dependent else None)
+        hit = self._coeffs.get(key)
+        if hit is not None:
+            return hit
+        lin = self.linear
+        lin.prefetch(h, [e for r in [*self._rows, self._final] for e in [r[0], *(a for _, a in r[1])]], t)
+        out = []
+        for exp_expr, row in [*self._rows, self._final]:
+            e = None if _is_identity(exp_expr) else lin.phi_expr(h, exp_expr.terms, t, like)
+            out.append((e, [(j, lin.phi_expr(h, (h * a).terms, t, like)) for j, a in row]))
+        self._coeffs[key] = out
+        if len(self._coeffs) > _CACHE:
+            self._coeffs.popitem(last=False)
+        return out
+
+    # -- the step ---------------------------------------------------------------------
+    def step(self, t: float, h: float, u: Any, n0: Any = None) -> Any:
+        """``u(t + h)`` from ``u(t)``; ``n0 = N(t, u)`` may be passed if already known
+        (used only when the first node is ``c_1 = 0``)."""
+        if self.linear.explicit:
+            return self._step_evaluated(t, h, u, n0)
+        return self._step_krylov(t, h, u, n0)
+
+    def _stage_value(self, i: int, t: float, h: float, stage: Any, n0: Any) -> Any:
+        if i == 0 and n0 is not None and self.tab.c[0] == 0.0:
+            return n0
+        self.nfev += 1
+        return self.nonlinear(t + self.tab.c[i] * h, stage)
+
+    def _step_evaluated(self, t: float, h: float, u: Any, n0: Any) -> Any:
+        lin = self.linear
+        coeffs = self._evaluated(h, t, u)
+        n_vals: list[Any] = []
+        for i, (e, row) in enumerate(coeffs):
+            acc = u if e is None else lin.apply_coefficient(e, u)
+            for j, a in row:
+                acc = acc + lin.apply_coefficient(a, n_vals[j])
+            if i == len(coeffs) - 1:
+                return acc
+            n_vals.append(self._stage_value(i, t, h, acc, n0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _step_krylov(self, t: float, h: float, u: Any, n0: Any) -> Any:
+        n_vals: list[Any] = []
+        for i, (exp_expr, row) in enumerate([*self._rows, self._final]):
+            acc = _combine_grouped(self.linear, h, t, u, exp_expr, [(n_vals[j], h * a) for j, a in row])
+            if i == len(self._rows):
+                return acc
+            n_vals.append(self._stage_value(i, t, h, acc, n0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_identity(expr: PhiExpr) -> bool:
+    return list(expr.terms) in ([(0, 0.0, 0.0)],) and expr.terms[(0, 0.0, 0.0)] == 1.0
+
+
+def _combine_grouped(
+    linear: Any, h: float, t: float, u: Any, exp_expr: PhiExpr, parts: list[tuple[Any, PhiExpr]]
+) -> Any:
+    """Σ over (c, s) groups of φ_k(c h L) W_k, one Krylov call per group.
+
+    ``exp_expr`` multiplies ``u``; each part is ``(vector, expr)``.
+    """
+    groups: dict[tuple[float, float], dict[int, Any]] = {}
+
+    def add(vec: Any, expr: PhiExpr) -> None:
+        for (cs), ks in expr.groups().items():
+            slot = groups.setdefault(cs, {})
+            for k, coef in ks.items():
+                term = vec * coef
+                slot[k] = term if k not in slot else slot[k] + term
+
+    add(u, exp_expr)
+    for vec, expr in parts:
+        add(vec, expr)
+    out = None
+    for (c, s), ks in groups.items():
+        if c == 0.0:  # φ_k(0) = 1/k!
+            val = sum(w / math.factorial(k) for k, w in ks.items())
+        else:
+            ws = [ks.get(k) for k in range(max(ks) + 1)]
+            val = linear.phi_combination(h, c, ws, t + s * h)
+        out = val if out is None else out + val
+    return out

@@ -1,0 +1,138 @@
+r"""Exponential Runge–Kutta tableaus as validated data.
+
+A scheme with stages ``i = 1..s`` is
+
+.. math::
+
+    U_i = e^{c_i hL} u_n + h \sum_{j<i} a_{ij}(hL) N_j,\qquad
+    u_{n+1} = e^{hL} u_n + h \sum_i b_i(hL) N_i,\qquad
+    N_j = N(t_n + c_j h, U_j),
+
+with every ``a_ij``, ``b_i`` a :class:`PhiExpr`.  Lawson (integrating-factor)
+schemes are the special case ``a_ij = α_ij e^{(c_i - c_j) hL}``,
+``b_i = β_i e^{(1 - c_i) hL}`` of a classical tableau ``(α, β, c)``.
+
+:meth:`ExpRKTableau.validate` checks, at construction:
+
+* ETD family, as functions of ``z`` (at several complex sample points):
+  ``Σ_j a_ij = c_i φ_1(c_i z)`` (exact for constant ``N``), ``Σ_i b_i = φ_1``,
+  ``Σ_i b_i c_i = φ_2`` (order ≥ 2) and ``Σ_i b_i c_i²/2 = φ_3`` (order ≥ 3);
+* every family: at ``z = 0`` the tableau is a classical RK method satisfying the
+  classical order conditions up to its order (all 8 conditions for order 4).
+
+``Σ_i b_i c_i³/6 = φ_4`` is *not* required as a function of ``z``: no 4-stage
+method with nodes (0, ½, ½, 1) satisfies it (Cox–Matthews, Krogstad,
+Strehmel–Weiner and Hochbruck–Ostermann all give ``(−φ_2/2 + 3φ_3)/6``); it holds at
+``z = 0`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._phiexpr import E, PhiExpr
+
+_SAMPLES = (-3.7, -0.4 + 1.3j, 0.9, -25.0 + 2.0j, 2.5j)
+
+
+def _close(a: complex, b: complex, tol: float = 1e-12) -> bool:
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+@dataclass(frozen=True)
+class ExpRKTableau:
+    """Data of an exponential Runge–Kutta scheme (see module docstring)."""
+
+    name: str
+    family: str  # "lawson" or "etdrk"
+    c: tuple[float, ...]
+    a: dict[tuple[int, int], PhiExpr]  # (i, j), 0-based, j < i
+    b: tuple[PhiExpr, ...]
+    order: int
+    stiff_order: int
+    description: str = ""
+    stage_exp: tuple[PhiExpr, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stage_exp", tuple(E(ci) for ci in self.c))
+        self.validate()
+
+    @property
+    def stages(self) -> int:
+        return len(self.c)
+
+    def row(self, i: int) -> list[tuple[int, PhiExpr]]:
+        return [(j, self.a[(i, j)]) for j in range(i) if self.a.get((i, j))]
+
+    def validate(self) -> None:
+        s = self.stages
+        if len(self.b) != s:
+            raise ValueError(f"{self.name}: {len(self.b)} weights for {s} stages")
+        for i, j in self.a:
+            if not 0 <= j < i < s:
+                raise ValueError(f"{self.name}: a[{i},{j}] is not strictly lower triangular")
+        if self.family == "etdrk":
+            self._check_phi_conditions()
+        self._check_classical()
+
+    def _check_phi_conditions(self) -> None:
+        from .._phi import phi
+
+        for z in _SAMPLES:
+            for i, ci in enumerate(self.c):
+                lhs = sum((e.scalar(z) for _, e in self.row(i)), 0.0)
+                rhs = ci * complex(phi(1, np.complex128(ci * z)))
+                if not _close(lhs, rhs):
+                    raise ValueError(f"{self.name}: row {i} does not sum to c_i φ_1(c_i z) at z={z}")
+            conds = [(0, 1), (1, 2), (2, 3)][: min(self.order, 3)]
+            for power, k in conds:
+                fact = [1.0, 1.0, 2.0][power]
+                lhs = sum(bi.scalar(z) * ci**power / fact for bi, ci in zip(self.b, self.c, strict=True))
+                rhs = complex(phi(k, np.complex128(z)))
+                if not _close(lhs, rhs):
+                    raise ValueError(f"{self.name}: Σ b_i c_i^{power}/{power}! != φ_{k} at z={z}")
+
+    def _check_classical(self) -> None:
+        s = self.stages
+        a0 = np.zeros((s, s))
+        for (i, j), e in self.a.items():
+            a0[i, j] = e.at_zero()
+        b0 = np.array([e.at_zero() for e in self.b])
+        c = np.array(self.c)
+        if not np.allclose(a0.sum(axis=1), c, atol=1e-14):
+            raise ValueError(f"{self.name}: at z = 0 the rows of a do not sum to c")
+        conds = [(b0.sum(), 1.0)]
+        if self.order >= 2:
+            conds.append((b0 @ c, 1 / 2))
+        if self.order >= 3:
+            conds += [(b0 @ c**2, 1 / 3), (b0 @ a0 @ c, 1 / 6)]
+        if self.order >= 4:
+            conds += [
+                (b0 @ c**3, 1 / 4),
+                ((b0 * c) @ a0 @ c, 1 / 8),
+                (b0 @ a0 @ c**2, 1 / 12),
+                (b0 @ a0 @ a0 @ c, 1 / 24),
+            ]
+        for got, want in conds:
+            if abs(got - want) > 1e-13:
+                raise ValueError(f"{self.name}: classical order-{self.order} condition fails at z = 0")
+
+
+def lawson(
+    name: str,
+    alpha: list[list[float]],
+    beta: list[float],
+    c: list[float],
+    order: int,
+    description: str = "",
+) -> ExpRKTableau:
+    """Lawson (integrating-factor) scheme from a classical explicit RK tableau."""
+    a = {}
+    for i, row in enumerate(alpha):
+        for j, v in enumerate(row[:i]):
+            if v:
+                a[(i, j)] = v * E(c[i] - c[j], s=c[j])
+    b = tuple(bi * E(1.0 - ci, s=ci) for bi, ci in zip(beta, c, strict=True))
+    return ExpRKTableau(name, "lawson", tuple(c), a, b, order, 1, description)

@@ -1,0 +1,292 @@
+"""``solve``: validation, time grid, the step loop, saving and statistics."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._backend import is_torch_array, to_numpy
+from ._problem import SemilinearProblem
+from ._schemes._catalog import Scheme, get
+from ._solution import Solution
+
+_GRID_RTOL = 1e-9
+
+
+def _check_y0(y0: Any, problem: SemilinearProblem) -> Any:
+    if isinstance(y0, type):
+        raise TypeError("y0 must be an array, not a class")
+    if not is_torch_array(y0):
+        y0 = np.asarray(y0)
+        if y0.dtype == object:
+            raise TypeError("y0 must be a numeric array")
+    floating = (y0.is_floating_point() or y0.is_complex()) if is_torch_array(y0) else y0.dtype.kind in "fc"
+    if not floating:
+        raise TypeError(
+            f"y0 has dtype {y0.dtype}; pass a floating-point or complex array (e.g. y0.astype(float))"
+        )
+    problem.linear.check_state(y0, name="y0")
+    finite = bool(y0.isfinite().all()) if is_torch_array(y0) else bool(np.isfinite(y0).all())
+    if not finite:
+        raise ValueError("y0 must be finite (it contains NaN or inf)")
+    return y0
+
+
+def _check_time(x: Any, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (numbers.Real, np.floating, np.integer)):
+        if is_torch_array(x) and x.numel() == 1:
+            x = float(x.item())
+        else:
+            raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    return x
+
+
+def _check_span(t_span: Any) -> tuple[float, float]:
+    if t_span is None or isinstance(t_span, (str, bytes)) or len(t_span) != 2:
+        raise ValueError("t_span must be a pair (t0, t_end)")
+    t0, tf = (_check_time(v, "t_span") for v in t_span)
+    if t0 == tf:
+        raise ValueError(f"t_span must have t0 != t_end, got ({t0}, {tf})")
+    return t0, tf
+
+
+def time_grid(
+    t0: float, tf: float, dt: float | None = None, n_steps: int | None = None, ts: Any = None
+) -> np.ndarray:
+    """The step grid from exactly one of ``dt``, ``n_steps`` or ``ts``.
+
+    ``dt`` must divide ``|t_end - t0|`` into a whole number of steps (to a relative
+    1e-9); otherwise a ``ValueError`` proposes ``n_steps`` or an explicit ``ts`` with a
+    shorter last step.  Uniform grids are built as ``t0 + (t_end - t0) i / n`` so they do
+    not accumulate rounding.
+    """
+    given = [name for name, v in (("dt", dt), ("n_steps", n_steps), ("ts", ts)) if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"pass exactly one of dt, n_steps or ts (got {', '.join(given) or 'none'})")
+    length = tf - t0
+    if dt is not None:
+        dt = _check_time(dt, "dt")
+        if dt <= 0:
+            raise ValueError(f"dt must be positive (the direction comes from t_span), got {dt}")
+        n_float = abs(length) / dt
+        n = round(n_float)
+        if n < 1 or abs(n_float - n) > _GRID_RTOL * max(1.0, n_float):
+            lo = max(1, math.floor(n_float))
+            raise ValueError(
+                f"dt = {dt:g} does not divide the interval of length {abs(length):g} "
+                f"({n_float:.6g} steps); pass n_steps={lo + 1} (dt = {abs(length) / (lo + 1):g}) "
+                f"or n_steps={lo} (dt = {abs(length) / lo:g}), or an explicit grid ts=... "
+                "if you want a shorter last step"
+            )
+        return t0 + length * np.arange(n + 1) / n
+    if n_steps is not None:
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (numbers.Integral, np.integer)):
+            raise TypeError(f"n_steps must be an integer, got {type(n_steps).__name__}")
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be at least 1, got {n_steps}")
+        return t0 + length * np.arange(n_steps + 1) / n_steps
+    grid = np.asarray(to_numpy(ts), dtype=float)
+    if grid.ndim != 1 or grid.size < 2:
+        raise ValueError("ts must be a 1-D array of at least two times")
+    if not np.all(np.isfinite(grid)):
+        raise ValueError("ts must be finite")
+    steps = np.diff(grid) * math.copysign(1.0, length)
+    if np.any(steps <= 0):
+        i = int(np.argmax(steps <= 0))
+        kind = "a zero step" if steps[i] == 0 else "a step against the direction of t_span"
+        raise ValueError(f"ts must be strictly monotone in the direction of t_span; {kind} at index {i}")
+    if grid[0] != t0 or grid[-1] != tf:
+        raise ValueError(f"ts must start at t_span[0] = {t0} and end at t_span[1] = {tf}")
+    return grid
+
+
+def _merge_t_eval(grid: np.ndarray, t_eval: Any) -> tuple[np.ndarray, list[int]]:
+    t0, tf = grid[0], grid[-1]
+    if t_eval is None:
+        return grid, [0, len(grid) - 1]
+    te = np.atleast_1d(np.asarray(to_numpy(t_eval), dtype=float))
+    if te.ndim != 1 or te.size == 0 or not np.all(np.isfinite(te)):
+        raise ValueError("t_eval must be a non-empty 1-D array of finite times")
+    sign = math.copysign(1.0, tf - t0)
+    if np.any(np.diff(te) * sign <= 0):
+        raise ValueError("t_eval must be strictly monotone in the direction of t_span")
+    lo, hi = min(t0, tf), max(t0, tf)
+    tol = 1e-12 * (hi - lo)
+    if te.min() < lo - tol or te.max() > hi + tol:
+        raise ValueError(f"t_eval must lie inside t_span [{lo}, {hi}]")
+    pts = list(grid)
+    for v in te:
+        j = int(np.argmin(np.abs(grid - v)))
+        if abs(grid[j] - v) > tol:
+            pts.append(float(v))
+    merged = np.array(sorted(pts, reverse=sign < 0))
+    idx = [int(np.argmin(np.abs(merged - v))) for v in te]
+    return merged, idx
+
+
+class _CheckedNonlinear:
+    """Calls ``N(t, y)`` and checks type, shape and dtype of what comes back."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def __call__(self, t: float, y: Any) -> Any:
+        out = self.fn(t, y)
+        if is_torch_array(y) != is_torch_array(out) or not hasattr(out, "shape"):
+            raise TypeError(
+                f"nonlinear(t, y) returned {type(out).__name__} for a {type(y).__name__} state; "
+                "return the same array type as y"
+            )
+        if tuple(out.shape) != tuple(y.shape):
+            raise ValueError(
+                f"nonlinear(t, y) returned shape {tuple(out.shape)} for a state of shape "
+                f"{tuple(y.shape)}; it must return an array shaped like y"
+            )
+        if out.dtype != y.dtype:
+            raise TypeError(
+                f"nonlinear(t, y) returned dtype {out.dtype} for a state of dtype {y.dtype}; "
+                "return the state's dtype (e.g. cast the result, or start from y0 of that dtype)"
+            )
+        return out
+
+
+def _finite(y: Any) -> bool:
+    return bool(y.isfinite().all()) if is_torch_array(y) else bool(np.isfinite(y).all())
+
+
+def solve(
+    problem: SemilinearProblem,
+    y0: Any,
+    t_span: Sequence[float],
+    *,
+    scheme: str | Scheme,
+    dt: float | None = None,
+    n_steps: int | None = None,
+    ts: Any = None,
+    t_eval: Any = None,
+    progress: bool = False,
+) -> Solution:
+    r"""Integrate :math:`y' = L(t) y + N(t, y)` with an exponential scheme.
+
+    Parameters
+    ----------
+    problem : SemilinearProblem
+        The ODE.
+    y0 : array or torch.Tensor
+        Initial state, shape ``(..., n)``: leading axes are a batch of independent
+        initial conditions integrated together.  Real or complex, float32 or float64;
+        the state keeps this dtype and device, coefficients are computed in float64
+        and cast once.
+    t_span : (float, float)
+        ``(t0, t_end)``; ``t_end < t0`` integrates backwards.
+    scheme : str or Scheme
+        A name from :func:`expint.schemes.catalog` (e.g. ``"etdrk4"``).
+    dt, n_steps, ts
+        Exactly one: a step size that divides the interval, a number of uniform steps,
+        or an explicit monotone grid from ``t0`` to ``t_end`` (any step sizes).
+    t_eval : array, optional
+        Times at which to save the state; points not on the grid are inserted into it
+        (which shortens the neighbouring steps).  Default: the two ends.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Solution
+        ``t``, ``y`` (saved states stacked on a new leading axis), ``stats``,
+        ``success``, ``message``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown scheme (the message lists the valid ones), a class where an
+        instance is expected, non-finite or integer ``y0``, a state whose trailing
+        axis does not match the operator, a grid that is not monotone or has zero steps,
+        a ``dt`` that does not divide the interval, or a nonlinear function returning
+        the wrong type, shape or dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, expint
+    >>> prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -100.0]), lambda t, y: np.sin(y))
+    >>> sol = expint.solve(prob, np.array([1.0, 1.0]), (0.0, 1.0), scheme="etdrk4", n_steps=10)
+    >>> sol.y.shape
+    (2, 2)
+    """
+    if isinstance(problem, type):
+        raise TypeError("problem must be a SemilinearProblem instance, not a class")
+    if not isinstance(problem, SemilinearProblem):
+        raise TypeError(
+            f"problem must be a SemilinearProblem(linear, nonlinear), got {type(problem).__name__}"
+        )
+    sch = get(scheme)
+    y0 = _check_y0(y0, problem)
+    if ts is not None and t_span is None:
+        g = np.asarray(to_numpy(ts), dtype=float)
+        t_span = (g[0], g[-1])
+    t0, tf = _check_span(t_span)
+    grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
+    grid, save_idx = _merge_t_eval(grid, t_eval)
+    save_at = {}
+    for k, i in enumerate(save_idx):
+        save_at.setdefault(i, []).append(k)
+
+    linear = problem.linear
+    phi_before = linear.phi_evaluations
+    kry = getattr(linear, "krylov_info", None)
+    mv_before = kry.matvecs if kry is not None else 0
+    stepper = sch.make_stepper(linear, _CheckedNonlinear(problem.nonlinear))
+
+    saved: list[Any] = [None] * len(save_idx)
+    for k in save_at.get(0, []):
+        saved[k] = y0
+    n = len(grid) - 1
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"expint {sch.name}", unit="step")
+    y = y0
+    success, message, done = True, "reached t_end", n
+    for i in range(n):
+        y = stepper.step(float(grid[i]), float(grid[i + 1] - grid[i]), y)
+        if bar is not None:
+            bar.update()
+        if (i + 1) in save_at or i + 1 == n:
+            if not _finite(y):
+                success = False
+                message = f"the state became non-finite between t = {grid[i]:g} and t = {grid[i + 1]:g}"
+                done = i + 1
+                warnings.warn(f"expint.solve: {message}; stopping", RuntimeWarning, stacklevel=2)
+                for k in save_at.get(i + 1, []):
+                    saved[k] = y
+                break
+            for k in save_at.get(i + 1, []):
+                saved[k] = y
+    if bar is not None:
+        bar.close()
+    keep = [k for k in range(len(saved)) if saved[k] is not None]
+    if is_torch_array(y0):
+        import torch
+
+        ys = torch.stack([saved[k] for k in keep])
+    else:
+        ys = np.stack([saved[k] for k in keep])
+    t_saved = np.array([grid[save_idx[k]] for k in keep])
+    stats = {
+        "steps": done,
+        "nfev": stepper.nfev,
+        "rejected_steps": 0,
+        "phi_evaluations": linear.phi_evaluations - phi_before,
+    }
+    if kry is not None:
+        stats["krylov_matvecs"] = kry.matvecs - mv_before
+    return Solution(t_saved, ys, stats, success, message, sch.name)
