@@ -1,0 +1,363 @@
+"""Built-in test problems with their literature parameters.
+
+Each factory returns a :class:`BuiltinProblem`: the :class:`SemilinearProblem`, the
+initial state, the time span and literature step size, the spatial grid, a map from
+the state to the physical field, and (where known) the exact solution.  Spectral
+problems keep the state in Fourier space (complex); their nonlinear functions work on
+numpy arrays and on torch tensors (any device) alike, with leading batch axes.
+
+References: Kassam & Trefethen, SIAM J. Sci. Comput. 26 (2005) for KS, Allen–Cahn,
+Burgers, KdV; Hochbruck & Ostermann, SIAM J. Numer. Anal. 43 (2005), Ex. 6.1 for the
+parabolic problem; Pearson (1993) / Kassam–Trefethen for Gray–Scott.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._backend import is_torch_array, to_numpy
+from ._operators import Dense, Diagonal, _to_like
+from ._problem import SemilinearProblem
+
+__all__ = [
+    "BuiltinProblem",
+    "allen_cahn",
+    "burgers",
+    "chebyshev",
+    "gray_scott",
+    "hochbruck_ostermann",
+    "kdv",
+    "kuramoto_sivashinsky",
+    "nonstiff",
+    "plot_spacetime",
+]
+
+
+@dataclass
+class BuiltinProblem:
+    """A ready-made problem.
+
+    Attributes
+    ----------
+    name : str
+    problem : SemilinearProblem
+    y0 : numpy.ndarray
+        Initial state (Fourier coefficients for spectral problems).
+    t_span : tuple[float, float]
+    dt : float
+        The step size used in the literature.
+    x : numpy.ndarray
+        Spatial grid of the physical field.
+    to_physical : callable
+        State (any batch shape) -> real physical field on ``x``.
+    exact : callable or None
+        ``exact(t)`` -> exact state, where known.
+    notes : str
+    """
+
+    name: str
+    problem: SemilinearProblem
+    y0: np.ndarray
+    t_span: tuple[float, float]
+    dt: float
+    x: np.ndarray
+    to_physical: Callable[[Any], Any]
+    exact: Callable[[float], np.ndarray] | None = None
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class _Const:
+    """A constant array converted once per (array type, dtype, device) it meets."""
+
+    def __init__(self, arr: np.ndarray):
+        self.arr = arr
+        self._cache: dict = {}
+
+    def like(self, v: Any) -> Any:
+        key = (type(v), str(v.dtype), str(getattr(v, "device", "")))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = _to_like(self.arr, v)
+        return hit
+
+
+def _fft(v: Any) -> Any:
+    if is_torch_array(v):
+        import torch
+
+        return torch.fft
+    return np.fft
+
+
+def _real(v: Any) -> Any:
+    return v.real
+
+
+def _fourier_quadratic(kfac: np.ndarray) -> Callable[[float, Any], Any]:
+    """N(v) = kfac · fft(real(ifft(v))²) on the trailing axis."""
+    kc = _Const(kfac)
+
+    def nonlinear(t: float, v: Any) -> Any:
+        f = _fft(v)
+        u = _real(f.ifft(v))
+        return kc.like(v) * f.fft(u * u)
+
+    return nonlinear
+
+
+def _ifft_real(v: Any) -> Any:
+    return _real(_fft(v).ifft(v))
+
+
+def kuramoto_sivashinsky(n: int = 128) -> BuiltinProblem:
+    r"""Kuramoto–Sivashinsky :math:`u_t = -u u_x - u_{xx} - u_{xxxx}` on (0, 32π], periodic.
+
+    Kassam–Trefethen set-up: ``N = n`` Fourier modes, ``u0 = cos(x/16)(1 + sin(x/16))``,
+    ``h = 1/4``, ``t ∈ [0, 150]``; ``L = k² − k⁴`` with ``k = [0 … N/2−1, 0, −N/2+1 … −1]/16``
+    and ``N(v) = −½ i k fft(real(ifft(v))²)``.  The flow is chaotic by ``t = 150``;
+    convergence studies use ``T ≤ 30``.
+    """
+    _check_size(n, "n", even=True)
+    x = 32 * np.pi * np.arange(1, n + 1) / n
+    u0 = np.cos(x / 16) * (1 + np.sin(x / 16))
+    k = np.concatenate([np.arange(0, n // 2), [0], np.arange(-n // 2 + 1, 0)]) / 16.0
+    lin = Diagonal(k**2 - k**4)
+    prob = SemilinearProblem(lin, _fourier_quadratic(-0.5j * k), name=f"Kuramoto–Sivashinsky N={n}")
+    return BuiltinProblem(
+        "kuramoto_sivashinsky",
+        prob,
+        np.fft.fft(u0),
+        (0.0, 150.0),
+        0.25,
+        x,
+        _ifft_real,
+        notes="chaotic for t ≳ 60; use T ≤ 30 for error studies",
+    )
+
+
+def burgers(n: int = 128, viscosity: float = 0.03) -> BuiltinProblem:
+    r"""Viscous Burgers :math:`u_t = λ u_{xx} − ½(u²)_x` on [−π, π), periodic, λ = 0.03,
+    ``u0 = exp(−10 sin²(x/2))``, ``L = −λk²``, ``t ∈ [0, 1]``."""
+    _check_size(n, "n", even=True)
+    x = 2 * np.pi * np.arange(n) / n - np.pi
+    k = np.fft.fftfreq(n, 1.0 / n)
+    k[n // 2] = 0.0  # the Nyquist mode of an odd derivative is zeroed
+    prob = SemilinearProblem(
+        Diagonal(-viscosity * np.fft.fftfreq(n, 1.0 / n) ** 2), _fourier_quadratic(-0.5j * k), name="Burgers"
+    )
+    u0 = np.exp(-10 * np.sin(x / 2) ** 2)
+    return BuiltinProblem("burgers", prob, np.fft.fft(u0), (0.0, 1.0), 1e-2, x, _ifft_real)
+
+
+def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
+    r"""Korteweg–de Vries two-soliton :math:`u_t + u u_x + u_{xxx} = 0` on [−π, π).
+
+    ``u0 = 3A² sech²(A(x+2)/2) + 3B² sech²(B(x+1)/2)``, A = 25, B = 16, ``L = i k³``
+    (purely imaginary, very stiff spectrum), ``N(v) = −½ i k fft(real(ifft(v))²)``,
+    ``t ∈ [0, 0.006]`` as in Kassam–Trefethen.
+    """
+    _check_size(n, "n", even=True)
+    x = 2 * np.pi * np.arange(n) / n - np.pi
+    k = np.fft.fftfreq(n, 1.0 / n)
+    k[n // 2] = 0.0
+    u0 = 3 * a**2 / np.cosh(a * (x + 2) / 2) ** 2 + 3 * b**2 / np.cosh(b * (x + 1) / 2) ** 2
+    prob = SemilinearProblem(Diagonal(1j * k**3), _fourier_quadratic(-0.5j * k), name="KdV")
+    return BuiltinProblem("kdv", prob, np.fft.fft(u0), (0.0, 0.006), 4e-5 / n * 256, x, _ifft_real)
+
+
+def chebyshev(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chebyshev points ``x_j = cos(πj/n)`` and the differentiation matrix (Trefethen 2000)."""
+    _check_size(n, "n")
+    x = np.cos(np.pi * np.arange(n + 1) / n)
+    c = np.hstack([2.0, np.ones(n - 1), 2.0]) * (-1.0) ** np.arange(n + 1)
+    dx = x[:, None] - x[None, :]
+    d = np.outer(c, 1.0 / c) / (dx + np.eye(n + 1))
+    d -= np.diag(d.sum(axis=1))
+    return x, d
+
+
+def allen_cahn(n: int = 20, eps: float = 0.01) -> BuiltinProblem:
+    r"""Allen–Cahn :math:`u_t = ε u_{xx} + u − u³` on [−1, 1], ``u(±1) = ±1``.
+
+    Chebyshev collocation with ``n`` (= 20) intervals; the state is ``w = u − x`` on the
+    interior points (``w(±1) = 0``), ``L = ε D²`` restricted to the interior (dense,
+    non-normal), ``N(w) = (w + x) − (w + x)³``; ``w0 = 0.53x + 0.47 sin(−1.5πx) − x``,
+    ``h = 1/4``.  Kassam–Trefethen integrate to ``t = 70`` (metastable); error studies
+    use ``T ≈ 20``.
+    """
+    x, d = chebyshev(n)
+    d2 = (d @ d)[1:-1, 1:-1]
+    xi = x[1:-1]
+    xc = _Const(xi)
+
+    def nonlinear(t: float, w: Any) -> Any:
+        u = w + xc.like(w)
+        return u - u * u * u
+
+    prob = SemilinearProblem(Dense(eps * d2), nonlinear, name="Allen–Cahn")
+    w0 = 0.53 * xi + 0.47 * np.sin(-1.5 * np.pi * xi) - xi
+
+    def to_physical(w: Any) -> Any:
+        return to_numpy(w) + xi
+
+    return BuiltinProblem("allen_cahn", prob, w0, (0.0, 70.0), 0.25, xi, to_physical)
+
+
+def hochbruck_ostermann(intervals: int = 200) -> BuiltinProblem:
+    r"""Hochbruck–Ostermann (2005, Ex. 6.1) semilinear parabolic test problem.
+
+    :math:`u_t = u_{xx} + 1/(1 + u²) + Φ(x, t)` on [0, 1], ``u(0) = u(1) = 0``, with
+    ``Φ`` chosen so that ``u = x(1 − x)eᵗ``:
+    :math:`Φ = x(1-x)e^t + 2e^t - 1/(1 + x²(1-x)²e^{2t})`.  3-point finite differences
+    on ``intervals`` intervals (a quadratic is differentiated exactly, so the
+    semi-discrete solution *is* the exact one at the nodes and errors are pure time
+    errors); ``T = 1``.  ``L`` is symmetric, so :class:`Dense` uses its
+    eigendecomposition.
+    """
+    _check_size(intervals, "intervals", minimum=3)
+    m = intervals - 1
+    dx = 1.0 / intervals
+    x = dx * np.arange(1, intervals)
+    lap = (np.diag(-2.0 * np.ones(m)) + np.diag(np.ones(m - 1), 1) + np.diag(np.ones(m - 1), -1)) / dx**2
+    xc = _Const(x)
+    q = x * (1 - x)
+    qc = _Const(q)
+
+    def nonlinear(t: float, u: Any) -> Any:
+        et = math.exp(t)
+        qq = qc.like(u)
+        ex = qq * et
+        return 1.0 / (1.0 + u * u) + ex + 2.0 * et - 1.0 / (1.0 + ex * ex)
+
+    del xc
+    prob = SemilinearProblem(Dense(lap), nonlinear, name="Hochbruck–Ostermann parabolic")
+    return BuiltinProblem(
+        "hochbruck_ostermann",
+        prob,
+        q.copy(),
+        (0.0, 1.0),
+        1 / 64,
+        x,
+        to_numpy,
+        exact=lambda t: q * math.exp(t),
+    )
+
+
+def gray_scott(
+    n: int = 64,
+    length: float = 2.5,
+    du: float = 2e-5,
+    dv: float = 1e-5,
+    alpha: float = 0.035,
+    beta: float = 0.065,
+) -> BuiltinProblem:
+    r"""2-D Gray–Scott reaction–diffusion on a periodic square of side 2.5.
+
+    :math:`u_t = D_u Δu − uv² + α(1 − u)`, :math:`v_t = D_v Δv + uv² − (α + β)v`,
+    Fourier on an ``n × n`` grid.  The state is the two fields' 2-D FFTs flattened and
+    concatenated (length ``2n²``), so ``L = diag(−D_u|k|², −D_v|k|²)`` is
+    :class:`Diagonal`.  Start: ``u = 1, v = 0`` with a perturbed square in the centre.
+    """
+    _check_size(n, "n", even=True)
+    k1 = 2 * np.pi * np.fft.fftfreq(n, length / n)
+    k2 = (k1[:, None] ** 2 + k1[None, :] ** 2).ravel()
+    lin = Diagonal(np.concatenate([-du * k2, -dv * k2]))
+    nn = n * n
+
+    def split(y: Any) -> tuple[Any, Any]:
+        f = _fft(y)
+        shape = (*y.shape[:-1], n, n)
+        u = _real(f.ifft2(y[..., :nn].reshape(shape)))
+        v = _real(f.ifft2(y[..., nn:].reshape(shape)))
+        return u, v
+
+    def nonlinear(t: float, y: Any) -> Any:
+        f = _fft(y)
+        u, v = split(y)
+        uvv = u * v * v
+        nu = f.fft2(-uvv + alpha * (1 - u)).reshape(*y.shape[:-1], nn)
+        nv = f.fft2(uvv - (alpha + beta) * v).reshape(*y.shape[:-1], nn)
+        cat = __import__("torch").cat if is_torch_array(y) else np.concatenate
+        return cat([nu, nv], -1)
+
+    xs = length * np.arange(n) / n
+    u0 = np.ones((n, n))
+    v0 = np.zeros((n, n))
+    mid = slice(n // 2 - n // 10, n // 2 + n // 10)
+    rng = np.random.default_rng(0)
+    u0[mid, mid] = 0.5 + 0.01 * rng.standard_normal(u0[mid, mid].shape)
+    v0[mid, mid] = 0.25 + 0.01 * rng.standard_normal(v0[mid, mid].shape)
+    y0 = np.concatenate([np.fft.fft2(u0).ravel(), np.fft.fft2(v0).ravel()])
+
+    def to_physical(y: Any) -> np.ndarray:
+        u, _ = split(y if is_torch_array(y) else np.asarray(y))
+        return to_numpy(u)
+
+    prob = SemilinearProblem(lin, nonlinear, name="Gray–Scott 2-D")
+    return BuiltinProblem("gray_scott", prob, y0, (0.0, 1000.0), 1.0, xs, to_physical)
+
+
+def nonstiff(n: int = 6) -> BuiltinProblem:
+    r"""A small non-stiff semilinear system for classical-order studies.
+
+    ``L`` is a dense non-normal matrix with eigenvalues of modulus ≤ 3 (decay and
+    rotation); ``N(t, y) = 0.5 sin(y) + 0.3 cos(t) y²/(1 + y²)`` couples nothing but is
+    nonlinear and time dependent.  ``t ∈ [0, 2]``.  No closed form: compare with a
+    tight reference solution (e.g. torchdiffeq's dopri8 at rtol 1e-13).
+    """
+    _check_size(n, "n")
+    rng = np.random.default_rng(42)
+    a = -np.diag(np.linspace(0.2, 3.0, n)) + 0.8 * np.triu(rng.standard_normal((n, n)), 1)
+    a[0, 1], a[1, 0] = 2.0, -2.0
+
+    def nonlinear(t: float, y: Any) -> Any:
+        s = y.sin() if is_torch_array(y) else np.sin(y)
+        return 0.5 * s + (0.3 * math.cos(t)) * (y * y) / (1.0 + y * y)
+
+    y0 = np.linspace(1.0, -0.5, n)
+    x = np.arange(n, dtype=float)
+    return BuiltinProblem(
+        "nonstiff",
+        SemilinearProblem(Dense(a), nonlinear, name="non-stiff test"),
+        y0,
+        (0.0, 2.0),
+        0.1,
+        x,
+        to_numpy,
+    )
+
+
+def _check_size(n: Any, name: str, *, even: bool = False, minimum: int = 2) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {n!r}")
+    if even and n % 2:
+        raise ValueError(f"{name} must be even for a Fourier grid, got {n}")
+
+
+def plot_spacetime(bp: BuiltinProblem, sol: Any, path: str | Path, title: str | None = None) -> Path:
+    """Save a space–time image of a 1-D solution (``sol`` saved at many ``t_eval``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    field_ = np.stack([np.asarray(bp.to_physical(y)) for y in sol.y])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    im = ax.pcolormesh(bp.x, sol.t, field_, shading="auto", cmap="RdBu_r")
+    fig.colorbar(im, ax=ax, label="u")
+    ax.set_xlabel("x")
+    ax.set_ylabel("t")
+    ax.set_title(title or f"{bp.problem.name}: {sol.scheme}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

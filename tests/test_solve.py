@@ -1,0 +1,218 @@
+"""solve(): exactness, backends, batching, operator kinds, saving and input errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import expint
+from expint import problems
+
+SCHEMES = expint.schemes.names()
+RNG = np.random.default_rng(11)
+D = -np.logspace(-1, 3, 12)  # stiff diagonal
+Q, _ = np.linalg.qr(RNG.standard_normal((12, 12)))
+A = Q @ np.diag(D) @ Q.T  # same spectrum, dense and non-diagonal
+Y0 = RNG.standard_normal(12)
+
+
+def _zero(t, y):
+    return y * 0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_zero_nonlinearity_reproduces_the_exponential(scheme):
+    prob = expint.SemilinearProblem(expint.Dense(A), _zero)
+    sol = expint.solve(prob, Y0, (0.0, 0.7), scheme=scheme, n_steps=7)
+    exact = expint.phi_matrix(0, 0.7 * A) @ Y0
+    assert np.linalg.norm(sol.y[-1] - exact) <= 1e-13 * np.linalg.norm(exact) + 1e-15 * np.linalg.norm(Y0)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_constant_nonlinearity(scheme):
+    """ETD schemes are exact for constant N; Lawson schemes are not."""
+    g = RNG.standard_normal(12)
+    prob = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: y * 0 + g)
+    sol = expint.solve(prob, Y0, (0.0, 1.0), scheme=scheme, n_steps=5)
+    exact = expint.phi(0, D) * Y0 + expint.phi(1, D) * g  # e^{L} y0 + φ_1(L) g
+    err = np.linalg.norm(sol.y[-1] - exact) / np.linalg.norm(exact)
+    if scheme.startswith("lawson"):
+        assert err > 1e-3
+    else:
+        assert err <= 1e-13
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_operator_kinds_agree(scheme):
+    """Diagonal, Dense (rotated), MatrixFree (Krylov) and a constant ScalarTime give the
+    same solution of the same problem."""
+
+    def nonlinear(t, y):
+        return np.cos(y) * 0.3 + math.sin(t) * 0.1
+
+    sols = {}
+    prob_d = expint.SemilinearProblem(expint.Diagonal(D), nonlinear)
+    sols["diag"] = expint.solve(prob_d, Y0, (0, 0.5), scheme=scheme, n_steps=8).y[-1]
+
+    def rot_nl(t, y):
+        return nonlinear(t, y @ Q) @ Q.T  # the same problem in rotated coordinates
+
+    prob_dense = expint.SemilinearProblem(expint.Dense(A), rot_nl)
+    sols["dense"] = expint.solve(prob_dense, Q @ Y0, (0, 0.5), scheme=scheme, n_steps=8).y[-1] @ Q
+    prob_mf = expint.SemilinearProblem(expint.MatrixFree(lambda v: A @ v, 12, tol=1e-12), rot_nl)
+    sols["matrixfree"] = expint.solve(prob_mf, Q @ Y0, (0, 0.5), scheme=scheme, n_steps=8).y[-1] @ Q
+    np.testing.assert_allclose(sols["dense"], sols["diag"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sols["matrixfree"], sols["diag"], rtol=1e-8, atol=1e-10)
+    rate = -2.5
+    st = expint.ScalarTime(lambda t: rate, lambda s, t: rate * (t - np.asarray(s)), n=12)
+    sd = expint.Diagonal(np.full(12, rate))
+    y_st = expint.solve(expint.SemilinearProblem(st, nonlinear), Y0, (0, 0.5), scheme=scheme, n_steps=8).y[-1]
+    y_sd = expint.solve(expint.SemilinearProblem(sd, nonlinear), Y0, (0, 0.5), scheme=scheme, n_steps=8).y[-1]
+    np.testing.assert_allclose(y_st, y_sd, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("scheme", ["etdrk4", "hochost4", "etdab3", "lawson_rk4"])
+def test_numpy_and_torch_agree_and_batch_equals_separate(scheme):
+    bp = problems.kuramoto_sivashinsky(64)
+    base = np.fft.ifft(bp.y0).real
+    batch = np.stack([np.fft.fft(base * (1 + 0.01 * i)) for i in range(64)])
+    sol_np = expint.solve(bp.problem, batch, (0, 2.0), scheme=scheme, dt=0.25)
+    sol_t = expint.solve(bp.problem, torch.from_numpy(batch), (0, 2.0), scheme=scheme, dt=0.25)
+    assert isinstance(sol_t.y, torch.Tensor) and sol_t.y.dtype == torch.complex128
+    assert sol_np.y.shape == (2, 64, 64)
+    np.testing.assert_allclose(sol_t.y.numpy(), sol_np.y, rtol=1e-12, atol=1e-12 * np.abs(sol_np.y).max())
+    for i in (0, 17, 63):
+        single = expint.solve(bp.problem, batch[i], (0, 2.0), scheme=scheme, dt=0.25).y[-1]
+        np.testing.assert_allclose(sol_np.y[-1, i], single, rtol=1e-13, atol=1e-13 * np.abs(single).max())
+
+
+def test_float32_state_stays_float32():
+    bp = problems.kuramoto_sivashinsky(64)
+    y32 = torch.from_numpy(bp.y0).to(torch.complex64)
+    sol = expint.solve(bp.problem, y32, (0, 1.0), scheme="etdrk4", dt=0.25)
+    assert sol.y.dtype == torch.complex64
+    ref = expint.solve(bp.problem, bp.y0, (0, 1.0), scheme="etdrk4", dt=0.25).y[-1]
+    assert np.abs(sol.y[-1].numpy() - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def test_t_eval_saves_and_inserts_points():
+    prob = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: np.sin(y))
+    sol = expint.solve(prob, Y0, (0, 1), scheme="etdrk4", n_steps=10, t_eval=[0.0, 0.25, 0.5, 1.0])
+    np.testing.assert_allclose(sol.t, [0.0, 0.25, 0.5, 1.0])
+    assert sol.y.shape == (4, 12)
+    np.testing.assert_array_equal(sol.y[0], Y0)
+    assert sol.stats["steps"] == 11  # 0.25 is not on the 0.1 grid: one step was inserted
+    np.testing.assert_allclose(
+        sol.y[2], expint.solve(prob, Y0, (0, 0.5), scheme="etdrk4", n_steps=5).y[-1], rtol=1e-5, atol=1e-6
+    )  # different grids up to 0.5: equal to the discretisation error
+
+
+def test_backwards_in_time_inverts_forwards():
+    prob = expint.SemilinearProblem(expint.Diagonal(np.array([-1.0, -0.5])), lambda t, y: 0.1 * np.sin(y))
+    y0 = np.array([1.0, 2.0])
+    fwd = expint.solve(prob, y0, (0, 1), scheme="hochost4", n_steps=40).y[-1]
+    back = expint.solve(prob, fwd, (1, 0), scheme="hochost4", n_steps=40).y[-1]
+    np.testing.assert_allclose(back, y0, rtol=1e-8)
+
+
+def test_stats_count_work():
+    prob = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: np.sin(y))
+    sol = expint.solve(prob, Y0, (0, 1), scheme="hochost4", n_steps=10)
+    assert sol.stats["steps"] == 10 and sol.stats["nfev"] == 50
+    assert sol.stats["phi_evaluations"] <= 2  # one set per (h, c): c = 1 and c = 1/2
+    sol = expint.solve(prob, Y0, (0, 1), scheme="etdab3", n_steps=10)
+    assert sol.stats["nfev"] == 10 + 2 * 4  # one per step + the start-up's extra stages
+
+
+def test_nonfinite_state_stops_with_message():
+    prob = expint.SemilinearProblem(expint.Diagonal(np.array([1.0])), lambda t, y: y**3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = expint.solve(prob, np.array([5.0]), (0, 10), scheme="etd1", n_steps=50)
+    assert not sol.success and "non-finite" in sol.message
+
+
+def test_progress_bar(capsys):
+    prob = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: np.sin(y))
+    expint.solve(prob, Y0, (0, 1), scheme="etd1", n_steps=5, progress=True)
+    assert "expint etd1" in capsys.readouterr().err
+
+
+def _prob():
+    return expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: np.sin(y))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"scheme": "rk45"}, ValueError, "unknown scheme 'rk45'; valid schemes: lawson_euler"),
+        ({"scheme": expint.schemes.Scheme}, TypeError, "not a class"),
+        ({"y0": np.full(12, np.nan)}, ValueError, "y0 must be finite"),
+        ({"y0": np.ones(13)}, ValueError, "trailing axis must have length 12"),
+        ({"y0": np.ones(12, dtype=int)}, TypeError, "floating-point"),
+        ({"dt": 0.3}, ValueError, "does not divide"),
+        ({"dt": -0.1}, ValueError, "dt must be positive"),
+        ({"n_steps": 0}, ValueError, "at least 1"),
+        ({"n_steps": 2.5}, TypeError, "integer"),
+        ({"dt": 0.1, "n_steps": 10}, ValueError, "exactly one of"),
+        ({"ts": [0.0, 0.5, 0.5, 1.0]}, ValueError, "a zero step at index 1"),
+        ({"ts": [0.0, 0.6, 0.4, 1.0]}, ValueError, "against the direction"),
+        ({"ts": [0.0, 0.5, 0.9]}, ValueError, "end at t_span"),
+        ({"t_span": (1.0, 1.0)}, ValueError, "t0 != t_end"),
+        ({"t_span": (0.0, math.inf)}, ValueError, "finite"),
+        ({"t_eval": [0.5, 2.0]}, ValueError, "inside t_span"),
+        ({"t_eval": [0.5, 0.2]}, ValueError, "monotone"),
+    ],
+)
+def test_bad_input(kwargs, exc, match):
+    args = {"y0": Y0, "t_span": (0.0, 1.0), "scheme": "etdrk4"}
+    if not {"dt", "n_steps", "ts"} & set(kwargs):
+        args["n_steps"] = 10
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        expint.solve(_prob(), args.pop("y0"), args.pop("t_span"), **args)
+
+
+def test_bad_problem_and_nonlinear_results():
+    with pytest.raises(TypeError, match="not a class"):
+        expint.solve(expint.SemilinearProblem, Y0, (0, 1), scheme="etd1", n_steps=1)
+    with pytest.raises(TypeError, match="construct it first"):
+        expint.SemilinearProblem(expint.Diagonal, np.sin)
+    with pytest.raises(TypeError, match=r"wrap an array: Diagonal\(d\)"):
+        expint.SemilinearProblem(D, np.sin)
+    with pytest.raises(TypeError, match="nonlinear must be a callable"):
+        expint.SemilinearProblem(expint.Diagonal(D), 3.0)
+    wrong_shape = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: y[..., :3])
+    with pytest.raises(ValueError, match=r"returned shape \(3,\) for a state of shape \(12,\)"):
+        expint.solve(wrong_shape, Y0, (0, 1), scheme="etdrk4", n_steps=2)
+    wrong_dtype = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: np.sin(y).astype(np.float32))
+    with pytest.raises(TypeError, match="returned dtype float32 for a state of dtype float64"):
+        expint.solve(wrong_dtype, Y0, (0, 1), scheme="etdrk4", n_steps=2)
+    wrong_type = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: list(y))
+    with pytest.raises(TypeError, match="returned list"):
+        expint.solve(wrong_type, Y0, (0, 1), scheme="etdrk4", n_steps=2)
+
+
+def test_catalog_records():
+    recs = {s.name: s for s in expint.schemes.catalog()}
+    assert recs["etdrk4"].order == 4 and recs["etdrk4"].stiff_order == 2
+    assert recs["hochost4"].stages == 5 and recs["hochost4"].stiff_order == 4
+    assert {f"etdab{q}" for q in range(2, 6)} <= set(recs)
+
+
+def test_broken_tableau_is_rejected():
+    from expint.schemes import ExpRKTableau
+    from expint._schemes._phiexpr import P
+
+    with pytest.raises(ValueError, match="does not sum"):
+        ExpRKTableau("bad", "etdrk", (0.0, 0.5), {(1, 0): P(1, 0.5)}, (P(1) - P(2), P(2)), 2, 2)
+    with pytest.raises(ValueError, match="!= φ_3"):  # claims order 3 with order-2 weights
+        ExpRKTableau("bad2", "etdrk", (0.0, 1.0), {(1, 0): P(1)}, (P(1) - P(2), P(2)), 3, 2)
+    with pytest.raises(ValueError, match="classical order"):  # Lawson: only classical checks
+        expint.schemes.ExpRKTableau(
+            "bad3", "lawson", (0.0, 1.0), {(1, 0): P(0, 1.0)}, (P(0), P(0) * 0.0), 2, 1
+        )
