@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import torchdiffeq_reference
 
 import expint
 from expint import problems
-from reference import torchdiffeq_reference
 
 SCHEMES = expint.schemes.catalog()
 IDS = [s.name for s in SCHEMES]

@@ -205,8 +205,8 @@ def test_catalog_records():
 
 
 def test_broken_tableau_is_rejected():
-    from expint.schemes import ExpRKTableau
     from expint._schemes._phiexpr import P
+    from expint.schemes import ExpRKTableau
 
     with pytest.raises(ValueError, match="does not sum"):
         ExpRKTableau("bad", "etdrk", (0.0, 0.5), {(1, 0): P(1, 0.5)}, (P(1) - P(2), P(2)), 2, 2)
