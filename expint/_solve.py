@@ -133,13 +133,18 @@ def _merge_t_eval(grid: np.ndarray, t_eval: Any) -> tuple[np.ndarray, list[int]]
 
 
 class _CheckedNonlinear:
-    """Calls ``N(t, y)`` and checks type, shape and dtype of what comes back."""
+    """Calls ``N(t, y)``; checks type, shape and dtype of what comes back on the first
+    call (later calls see states of the same type, shape and dtype, and the check would
+    cost a measurable share of a cheap step)."""
 
     def __init__(self, fn: Any):
         self.fn = fn
+        self.checked = False
 
     def __call__(self, t: float, y: Any) -> Any:
         out = self.fn(t, y)
+        if self.checked:
+            return out
         if is_torch_array(y) != is_torch_array(out) or not hasattr(out, "shape"):
             raise TypeError(
                 f"nonlinear(t, y) returned {type(out).__name__} for a {type(y).__name__} state; "
@@ -155,6 +160,7 @@ class _CheckedNonlinear:
                 f"nonlinear(t, y) returned dtype {out.dtype} for a state of dtype {y.dtype}; "
                 "return the state's dtype (e.g. cast the result, or start from y0 of that dtype)"
             )
+        self.checked = True
         return out
 
 

@@ -81,7 +81,7 @@ class _Const:
         self._cache: dict = {}
 
     def like(self, v: Any) -> Any:
-        key = (type(v), str(v.dtype), str(getattr(v, "device", "")))
+        key = (type(v), v.dtype, getattr(v, "device", None))
         hit = self._cache.get(key)
         if hit is None:
             hit = self._cache[key] = _to_like(self.arr, v)
