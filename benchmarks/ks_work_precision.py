@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _kt_etdrk4 import ks_etdrk4  # noqa: E402
+import itertools
 
-import expint  # noqa: E402
-from expint import problems  # noqa: E402
+from _kt_etdrk4 import ks_etdrk4
+
+import expint
+from expint import problems
 
 T_END = 30.0
 TARGET = 1e-6
@@ -49,9 +51,9 @@ def _timed(fn, budget: float = 1.0):
 
 
 def run(n: int, quick: bool = False) -> tuple[list[dict], dict]:
-    from scipy.integrate import solve_ivp
     import torch
     import torchdiffeq
+    from scipy.integrate import solve_ivp
 
     bp = problems.kuramoto_sivashinsky(n)
     to_u = bp.to_physical
@@ -137,7 +139,7 @@ def time_at(rows: list[dict], method: str, target: float = TARGET) -> float:
     step is set by stability, not accuracy), the time of the cheapest run; NaN if no
     run reaches it."""
     pts = sorted((r["error"], r["time"]) for r in rows if r["method"] == method and np.isfinite(r["error"]))
-    for (e1, t1), (e2, t2) in zip(pts, pts[1:], strict=False):
+    for (e1, t1), (e2, t2) in itertools.pairwise(pts):
         if e1 <= target <= e2:
             w = (math.log(target) - math.log(e1)) / (math.log(e2) - math.log(e1)) if e2 > e1 else 0.0
             return math.exp(math.log(t1) + w * (math.log(t2) - math.log(t1)))
