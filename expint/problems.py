@@ -161,7 +161,7 @@ def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
 
     ``u0 = 3A² sech²(A(x+2)/2) + 3B² sech²(B(x+1)/2)``, A = 25, B = 16, ``L = i k³``
     (purely imaginary, very stiff spectrum), ``N(v) = −½ i k fft(real(ifft(v))²)``,
-    ``t ∈ [0, 0.006]`` as in Kassam–Trefethen.
+    ``t ∈ [0, 0.006]`` and ``h = 0.4/N²`` as in Kassam–Trefethen.
     """
     _check_size(n, "n", even=True)
     x = 2 * np.pi * np.arange(n) / n - np.pi
@@ -169,7 +169,7 @@ def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
     k[n // 2] = 0.0
     u0 = 3 * a**2 / np.cosh(a * (x + 2) / 2) ** 2 + 3 * b**2 / np.cosh(b * (x + 1) / 2) ** 2
     prob = SemilinearProblem(Diagonal(1j * k**3), _fourier_quadratic(-0.5j * k), name="KdV")
-    return BuiltinProblem("kdv", prob, np.fft.fft(u0), (0.0, 0.006), 4e-5 / n * 256, x, _ifft_real)
+    return BuiltinProblem("kdv", prob, np.fft.fft(u0), (0.0, 0.006), 0.4 / n**2, x, _ifft_real)
 
 
 def chebyshev(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +310,7 @@ def nonstiff(n: int = 6) -> BuiltinProblem:
     ``L`` is a dense non-normal matrix with eigenvalues of modulus ≤ 3 (decay and
     rotation); ``N(t, y) = 0.5 sin(y) + 0.3 cos(t) y²/(1 + y²)`` couples nothing but is
     nonlinear and time dependent.  ``t ∈ [0, 2]``.  No closed form: compare with a
-    tight reference solution (e.g. torchdiffeq's dopri8 at rtol 1e-13).
+    tight reference solution (e.g. torchdiffeq's dopri5 at rtol 1e-13).
     """
     _check_size(n, "n")
     rng = np.random.default_rng(42)

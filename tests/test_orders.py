@@ -1,6 +1,6 @@
 """Observed orders of every scheme in the catalogue (one parametrised list).
 
-Classical orders: on the non-stiff problem against a torchdiffeq dopri8 reference
+Classical orders: on the non-stiff problem against a torchdiffeq dopri5 reference
 (rtol 1e-13, float64), log–log fit over 4 step sizes, within ±0.25 of the catalogue's
 order.  Stiff orders: on the Hochbruck–Ostermann parabolic problem (exact solution),
 fit over h = 1/32 … 1/256.

@@ -1,0 +1,102 @@
+"""Built-in problems: literature numbers, exactness of manufactured solutions, backends."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import expint
+from expint import problems
+
+
+def test_ks_matches_kassam_trefethen_numbers():
+    """REFERENCE.md: etdrk4 at T = 10 has relative max error 6.7e-6 (h = 1/4) and
+    1.8e-9 (h = 1/64) against a fine reference."""
+    bp = problems.kuramoto_sivashinsky()
+    ref = bp.to_physical(expint.solve(bp.problem, bp.y0, (0, 10), scheme="hochost4", dt=1 / 512).y[-1])
+    for h, expected in [(1 / 4, 6.7e-6), (1 / 64, 1.8e-9)]:
+        u = bp.to_physical(expint.solve(bp.problem, bp.y0, (0, 10), scheme="etdrk4", dt=h).y[-1])
+        err = np.max(np.abs(u - ref)) / np.max(np.abs(ref))
+        assert expected / 1.2 <= err <= expected * 1.2
+
+
+def test_allen_cahn_matches_reference_number():
+    """REFERENCE.md: etdrk4 at T = 20, h = 1/4 has error 1.6e-5."""
+    bp = problems.allen_cahn()
+    ref = expint.solve(bp.problem, bp.y0, (0, 20), scheme="hochost4", dt=1 / 256).y[-1]
+    w = expint.solve(bp.problem, bp.y0, (0, 20), scheme="etdrk4", dt=0.25).y[-1]
+    assert 1.3e-5 <= np.max(np.abs(w - ref)) <= 1.9e-5
+    u = bp.to_physical(w)
+    assert np.all(np.abs(u) <= 1.01)  # the solution stays between the two stable states
+
+
+def test_hochbruck_ostermann_exact_solution_satisfies_the_semidiscrete_ode():
+    bp = problems.hochbruck_ostermann()
+    for t in (0.0, 0.37, 1.0):
+        lhs = bp.exact(t)  # d/dt x(1-x)e^t = x(1-x)e^t
+        rhs = bp.problem.rhs(t, bp.exact(t))
+        np.testing.assert_allclose(rhs, lhs, atol=1e-9)
+
+
+def test_kdv_converges_and_conserves_mass():
+    bp = problems.kdv()
+    runs = {
+        n: expint.solve(bp.problem, bp.y0, bp.t_span, scheme="etdrk4", n_steps=n).y[-1]
+        for n in (1000, 2000, 4000)
+    }
+    u = {n: bp.to_physical(v) for n, v in runs.items()}
+    e1 = np.max(np.abs(u[1000] - u[4000]))
+    e2 = np.max(np.abs(u[2000] - u[4000]))
+    assert e2 < e1 / 8
+    assert abs(runs[4000][0] - bp.y0[0]) <= 1e-10 * abs(bp.y0[0])  # the mean is invariant
+
+
+def test_burgers_mass_and_decay():
+    bp = problems.burgers()
+    sol = expint.solve(bp.problem, bp.y0, bp.t_span, scheme="krogstad", dt=bp.dt)
+    assert abs(sol.y[-1][0] - bp.y0[0]) <= 1e-12 * abs(bp.y0[0])
+    assert np.max(bp.to_physical(sol.y[-1])) < np.max(bp.to_physical(bp.y0))  # viscous decay of the peak
+
+
+def test_gray_scott_numpy_and_torch_agree():
+    bp = problems.gray_scott(16)
+    a = expint.solve(bp.problem, bp.y0, (0, 20), scheme="etdrk4", dt=1.0).y[-1]
+    b = expint.solve(bp.problem, torch.from_numpy(bp.y0), (0, 20), scheme="etdrk4", dt=1.0).y[-1]
+    np.testing.assert_allclose(b.numpy(), a, rtol=1e-12, atol=1e-10)
+    u = bp.to_physical(a)
+    assert u.shape == (16, 16) and np.all((u > 0) & (u < 1.1))
+
+
+def test_nonstiff_problem_is_deterministic():
+    a, b = problems.nonstiff(), problems.nonstiff()
+    np.testing.assert_array_equal(a.problem.linear.a, b.problem.linear.a)
+
+
+def test_plot_spacetime(tmp_path):
+    bp = problems.burgers(32)
+    sol = expint.solve(bp.problem, bp.y0, bp.t_span, scheme="etdrk4", dt=0.05, t_eval=np.linspace(0, 1, 11))
+    path = problems.plot_spacetime(bp, sol, tmp_path / "b.png")
+    assert path.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "match"),
+    [
+        (problems.kuramoto_sivashinsky, {"n": 127}, "even"),
+        (problems.burgers, {"n": 1}, "integer ≥ 2"),
+        (problems.hochbruck_ostermann, {"intervals": 2}, "integer ≥ 3"),
+        (problems.allen_cahn, {"n": 2.5}, "integer"),
+    ],
+)
+def test_bad_sizes(factory, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        factory(**kwargs)
+
+
+def test_chebyshev_differentiates_polynomials_exactly():
+    x, d = problems.chebyshev(12)
+    np.testing.assert_allclose(d @ x**5, 5 * x**4, atol=1e-11)
+    assert math.isclose(x[0], 1.0) and math.isclose(x[-1], -1.0)
