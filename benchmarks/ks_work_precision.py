@@ -38,9 +38,9 @@ TARGET = 1e-6
 
 def _timed(fn, budget: float = 1.0):
     """Run ``fn`` (at least once; again while the total stays under ``budget`` s, up to
-    3 times) and return (best time, last result)."""
+    5 times) and return (best time, last result)."""
     best, total, out = math.inf, 0.0, None
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         out = fn()
         dt = time.perf_counter() - t0

@@ -64,14 +64,15 @@ class RKStepper:
         return self.nonlinear(t + self.tab.c[i] * h, stage)
 
     def _step_evaluated(self, t: float, h: float, u: Any, n0: Any) -> Any:
-        lin = self.linear
+        apply = self.linear.apply_coefficient  # bound once: this loop is the hot path
         coeffs = self._evaluated(h, t, u)
+        last = len(coeffs) - 1
         n_vals: list[Any] = []
         for i, (e, row) in enumerate(coeffs):
-            acc = u if e is None else lin.apply_coefficient(e, u)
+            acc = u if e is None else apply(e, u)
             for j, a in row:
-                acc = acc + lin.apply_coefficient(a, n_vals[j])
-            if i == len(coeffs) - 1:
+                acc = acc + apply(a, n_vals[j])
+            if i == last:
                 return acc
             n_vals.append(self._stage_value(i, t, h, acc, n0))
         raise AssertionError("unreachable")  # pragma: no cover
