@@ -1,0 +1,36 @@
+"""Diffusion-model sampling with exponential integrators (torch).
+
+The probability-flow ODE of a diffusion model is semilinear with a scalar linear part;
+every sampler here is an exponential integrator of it, with all coefficients computed
+once per grid in float64.  See ``docs/diffusion.md``.
+"""
+
+from . import toy
+from .grids import check_grid, diffusers_timesteps, grid
+from .methods import IPNDM, METHODS, ExponentialAdams, Method, RhoRK, get_method
+from .models import PREDICTIONS
+from .sampler import Sampler, sample
+from .schedules import EDM, VE, DiscreteVP, FlowMatching, Schedule, VPCosine, VPLinear
+
+__all__ = [
+    "EDM",
+    "IPNDM",
+    "METHODS",
+    "PREDICTIONS",
+    "VE",
+    "DiscreteVP",
+    "ExponentialAdams",
+    "FlowMatching",
+    "Method",
+    "RhoRK",
+    "Sampler",
+    "Schedule",
+    "VPCosine",
+    "VPLinear",
+    "check_grid",
+    "diffusers_timesteps",
+    "get_method",
+    "grid",
+    "sample",
+    "toy",
+]

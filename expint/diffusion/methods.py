@@ -1,0 +1,387 @@
+r"""Sampling methods as plans of fused linear combinations, computed in float64.
+
+A method turns a decreasing time grid into a list of :class:`StepPlan` s.  A step
+evaluates the model at one or more *stages*; each stage state is
+``x_coef · x_i + Σ c_k P_k`` (``P_k`` earlier predictions, in the method's *target*
+space, ε or x0) and the new state is ``out_x · x_i + Σ c_k P_k``.  The sampler packs all
+coefficients into one tensor per device/dtype, so a step on the device is a handful of
+multiply–adds with no host work.
+
+The exponential-Adams engine (:class:`ExponentialAdams`) covers DDIM, tAB/ρAB/λAB-DEIS
+and DPM-Solver++(2M/3M) with exact weights.  Two exact forms of the probability-flow
+ODE carry it (``ρ = σ/α``, ``u = α/σ = e^λ``):
+
+* ε target: :math:`d(x/α)/dρ = ε`, so
+  :math:`x_{i+1} = \frac{α_{i+1}}{α_i} x_i + α_{i+1}\int_{ρ_i}^{ρ_{i+1}} ε\, dρ`;
+* x0 target: :math:`d(x/σ)/du = x_0`, so
+  :math:`x_{i+1} = \frac{σ_{i+1}}{σ_i} x_i + σ_{i+1}\int_{u_i}^{u_{i+1}} x_0\, du`.
+
+The prediction is replaced by its Lagrange interpolant through the last ``r + 1``
+values in the chosen variable ``s ∈ {t, ρ, λ}``; the weights
+:math:`C_{ij} = α_{i+1}\int ℓ_j\,dρ = -α_{i+1}\int_{λ_i}^{λ_{i+1}} e^{-λ} ℓ_j(s(λ))\,dλ`
+(resp. :math:`σ_{i+1}\int e^{λ} ℓ_j\, dλ`) are computed by 32-point Gauss–Legendre
+quadrature in λ, where the integrands are entire or analytic — exact to rounding, unlike
+the reference code's 10,000-point Riemann sum (≈1e-4).  Degree 0 uses the closed forms
+:math:`σ_{i+1} − α_{i+1}σ_i/α_i` (ε) and :math:`α_{i+1} − σ_{i+1}α_i/σ_i` (x0): DDIM.
+
+A last step that ends at σ = 0 is handled exactly: the ε weights are integrated in ρ
+down to 0; the x0 weights tend to :math:`α_{i+1} ℓ_j(s_{i+1})`; interpolation in λ
+(unbounded there) drops to degree 0 on that step, as diffusers' ``lower_order_final`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .schedules import Schedule
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
+VARIABLES = ("t", "rho", "lam")
+
+
+@dataclass
+class Stage:
+    """One model evaluation."""
+
+    t: float
+    x_coef: float
+    terms: list[tuple[int, float]]
+    pred: int = -1  # index of the prediction this stage produces
+
+
+@dataclass
+class StepPlan:
+    """Stages of one step and the combination that gives the next state."""
+
+    stages: list[Stage]
+    out_x: float
+    out_terms: list[tuple[int, float]]
+    degree: int = 0
+
+
+@dataclass
+class Plan:
+    steps: list[StepPlan]
+    target: str
+    n_evals: int = field(default=0)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def _lagrange(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Lagrange basis values ``ℓ_j(x)``, shape ``(len(nodes), len(x))``."""
+    out = np.ones((len(nodes), len(x)))
+    for j, sj in enumerate(nodes):
+        for m, sm in enumerate(nodes):
+            if m != j:
+                out[j] *= (x - sm) / (sj - sm)
+    return out
+
+
+def _gauss(a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    half = 0.5 * (b - a)
+    return a + half * (_GL_X + 1.0), half * _GL_W
+
+
+def _variable(schedule: Schedule, variable: str, t: Any) -> Any:
+    if variable == "t":
+        return np.asarray(t, dtype=float)
+    if variable == "rho":
+        return np.asarray(schedule.rho(np.asarray(t, dtype=float)), dtype=float)
+    return np.asarray(schedule.lam(np.asarray(t, dtype=float)), dtype=float)
+
+
+def _ab(schedule: Schedule, t: float) -> tuple[float, float]:
+    a = float(schedule.alpha(np.array([t]))[0])
+    s = float(schedule.sigma(np.array([t]))[0])
+    return a, s
+
+
+def degree0_weight(target: str, a0: float, s0: float, a1: float, s1: float) -> tuple[float, float]:
+    """``(out_x, C_0)`` of one DDIM step from (α0, σ0) to (α1, σ1)."""
+    if target == "eps":
+        return a1 / a0, s1 - a1 * s0 / a0
+    return s1 / s0, a1 - s1 * a0 / s0
+
+
+def adams_weights(
+    schedule: Schedule, target: str, variable: str, t_nodes: np.ndarray, t0: float, t1: float
+) -> np.ndarray:
+    """Weights ``C_j`` on the predictions at ``t_nodes`` (newest first) for the step
+    ``t0 → t1`` (see module docstring)."""
+    a1, s1 = _ab(schedule, t1)
+    nodes = _variable(schedule, variable, t_nodes)
+    if s1 == 0.0:
+        if target == "x0":
+            return a1 * _lagrange(nodes, _variable(schedule, variable, np.array([t1])))[:, 0]
+        rho0 = float(schedule.rho(np.array([t0]))[0])
+        rq, wq = _gauss(rho0, 0.0)
+        tq = np.asarray(schedule.t_of_rho(rq), dtype=float)
+        return a1 * (_lagrange(nodes, _variable(schedule, variable, tq)) @ wq)
+    lam0 = float(schedule.lam(np.array([t0]))[0])
+    lam1 = float(schedule.lam(np.array([t1]))[0])
+    lq, wq = _gauss(lam0, lam1)
+    if variable == "lam":
+        sq = lq
+    elif variable == "rho":
+        sq = np.exp(-lq)
+    else:
+        sq = np.asarray(schedule.t_of_lam(lq), dtype=float)
+    basis = _lagrange(nodes, sq)
+    if target == "eps":
+        return -a1 * (basis @ (wq * np.exp(-lq)))
+    return s1 * (basis @ (wq * np.exp(lq)))
+
+
+# ---------------------------------------------------------------------------------------
+# one-step Runge–Kutta in the target's natural variable (ρ for ε, u = α/σ for x0)
+
+
+def _rk_step(
+    schedule: Schedule, target: str, t0: float, t1: float, tableau: tuple, first_pred: int
+) -> StepPlan:
+    c, a, b = tableau
+    if target == "eps":
+        w0, w1 = float(schedule.rho(np.array([t0]))[0]), float(schedule.rho(np.array([t1]))[0])
+
+        def t_of(w):
+            return float(schedule.t_of_rho(np.array([w]))[0])
+
+        def scale(t):
+            return _ab(schedule, t)[0]
+    else:
+        w0, w1 = (
+            math.exp(float(schedule.lam(np.array([t0]))[0])),
+            math.exp(float(schedule.lam(np.array([t1]))[0])),
+        )
+
+        def t_of(w):
+            return float(schedule.t_of_lam(np.array([math.log(w)]))[0])
+
+        def scale(t):
+            return _ab(schedule, t)[1]
+
+    h = w1 - w0
+    sc0 = scale(t0)
+    stages = []
+    for k, ck in enumerate(c):
+        tk = t0 if ck == 0 else (t1 if ck == 1 else t_of(w0 + ck * h))
+        sk = scale(tk)
+        terms = [(first_pred + m, sk * h * a[k][m]) for m in range(k) if a[k][m]]
+        stages.append(Stage(tk, sk / sc0, terms, pred=first_pred + k))
+    sc1 = scale(t1)
+    out = [(first_pred + k, sc1 * h * bk) for k, bk in enumerate(b) if bk]
+    return StepPlan(stages, sc1 / sc0, out, degree=len(c))
+
+
+RK_TABLEAUS = {
+    "euler": ((0.0,), ((),), (1.0,)),
+    "heun": ((0.0, 1.0), ((), (1.0,)), (0.5, 0.5)),
+    "kutta3": ((0.0, 0.5, 1.0), ((), (0.5,), (-1.0, 2.0)), (1 / 6, 2 / 3, 1 / 6)),
+    "rk4": ((0.0, 0.5, 0.5, 1.0), ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# methods
+
+
+class Method:
+    """Base class of sampling methods."""
+
+    name = "method"
+    target = "eps"
+    min_steps = 1
+
+    def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_steps(self, n_steps: int) -> None:
+        if n_steps < self.min_steps:
+            raise ValueError(
+                f"{self.name} needs at least {self.min_steps} steps to reach its order, got {n_steps}; "
+                "use more steps or a lower-order method"
+            )
+
+
+class ExponentialAdams(Method):
+    r"""Exponential Adams–Bashforth sampler of polynomial degree ``degree``.
+
+    Parameters
+    ----------
+    degree : int
+        Degree ``r`` of the interpolating polynomial (``r = 0`` is DDIM; the order on
+        smooth problems is ``r + 1``).
+    variable : {"t", "rho", "lam"}
+        The variable the prediction is interpolated in.
+    target : {"eps", "x0"}
+        Interpolate the noise prediction ε or the data prediction x0.
+    startup : {"lower", "rk"}
+        ``"lower"``: step ``i`` uses degree ``min(r, i)`` (one model call per step;
+        with equal steps this caps the observed order at 2 for ``r ≥ 2``).  ``"rk"``:
+        the first ``r`` steps are classical RK4 steps in the target's natural variable
+        (4 model calls each), which keeps the order ``r + 1``.
+    lower_order_final : bool
+        Use degree 0 on the last step and at most 1 on the one before when the grid has
+        fewer than 15 steps (diffusers' default behaviour, for comparisons).
+    """
+
+    def __init__(
+        self,
+        degree: int,
+        variable: str = "t",
+        target: str = "eps",
+        *,
+        startup: str = "lower",
+        lower_order_final: bool = False,
+        name: str | None = None,
+    ):
+        if isinstance(degree, bool) or not isinstance(degree, int) or not 0 <= degree <= 5:
+            raise ValueError(f"degree must be an integer in 0..5, got {degree!r}")
+        if variable not in VARIABLES:
+            raise ValueError(f"variable must be one of {VARIABLES}, got {variable!r}")
+        if target not in ("eps", "x0"):
+            raise ValueError(f"target must be 'eps' or 'x0', got {target!r}")
+        if startup not in ("lower", "rk"):
+            raise ValueError(f"startup must be 'lower' or 'rk', got {startup!r}")
+        self.degree, self.variable, self.target = degree, variable, target
+        self.startup, self.lower_order_final = startup, lower_order_final
+        self.name = name or f"ExponentialAdams({degree}, {variable!r}, {target!r})"
+        self.min_steps = degree + 1
+
+    def __repr__(self) -> str:
+        return (
+            f"ExponentialAdams(degree={self.degree}, variable={self.variable!r}, target={self.target!r}, "
+            f"startup={self.startup!r})"
+        )
+
+    def _degree_at(self, i: int, n: int) -> int:
+        r = min(self.degree, i)
+        if self.lower_order_final and n < 15:
+            if i == n - 1:
+                r = 0
+            elif i == n - 2:
+                r = min(r, 1)
+        return r
+
+    def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
+        n = len(ts) - 1
+        steps: list[StepPlan] = []
+        pred_at: list[int] = []  # prediction index at t_i
+        count = 0
+        for i in range(n):
+            t0, t1 = float(ts[i]), float(ts[i + 1])
+            if self.startup == "rk" and i < self.degree:
+                step = _rk_step(schedule, self.target, t0, t1, RK_TABLEAUS["rk4"], count)
+                pred_at.append(count)
+                count += len(step.stages)
+                steps.append(step)
+                continue
+            stage = Stage(t0, 1.0, [], pred=count)
+            pred_at.append(count)
+            count += 1
+            r = self._degree_at(i, n)
+            s1 = _ab(schedule, t1)[1]
+            if r > 0 and self.variable == "lam" and s1 == 0.0:
+                r = 0  # λ is unbounded at σ = 0
+            a0, s0 = _ab(schedule, t0)
+            a1, _ = _ab(schedule, t1)
+            out_x, c0 = degree0_weight(self.target, a0, s0, a1, s1)
+            if r == 0:
+                weights = np.array([c0])
+            else:
+                nodes = np.array([float(ts[i - j]) for j in range(r + 1)])
+                weights = adams_weights(schedule, self.target, self.variable, nodes, t0, t1)
+            terms = [(pred_at[i - j], float(w)) for j, w in enumerate(weights)]
+            steps.append(StepPlan([stage], out_x, terms, degree=r))
+        return Plan(steps, self.target, count)
+
+
+class RhoRK(Method):
+    """Runge–Kutta in ρ on ``v = x/α`` (``dv/dρ = ε``): Heun, Kutta-3, classical RK4.
+
+    A step that ends at σ = 0 is an Euler step (the model is never evaluated at σ = 0,
+    where ε is undefined), as k-diffusion's Heun sampler does.
+    """
+
+    target = "eps"
+
+    def __init__(self, tableau: str, name: str):
+        self.tableau = RK_TABLEAUS[tableau]
+        self.name = name
+        self.stages = len(self.tableau[0])
+
+    def __repr__(self) -> str:
+        return f"RhoRK({self.name!r}, stages={self.stages})"
+
+    def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
+        steps, count = [], 0
+        for i in range(len(ts) - 1):
+            t0, t1 = float(ts[i]), float(ts[i + 1])
+            tab = RK_TABLEAUS["euler"] if _ab(schedule, t1)[1] == 0.0 else self.tableau
+            step = _rk_step(schedule, "eps", t0, t1, tab, count)
+            count += len(step.stages)
+            steps.append(step)
+        return Plan(steps, "eps", count)
+
+
+class IPNDM(Method):
+    """Improved PNDM (Zhang & Chen 2022): fixed Adams–Bashforth weights on ε in ρ,
+    orders 1, 2, 3 on the first steps, then 4."""
+
+    target = "eps"
+    name = "ipndm"
+    WEIGHTS = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+
+    def __repr__(self) -> str:
+        return "IPNDM()"
+
+    def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
+        steps = []
+        for i in range(len(ts) - 1):
+            t0, t1 = float(ts[i]), float(ts[i + 1])
+            a0, _ = _ab(schedule, t0)
+            a1, _ = _ab(schedule, t1)
+            r0, r1 = (float(schedule.rho(np.array([t]))[0]) for t in (t0, t1))
+            w = self.WEIGHTS[min(i, 3)]
+            terms = [(i - j, a1 * (r1 - r0) * wj) for j, wj in enumerate(w)]
+            steps.append(StepPlan([Stage(t0, 1.0, [], pred=i)], a1 / a0, terms, degree=len(w) - 1))
+        return Plan(steps, "eps", len(ts) - 1)
+
+
+def _presets() -> dict[str, Method]:
+    out: dict[str, Method] = {"ddim": ExponentialAdams(0, "t", "eps", name="ddim")}
+    for r in (1, 2, 3):
+        out[f"tab{r}"] = ExponentialAdams(r, "t", "eps", name=f"tab{r}")
+        out[f"rhoab{r}"] = ExponentialAdams(r, "rho", "eps", name=f"rhoab{r}")
+        out[f"lab{r}"] = ExponentialAdams(r, "lam", "eps", name=f"lab{r}")
+    out["rhork2"] = RhoRK("heun", "rhork2")
+    out["rhork3"] = RhoRK("kutta3", "rhork3")
+    out["rhork4"] = RhoRK("rk4", "rhork4")
+    out["ipndm"] = IPNDM()
+    out["dpmpp2m"] = ExponentialAdams(1, "lam", "x0", name="dpmpp2m")
+    out["dpmpp3m"] = ExponentialAdams(2, "lam", "x0", name="dpmpp3m")
+    return out
+
+
+METHODS = _presets()
+
+
+def get_method(method: Any) -> Method:
+    """A method instance from a name or an instance."""
+    if isinstance(method, Method):
+        return method
+    if isinstance(method, type):
+        raise TypeError(f"method must be a name or an instance, not the class {method.__name__}")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a name such as 'tab3', got {type(method).__name__}")
+    try:
+        return METHODS[method]
+    except KeyError:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}") from None

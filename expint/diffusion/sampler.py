@@ -1,0 +1,275 @@
+"""``Sampler`` and ``sample``: run a method's plan on the device.
+
+All coefficients (including the conversion of the model's prediction into the method's
+target) are computed once per grid in float64 on the host, packed into one tensor and
+moved/cast once per (device, dtype, batch size).  A step is then model calls plus fused
+multiply–adds of device tensors: no host synchronisation, no per-step Python scalar
+maths.  The only optional sync is the final non-finite check (``check_finite``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._backend import is_torch_array
+from .grids import check_grid
+from .methods import Method, Plan, get_method
+from .models import check_prediction, conversion
+from .schedules import Schedule
+
+__all__ = ["Sampler", "sample"]
+
+
+class _Packed:
+    """Coefficient slots: float64 host table, later cast per device/dtype."""
+
+    def __init__(self, rows: int):
+        self.values: list[np.ndarray] = []
+        self.rows = rows
+
+    def add(self, v: Any) -> int:
+        arr = np.broadcast_to(np.asarray(v, dtype=np.float64), (self.rows,))
+        self.values.append(np.array(arr))
+        return len(self.values) - 1
+
+
+class Sampler:
+    """Precomputed sampler for one schedule, grid, method and prediction type.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The noise schedule the model was trained with.
+    ts : array
+        Decreasing times, shape ``(n_steps + 1,)``, or ``(batch, n_steps + 1)`` for a
+        separate grid per sample.
+    method : str or Method
+        A name (``ddim``, ``tab1``–``tab3``, ``rhoab1``–``rhoab3``, ``lab1``–``lab3``,
+        ``rhork2``–``rhork4``, ``ipndm``, ``dpmpp2m``, ``dpmpp3m``) or an instance such as
+        ``ExponentialAdams(2, "t", "x0")``.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What the model returns.
+
+    Call it as ``sampler(model, x_T)`` with ``model(x, t)``, ``t`` a float tensor of
+    shape ``(batch,)`` in the schedule's time units.
+    """
+
+    def __init__(self, schedule: Schedule, ts: Any, method: Any = "tab3", prediction: str = "eps"):
+        if isinstance(schedule, type):
+            raise TypeError(f"schedule must be an instance, e.g. {schedule.__name__}(), not the class")
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be an expint.diffusion schedule, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.method: Method = get_method(method)
+        self.prediction = check_prediction(prediction)
+        self.ts = check_grid(schedule, ts)
+        rows = np.atleast_2d(self.ts)
+        self.n_steps = rows.shape[1] - 1
+        self.method.check_steps(self.n_steps)
+        plans = [self.method.plan(schedule, row) for row in rows]
+        self._compile(plans, rows)
+        self._device_cache: dict = {}
+
+    @property
+    def nfe(self) -> int:
+        """Model evaluations per sample."""
+        return self._n_stages
+
+    # -- host-side compilation ---------------------------------------------------------
+    def _compile(self, plans: list[Plan], rows: np.ndarray) -> None:
+        ref = plans[0]
+        for p in plans[1:]:
+            if [len(s.stages) for s in p.steps] != [len(s.stages) for s in ref.steps] or [
+                [i for i, _ in s.out_terms] for s in p.steps
+            ] != [[i for i, _ in s.out_terms] for s in ref.steps]:
+                raise ValueError(
+                    "per-sample grids give steps of different structure (e.g. only some end at σ = 0); "
+                    "use grids of the same kind"
+                )
+        pack = _Packed(len(plans))
+        self.target = ref.target
+        times: list[np.ndarray] = []
+        program = []
+        last_use: dict[int, int] = {}
+        for i, step in enumerate(ref.steps):
+            for st in step.stages:
+                for idx, _ in st.terms:
+                    last_use[idx] = i
+            for idx, _ in step.out_terms:
+                last_use[idx] = i
+        for i, step in enumerate(ref.steps):
+            stage_code = []
+            for k, st in enumerate(step.stages):
+                ts_k = np.array([p.steps[i].stages[k].t for p in plans])
+                times.append(ts_k)
+                coefs = []
+                for p in plans:
+                    s = p.steps[i].stages[k]
+                    a, sg = (
+                        float(v[0])
+                        for v in (self.schedule.alpha(np.array([s.t])), self.schedule.sigma(np.array([s.t])))
+                    )
+                    da, ds = (np.nan, np.nan)
+                    if self.prediction == "flow":
+                        da, ds = (float(v[0]) for v in self.schedule.derivatives(np.array([s.t])))
+                    coefs.append(conversion(self.prediction, self.target, a, sg, da, ds))
+                conv = np.array(coefs)
+                if not np.all(np.isfinite(conv)):
+                    raise ValueError(
+                        f"step {i}: a {self.prediction!r} prediction cannot be turned into {self.target!r} "
+                        f"at t = {ts_k[0]:g} (α or σ vanishes there); choose a grid that avoids it or a "
+                        "method with the other target"
+                    )
+                identity = (
+                    st.x_coef == 1.0
+                    and not st.terms
+                    and all(p.steps[i].stages[k].x_coef == 1.0 for p in plans)
+                )
+                x_slot = None if identity else pack.add([p.steps[i].stages[k].x_coef for p in plans])
+                terms = [
+                    (idx, pack.add([p.steps[i].stages[k].terms[m][1] for p in plans]))
+                    for m, (idx, _) in enumerate(st.terms)
+                ]
+                stage_code.append(
+                    (len(times) - 1, x_slot, terms, pack.add(conv[:, 0]), pack.add(conv[:, 1]), st.pred)
+                )
+            outs = [p.steps[i] for p in plans]
+            out_x = np.array([o.out_x for o in outs])
+            if not np.all(np.isfinite(out_x)):
+                raise ValueError(
+                    f"step {i} from t = {rows[0, i]:g}: the propagator is undefined (α = 0 at the start); "
+                    "start the grid below the schedule's end or use a data-prediction method (dpmpp2m)"
+                )
+            out_terms = [
+                (idx, pack.add([o.out_terms[m][1] for o in outs]))
+                for m, (idx, _) in enumerate(step.out_terms)
+            ]
+            free = [idx for idx, last in last_use.items() if last == i]
+            program.append((stage_code, pack.add(out_x), out_terms, free))
+        table = np.stack(pack.values) if pack.values else np.zeros((0, len(plans)))
+        if not np.all(np.isfinite(table)):
+            raise ValueError("non-finite sampler coefficients; check that the grid stays inside the schedule")
+        self._table = table  # (slots, rows)
+        self._times = np.stack(times)  # (stages, rows)
+        self._program = program
+        self._n_stages = len(times)
+        self.degrees = [s.degree for s in ref.steps]
+
+    def _on(self, x: Any) -> tuple[list, Any]:
+        import torch
+
+        key = (x.device, x.dtype, x.shape[0])
+        hit = self._device_cache.get(key)
+        if hit is None:
+            real = x.real.dtype if x.is_complex() else x.dtype
+            rows = self._table.shape[1]
+            if rows not in (1, x.shape[0]):
+                raise ValueError(
+                    f"the grid has {rows} rows (per-sample grids) but x_T has batch {x.shape[0]}"
+                )
+            coef = torch.as_tensor(self._table, dtype=real).to(x.device)
+            shape = (rows,) + (1,) * (x.dim() - 1)
+            views = [coef[k].reshape(shape) for k in range(coef.shape[0])]
+            times = (
+                torch.as_tensor(self._times, dtype=real).to(x.device).expand(-1, x.shape[0])
+                if rows == 1
+                else torch.as_tensor(self._times, dtype=real).to(x.device)
+            )
+            hit = self._device_cache[key] = (views, times)
+        return hit
+
+    # -- run ---------------------------------------------------------------------------
+    def __call__(
+        self,
+        model: Callable[[Any, Any], Any],
+        x_T: Any,
+        *,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+        check_finite: bool = True,
+    ) -> Any:
+        """Integrate from ``ts[0]`` to ``ts[-1]`` starting at ``x_T``; return the final
+        state.  ``callback`` receives ``{"i", "t", "x", "pred"}`` after each step.
+        ``check_finite`` costs one host synchronisation at the end."""
+        import torch
+
+        if not is_torch_array(x_T):
+            raise TypeError("x_T must be a torch tensor (torch.from_numpy(...) for numpy data)")
+        if not (x_T.is_floating_point() or x_T.is_complex()):
+            raise TypeError(f"x_T has dtype {x_T.dtype}; pass a floating-point tensor")
+        if x_T.dim() < 1:
+            raise ValueError("x_T must have a leading batch axis")
+        if not callable(model):
+            raise TypeError("model must be callable as model(x, t)")
+        views, times = self._on(x_T)
+        flags = torch.zeros(self._n_stages, dtype=torch.bool, device=x_T.device) if check_finite else None
+        preds: dict[int, Any] = {}
+        x = x_T
+        steps = range(len(self._program))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(self._program), desc=f"expint {self.method.name}", unit="step")
+        last = None
+        for i in steps:
+            stage_code, out_x, out_terms, free = self._program[i]
+            for t_idx, x_slot, terms, conv_a, conv_b, pred_idx in stage_code:
+                xs = x if x_slot is None else views[x_slot] * x
+                for idx, slot in terms:
+                    xs = xs + views[slot] * preds[idx]
+                out = model(xs, times[t_idx])
+                if not is_torch_array(out) or out.shape != xs.shape:
+                    got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+                    raise ValueError(
+                        f"step {i}: model returned {got} for an input of shape {tuple(xs.shape)}; it must return "
+                        "a tensor shaped like x"
+                    )
+                if flags is not None:
+                    flags[t_idx] = ~torch.isfinite(out).all()
+                last = preds[pred_idx] = views[conv_a] * xs + views[conv_b] * out
+            x = views[out_x] * x
+            for idx, slot in out_terms:
+                x = x + views[slot] * preds[idx]
+            for idx in free:
+                preds.pop(idx, None)
+            if bar is not None:
+                bar.update()
+            if callback is not None:
+                callback({"i": i, "t": float(np.atleast_2d(self.ts)[0, i + 1]), "x": x, "pred": last})
+        if bar is not None:
+            bar.close()
+        if flags is not None and bool(flags.any()):
+            stage = int(torch.nonzero(flags)[0, 0])
+            step = next(
+                i for i, (code, *_rest) in enumerate(self._program) if any(c[0] == stage for c in code)
+            )
+            raise ValueError(
+                f"the model returned non-finite values at step {step} (t = {self._times[stage, 0]:g}); "
+                "the samples are invalid"
+            )
+        return x
+
+
+def sample(
+    model: Callable[[Any, Any], Any],
+    x_T: Any,
+    schedule: Schedule,
+    ts: Any,
+    *,
+    method: Any = "tab3",
+    prediction: str = "eps",
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+) -> Any:
+    """Sample in one call: ``Sampler(schedule, ts, method, prediction)(model, x_T, ...)``.
+
+    A grid of ``n`` steps costs ``n`` model calls for multistep methods and
+    ``stages × n`` for Runge–Kutta methods (an RK step ending at σ = 0 is one call).
+    """
+    return Sampler(schedule, ts, method=method, prediction=prediction)(
+        model, x_T, progress=progress, callback=callback
+    )
