@@ -13,8 +13,9 @@ Kinds (``grid(schedule, n_steps, kind, t_start=None, t_end=None, **kw)``):
 
 For a :class:`DiscreteVP` schedule ``rounding`` turns times into training timesteps:
 ``"floor"`` (the DEIS reference code: floor, then drop duplicates), ``"round"``, or
-diffusers' spacings ``"leading"``, ``"trailing"``, ``"linspace"`` (which ignore
-``kind``).  ``final_zero=True`` appends the clean-data time (σ = 0) where the schedule
+diffusers' ``DDIMScheduler`` spacings ``"leading"``, ``"trailing"``, ``"linspace"``
+(which ignore ``kind``; the grid then ends at timestep 0, or at σ = 0 with
+``final_zero``).  ``final_zero=True`` appends the clean-data time (σ = 0) where the schedule
 has one (``t = −1`` for DiscreteVP, DDIM's ``set_alpha_to_one``).
 """
 
@@ -42,9 +43,11 @@ def _default_ends(schedule: Schedule) -> tuple[float, float]:
 
 
 def diffusers_timesteps(n_train: int, n_steps: int, spacing: str, steps_offset: int = 0) -> np.ndarray:
-    """Integer timesteps as diffusers' schedulers space them (decreasing, length n)."""
+    """Integer timesteps as diffusers' ``DDIMScheduler`` spaces them (decreasing,
+    length ``n_steps``).  (The multistep schedulers use other conventions for
+    "linspace" and "leading"; take their ``timesteps`` directly to compare with them.)"""
     if spacing == "linspace":
-        return np.linspace(0, n_train - 1, n_steps + 1).round()[::-1][:-1].astype(np.int64)
+        return np.linspace(0, n_train - 1, n_steps).round()[::-1].astype(np.int64)
     if spacing == "leading":
         ratio = n_train // n_steps
         return (np.arange(0, n_steps) * ratio).round()[::-1].astype(np.int64) + steps_offset
@@ -81,13 +84,25 @@ def grid(
         if not schedule.discrete:
             raise ValueError(f"rounding={rounding!r} needs a DiscreteVP schedule")
         ts = diffusers_timesteps(schedule.n, n_steps, rounding).astype(np.float64)
-        ts = np.concatenate([ts, [schedule.t_data if final_zero else 0.0]])
-        return check_grid(schedule, ts)
+        end = [schedule.t_data] if final_zero else ([] if ts[-1] == 0 else [0.0])
+        return check_grid(schedule, np.concatenate([ts, end]))
     if kind == "uniform":
         ts = np.linspace(t_start, t_end, n_steps + 1)
     elif kind in ("quadratic", "power"):
         k = kappa if kind == "power" else 2.0
         ts = np.linspace(t_start ** (1 / k), t_end ** (1 / k), n_steps + 1) ** k
+        if rounding is None:
+            # exact ends; with rounding the raw values are floored as the DEIS reference
+            # code does (its first timestep is floor(sqrt(999)**2) = 998)
+            ts[0], ts[-1] = t_start, t_end
+    elif kind in ("logsnr", "karras") and not (
+        np.isfinite(float(schedule.lam(t_start))) and np.isfinite(float(schedule.lam(t_end)))
+    ):
+        raise ValueError(
+            f"a {kind!r} grid needs finite λ at both ends, but λ is infinite at t_start={t_start:g} or "
+            f"t_end={t_end:g} for {schedule!r} (α or σ vanishes there); pass t_start/t_end inside, e.g. "
+            "t_start=0.999 for FlowMatching"
+        )
     elif kind == "logsnr":
         lam = np.linspace(float(schedule.lam(t_start)), float(schedule.lam(t_end)), n_steps + 1)
         ts = np.asarray(schedule.t_of_lam(lam), dtype=np.float64)

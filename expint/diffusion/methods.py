@@ -105,9 +105,11 @@ def _ab(schedule: Schedule, t: float) -> tuple[float, float]:
 
 def degree0_weight(target: str, a0: float, s0: float, a1: float, s1: float) -> tuple[float, float]:
     """``(out_x, C_0)`` of one DDIM step from (α0, σ0) to (α1, σ1)."""
-    if target == "eps":
-        return a1 / a0, s1 - a1 * s0 / a0
-    return s1 / s0, a1 - s1 * a0 / s0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a0, s0 = np.float64(a0), np.float64(s0)  # division by a vanishing α/σ gives inf, not an exception
+        if target == "eps":
+            return float(a1 / a0), float(s1 - a1 * s0 / a0)
+        return float(s1 / s0), float(a1 - s1 * a0 / s0)
 
 
 def adams_weights(
@@ -290,6 +292,8 @@ class ExponentialAdams(Method):
             s1 = _ab(schedule, t1)[1]
             if r > 0 and self.variable == "lam" and s1 == 0.0:
                 r = 0  # λ is unbounded at σ = 0
+            while r > 0 and not np.isfinite(_variable(schedule, self.variable, ts[i - r])):
+                r -= 1  # a node where the variable is infinite (α = 0: λ = −∞, ρ = ∞) cannot be used
             a0, s0 = _ab(schedule, t0)
             a1, _ = _ab(schedule, t1)
             out_x, c0 = degree0_weight(self.target, a0, s0, a1, s1)

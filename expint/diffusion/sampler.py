@@ -225,8 +225,8 @@ class Sampler:
                 if not is_torch_array(out) or out.shape != xs.shape:
                     got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
                     raise ValueError(
-                        f"step {i}: model returned {got} for an input of shape {tuple(xs.shape)}; it must return "
-                        "a tensor shaped like x"
+                        f"step {i}: model returned {got} for an input of shape {tuple(xs.shape)}; "
+                        "it must return a tensor shaped like x"
                     )
                 if flags is not None:
                     flags[t_idx] = ~torch.isfinite(out).all()

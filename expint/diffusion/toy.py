@@ -52,8 +52,7 @@ class GaussianMixture:
             self.log_w.to(like.device, like.dtype),
         )
 
-    def eps(self, x: Any, t: Any) -> Any:
-        """Exact ε*(x, t) for ``x`` of shape ``(B, d)`` and ``t`` of shape ``(B,)``."""
+    def _posterior(self, x: Any, t: Any) -> tuple:
         import torch
 
         mu, s, log_w = self._params(x)
@@ -64,7 +63,17 @@ class GaussianMixture:
         diff = x[:, None, :] - a * mu[None]  # (B, K, d)
         logp = log_w[None] - 0.5 * (diff * diff / var).sum(-1) - 0.5 * self.dim * torch.log(var[..., 0])
         r = torch.softmax(logp, dim=1)[..., None]
+        return a, sg, s, mu, var, diff, r
+
+    def eps(self, x: Any, t: Any) -> Any:
+        """Exact ε*(x, t) for ``x`` of shape ``(B, d)`` and ``t`` of shape ``(B,)``."""
+        _, sg, _, _, var, diff, r = self._posterior(x, t)
         return sg[:, 0] * (r * diff / var).sum(1)
+
+    def x0(self, x: Any, t: Any) -> Any:
+        """Exact posterior mean E[x0 | x_t = x] (finite also where α = 0)."""
+        a, _, s, mu, var, diff, r = self._posterior(x, t)
+        return (r * (mu[None] + a * s[None, :, None] ** 2 / var * diff)).sum(1)
 
     def __call__(self, x: Any, t: Any) -> Any:
         self.calls += 1

@@ -1,0 +1,259 @@
+"""Diffusion samplers: exactness, DDIM as the order-0 case, orders on analytic models,
+predictions, per-sample grids, input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from expint.diffusion import (
+    METHODS,
+    DiscreteVP,
+    ExponentialAdams,
+    FlowMatching,
+    Sampler,
+    VPLinear,
+    grid,
+    sample,
+    toy,
+)
+
+SCH = VPLinear()
+T0, T1 = 1.0, 1e-3
+GEN = torch.Generator().manual_seed(0)
+X_T = torch.randn(16, 3, dtype=torch.float64, generator=GEN)
+NAMES = list(METHODS)
+MIX = toy.GaussianMixture([[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5], [0.2, -1.2, -0.4]], [0.3, 0.5, 0.2], SCH)
+
+
+def _alpha(t):
+    return float(SCH.alpha(np.array([t]))[0])
+
+
+def _sigma(t):
+    return float(SCH.sigma(np.array([t]))[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("t_end", [T1, 0.0])  # 0.0: the last step goes exactly to σ = 0
+def test_zero_eps_gives_the_propagator(name, t_end):
+    ts = grid(SCH, 8, "logsnr", t_start=T0, t_end=T1)
+    if t_end == 0.0:
+        ts = np.concatenate([ts, [0.0]])
+    out = sample(lambda x, t: torch.zeros_like(x), X_T, SCH, ts, method=name)
+    exact = _alpha(ts[-1]) / _alpha(T0) * X_T
+    assert torch.allclose(out, exact, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("t_end", [T1, 0.0])
+def test_constant_eps_equals_one_ddim_step(name, t_end):
+    c = torch.linspace(-1, 1, 3, dtype=torch.float64)
+    ts = grid(SCH, 9, "quadratic", t_start=T0, t_end=T1)
+    if t_end == 0.0:
+        ts = np.concatenate([ts, [0.0]])
+    out = sample(lambda x, t: c.expand_as(x).clone(), X_T, SCH, ts, method=name)
+    a0, s0, a1, s1 = _alpha(T0), _sigma(T0), _alpha(ts[-1]), _sigma(ts[-1])
+    ddim = a1 / a0 * X_T + (s1 - a1 * s0 / a0) * c
+    assert torch.allclose(out, ddim, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("variable", ["t", "rho", "lam"])
+@pytest.mark.parametrize("target", ["eps", "x0"])
+def test_every_order_zero_preset_is_ddim(variable, target):
+    ts = grid(SCH, 7, "logsnr", t_start=T0, t_end=T1)
+    ref = sample(MIX, X_T, SCH, ts, method="ddim")
+    out = sample(MIX, X_T, SCH, ts, method=ExponentialAdams(0, variable, target))
+    assert torch.allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+EXPECTED = {"ddim": 1, "rhork2": 2, "rhork3": 3, "rhork4": 4, "ipndm": 2, "dpmpp2m": 2, "dpmpp3m": 3}
+EXPECTED.update({f"{v}{r}": r + 1 for v in ("tab", "rhoab", "lab") for r in (1, 2, 3)})
+
+
+def _order(method, model, exact_fn, ns, kind="logsnr"):
+    errs = []
+    for n in ns:
+        out = sample(model, X_T, SCH, grid(SCH, n, kind, t_start=T0, t_end=T1), method=method)
+        errs.append(float((out - exact_fn).abs().max()))
+    return float(-np.polyfit(np.log(ns), np.log(errs), 1)[0]), errs
+
+
+@pytest.fixture(scope="module")
+def gaussian():
+    g = toy.Gaussian([0.5, 0.5, 0.5], 0.3, SCH)
+    return g, g.exact(X_T, T0, T1)
+
+
+@pytest.fixture(scope="module")
+def mixture_reference():
+    return MIX.reference(X_T, T0, T1, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_order_on_single_gaussian(name, gaussian):
+    """Closed-form solution.  The isotropic Gaussian is kind to some methods (λ-AB of
+    degree 2 converges at order 4 here), so this checks the order is *at least* r + 1;
+    the mixture test below pins it."""
+    g, exact = gaussian
+    p, errs = _order(name, g, exact, [80, 160, 320, 640])
+    assert p >= EXPECTED[name] - 0.25, (name, p, errs)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "ipndm"])
+def test_order_on_gaussian_mixture(name, mixture_reference):
+    p, errs = _order(name, MIX, mixture_reference, [80, 160, 320, 640])
+    assert abs(p - EXPECTED[name]) <= 0.3, (name, p, errs)
+
+
+def test_ipndm_fixed_weights_lose_order_on_uneven_steps(mixture_reference):
+    """iPNDM's Adams weights assume equal steps in ρ; on a λ-uniform grid it is a
+    second-order method — the reason expint's ρAB uses the exact variable-step weights."""
+    p, _ = _order("ipndm", MIX, mixture_reference, [80, 160, 320, 640])
+    q, _ = _order("rhoab3", MIX, mixture_reference, [80, 160, 320, 640])
+    assert 1.7 <= p <= 2.3 and q >= 3.6
+
+
+def test_rk_startup_option_keeps_results_close():
+    ts = grid(SCH, 20, "logsnr", t_start=T0, t_end=T1)
+    a = Sampler(SCH, ts, ExponentialAdams(3, "t", "eps", startup="rk"))
+    b = Sampler(SCH, ts, "tab3")
+    assert a.nfe == 20 + 3 * 3 and b.nfe == 20
+    assert float((a(MIX, X_T) - b(MIX, X_T)).abs().max()) < 1e-2
+
+
+def test_nfe_and_model_calls():
+    ts = grid(SCH, 10, "logsnr", t_start=T0, t_end=T1)
+    for name, expected in [("tab3", 10), ("rhork2", 20), ("rhork4", 40), ("dpmpp3m", 10)]:
+        s = Sampler(SCH, ts, name)
+        MIX.calls = 0
+        s(MIX, X_T)
+        assert s.nfe == expected == MIX.calls
+    ts0 = np.concatenate([ts, [0.0]])
+    assert Sampler(SCH, ts0, "rhork2").nfe == 2 * 10 + 1  # the step to σ = 0 is an Euler step
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v", "score"])
+@pytest.mark.parametrize("name", ["tab3", "dpmpp3m", "rhork3"])
+def test_prediction_types_agree(prediction, name):
+    def wrapped(x, t):
+        e = MIX.eps(x, t)
+        a, s = SCH.alpha(t)[:, None], SCH.sigma(t)[:, None]
+        x0 = (x - s * e) / a
+        return {"x0": x0, "v": a * e - s * x0, "score": -e / s}[prediction]
+
+    ts = grid(SCH, 12, "logsnr", t_start=T0, t_end=T1)
+    ref = sample(MIX, X_T, SCH, ts, method=name)
+    out = sample(wrapped, X_T, SCH, ts, method=name, prediction=prediction)
+    assert torch.allclose(out, ref, rtol=1e-10, atol=1e-11)
+
+
+def test_flow_matching_velocity_with_data_prediction():
+    fm = FlowMatching()
+    mix = toy.GaussianMixture([[1.0, 0.0, 0.0], [-1.0, 0.5, 0.0]], [0.2, 0.4], fm)
+
+    def velocity(x, t):
+        return mix.eps(x, t) - mix.x0(x, t)  # dx/dt for α = 1 − t, σ = t
+
+    # from exactly t = 1 (α = 0, pure noise): only data-prediction methods can start there
+    ref = mix.reference(X_T, 1.0 - 1e-9, 1e-3, rtol=1e-11)  # ρ = ∞ at t = 1: start a hair below
+    errs = []
+    for n in (40, 160, 640):
+        ts = grid(fm, n, "uniform", t_start=1.0, t_end=1e-3)
+        errs.append(
+            float((sample(velocity, X_T, fm, ts, method="dpmpp3m", prediction="flow") - ref).abs().max())
+        )
+    assert errs[1] < errs[0] / 16 and errs[2] < errs[1] / 16 and errs[2] < 2e-4, errs
+    ts = grid(fm, 40, "uniform", t_start=1.0, t_end=1e-3)
+    with pytest.raises(ValueError, match="α"):
+        Sampler(fm, ts, "tab2", prediction="flow")
+
+
+def test_per_sample_grids_equal_separate_runs():
+    rows = np.stack(
+        [grid(SCH, 10, "logsnr", t_start=T0, t_end=t_end) for t_end in np.linspace(1e-3, 0.2, 16)]
+    )
+    out = Sampler(SCH, rows, "tab3")(MIX, X_T)
+    for i in (0, 7, 15):
+        single = Sampler(SCH, rows[i], "tab3")(MIX, X_T[i : i + 1])
+        assert torch.allclose(out[i : i + 1], single, rtol=1e-13, atol=1e-14)
+
+
+def test_float32_state_and_callback_and_progress(capsys):
+    seen = []
+    x = X_T.float()
+    out = sample(
+        MIX,
+        x,
+        SCH,
+        grid(SCH, 6, "logsnr", t_start=T0, t_end=T1),
+        method="tab2",
+        callback=lambda d: seen.append((d["i"], d["t"], d["x"].dtype)),
+        progress=True,
+    )
+    assert out.dtype == torch.float32 and len(seen) == 6 and seen[-1][1] == pytest.approx(T1)
+    assert "expint tab2" in capsys.readouterr().err
+
+
+def test_discrete_schedule_last_step_to_clean_data():
+    sch = DiscreteVP.from_betas()
+    mix = toy.GaussianMixture([[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5]], [0.3, 0.5], sch)
+    ts = grid(sch, 10, "logsnr", final_zero=True)
+    assert ts[-1] == -1.0
+    for name in NAMES:
+        out = sample(mix, X_T, sch, ts, method=name)
+        assert torch.isfinite(out).all(), name
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"method": "dpm++"}, ValueError, "unknown method 'dpm\\+\\+'; valid methods: ddim"),
+        ({"method": ExponentialAdams}, TypeError, "not the class"),
+        ({"prediction": "noise"}, ValueError, "unknown prediction type 'noise'; valid: eps"),
+        ({"ts": np.array([1.0, 0.5, 0.7, 0.1])}, ValueError, "strictly decreasing"),
+        ({"ts": np.array([1.5, 0.5, 0.1])}, ValueError, "outside the domain"),
+        ({"ts": np.array([1.0])}, ValueError, "n_steps >= 1"),
+        ({"ts": np.array([1.0, 0.5, 0.1]), "method": "tab3"}, ValueError, "tab3 needs at least 4 steps"),
+        ({"schedule": VPLinear}, TypeError, "not the class"),
+    ],
+)
+def test_bad_sampler_arguments(kwargs, exc, match):
+    args = {
+        "schedule": SCH,
+        "ts": grid(SCH, 5, "logsnr", t_start=T0, t_end=T1),
+        "method": "tab2",
+        "prediction": "eps",
+    }
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        Sampler(args.pop("schedule"), args.pop("ts"), **args)
+
+
+def test_bad_model_outputs_name_the_step():
+    ts = grid(SCH, 5, "logsnr", t_start=T0, t_end=T1)
+    s = Sampler(SCH, ts, "tab2")
+    with pytest.raises(ValueError, match=r"step 0: model returned \(16, 2\)"):
+        s(lambda x, t: x[:, :2], X_T)
+
+    def nan_late(x, t):
+        out = MIX.eps(x, t)
+        return out * float("nan") if float(t[0]) < 0.1 else out
+
+    with pytest.raises(ValueError, match="non-finite values at step 4"):  # ts[4] = 0.018 < 0.1
+        s(nan_late, X_T)
+    with pytest.raises(TypeError, match="torch tensor"):
+        s(MIX, X_T.numpy())
+
+
+def test_no_nan_for_any_step_count():
+    sch = DiscreteVP.from_betas()
+    mix = toy.GaussianMixture([[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5]], [0.3, 0.5], sch)
+    for n in (3, 4, 7, 25, 100):
+        for name in NAMES:
+            if n < METHODS[name].min_steps:
+                continue
+            for kind in ("logsnr", "karras", "quadratic", "uniform"):
+                out = sample(mix, X_T, sch, grid(sch, n, kind, final_zero=True), method=name)
+                assert torch.isfinite(out).all(), (n, name, kind)

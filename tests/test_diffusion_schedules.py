@@ -1,0 +1,121 @@
+"""Noise schedules and grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from expint.diffusion import EDM, VE, DiscreteVP, FlowMatching, VPCosine, VPLinear, grid
+
+SCHEDULES = [VPLinear(), VPCosine(), DiscreteVP.from_betas(), VE(), EDM(), FlowMatching()]
+IDS = [type(s).__name__ for s in SCHEDULES]
+
+
+def _interior(s, n=25):
+    lo = s.t_min + 1e-3 * (s.t_max - s.t_min)
+    return np.linspace(lo, s.t_max * (1 - 1e-3), n)
+
+
+@pytest.mark.parametrize("s", SCHEDULES, ids=IDS)
+def test_lambda_inverse_and_identities(s):
+    t = _interior(s)
+    np.testing.assert_allclose(s.t_of_lam(s.lam(t)), t, rtol=1e-10, atol=1e-10 * s.t_max)
+    np.testing.assert_allclose(s.rho(t), s.sigma(t) / s.alpha(t), rtol=1e-13)
+    np.testing.assert_allclose(s.lam(t), np.log(s.alpha(t) / s.sigma(t)), rtol=1e-12, atol=1e-12)
+    assert np.all(np.diff(s.lam(t)) < 0)  # λ decreases towards noise
+
+
+@pytest.mark.parametrize("s", SCHEDULES, ids=IDS)
+def test_torch_values_match_numpy(s):
+    t = _interior(s)
+    for f in (s.alpha, s.sigma, s.lam, s.rho):
+        np.testing.assert_allclose(f(torch.from_numpy(t)).numpy(), f(t), rtol=1e-14)
+
+
+def test_vp_schedules_preserve_variance():
+    for s in SCHEDULES[:3]:
+        t = _interior(s)
+        np.testing.assert_allclose(s.alpha(t) ** 2 + s.sigma(t) ** 2, 1.0, rtol=1e-13)
+
+
+def test_vp_linear_closed_form_and_reference_values():
+    s = VPLinear(0.1, 20.0)
+    t = np.array([0.3])
+    assert s.alpha(t)[0] == pytest.approx(np.exp(-0.25 * 0.09 * 19.9 - 0.5 * 0.3 * 0.1), rel=1e-15)
+    d = DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000)
+    assert d.rho(np.array([0.0]))[0] == pytest.approx(0.0100, abs=5e-5)  # REFERENCE.md: 0.0100
+    assert d.rho(np.array([999.0]))[0] == pytest.approx(157.41, abs=5e-3)  # REFERENCE.md: 157.41
+
+
+def test_discrete_clean_data_time():
+    d = DiscreteVP.from_betas()
+    assert d.sigma(np.array([-1.0]))[0] == 0.0 and d.alpha(np.array([-1.0]))[0] == 1.0
+    assert d.t_of_lam(np.array([np.inf]))[0] == -1.0
+
+
+def test_flow_derivatives_and_finite_differences():
+    fm = FlowMatching()
+    da, ds = fm.derivatives(np.array([0.4]))
+    assert da[0] == -1.0 and ds[0] == 1.0
+    da, ds = VPLinear().derivatives(np.array([0.4]))
+    h = 1e-7
+    assert da[0] == pytest.approx(
+        (VPLinear().alpha(np.array([0.4 + h])) - VPLinear().alpha(np.array([0.4 - h])))[0] / (2 * h), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("kind", ["uniform", "quadratic", "logsnr", "karras"])
+@pytest.mark.parametrize("s", SCHEDULES, ids=IDS)
+def test_grids_are_decreasing_and_hit_their_ends(kind, s):
+    if isinstance(s, FlowMatching) and kind in ("logsnr", "karras"):
+        with pytest.raises(ValueError, match="needs finite λ"):  # α(1) = 0: λ = −∞
+            grid(s, 12, kind)
+        s_start = 0.999
+        ts = grid(s, 12, kind, t_start=s_start)
+        assert ts[0] == s_start and np.all(np.diff(ts) < 0)
+        return
+    ts = grid(s, 12, kind)
+    assert ts.shape == (13,) and np.all(np.diff(ts) < 0)
+    assert ts[0] == s.t_max
+
+
+def test_logsnr_and_karras_spacing():
+    s = VPLinear()
+    ts = grid(s, 10, "logsnr", t_start=1.0, t_end=1e-3)
+    assert np.allclose(np.diff(s.lam(ts)), np.diff(s.lam(ts))[0], rtol=1e-9)
+    ts = grid(EDM(), 10, "karras")
+    root = ts ** (1 / 7)
+    assert np.allclose(np.diff(root), np.diff(root)[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "match"),
+    [
+        ((VPLinear(), 0), {}, ValueError, "positive integer"),
+        ((VPLinear(), 5, "cubic"), {}, ValueError, "unknown grid kind 'cubic'"),
+        ((VPLinear(), 5), {"t_start": 2.0}, ValueError, "outside the domain"),
+        ((VPLinear(), 5), {"rounding": "floor"}, ValueError, "needs a DiscreteVP"),
+        ((VE(), 5), {"final_zero": True}, ValueError, "no clean-data time"),
+        ((DiscreteVP.from_betas(), 5), {"rounding": "ceil"}, ValueError, "unknown rounding"),
+        (("vp", 5), {}, TypeError, "Schedule instance"),
+    ],
+)
+def test_bad_grid_arguments(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        grid(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: VPLinear(20.0, 0.1), "beta_min < beta_max"),
+        (lambda: VPCosine(t_max=1.0), "alpha vanishes"),
+        (lambda: DiscreteVP([0.5, 0.9]), "strictly decreasing"),
+        (lambda: DiscreteVP.from_betas("sigmoid"), "unknown beta schedule 'sigmoid'"),
+        (lambda: VE(1.0, 0.5), "sigma_min < sigma_max"),
+    ],
+)
+def test_bad_schedules(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
