@@ -54,7 +54,9 @@ class Sampler:
         What the model returns.
 
     Call it as ``sampler(model, x_T)`` with ``model(x, t)``, ``t`` a float tensor of
-    shape ``(batch,)`` in the schedule's time units.
+    shape ``(batch,)`` in the schedule's time units.  Model outputs are kept (not
+    copied) for the multistep history: a model must return a new tensor each call, not
+    a buffer it overwrites.
     """
 
     def __init__(self, schedule: Schedule, ts: Any, method: Any = "tab3", prediction: str = "eps"):
@@ -133,9 +135,11 @@ class Sampler:
                     (idx, pack.add([p.steps[i].stages[k].terms[m][1] for p in plans]))
                     for m, (idx, _) in enumerate(st.terms)
                 ]
-                stage_code.append(
-                    (len(times) - 1, x_slot, terms, pack.add(conv[:, 0]), pack.add(conv[:, 1]), st.pred)
+                # the common case (ε model, ε method; x0 model, x0 method) needs no conversion
+                conv_slots = (
+                    None if np.all(conv == [0.0, 1.0]) else (pack.add(conv[:, 0]), pack.add(conv[:, 1]))
                 )
+                stage_code.append((len(times) - 1, x_slot, terms, conv_slots, st.pred))
             outs = [p.steps[i] for p in plans]
             out_x = np.array([o.out_x for o in outs])
             if not np.all(np.isfinite(out_x)):
@@ -217,10 +221,8 @@ class Sampler:
         last = None
         for i in steps:
             stage_code, out_x, out_terms, free = self._program[i]
-            for t_idx, x_slot, terms, conv_a, conv_b, pred_idx in stage_code:
-                xs = x if x_slot is None else views[x_slot] * x
-                for idx, slot in terms:
-                    xs = xs + views[slot] * preds[idx]
+            for t_idx, x_slot, terms, conv_slots, pred_idx in stage_code:
+                xs = x if x_slot is None else _combine(views[x_slot], x, terms, views, preds)
                 out = model(xs, times[t_idx])
                 if not is_torch_array(out) or out.shape != xs.shape:
                     got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
@@ -230,10 +232,11 @@ class Sampler:
                     )
                 if flags is not None:
                     flags[t_idx] = ~torch.isfinite(out).all()
-                last = preds[pred_idx] = views[conv_a] * xs + views[conv_b] * out
-            x = views[out_x] * x
-            for idx, slot in out_terms:
-                x = x + views[slot] * preds[idx]
+                if conv_slots is None:
+                    last = preds[pred_idx] = out
+                else:
+                    last = preds[pred_idx] = (views[conv_slots[0]] * xs).addcmul_(views[conv_slots[1]], out)
+            x = _combine(views[out_x], x, out_terms, views, preds)
             for idx in free:
                 preds.pop(idx, None)
             if bar is not None:
@@ -252,6 +255,15 @@ class Sampler:
                 "the samples are invalid"
             )
         return x
+
+
+def _combine(c0: Any, x: Any, terms: list, views: list, preds: dict) -> Any:
+    """``c0·x + Σ c_k P_k``: one multiply, then fused in-place multiply–adds on the fresh
+    result (the kernels a hand-written update would launch)."""
+    acc = c0 * x
+    for idx, slot in terms:
+        acc.addcmul_(views[slot], preds[idx])
+    return acc
 
 
 def sample(
