@@ -82,6 +82,11 @@ def candidates():
         out[f"ExponentialAdams({r}, 't', 'x0')"] = ExponentialAdams(r, "t", "x0")
         out[f"ExponentialAdams({r}, 'rho', 'x0')"] = ExponentialAdams(r, "rho", "x0")
     out["ExponentialAdams(3, 'lam', 'x0')"] = ExponentialAdams(3, "lam", "x0")
+    for r in (1, 2):
+        for v in ("t", "lam"):
+            for tg in ("eps", "x0"):
+                m = ExponentialAdams(r, v, tg, corrector=True)
+                out[m.name] = m
     return out
 
 

@@ -100,7 +100,7 @@ class Sampler:
             for st in step.stages:
                 for idx, _ in st.terms:
                     last_use[idx] = i
-            for idx, _ in step.out_terms:
+            for idx, _ in [*step.out_terms, *step.corr_terms]:
                 last_use[idx] = i
         for i, step in enumerate(ref.steps):
             stage_code = []
@@ -151,8 +151,17 @@ class Sampler:
                 (idx, pack.add([o.out_terms[m][1] for o in outs]))
                 for m, (idx, _) in enumerate(step.out_terms)
             ]
+            corr = None
+            if step.corr_x is not None:
+                corr = (
+                    pack.add([o.corr_x for o in outs]),
+                    [
+                        (idx, pack.add([o.corr_terms[m][1] for o in outs]))
+                        for m, (idx, _) in enumerate(step.corr_terms)
+                    ],
+                )
             free = [idx for idx, last in last_use.items() if last == i]
-            program.append((stage_code, pack.add(out_x), out_terms, free))
+            program.append((stage_code, pack.add(out_x), out_terms, free, corr))
         table = np.stack(pack.values) if pack.values else np.zeros((0, len(plans)))
         if not np.all(np.isfinite(table)):
             raise ValueError("non-finite sampler coefficients; check that the grid stays inside the schedule")
@@ -219,8 +228,9 @@ class Sampler:
 
             bar = tqdm(total=len(self._program), desc=f"expint {self.method.name}", unit="step")
         last = None
+        x_prev = x
         for i in steps:
-            stage_code, out_x, out_terms, free = self._program[i]
+            stage_code, out_x, out_terms, free, corr = self._program[i]
             for t_idx, x_slot, terms, conv_slots, pred_idx in stage_code:
                 xs = x if x_slot is None else _combine(views[x_slot], x, terms, views, preds)
                 out = model(xs, times[t_idx])
@@ -236,6 +246,9 @@ class Sampler:
                     last = preds[pred_idx] = out
                 else:
                     last = preds[pred_idx] = (views[conv_slots[0]] * xs).addcmul_(views[conv_slots[1]], out)
+            if corr is not None:  # corrector: recompute x_i from x_{i−1} with the new value
+                x = _combine(views[corr[0]], x_prev, corr[1], views, preds)
+            x_prev = x
             x = _combine(views[out_x], x, out_terms, views, preds)
             for idx in free:
                 preds.pop(idx, None)
