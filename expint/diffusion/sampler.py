@@ -53,6 +53,8 @@ class Sampler:
     prediction : {"eps", "x0", "v", "score", "flow"}
         What the model returns.
 
+    Notes
+    -----
     Call it as ``sampler(model, x_T)`` with ``model(x, t)``, ``t`` a float tensor of
     shape ``(batch,)`` in the schedule's time units.  Model outputs are kept (not
     copied) for the multistep history: a model must return a new tensor each call, not
