@@ -217,10 +217,9 @@ def main() -> None:
         f"{'none' if not bad else ', '.join(bad)}"
     )
 
-    import matplotlib
+    from expint._plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     for i, (name, res) in enumerate(ours.items()):
@@ -240,11 +239,7 @@ def main() -> None:
     ax.set_title(f"Gaussian mixture (d = {args.dim}), 1000-step linear DDPM schedule")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    out = Path(args.out) / "diffusion_toy.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"\nplot: {out}")
+    print(f"\nplot: {save(fig, Path(args.out) / 'diffusion_toy.png')}")
 
 
 if __name__ == "__main__":

@@ -185,10 +185,9 @@ def report(n: int, rows: list[dict], info: dict) -> str:
 
 
 def plot(results: dict[int, list[dict]], path: Path) -> Path:
-    import matplotlib
+    from expint._plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.6), squeeze=False)
     for ax, (n, rows) in zip(axes[0], results.items(), strict=True):
@@ -202,11 +201,7 @@ def plot(results: dict[int, list[dict]], path: Path) -> Path:
         ax.set_title(f"Kuramoto–Sivashinsky, N = {n}")
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def main() -> None:

@@ -76,10 +76,9 @@ def main() -> None:
             f"{p_st:.2f} |"
         )
 
-    import matplotlib
+    from expint._plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for i, (name, (h1, e1, h2, e2)) in enumerate(curves.items()):
@@ -93,11 +92,7 @@ def main() -> None:
         ax.set_ylabel("max error at T")
         ax.grid(alpha=0.3, which="both")
     axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    out = Path(args.out) / "orders.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"\nplot: {out}")
+    print(f"\nplot: {save(fig, Path(args.out) / 'orders.png')}")
 
 
 if __name__ == "__main__":

@@ -343,10 +343,9 @@ def _check_size(n: Any, name: str, *, even: bool = False, minimum: int = 2) -> N
 
 def plot_spacetime(bp: BuiltinProblem, sol: Any, path: str | Path, title: str | None = None) -> Path:
     """Save a space–time image of a 1-D solution (``sol`` saved at many ``t_eval``)."""
-    import matplotlib
+    from ._plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     field_ = np.stack([np.asarray(bp.to_physical(y)) for y in sol.y])
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -355,9 +354,4 @@ def plot_spacetime(bp: BuiltinProblem, sol: Any, path: str | Path, title: str | 
     ax.set_xlabel("x")
     ax.set_ylabel("t")
     ax.set_title(title or f"{bp.problem.name}: {sol.scheme}")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)

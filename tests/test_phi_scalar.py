@@ -49,20 +49,10 @@ def complex_ref():
     return z, [phi_scalar_array(k, z) for k in range(KMAX + 1)]
 
 
+@pytest.mark.parametrize("family", ["real_ref", "complex_ref"])
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_real_grid_float64(real_ref, backend):
-    z, refs = real_ref
-    arg = torch.from_numpy(z) if backend == "torch" else z
-    vals = expint.phi_all(KMAX, arg)
-    vals = vals.numpy() if backend == "torch" else vals
-    for k in range(KMAX + 1):
-        err = relative_error(vals[k], refs[k], floor=TINY64 * 1e14)
-        assert err.max() <= 1e-14, (k, z[np.argmax(err)], err.max())
-
-
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_complex_grid_float64(complex_ref, backend):
-    z, refs = complex_ref
+def test_grid_float64(family, backend, request):
+    z, refs = request.getfixturevalue(family)
     arg = torch.from_numpy(z) if backend == "torch" else z
     vals = expint.phi_all(KMAX, arg)
     vals = vals.numpy() if backend == "torch" else vals

@@ -72,10 +72,9 @@ def table(res: dict) -> str:
 
 
 def plot(res: dict, path: Path) -> Path:
-    import matplotlib
+    from expint._plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4.4))
     for name, errs in res["errors"].items():
@@ -87,7 +86,4 @@ def plot(res: dict, path: Path) -> Path:
     ax.set_title("Kuramoto–Sivashinsky, N = 128: convergence")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -112,10 +112,9 @@ def table(res: AccuracyResult) -> str:
 
 def plot(res: AccuracyResult, path: Path) -> Path:
     """Error against |z| for each k (rows of panels: argument family)."""
-    import matplotlib
+    from expint._plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fams = list(res.families)
     fig, axes = plt.subplots(
@@ -143,9 +142,4 @@ def plot(res: AccuracyResult, path: Path) -> Path:
                 ax.set_xlabel("|z|")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("float64 relative error of φ_k(z) against 50-digit mpmath")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
