@@ -5,7 +5,7 @@ every sampler here is an exponential integrator of it, with all coefficients com
 once per grid in float64.  See ``docs/diffusion.md``.
 """
 
-from . import toy
+from . import integrations, toy
 from .grids import check_grid, diffusers_timesteps, grid
 from .methods import IPNDM, METHODS, ExponentialAdams, Method, RhoRK, get_method
 from .models import PREDICTIONS
@@ -31,6 +31,7 @@ __all__ = [
     "diffusers_timesteps",
     "get_method",
     "grid",
+    "integrations",
     "sample",
     "toy",
 ]

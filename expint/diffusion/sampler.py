@@ -207,7 +207,9 @@ class Sampler:
         check_finite: bool = True,
     ) -> Any:
         """Integrate from ``ts[0]`` to ``ts[-1]`` starting at ``x_T``; return the final
-        state.  ``callback`` receives ``{"i", "t", "x", "pred"}`` after each step.
+        state.  ``callback`` receives ``{"i", "t", "x", "pred", "x_in", "t_in"}`` after
+        each step (``pred``: the step's last prediction, made at state ``x_in`` and time
+        ``t_in``, in the method's target space ε or x0).
         ``check_finite`` costs one host synchronisation at the end."""
         import torch
 
@@ -229,7 +231,8 @@ class Sampler:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(self._program), desc=f"expint {self.method.name}", unit="step")
-        last = None
+        last = last_in = None
+        last_t = 0
         x_prev = x
         for i in steps:
             stage_code, out_x, out_terms, free, corr = self._program[i]
@@ -244,6 +247,7 @@ class Sampler:
                     )
                 if flags is not None:
                     flags[t_idx] = ~torch.isfinite(out).all()
+                last_in, last_t = xs, t_idx
                 if conv_slots is None:
                     last = preds[pred_idx] = out
                 else:
@@ -257,7 +261,16 @@ class Sampler:
             if bar is not None:
                 bar.update()
             if callback is not None:
-                callback({"i": i, "t": float(np.atleast_2d(self.ts)[0, i + 1]), "x": x, "pred": last})
+                callback(
+                    {
+                        "i": i,
+                        "t": float(np.atleast_2d(self.ts)[0, i + 1]),
+                        "x": x,
+                        "pred": last,  # the last stage's prediction, in the method's target space
+                        "x_in": last_in,  # ... the state it was made at
+                        "t_in": float(self._times[last_t, 0]),  # ... and that state's time
+                    }
+                )
         if bar is not None:
             bar.close()
         if flags is not None and bool(flags.any()):
