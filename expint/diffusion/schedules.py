@@ -108,8 +108,9 @@ class Schedule:
 
 
 def _vp_log_sigma(xp: Any, log_alpha: Any) -> Any:
-    # σ = sqrt(1 − α²) = sqrt(−expm1(2 log α)), accurate for α → 1
-    return 0.5 * xp.log(-xp.expm1(2.0 * log_alpha))
+    # σ = sqrt(1 − α²) = sqrt(−expm1(2 log α)), accurate for α → 1; log σ = −inf at σ = 0
+    with np.errstate(divide="ignore"):
+        return 0.5 * xp.log(-xp.expm1(2.0 * log_alpha))
 
 
 def _vp_log_alpha_of_lam(xp: Any, lam: Any) -> Any:
