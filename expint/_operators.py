@@ -160,15 +160,6 @@ class LinearOperatorBase:
         return self.phi_combination(h, 1.0, [y], t)
 
 
-def _check_real_scalar(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {x}")
-    return x
-
-
 class Diagonal(LinearOperatorBase):
     r"""Diagonal linear part ``L = diag(d)`` (e.g. a Fourier-space derivative).
 

@@ -122,13 +122,19 @@ def _merge_t_eval(grid: np.ndarray, t_eval: Any) -> tuple[np.ndarray, list[int]]
     tol = 1e-12 * (hi - lo)
     if te.min() < lo - tol or te.max() > hi + tol:
         raise ValueError(f"t_eval must lie inside t_span [{lo}, {hi}]")
-    pts = list(grid)
-    for v in te:
-        j = int(np.argmin(np.abs(grid - v)))
-        if abs(grid[j] - v) > tol:
-            pts.append(float(v))
-    merged = np.array(sorted(pts, reverse=sign < 0))
-    idx = [int(np.argmin(np.abs(merged - v))) for v in te]
+    # snap t_eval points within tol of a grid point onto it, insert the others
+    order = np.argsort(grid)
+    sorted_grid = grid[order]
+    pos = np.clip(np.searchsorted(sorted_grid, te), 1, len(grid) - 1)
+    nearest = np.where(np.abs(sorted_grid[pos - 1] - te) <= np.abs(sorted_grid[pos] - te), pos - 1, pos)
+    on_grid = np.abs(sorted_grid[nearest] - te) <= tol
+    merged = np.unique(np.concatenate([grid, te[~on_grid]]))
+    if sign < 0:
+        merged = merged[::-1]
+    te_snapped = np.where(on_grid, sorted_grid[nearest], te)
+    key = merged if sign > 0 else merged[::-1]
+    idx_sorted = np.searchsorted(key, te_snapped)
+    idx = [int(i) if sign > 0 else len(merged) - 1 - int(i) for i in idx_sorted]
     return merged, idx
 
 

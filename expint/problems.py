@@ -226,7 +226,6 @@ def hochbruck_ostermann(intervals: int = 200) -> BuiltinProblem:
     dx = 1.0 / intervals
     x = dx * np.arange(1, intervals)
     lap = (np.diag(-2.0 * np.ones(m)) + np.diag(np.ones(m - 1), 1) + np.diag(np.ones(m - 1), -1)) / dx**2
-    xc = _Const(x)
     q = x * (1 - x)
     qc = _Const(q)
 
@@ -236,7 +235,6 @@ def hochbruck_ostermann(intervals: int = 200) -> BuiltinProblem:
         ex = qq * et
         return 1.0 / (1.0 + u * u) + ex + 2.0 * et - 1.0 / (1.0 + ex * ex)
 
-    del xc
     prob = SemilinearProblem(Dense(lap), nonlinear, name="Hochbruck–Ostermann parabolic")
     return BuiltinProblem(
         "hochbruck_ostermann",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 PREDICTIONS = ("eps", "x0", "v", "score", "flow")
-TARGETS = ("eps", "x0")
 
 
 def check_prediction(prediction: str) -> str:
