@@ -36,3 +36,36 @@ def test_bad_sigmas():
         sample_expint(lambda x, s: x, torch.zeros(1, 2), [1.0])
     with pytest.raises(ValueError, match="strictly decreasing"):
         sample_expint(lambda x, s: x, torch.zeros(1, 2), [1.0, 2.0, 0.0])
+
+
+def test_diffusers_scheduler_matches_the_sampler_and_swaps_in():
+    import diffusers
+
+    from expint.diffusion import DiscreteVP
+    from expint.diffusion.integrations.diffusers import ExpintScheduler
+
+    ddim = diffusers.DDIMScheduler(
+        num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+    )
+    sched = ExpintScheduler.from_config(ddim.config, method="tab3")
+    assert sched.config.beta_schedule == "scaled_linear" and sched.config.method == "tab3"
+    sched.set_timesteps(12)
+    assert sched.timesteps.dtype == torch.int64 and len(sched.timesteps) == sched._sampler.nfe
+    mix = toy.GaussianMixture(
+        [[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5]],
+        [0.3, 0.5],
+        DiscreteVP.from_betas("scaled_linear", 0.00085, 0.012, 1000),
+    )
+    x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    latents = x * sched.init_noise_sigma
+    for t in sched.timesteps:  # the loop every diffusers pipeline runs
+        inp = sched.scale_model_input(latents, t)
+        out = mix(inp, torch.full((8,), float(t), dtype=torch.float64))
+        latents = sched.step(out, t, latents).prev_sample
+    direct = sched._sampler(mix, x)
+    assert torch.allclose(latents, direct, rtol=1e-13, atol=1e-13)
+    noisy = sched.add_noise(x, torch.zeros_like(x), torch.tensor([0, 999]).repeat(4))
+    assert noisy.shape == x.shape
+    with pytest.raises(ValueError, match="next model call"):
+        sched.set_timesteps(5)
+        sched.step(torch.zeros_like(x), 3, x)

@@ -9,7 +9,7 @@ maths.  The only optional sync is the final non-finite check (``check_finite``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -211,6 +211,27 @@ class Sampler:
         each step (``pred``: the step's last prediction, made at state ``x_in`` and time
         ``t_in``, in the method's target space ε or x0).
         ``check_finite`` costs one host synchronisation at the end."""
+        if not callable(model):
+            raise TypeError("model must be callable as model(x, t)")
+        run = self.iterate(x_T, progress=progress, callback=callback, check_finite=check_finite)
+        xs, t = next(run)
+        while True:
+            try:
+                xs, t = run.send(model(xs, t))
+            except StopIteration as done:
+                return done.value
+
+    def iterate(
+        self,
+        x_T: Any,
+        *,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+        check_finite: bool = True,
+    ) -> Generator[tuple[Any, Any], Any, Any]:
+        """The sampler as a generator, for callers that own the model loop (e.g. a
+        diffusers pipeline): it yields ``(x, t)`` for each model call, expects the model
+        output through ``send``, and returns the final state (``StopIteration.value``)."""
         import torch
 
         if not is_torch_array(x_T):
@@ -219,13 +240,10 @@ class Sampler:
             raise TypeError(f"x_T has dtype {x_T.dtype}; pass a floating-point tensor")
         if x_T.dim() < 1:
             raise ValueError("x_T must have a leading batch axis")
-        if not callable(model):
-            raise TypeError("model must be callable as model(x, t)")
         views, times = self._on(x_T)
         flags = torch.zeros(self._n_stages, dtype=torch.bool, device=x_T.device) if check_finite else None
         preds: dict[int, Any] = {}
         x = x_T
-        steps = range(len(self._program))
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -234,11 +252,10 @@ class Sampler:
         last = last_in = None
         last_t = 0
         x_prev = x
-        for i in steps:
-            stage_code, out_x, out_terms, free, corr = self._program[i]
+        for i, (stage_code, out_x, out_terms, free, corr) in enumerate(self._program):
             for t_idx, x_slot, terms, conv_slots, pred_idx in stage_code:
                 xs = x if x_slot is None else _combine(views[x_slot], x, terms, views, preds)
-                out = model(xs, times[t_idx])
+                out = yield xs, times[t_idx]
                 if not is_torch_array(out) or out.shape != xs.shape:
                     got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
                     raise ValueError(
@@ -283,6 +300,11 @@ class Sampler:
                 "the samples are invalid"
             )
         return x
+
+    @property
+    def model_times(self) -> np.ndarray:
+        """Times of the model calls in order, shape ``(nfe, rows)`` (float64)."""
+        return self._times
 
 
 def _combine(c0: Any, x: Any, terms: list, views: list, preds: dict) -> Any:
