@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .._registry import lookup
 from ._multistep import AdamsStepper
 from ._phiexpr import P, PhiExpr
 from ._rk import RKStepper
@@ -178,13 +179,4 @@ def names() -> list[str]:
 
 def get(scheme: Any) -> Scheme:
     """Look a scheme up by name (or pass a :class:`Scheme` through)."""
-    if isinstance(scheme, Scheme):
-        return scheme
-    if isinstance(scheme, type):
-        raise TypeError("scheme must be a scheme name or a Scheme instance, not a class")
-    if not isinstance(scheme, str):
-        raise TypeError(f"scheme must be a name such as 'etdrk4', got {type(scheme).__name__}")
-    try:
-        return _BY_NAME[scheme]
-    except KeyError:
-        raise ValueError(f"unknown scheme {scheme!r}; valid schemes: {', '.join(_BY_NAME)}") from None
+    return lookup(scheme, _BY_NAME, Scheme, "scheme", "etdrk4")

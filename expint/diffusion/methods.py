@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .._registry import lookup
 from .schedules import Schedule
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
@@ -414,13 +415,4 @@ METHODS = _presets()
 
 def get_method(method: Any) -> Method:
     """A method instance from a name or an instance."""
-    if isinstance(method, Method):
-        return method
-    if isinstance(method, type):
-        raise TypeError(f"method must be a name or an instance, not the class {method.__name__}")
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a name such as 'tab3', got {type(method).__name__}")
-    try:
-        return METHODS[method]
-    except KeyError:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}") from None
+    return lookup(method, METHODS, Method, "method", "tab3")
