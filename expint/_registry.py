@@ -18,7 +18,8 @@ def lookup(value: Any, registry: Mapping[str, T], cls: type, what: str, example:
         return value
     if isinstance(value, type):
         raise TypeError(
-            f"{what} must be a name or an instance, not a class (pass an instance, not the class {value.__name__})"
+            f"{what} must be a name or an instance, not a class "
+            f"(pass an instance, not the class {value.__name__})"
         )
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a name such as {example!r}, got {type(value).__name__}")
