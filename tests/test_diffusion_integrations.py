@@ -69,3 +69,35 @@ def test_diffusers_scheduler_matches_the_sampler_and_swaps_in():
     with pytest.raises(ValueError, match="next model call"):
         sched.set_timesteps(5)
         sched.step(torch.zeros_like(x), 3, x)
+
+
+@pytest.mark.parametrize("pipeline", ["DDPMPipeline"])  # DDIMPipeline converts any scheduler to DDIM
+def test_expint_scheduler_drops_into_a_diffusers_pipeline(pipeline):
+    """A real (tiny, randomly initialised) UNet in diffusers' own pipeline."""
+    import diffusers
+
+    from expint.diffusion.integrations.diffusers import ExpintScheduler
+
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DModel(
+        sample_size=8,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    )
+    sched = ExpintScheduler(method="dpmpp3m_pc")
+    pipe = getattr(diffusers, pipeline)(unet=unet, scheduler=sched)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(
+        batch_size=2, num_inference_steps=6, output_type="np", generator=torch.Generator().manual_seed(0)
+    )
+    images = out.images
+    assert images.shape == (2, 8, 8, 3) and np.all(np.isfinite(images))
+    assert sched._call == len(sched.timesteps) == 6  # every model call went through step()
+    with pytest.raises(ValueError, match="eta = 0"):
+        sched.set_timesteps(4)
+        sched.step(torch.zeros(1, 3, 8, 8), sched.timesteps[0], torch.zeros(1, 3, 8, 8), eta=0.5)

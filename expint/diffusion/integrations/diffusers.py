@@ -104,10 +104,23 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         self._begin_index = begin_index
 
     def step(
-        self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, return_dict: bool = True
+        self,
+        model_output: torch.Tensor,
+        timestep: Any,
+        sample: torch.Tensor,
+        return_dict: bool = True,
+        eta: float = 0.0,
+        **unused: Any,
     ) -> SchedulerOutput | tuple:
         """Take the model output at ``timestep`` and return the next model input (or,
-        after the last call, the final sample) as ``prev_sample``."""
+        after the last call, the final sample) as ``prev_sample``.
+
+        Pipelines pass extra keywords (``generator``, ``use_clipped_model_output``):
+        they are accepted and ignored, because the probability-flow ODE is
+        deterministic; ``eta`` other than 0 (stochastic DDIM) is refused.
+        """
+        if eta:
+            raise ValueError(f"ExpintScheduler integrates the probability-flow ODE (eta = 0); got eta={eta}")
         if self._sampler is None:
             raise ValueError("call set_timesteps(num_inference_steps) before step()")
         if self._call >= len(self.timesteps):
