@@ -122,6 +122,9 @@ class LinearOperatorBase:
 
     # --- evaluated coefficients (operators whose φ-functions are concrete objects) -----
     explicit = True
+    # coefficients act by element-wise multiplication (steppers then use operator.mul,
+    # which saves a Python call per term on the hot path)
+    elementwise = True
 
     def phi_expr(
         self, h: float, terms: dict[tuple[int, float, float], float], t: float | None, like: Any
@@ -255,6 +258,8 @@ class Dense(LinearOperatorBase):
             term = w @ _to_like(coeffs[k], w).T
             out = term if out is None else out + term
         return out
+
+    elementwise = False
 
     def _identity_like(self) -> Any:
         return np.eye(self.n)

@@ -10,6 +10,7 @@ Kassam–Trefethen loop).  ``MatrixFree`` operators get each stage as one
 from __future__ import annotations
 
 import math
+import operator
 from collections import OrderedDict
 from typing import Any
 
@@ -64,7 +65,8 @@ class RKStepper:
         return self.nonlinear(t + self.tab.c[i] * h, stage)
 
     def _step_evaluated(self, t: float, h: float, u: Any, n0: Any) -> Any:
-        apply = self.linear.apply_coefficient  # bound once: this loop is the hot path
+        lin = self.linear  # this loop is the hot path: bind the apply function once
+        apply = operator.mul if lin.elementwise else lin.apply_coefficient
         coeffs = self._evaluated(h, t, u)
         last = len(coeffs) - 1
         n_vals: list[Any] = []
