@@ -111,3 +111,21 @@ def any_true(mask: Any) -> bool:
     if is_torch_array(mask):
         return bool(mask.any().item())
     return bool(np.any(mask))
+
+
+def stack(arrays: list[Any], axis: int = 0) -> Any:
+    """``np.stack`` / ``torch.stack`` by the type of the first array."""
+    if is_torch_array(arrays[0]):
+        import torch
+
+        return torch.stack(arrays, dim=axis)
+    return np.stack(arrays, axis=axis)
+
+
+def concat(arrays: list[Any], axis: int = 0) -> Any:
+    """``np.concatenate`` / ``torch.cat`` by the type of the first array."""
+    if is_torch_array(arrays[0]):
+        import torch
+
+        return torch.cat(arrays, dim=axis)
+    return np.concatenate(arrays, axis=axis)

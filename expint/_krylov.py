@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg
 
-from ._backend import is_torch_array, to_numpy
+from ._backend import concat, is_torch_array, to_numpy
 
 __all__ = ["KrylovInfo", "PhivResult", "phiv"]
 
@@ -272,13 +272,13 @@ def phiv(
             top = top + bcols[i] * y[i]
         if p == 0:
             return top
-        shifted = _cat([y[1:], y[:1] * 0])
-        return _cat([top, shifted])
+        shifted = concat([y[1:], y[:1] * 0])
+        return concat([top, shifted])
 
     tail = np.zeros(p, dtype=np.result_type(float, to_numpy(vs[0][:1])))
     if p:
         tail[-1] = 1.0 / eta
-    w = _cat([vs[0], _like(tail, vs[0])]) if p else vs[0]
+    w = concat([vs[0], _like(tail, vs[0])]) if p else vs[0]
     # The step control is relative to the norm of the vector being propagated, which
     # can be far larger than the result (decaying modes; the augmentation tail).  If the
     # accumulated estimate misses tol·‖result‖, redo with a tolerance scaled by the miss.
@@ -294,14 +294,6 @@ def phiv(
             break
         step_tol = max(step_tol * 0.5 * target / sub_info.error_estimate, 1e-16)
     return PhivResult(w[:n], info)
-
-
-def _cat(parts: list[Any]) -> Any:
-    if is_torch_array(parts[0]):
-        import torch
-
-        return torch.cat(parts)
-    return np.concatenate(parts)
 
 
 def _like(arr: np.ndarray, like: Any) -> Any:

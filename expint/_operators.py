@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch_array, to_numpy
+from ._backend import is_torch_array, stack, to_numpy
 from ._phi import phi_all, phi_matrix_all
 from ._validation import check_finite, check_square
 
@@ -316,7 +316,6 @@ class MatrixFree(LinearOperatorBase):
             return self.matvec(y)
         flat = y.reshape(-1, self.n)
         rows = [self.matvec(flat[i]) for i in range(flat.shape[0])]
-        stack = __import__("torch").stack if is_torch_array(y) else np.stack
         return stack(rows).reshape(y.shape)
 
     def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
@@ -341,7 +340,6 @@ class MatrixFree(LinearOperatorBase):
             res, info = phiv(self, [f[i] for f in flat], tau, tol=self.tol, m=self.m)
             self.krylov_info.merge(info)
             rows.append(res)
-        stack = __import__("torch").stack if is_torch_array(ref) else np.stack
         return stack(rows).reshape(ref.shape)
 
 

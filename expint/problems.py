@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch_array, to_numpy
+from ._backend import concat, is_torch_array, to_numpy
 from ._operators import Dense, Diagonal, _to_like
 from ._problem import SemilinearProblem
 
@@ -282,8 +282,7 @@ def gray_scott(
         uvv = u * v * v
         nu = f.fft2(-uvv + alpha * (1 - u)).reshape(*y.shape[:-1], nn)
         nv = f.fft2(uvv - (alpha + beta) * v).reshape(*y.shape[:-1], nn)
-        cat = __import__("torch").cat if is_torch_array(y) else np.concatenate
-        return cat([nu, nv], -1)
+        return concat([nu, nv], -1)
 
     xs = length * np.arange(n) / n
     u0 = np.ones((n, n))
