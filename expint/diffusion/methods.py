@@ -319,7 +319,9 @@ class ExponentialAdams(Method):
             terms = [(pred_at[i - j], float(w)) for j, w in enumerate(weights)]
             step = StepPlan([stage], out_x, terms, degree=r)
             if self.corrector and i >= 1:
-                self._add_corrector(step, schedule, ts, i, pred_at, steps[-1].degree)
+                # the interpolant of the previous step, one degree up (an RK start-up step
+                # reports its stage count as degree: cap it at the method's degree)
+                self._add_corrector(step, schedule, ts, i, pred_at, min(steps[-1].degree, self.degree))
             steps.append(step)
         return Plan(steps, self.target, count)
 
