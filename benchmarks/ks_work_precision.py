@@ -66,31 +66,18 @@ def run(n: int, quick: bool = False) -> tuple[list[dict], dict]:
         return float(np.max(np.abs(to_u(np.asarray(v)) - u_ref)) / np.max(np.abs(u_ref)))
 
     rows = []
+
+    def record(method: str, setting: str, t: float, error: float, nfev: int, h: float | None = None) -> None:
+        rows.append(dict(method=method, setting=setting, h=h, time=t, error=error, nfev=nfev))
+
     hs = [1 / 2, 1 / 4, 1 / 8, 1 / 16] if quick else [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]
     for h in hs:
         t, v = _timed(lambda h=h: ks_etdrk4(n, h, T_END))
-        rows.append(
-            dict(
-                method="plain ETDRK4 loop",
-                setting=f"h=1/{round(1 / h)}",
-                h=h,
-                time=t,
-                error=err(v),
-                nfev=4 * round(T_END / h),
-            )
-        )
+        record("plain ETDRK4 loop", f"h=1/{round(1 / h)}", t, err(v), 4 * round(T_END / h), h)
         for scheme in ("etdrk4", "krogstad", "hochost4", "etdab4"):
             t, sol = _timed(lambda h=h, s=scheme: expint.solve(bp.problem, bp.y0, (0, T_END), scheme=s, dt=h))
-            rows.append(
-                dict(
-                    method=f"expint {scheme}",
-                    setting=f"h=1/{round(1 / h)}",
-                    h=h,
-                    time=t,
-                    error=err(sol.y[-1]) if sol.success else math.inf,
-                    nfev=sol.stats["nfev"],
-                )
-            )
+            error = err(sol.y[-1]) if sol.success else math.inf
+            record(f"expint {scheme}", f"h=1/{round(1 / h)}", t, error, sol.stats["nfev"], h)
     rhs = bp.problem.rhs
     tols = {"RK45": [1e-4, 1e-6, 1e-8], "DOP853": [1e-5, 1e-7, 1e-9, 1e-11], "BDF": [1e-4, 1e-6, 1e-8]}
     if quick:
@@ -100,15 +87,12 @@ def run(n: int, quick: bool = False) -> tuple[list[dict], dict]:
             t, res = _timed(
                 lambda m=method, r=rtol: solve_ivp(rhs, (0, T_END), bp.y0, method=m, rtol=r, atol=r * 1e-3)
             )
-            rows.append(
-                dict(
-                    method=f"scipy {method}",
-                    setting=f"rtol={rtol:g}",
-                    h=None,
-                    time=t,
-                    error=err(res.y[:, -1]) if res.success else math.inf,
-                    nfev=res.nfev,
-                )
+            record(
+                f"scipy {method}",
+                f"rtol={rtol:g}",
+                t,
+                err(res.y[:, -1]) if res.success else math.inf,
+                res.nfev,
             )
     y0t = torch.from_numpy(bp.y0)
     tt = torch.tensor([0.0, T_END], dtype=torch.float64)
@@ -120,16 +104,7 @@ def run(n: int, quick: bool = False) -> tuple[list[dict], dict]:
             return rhs(float(t), y)
 
         t, out = _timed(lambda r=rtol: torchdiffeq.odeint(f, y0t, tt, method="dopri5", rtol=r, atol=r * 1e-3))
-        rows.append(
-            dict(
-                method="torchdiffeq dopri5",
-                setting=f"rtol={rtol:g}",
-                h=None,
-                time=t,
-                error=err(out[-1].numpy()),
-                nfev=counter["n"],
-            )
-        )
+        record("torchdiffeq dopri5", f"rtol={rtol:g}", t, err(out[-1].numpy()), counter["n"])
     return rows, {"reference_check": ref_check}
 
 

@@ -53,21 +53,22 @@ def _dtype_kind(x: Any) -> str:
             return "c"
         if x.is_floating_point():
             return "f"
-        return "b" if x.dtype.__repr__() == "torch.bool" else "i"
+        import torch
+
+        return "b" if x.dtype == torch.bool else "i"
     return np.asarray(x).dtype.kind
 
 
-def promote_working(x: Any, *, name: str = "z", allow_int: bool = True) -> tuple[Any, Any]:
+def promote_working(x: Any, *, name: str = "z") -> tuple[Any, Any]:
     """Cast ``x`` to its double-precision working dtype.
 
-    Returns ``(x_work, original_dtype)``.  Integer input is accepted for element-wise
-    functions when ``allow_int`` (it is promoted to float64, as numpy's ufuncs do) and
-    rejected otherwise with a ``TypeError`` naming ``name``.
+    Returns ``(x_work, original_dtype)``.  Integer and boolean input is rejected with a
+    ``TypeError`` naming ``name`` (the result dtype would be a guess).
     """
     kind = _dtype_kind(x)
     if kind == "b":
         raise TypeError(f"{name} has a boolean dtype; pass a floating or complex array")
-    if kind in "iu" and not allow_int:
+    if kind in "iu":
         raise TypeError(
             f"{name} has an integer dtype; pass a floating-point array "
             f"(e.g. {name}.astype(float) or {name}.double())"
@@ -76,17 +77,11 @@ def promote_working(x: Any, *, name: str = "z", allow_int: bool = True) -> tuple
         import torch
 
         orig = x.dtype
-        if x.is_complex():
-            return x.to(torch.complex128), orig
-        if not x.is_floating_point():
-            return x.to(torch.float64), torch.float64
-        return x.to(torch.float64), orig
+        return x.to(torch.complex128 if x.is_complex() else torch.float64), orig
     arr = np.asarray(x)
     orig = arr.dtype
     if kind == "c":
         return arr.astype(np.complex128), orig
-    if kind in "iu":
-        return arr.astype(np.float64), np.dtype(np.float64)
     if kind != "f":
         raise TypeError(f"{name} must have a floating or complex dtype, got {orig}")
     return arr.astype(np.float64), orig

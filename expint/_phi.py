@@ -65,15 +65,15 @@ def _taylor_terms(k: int) -> int:
     return n + 1
 
 
-def _input_scalar(z: Any) -> tuple[Any, bool]:
-    """Python scalars become 0-d numpy arrays in double precision."""
+def _input_scalar(z: Any) -> Any:
+    """Python scalars become 0-d numpy arrays in double precision; arrays pass."""
     if isinstance(z, (bool, np.bool_)):
         raise TypeError("z must be a real or complex number or array, not bool")
-    if isinstance(z, (int, float)) and not isinstance(z, bool):
-        return np.asarray(float(z)), True
+    if isinstance(z, (int, float)):
+        return np.asarray(float(z))
     if isinstance(z, complex):
-        return np.asarray(z, dtype=np.complex128), True
-    return as_array(z), False
+        return np.asarray(z, dtype=np.complex128)
+    return as_array(z)
 
 
 def _expm1_complex(xp: Any, z: Any) -> Any:
@@ -170,13 +170,9 @@ def phi_all(kmax: int, z: Any) -> Any:
     ``φ_k(-inf) = 0`` (``k = 0``) resp. the limit ``0``; ``φ_k(+inf) = +inf``.
     """
     kmax = check_order(kmax, name="kmax")
-    zin, scalar = _input_scalar(z)
-    zw, dtype = promote_working(zin, name="z", allow_int=False)
+    zw, dtype = promote_working(_input_scalar(z), name="z")
     check_no_nan(zw, name="z")
-    res = cast_back(_phi_all_work(kmax, zw), dtype)
-    if scalar:
-        return res
-    return res
+    return cast_back(_phi_all_work(kmax, zw), dtype)
 
 
 def phi(k: int, z: Any) -> Any:
@@ -265,7 +261,7 @@ def phi_matrix_all(kmax: int, a: Any) -> Any:
     kmax = check_order(kmax, name="kmax")
     a = as_array(a, name="A")
     check_square(a, name="A")
-    aw, dtype = promote_working(a, name="A", allow_int=False)
+    aw, dtype = promote_working(a, name="A")
     check_finite(aw, name="A")
     n = aw.shape[-1]
     if n == 0:

@@ -72,7 +72,6 @@ class StepPlan:
 class Plan:
     steps: list[StepPlan]
     target: str
-    n_evals: int = field(default=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,7 +322,7 @@ class ExponentialAdams(Method):
                 # reports its stage count as degree: cap it at the method's degree)
                 self._add_corrector(step, schedule, ts, i, pred_at, min(steps[-1].degree, self.degree))
             steps.append(step)
-        return Plan(steps, self.target, count)
+        return Plan(steps, self.target)
 
     def _add_corrector(
         self, step: StepPlan, schedule: Schedule, ts: np.ndarray, i: int, pred_at: list[int], prev_degree: int
@@ -367,7 +366,7 @@ class RhoRK(Method):
             step = _rk_step(schedule, "eps", t0, t1, tab, count)
             count += len(step.stages)
             steps.append(step)
-        return Plan(steps, "eps", count)
+        return Plan(steps, "eps")
 
 
 class IPNDM(Method):
@@ -391,7 +390,7 @@ class IPNDM(Method):
             w = self.WEIGHTS[min(i, 3)]
             terms = [(i - j, a1 * (r1 - r0) * wj) for j, wj in enumerate(w)]
             steps.append(StepPlan([Stage(t0, 1.0, [], pred=i)], a1 / a0, terms, degree=len(w) - 1))
-        return Plan(steps, "eps", len(ts) - 1)
+        return Plan(steps, "eps")
 
 
 def _presets() -> dict[str, Method]:

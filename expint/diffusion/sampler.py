@@ -171,6 +171,7 @@ class Sampler:
         self._times = np.stack(times)  # (stages, rows)
         self._program = program
         self._n_stages = len(times)
+        self._t_after = [float(t) for t in rows[0, 1:]]  # step end times, for callbacks
         self.degrees = [s.degree for s in ref.steps]
 
     def _on(self, x: Any) -> tuple[list, Any]:
@@ -281,7 +282,7 @@ class Sampler:
                 callback(
                     {
                         "i": i,
-                        "t": float(np.atleast_2d(self.ts)[0, i + 1]),
+                        "t": self._t_after[i],
                         "x": x,
                         "pred": last,  # the last stage's prediction, in the method's target space
                         "x_in": last_in,  # ... the state it was made at
