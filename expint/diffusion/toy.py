@@ -27,9 +27,13 @@ class GaussianMixture:
     weights : array (K,), optional (uniform by default)
     schedule : Schedule
         The forward process; ``model(x, t)`` uses it to get α(t), σ(t).
+    shape : tuple of int, optional
+        Sample shape, e.g. ``(3, 8, 8)``: ``model(x, t)`` then takes and returns
+        ``x`` of shape ``(batch, *shape)``, as an image network does (the product of
+        ``shape`` must be ``d``).  Default ``(d,)``.
     """
 
-    def __init__(self, means: Any, stds: Any, schedule: Schedule, weights: Any = None):
+    def __init__(self, means: Any, stds: Any, schedule: Schedule, weights: Any = None, shape: Any = None):
         import torch
 
         self.means = torch.as_tensor(np.asarray(means, dtype=np.float64))
@@ -43,7 +47,30 @@ class GaussianMixture:
         self.log_w = torch.as_tensor(np.log(w / w.sum()))
         self.schedule = schedule
         self.dim = self.means.shape[1]
+        self.shape = (self.dim,) if shape is None else tuple(int(v) for v in shape)
+        if math.prod(self.shape) != self.dim:
+            raise ValueError(
+                f"shape {self.shape} has {math.prod(self.shape)} elements; the means have d = {self.dim}"
+            )
         self.calls = 0
+
+    @classmethod
+    def random(
+        cls, schedule: Schedule, shape: Any = (3, 8, 8), components: int = 4, std: float = 0.2, seed: int = 0
+    ) -> GaussianMixture:
+        """A mixture of ``components`` Gaussians with means drawn uniformly in
+        ``[−1, 1]^d`` (fixed ``seed``) and standard deviation ``std``, on samples of
+        ``shape``: a stand-in for an image ε-network whose exact ε is known.
+
+        >>> from expint.diffusion import DiscreteVP, toy
+        >>> model = toy.GaussianMixture.random(DiscreteVP.from_betas(), shape=(3, 8, 8))
+        >>> model.shape, model.dim
+        ((3, 8, 8), 192)
+        """
+        shape = tuple(int(v) for v in shape)
+        rng = np.random.default_rng(seed)
+        means = rng.uniform(-1.0, 1.0, size=(components, math.prod(shape)))
+        return cls(means, std, schedule, shape=shape)
 
     def _params(self, like: Any) -> tuple[Any, Any, Any]:
         return (
@@ -76,15 +103,19 @@ class GaussianMixture:
         return (r * (mu[None] + a * s[None, :, None] ** 2 / var * diff)).sum(1)
 
     def __call__(self, x: Any, t: Any) -> Any:
+        """``ε*(x, t)`` for ``x`` of shape ``(batch, *shape)``, ``t`` of shape ``(batch,)``."""
         self.calls += 1
-        return self.eps(x, t)
+        if self.shape == (self.dim,):
+            return self.eps(x, t)
+        flat = x.reshape(x.shape[0], self.dim)
+        return self.eps(flat, t).reshape(x.shape)
 
     def sample_data(self, n: int, generator: Any = None) -> Any:
         import torch
 
         k = torch.multinomial(self.log_w.exp(), n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, dtype=torch.float64, generator=generator)
-        return self.means[k] + self.stds[k, None] * z
+        return (self.means[k] + self.stds[k, None] * z).reshape(n, *self.shape)
 
     def reference(self, x_T: Any, t_start: float, t_end: float, rtol: float = 1e-10) -> Any:
         """The exact PF-ODE solution from ``x_T`` at ``t_start`` to ``t_end`` by
@@ -94,7 +125,7 @@ class GaussianMixture:
         import torchdiffeq
 
         sch = self.schedule
-        x = x_T.double()
+        x = x_T.double().reshape(x_T.shape[0], self.dim)
         a0 = float(sch.alpha(np.array([t_start]))[0])
         r0, r1 = float(sch.rho(np.array([t_start]))[0]), float(sch.rho(np.array([t_end]))[0])
 
@@ -107,7 +138,7 @@ class GaussianMixture:
         grid = torch.tensor([r0, r1], dtype=torch.float64)
         v = torchdiffeq.odeint(f, x / a0, grid, method="dopri5", rtol=rtol, atol=rtol * 1e-2)[-1]
         a1 = float(sch.alpha(np.array([t_end]))[0])
-        return (a1 * v).to(x_T.dtype)
+        return (a1 * v).to(x_T.dtype).reshape(x_T.shape)
 
 
 class Gaussian(GaussianMixture):
