@@ -116,6 +116,27 @@ def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
     )
 
 
+def _check_product(out: Any, v: Any, n: int) -> Any:
+    """The first product ``A v``: same array type as ``v``, shape ``(n,)``, finite."""
+    if is_torch_array(v) != is_torch_array(out) or not hasattr(out, "shape"):
+        raise TypeError(
+            f"A (matvec) returned {type(out).__name__} for a {type(v).__name__} vector; "
+            "return the same array type as its input"
+        )
+    if tuple(out.shape) != (n,):
+        raise ValueError(
+            f"A (matvec) returned shape {tuple(out.shape)} for a vector of shape ({n},); "
+            "it must return a vector of the same shape"
+        )
+    finite = bool(out.isfinite().all()) if is_torch_array(out) else bool(np.isfinite(out).all())
+    if not finite:
+        raise ValueError(
+            "A (matvec) returned NaN or inf for a finite vector; check A (or the matvec) for "
+            "NaN/inf entries"
+        )
+    return out
+
+
 class _Vec:
     """Minimal vector algebra for numpy arrays and torch tensors (1-D)."""
 
@@ -233,20 +254,21 @@ def phiv(
     """
     matvec, n = _as_matvec(A)
     vs = _check_vectors(vs, n)
-    if not (isinstance(t, (int, float, np.floating)) and math.isfinite(float(t))):
+    real = (int, float, np.floating, np.integer)
+    if isinstance(t, bool) or not (isinstance(t, real) and math.isfinite(float(t))):
         raise ValueError(f"t must be a finite real number, got {t!r}")
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+    if isinstance(tol, bool) or not (isinstance(tol, real) and 0 < tol < 1):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if not (isinstance(m, int) and m >= 1):
+    if isinstance(m, bool) or not (isinstance(m, (int, np.integer)) and m >= 1):
         raise ValueError(f"m must be a positive integer, got {m!r}")
-    t = float(t)
+    t, tol, m = float(t), float(tol), int(m)
     p = len(vs) - 1
     info = KrylovInfo()
     if t == 0.0:
         return PhivResult(vs[0] + 0 * vs[0], info)
 
     sign = 1.0 if t > 0 else -1.0
-    probe = matvec(vs[0])
+    probe = _check_product(matvec(vs[0]), vs[0], n)
     info.matvecs += 1
     dtype = _common_dtype(vs, probe)
     vs = [v.to(dtype) if is_torch_array(v) else np.asarray(v, dtype=dtype) for v in vs]
@@ -355,6 +377,11 @@ def _expv(
                     h[i, j] += c
                     u = u - basis[i] * _scalar(c, u)
             hnext = vec.norm(u)
+            if not math.isfinite(hnext):
+                raise ValueError(
+                    "phiv: the operator returned non-finite values (A or matvec gives NaN or inf); "
+                    "check A for NaN/inf entries"
+                )
             anorm = max(np.abs(h[: j + 2, : j + 1]).sum(axis=0).max(), hnext, 1e-300)
             if hnext <= 64 * eps * anorm:
                 breakdown = True

@@ -52,6 +52,15 @@ def _to_like(arr: Any, like: Any) -> Any:
     return a.astype(target, copy=False)
 
 
+def _matrix_like(arr: Any, like: Any) -> Any:
+    """``_to_like`` for a matrix that multiplies ``like``: torch's matmul does not mix
+    real and complex dtypes, so a real matrix acting on a complex state is made complex."""
+    out = _to_like(arr, like)
+    if is_torch_array(like) and like.is_complex() and not out.is_complex():
+        out = out.to(like.dtype)
+    return out
+
+
 class LinearOperatorBase:
     """Common interface of the linear parts (see module docstring)."""
 
@@ -228,6 +237,12 @@ class Dense(LinearOperatorBase):
             a = np.asarray(a)
             if a.dtype.kind in "iub":
                 a = a.astype(np.float64)
+        if is_torch_array(a) and a.requires_grad:
+            raise ValueError(
+                "A requires grad, but Dense computes φ(hA) on the host (scipy's expm) and cannot "
+                "differentiate through it; pass A.detach(), or use Diagonal (differentiable) for a "
+                "diagonalisable A"
+            )
         self.n = check_square(a, name="A")
         if a.ndim != 2:
             raise ValueError(f"A must be a single (n, n) matrix, got shape {tuple(a.shape)}")
@@ -241,7 +256,7 @@ class Dense(LinearOperatorBase):
         self._eig = np.linalg.eigh(host) if np.array_equal(host, host.conj().T) else None
 
     def apply(self, y: Any, t: float | None = None) -> Any:
-        return y @ _to_like(self.a, y).T
+        return y @ _matrix_like(self.a, y).T
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         if self._eig is not None:
@@ -255,7 +270,7 @@ class Dense(LinearOperatorBase):
         for k, w in enumerate(ws):
             if w is None:
                 continue
-            term = w @ _to_like(coeffs[k], w).T
+            term = w @ _matrix_like(coeffs[k], w).T
             out = term if out is None else out + term
         return out
 
@@ -266,7 +281,7 @@ class Dense(LinearOperatorBase):
 
     def _prepare(self, coef: Any, like: Any) -> Any:
         # stored transposed: the operator acts on the trailing axis, y @ M^T
-        return _to_like(coef, like).T
+        return _matrix_like(coef, like).T
 
     def apply_coefficient(self, coef: Any, w: Any) -> Any:
         return w @ coef
@@ -303,13 +318,25 @@ class MatrixFree(LinearOperatorBase):
             raise ValueError(f"n must be a positive integer, got {n!r}")
         from ._krylov import KrylovInfo
 
-        self.matvec = matvec
+        self._user_matvec = matvec
+        self._checked = False
         self.n = int(n)
         self.tol = tol
         self.m = m
         self.krylov_info = KrylovInfo()
 
     explicit = False
+
+    def matvec(self, v: Any) -> Any:
+        """``L v`` for one vector; the first product is checked (array type, shape
+        ``(n,)``, finite) so a faulty matvec fails here, not deep in a Krylov loop."""
+        out = self._user_matvec(v)
+        if not self._checked:
+            from ._krylov import _check_product
+
+            _check_product(out, v, self.n)
+            self._checked = True
+        return out
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         if y.ndim == 1:

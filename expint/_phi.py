@@ -41,6 +41,7 @@ from ._backend import (
     is_complex,
     is_torch_array,
     promote_working,
+    to_numpy,
 )
 from ._validation import check_finite, check_no_nan, check_order, check_square
 
@@ -120,6 +121,17 @@ def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
     return out
 
 
+def _complex(re: Any, im: Any) -> Any:
+    """``re + i·im`` without ``1j * inf`` turning the real part into NaN."""
+    if is_torch_array(re):
+        import torch
+
+        return torch.complex(re, im)
+    out = np.empty(np.shape(re), dtype=np.result_type(re.dtype, np.complex64))
+    out.real, out.imag = re, im
+    return out
+
+
 def _phi_all_work(kmax: int, z: Any) -> Any:
     """φ_0..φ_kmax of a double-precision array, stacked on a new axis 0."""
     xp = array_namespace(z)
@@ -136,6 +148,16 @@ def _phi_all_work(kmax: int, z: Any) -> Any:
     if not is_complex(z):
         # φ_k(+inf) = +inf for every k; the recurrence would produce inf - inf there
         res = xp.where(z == math.inf, xp.full_like(res, math.inf), res)
+    else:
+        # Re z = +inf, finite Im z = y: φ_k(z) ~ e^z / z^k points along e^{iy}, so its
+        # limit is inf·cos y + i·inf·sin y (0 where the factor is 0), as for real +inf
+        y = xp.imag(z)
+        at_inf = (xp.real(z) == math.inf) & xp.isfinite(y)
+        cos_y, sin_y = xp.cos(y), xp.sin(y)
+        with np.errstate(invalid="ignore"):
+            re = xp.where(cos_y == 0, 0.0 * cos_y, cos_y * math.inf)
+            im = xp.where(sin_y == 0, 0.0 * sin_y, sin_y * math.inf)
+        res = xp.where(at_inf, _complex(re, im), res)
     return res
 
 
@@ -232,6 +254,28 @@ def _expm(w: Any) -> Any:
     return scipy.linalg.expm(w)
 
 
+def _shifted_block_row(a: Any, kmax: int) -> Any:
+    """The first block row of ``e^W`` when it overflows (spectral abscissa ``s`` of
+    ``A`` above ~700): ``e^W = e^s e^{W - sI}`` with the scale restored in log space,
+    so entries that are finite come out finite, zeros stay zero and only entries beyond
+    the float64 range are ±inf (never inf − inf = NaN)."""
+    host = to_numpy(a)
+    n = host.shape[-1]
+    shift = np.max(np.linalg.eigvals(host).real, axis=-1)[..., None, None]
+    eye = np.eye(n * (kmax + 1))
+    import scipy.linalg
+
+    f = scipy.linalg.expm(_augmented(host, kmax) - shift * eye)[..., :n, :]
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        mag = np.exp(np.log(np.abs(f)) + shift)
+        out = np.where(f == 0, 0.0, (f / np.where(f == 0, 1.0, np.abs(f))) * mag)
+    if is_torch_array(a):
+        import torch
+
+        return torch.from_numpy(out.astype(host.dtype, copy=False)).to(a.device)
+    return out.astype(host.dtype, copy=False)
+
+
 def phi_matrix_all(kmax: int, a: Any) -> Any:
     r"""All matrix φ-functions ``φ_0(A), …, φ_kmax(A)`` of a dense matrix.
 
@@ -266,8 +310,11 @@ def phi_matrix_all(kmax: int, a: Any) -> Any:
     n = aw.shape[-1]
     if n == 0:
         raise ValueError("A must have at least one row and column, got shape (..., 0, 0)")
-    block_row = _expm(_augmented(aw, kmax))[..., :n, :]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled below
+        block_row = _expm(_augmented(aw, kmax))[..., :n, :]
     xp = array_namespace(block_row)
+    if not bool(xp.all(xp.isfinite(block_row))):
+        block_row = _shifted_block_row(aw, kmax)
     blocks = [block_row[..., :, j * n : (j + 1) * n] for j in range(kmax + 1)]
     return cast_back(xp.stack(blocks, axis=0), dtype)
 

@@ -126,7 +126,7 @@ class VPLinear(Schedule):
     t_data = 0.0
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        if not (0 <= beta_min < beta_max) or not math.isfinite(beta_max):
+        if not (0 <= beta_min < beta_max < math.inf):
             raise ValueError(f"need 0 <= beta_min < beta_max < inf, got {beta_min}, {beta_max}")
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 
@@ -288,8 +288,8 @@ class VE(Schedule):
     ``t ∈ [0, 1]``."""
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        if not 0 < sigma_min < sigma_max < math.inf:
+            raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
 
@@ -314,8 +314,8 @@ class EDM(Schedule):
     t_data = 0.0
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
-        if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        if not 0 < sigma_min < sigma_max < math.inf:
+            raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self.t_max = self.sigma_max
 

@@ -1,0 +1,147 @@
+"""Regression tests for inputs that were silently wrong or unclear (core: φ, phiv,
+operators, solve).  Each test failed before its fix."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import expint
+
+# -- φ at infinity and overflow -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "z, expected",
+    [
+        (complex(np.inf, 0.0), complex(np.inf, 0.0)),
+        (complex(np.inf, 1.0), complex(np.inf, np.inf)),  # direction e^{i}: both parts +inf
+        (complex(np.inf, -2.0), complex(-np.inf, -np.inf)),  # cos 2 < 0, sin(−2) < 0
+        (complex(-np.inf, 0.0), 0.0),
+    ],
+)
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_phi_at_complex_infinity_is_the_limit_not_nan(k, z, expected):
+    got = complex(expint.phi(k, np.array([z]))[0])
+    assert not np.isnan(got.real) and not np.isnan(got.imag)
+    assert got == expected
+    t = complex(expint.phi(k, torch.tensor([z]))[0])
+    assert t == expected
+
+
+def test_phi_matrix_beyond_exp_overflow_matches_scalar_phi():
+    # φ_8(730) ≈ 1.3e294 is finite although e^730 overflows; φ_1(800) is +inf
+    got = expint.phi_matrix(8, 730.0 * np.eye(3))
+    np.testing.assert_allclose(np.diag(got), expint.phi(8, 730.0), rtol=1e-12)
+    assert np.all(got[~np.eye(3, dtype=bool)] == 0)
+    big = expint.phi_matrix(1, 800.0 * np.eye(2))
+    assert not np.isnan(big).any()
+    assert np.all(np.diag(big) == np.inf) and big[0, 1] == 0 and big[1, 0] == 0
+    # a non-normal matrix: compare with the Jordan-block closed form φ_1(J) = [[φ1, φ1'], [0, φ1]]
+    # φ_k(J) = [[φ_k, φ_k'], [0, φ_k]], φ_k'(z) = (φ_{k−1}(z) − k φ_k(z))/z
+    a = np.array([[730.0, 1.0], [0.0, 730.0]])
+    j = expint.phi_matrix(8, a)
+    f = expint.phi(8, 730.0)
+    dphi = (expint.phi(7, 730.0) - 8 * f) / 730.0
+    np.testing.assert_allclose(j, [[f, dphi], [0.0, f]], rtol=1e-10)
+
+
+# -- phiv and matrix-free operators ------------------------------------------------------------
+
+
+def test_phiv_refuses_nan_matrix_quickly():
+    a = -np.eye(20)
+    a[3, 4] = np.nan
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        expint.phiv(a, [np.ones(20)], t=1.0)
+    assert time.perf_counter() - start < 5  # not minutes of Krylov iterations
+
+
+@pytest.mark.parametrize(
+    "matvec, exc, match",
+    [
+        (lambda v: v[:-1], ValueError, "returned shape"),
+        (lambda v: list(v), TypeError, "returned list"),
+        (lambda v: v * np.nan, ValueError, "NaN or inf"),
+    ],
+)
+def test_faulty_matvec_gets_a_clear_error(matvec, exc, match):
+    op = expint.MatrixFree(matvec, 8)
+    with pytest.raises(exc, match=match):
+        expint.phiv(op, [np.ones(8)], t=0.5)
+    prob = expint.SemilinearProblem(expint.MatrixFree(matvec, 8), lambda t, y: 0 * y)
+    with pytest.raises(exc, match=match):
+        expint.solve(prob, np.ones(8), (0.0, 1.0), scheme="etd2rk", n_steps=2)
+
+
+def test_phiv_accepts_numpy_integer_scalars():
+    a = -np.eye(4)
+    w1, _ = expint.phiv(a, [np.ones(4)], t=np.int64(1), m=np.int64(4))
+    w2, _ = expint.phiv(a, [np.ones(4)], t=1.0, m=4)
+    np.testing.assert_allclose(w1, w2)
+    np.testing.assert_allclose(w1, np.exp(-1.0) * np.ones(4), rtol=1e-10)
+
+
+# -- Dense with torch ---------------------------------------------------------------------------
+
+
+def test_dense_refuses_a_matrix_that_requires_grad():
+    a = torch.tensor([[-1.0, 0.5], [0.0, -2.0]], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="requires grad"):
+        expint.Dense(a)
+
+
+def test_dense_with_complex_torch_state_matches_numpy():
+    a = np.array([[-1.0, 0.5], [0.2, -2.0]])
+    y0 = np.array([1.0 + 0.5j, -0.3j])
+
+    def n_np(t, y):
+        return 0.1j * y
+
+    sol_np = expint.solve(
+        expint.SemilinearProblem(expint.Dense(a), n_np), y0, (0.0, 1.0), scheme="etdrk4", n_steps=4
+    )
+    sol_t = expint.solve(
+        expint.SemilinearProblem(expint.Dense(torch.from_numpy(a)), lambda t, y: 0.1j * y),
+        torch.from_numpy(y0),
+        (0.0, 1.0),
+        scheme="etdrk4",
+        n_steps=4,
+    )
+    np.testing.assert_allclose(sol_t.y[-1].numpy(), sol_np.y[-1], rtol=1e-13)
+
+
+# -- solve stops where the state blows up ------------------------------------------------------
+
+
+def test_blow_up_is_caught_on_the_step_it_happens():
+    calls = []
+
+    def n(t, y):
+        calls.append(t)
+        return y**3
+
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0]), n)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(over="ignore", invalid="ignore"):
+            sol = expint.solve(prob, np.array([3.0]), (0.0, 10.0), scheme="etdrk4", dt=0.01)
+    assert not sol.success
+    # y' ≈ y³ from 3 blows up near t = 1/18 ≈ 0.056: the named step is there, not at t = 10
+    assert "(t = 0.07 to 0.08)" in sol.message, sol.message
+    assert sol.stats["steps"] == 8
+    assert max(calls) < 0.1  # the run stopped; no stepping on NaN up to t = 10
+    assert any("non-finite in step 7" in str(w.message) for w in caught)
+    np.testing.assert_array_equal(sol.t, [0.0])  # what was saved before the blow-up is kept
+
+
+def test_a_finite_state_whose_sum_overflows_is_not_an_error():
+    prob = expint.SemilinearProblem(expint.Diagonal([0.0, 0.0]), lambda t, y: 0 * y)
+    y0 = np.array([1e308, 1e308])
+    sol = expint.solve(prob, y0, (0.0, 1.0), scheme="etd1", n_steps=3)
+    assert sol.success and np.all(sol.y[-1] == 1e308)
