@@ -1,6 +1,6 @@
 """Per-step overhead of samplers with a model that costs nothing.
 
-Usage: python benchmarks/sampler_overhead.py [--steps 50] [--device cpu|cuda] [--sync-debug]
+Usage: python benchmarks/sampler_overhead.py [--steps 50] [--device cpu|cuda] [--threads 1] [--sync-debug]
 
 State: batch 1 and batch 256 of 3×32×32 float32.  The "model" returns a tensor made
 once (no compute), so the time is the sampler's own: its Python work and its tensor
@@ -9,10 +9,12 @@ UniPC-3 schedulers (``scheduler.step`` per step, timesteps set once), and a *bar
 update*: a hand-written loop ``x = a·x + Σ c_j ε_j`` with the same number of history
 terms as the expint method and its coefficients precomputed on the device — the floor
 any sampler can reach.  Times are the best of 9 interleaved repetitions (CUDA: synchronised).
+expint runs with its default non-finite check on (a float64 sum of every model output,
+read once at the end).  CPU runs use ``--threads`` torch threads (default 1).
 
 With ``--sync-debug`` (CUDA only) the expint runs are wrapped in
-``torch.cuda.set_sync_debug_mode("error")``: any host–device synchronisation inside
-sampling raises, so a clean run proves there is none.
+``torch.cuda.set_sync_debug_mode("error")`` with the final check off: any host–device
+synchronisation inside sampling raises, so a clean run proves there is none.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sync-debug", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     import diffusers as d
 
@@ -72,6 +76,7 @@ def main() -> None:
     }
     print(
         f"device {dev}{' (' + torch.cuda.get_device_name() + ')' if dev == 'cuda' else ''}, {n} steps, "
+        f"{torch.get_num_threads()} CPU thread(s), "
         "float32, zero-cost model; µs per step (best of 9, interleaved)\n"
     )
     print("| sampler | batch 1 | batch 256 | ratio to bare fused update (256) |")
@@ -89,10 +94,11 @@ def main() -> None:
             s(model, x_T)  # coefficients to the device once
 
             def run(s=s, model=model, x_T=x_T):
-                if args.sync_debug and dev == "cuda":
+                debug = args.sync_debug and dev == "cuda"
+                if debug:
                     torch.cuda.set_sync_debug_mode("error")
                 try:
-                    s(model, x_T, check_finite=False)
+                    s(model, x_T, check_finite=not debug)
                 finally:
                     if dev == "cuda":
                         torch.cuda.set_sync_debug_mode(0)

@@ -131,8 +131,7 @@ def _check_product(out: Any, v: Any, n: int) -> Any:
     finite = bool(out.isfinite().all()) if is_torch_array(out) else bool(np.isfinite(out).all())
     if not finite:
         raise ValueError(
-            "A (matvec) returned NaN or inf for a finite vector; check A (or the matvec) for "
-            "NaN/inf entries"
+            "A (matvec) returned NaN or inf for a finite vector; check A (or the matvec) for NaN/inf entries"
         )
     return out
 

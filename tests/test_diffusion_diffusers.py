@@ -82,9 +82,14 @@ def test_spacings_match_diffusers(spacing):
     sch = DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000)
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing)
     ref.set_timesteps(12)
-    ts = grid(sch, 12, rounding=spacing)
-    np.testing.assert_array_equal(ts[: len(ref.timesteps)], ref.timesteps.numpy())
-    assert ts[-1] == 0.0 and np.all(np.diff(ts) < 0)
+    ts = grid(sch, 12, rounding=spacing, final_zero=True)  # 12 model calls, as in diffusers
+    np.testing.assert_array_equal(ts[:-1], ref.timesteps.numpy())
+    assert ts[-1] == sch.t_data and np.all(np.diff(ts) < 0)
+    if ref.timesteps[-1] == 0:  # no room for a 12th step that ends at a training timestep
+        with pytest.raises(ValueError, match="pass final_zero=True"):
+            grid(sch, 12, rounding=spacing)
+    else:
+        np.testing.assert_array_equal(grid(sch, 12, rounding=spacing), [*ref.timesteps.tolist(), 0.0])
 
 
 @pytest.mark.parametrize("kind", ["linear", "scaled_linear", "squaredcos_cap_v2"])

@@ -99,6 +99,13 @@ def test_logsnr_and_karras_spacing():
         ((VE(), 5), {"final_zero": True}, ValueError, "no clean-data time"),
         ((DiscreteVP.from_betas(), 5), {"rounding": "ceil"}, ValueError, "unknown rounding"),
         (("vp", 5), {}, TypeError, "Schedule instance"),
+        ((DiscreteVP.from_betas(), 10, [999.0, 500.0, 0.0]), {}, ValueError, "has 2 steps but n_steps = 10"),
+        ((VPLinear(), 5, "power"), {"kappa": 0}, ValueError, "kappa must be a positive finite number"),
+        ((EDM(), 5, "karras"), {"power": 0.0}, ValueError, "power must be a positive finite number"),
+        ((EDM(), 5, "karras"), {"power": float("inf")}, ValueError, "power must be a positive"),
+        ((DiscreteVP.from_betas(), 1000), {"rounding": "round"}, ValueError, "has 1000"),
+        ((DiscreteVP.from_betas(), 1001), {"rounding": "trailing"}, ValueError, "1000 training timesteps"),
+        ((DiscreteVP.from_betas(), 5), {"rounding": "leading"}, ValueError, "pass final_zero=True"),
     ],
 )
 def test_bad_grid_arguments(args, kwargs, exc, match):
@@ -119,3 +126,30 @@ def test_bad_grid_arguments(args, kwargs, exc, match):
 def test_bad_schedules(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+@pytest.mark.parametrize("rounding", ["floor", "round"])
+@pytest.mark.parametrize("n", [1, 10, 50, 200, 999])
+@pytest.mark.parametrize("kind", ["logsnr", "quadratic", "karras", "uniform"])
+def test_rounded_grids_keep_every_step(kind, n, rounding):
+    """n steps asked, n steps given: rounding never drops a duplicate timestep."""
+    sch = DiscreteVP.from_betas()
+    ts = grid(sch, n, kind, rounding=rounding)
+    assert ts.shape == (n + 1,)
+    assert np.all(ts == np.round(ts)) and np.all(np.diff(ts) < 0)
+    assert ts[0] <= 999 and ts[-1] >= 0
+    with_zero = grid(sch, n, kind, rounding=rounding, final_zero=True)
+    assert with_zero.shape == (n + 1,) and with_zero[-1] == sch.t_data
+
+
+@pytest.mark.parametrize(
+    "schedule", [DiscreteVP.from_betas(), VPLinear(), EDM(), FlowMatching()], ids=lambda s: type(s).__name__
+)
+@pytest.mark.parametrize("n", [1, 2, 10])
+def test_final_zero_keeps_n_steps(schedule, n):
+    """n steps is n model calls with or without a last step to σ = 0."""
+    kw = {"t_start": 0.999} if isinstance(schedule, FlowMatching) else {}
+    plain = grid(schedule, n, **kw)
+    zero = grid(schedule, n, final_zero=True, **kw)
+    assert plain.shape == zero.shape == (n + 1,)
+    assert zero[-1] == schedule.t_data and zero[0] == plain[0]

@@ -69,69 +69,165 @@ def grid(
     rounding: str | None = None,
     final_zero: bool = False,
 ) -> np.ndarray:
-    """Decreasing float64 times for ``n_steps`` sampling steps (see module docstring)."""
+    """Decreasing float64 times for ``n_steps`` sampling steps.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The noise schedule (gives the default ends and the maps λ(t), ρ(t)).
+    n_steps : int
+        Number of steps, ≥ 1; the grid has ``n_steps + 1`` points.  A multistep method
+        makes one model call per step, so this is the number of network evaluations
+        (NFE), as ``num_inference_steps`` is in diffusers.
+    kind : str or array
+        ``"uniform"``, ``"quadratic"``, ``"power"``, ``"logsnr"``, ``"karras"``, or an
+        explicit array of ``n_steps + 1`` decreasing times.
+    t_start, t_end : float, optional
+        First and last time of the spaced part (defaults: the schedule's noisy end, and
+        its usual sampling end).
+    kappa : float
+        Exponent κ > 0 of the ``"power"`` kind.
+    power : float
+        Exponent p > 0 of the ``"karras"`` kind.
+    rounding : {None, "floor", "round", "leading", "trailing", "linspace"}
+        DiscreteVP only: map times to integer training timesteps.  ``"floor"`` /
+        ``"round"`` keep ``n_steps`` distinct timesteps (a value that would repeat its
+        neighbour moves one timestep down); ``n_steps`` larger than the number of
+        training timesteps is an error.  The diffusers spacings ignore ``kind``.
+    final_zero : bool
+        End the last step at clean data (σ = 0, ``schedule.t_data``); the spaced part
+        then has ``n_steps − 1`` steps from ``t_start`` to ``t_end``, so the grid still
+        costs ``n_steps`` model calls.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_steps + 1,)``, strictly decreasing, float64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a schedule that is not an instance, ``n_steps < 1``, an explicit array whose
+        length is not ``n_steps + 1``, an unknown kind or rounding, ``kappa``/``power``
+        not positive and finite, times outside the schedule, or a grid that cannot have
+        ``n_steps`` distinct points.
+
+    Examples
+    --------
+    >>> from expint.diffusion import DiscreteVP, grid
+    >>> sched = DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000)
+    >>> grid(sched, 4, "quadratic", rounding="floor", final_zero=True)
+    array([998., 443., 110.,   0.,  -1.])
+    """
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a Schedule instance, got {type(schedule).__name__}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    n_steps = int(n_steps)
     if not isinstance(kind, str):
-        ts = np.asarray(kind, dtype=np.float64)
-        return check_grid(schedule, ts)
+        ts = check_grid(schedule, np.asarray(kind, dtype=np.float64), name="kind")
+        if ts.shape[-1] != n_steps + 1:
+            raise ValueError(
+                f"the explicit grid has {ts.shape[-1] - 1} steps but n_steps = {n_steps}; pass "
+                f"n_steps={ts.shape[-1] - 1} or a grid of n_steps + 1 times"
+            )
+        return ts
+    for name, value in (("kappa", kappa), ("power", power)):
+        if not (isinstance(value, (int, float, np.floating, np.integer)) and 0 < value < np.inf):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if rounding is not None and not schedule.discrete:
+        raise ValueError(f"rounding={rounding!r} needs a DiscreteVP schedule")
+    if final_zero and schedule.t_data is None:
+        raise ValueError(
+            f"{schedule!r} has no clean-data time (σ > 0 everywhere); final_zero=True is impossible"
+        )
     d_start, d_end = _default_ends(schedule)
     t_start = d_start if t_start is None else float(t_start)
     t_end = d_end if t_end is None else float(t_end)
+    # with final_zero the last of the n_steps steps goes to σ = 0
+    n_spaced = n_steps - 1 if final_zero else n_steps
+    tail = [schedule.t_data] if final_zero else []
     if rounding in SPACINGS:
-        if not schedule.discrete:
-            raise ValueError(f"rounding={rounding!r} needs a DiscreteVP schedule")
+        if n_steps > schedule.n:
+            raise ValueError(f"n_steps = {n_steps} is more than the {schedule.n} training timesteps")
         ts = diffusers_timesteps(schedule.n, n_steps, rounding).astype(np.float64)
-        end = [schedule.t_data] if final_zero else ([] if ts[-1] == 0 else [0.0])
-        return check_grid(schedule, np.concatenate([ts, end]))
+        if not final_zero:
+            if ts[-1] == 0:
+                raise ValueError(
+                    f"rounding={rounding!r} puts the last of {n_steps} model calls at timestep 0, "
+                    "leaving no step after it; pass final_zero=True (diffusers' set_alpha_to_one) "
+                    "or use rounding='trailing'"
+                )
+            tail = [0.0]
+        return check_grid(schedule, np.concatenate([ts, tail]))
+    if n_spaced == 0:
+        return check_grid(schedule, np.array([t_start, *tail]))
+    ts = _spaced(schedule, n_spaced, kind, t_start, t_end, kappa, power, exact_ends=rounding is None)
+    if rounding is not None:
+        ts = _distinct_timesteps(ts, rounding, schedule.n)
+    if final_zero and ts[-1] == schedule.t_data:
+        raise ValueError("t_end is the clean-data time already; pass final_zero=False")
+    return check_grid(schedule, np.concatenate([ts, tail]))
+
+
+def _spaced(
+    schedule: Schedule,
+    n: int,
+    kind: str,
+    t_start: float,
+    t_end: float,
+    kappa: float,
+    power: float,
+    exact_ends: bool,
+) -> np.ndarray:
+    """``n + 1`` times from ``t_start`` to ``t_end`` spaced by ``kind``."""
     if kind == "uniform":
-        ts = np.linspace(t_start, t_end, n_steps + 1)
-    elif kind in ("quadratic", "power"):
+        return np.linspace(t_start, t_end, n + 1)
+    if kind in ("quadratic", "power"):
         k = kappa if kind == "power" else 2.0
-        ts = np.linspace(t_start ** (1 / k), t_end ** (1 / k), n_steps + 1) ** k
-        if rounding is None:
-            # exact ends; with rounding the raw values are floored as the DEIS reference
-            # code does (its first timestep is floor(sqrt(999)**2) = 998)
+        ts = np.linspace(t_start ** (1 / k), t_end ** (1 / k), n + 1) ** k
+        if exact_ends:
+            # with rounding the raw values are floored as the DEIS reference code does
+            # (its first timestep is floor(sqrt(999)**2) = 998)
             ts[0], ts[-1] = t_start, t_end
-    elif kind in ("logsnr", "karras") and not (
-        np.isfinite(float(schedule.lam(t_start))) and np.isfinite(float(schedule.lam(t_end)))
-    ):
+        return ts
+    if kind not in ("logsnr", "karras"):
+        raise ValueError(f"unknown grid kind {kind!r}; valid: {', '.join(KINDS)} or an array of times")
+    if not (np.isfinite(float(schedule.lam(t_start))) and np.isfinite(float(schedule.lam(t_end)))):
         raise ValueError(
             f"a {kind!r} grid needs finite λ at both ends, but λ is infinite at t_start={t_start:g} or "
             f"t_end={t_end:g} for {schedule!r} (α or σ vanishes there); pass t_start/t_end inside, e.g. "
-            "t_start=0.999 for FlowMatching"
+            "t_start=0.999 for FlowMatching, or final_zero=True to end at σ = 0"
         )
-    elif kind == "logsnr":
-        lam = np.linspace(float(schedule.lam(t_start)), float(schedule.lam(t_end)), n_steps + 1)
+    if kind == "logsnr":
+        lam = np.linspace(float(schedule.lam(t_start)), float(schedule.lam(t_end)), n + 1)
         ts = np.asarray(schedule.t_of_lam(lam), dtype=np.float64)
-        ts[0], ts[-1] = t_start, t_end
-    elif kind == "karras":
-        r0, r1 = float(schedule.rho(t_start)), float(schedule.rho(t_end))
-        rho = (
-            r0 ** (1 / power) + np.linspace(0, 1, n_steps + 1) * (r1 ** (1 / power) - r0 ** (1 / power))
-        ) ** power
-        ts = np.asarray(schedule.t_of_rho(rho), dtype=np.float64)
-        ts[0], ts[-1] = t_start, t_end
     else:
-        raise ValueError(f"unknown grid kind {kind!r}; valid: {', '.join(KINDS)} or an array of times")
-    if rounding is not None:
-        if not schedule.discrete:
-            raise ValueError(f"rounding={rounding!r} needs a DiscreteVP schedule")
-        if rounding == "floor":
-            ts = np.floor(ts)
-        elif rounding == "round":
-            ts = np.round(ts)
-        else:
-            raise ValueError(f"unknown rounding {rounding!r}; valid: 'floor', 'round', {', '.join(SPACINGS)}")
-        ts = np.array(sorted(set(ts.tolist()), reverse=True))
-    if final_zero:
-        if schedule.t_data is None:
-            raise ValueError(f"{schedule!r} has no clean-data time (σ > 0 everywhere)")
-        if ts[-1] != schedule.t_data:
-            ts = np.concatenate([ts, [schedule.t_data]])
-    return check_grid(schedule, ts)
+        r0, r1 = float(schedule.rho(t_start)), float(schedule.rho(t_end))
+        root = r0 ** (1 / power) + np.linspace(0, 1, n + 1) * (r1 ** (1 / power) - r0 ** (1 / power))
+        ts = np.asarray(schedule.t_of_rho(root**power), dtype=np.float64)
+    ts[0], ts[-1] = t_start, t_end
+    return ts
+
+
+def _distinct_timesteps(ts: np.ndarray, rounding: str, n_train: int) -> np.ndarray:
+    """Round decreasing times to ``len(ts)`` distinct integer timesteps in
+    ``[0, n_train − 1]``: ``k_i = min(round(t_i), k_{i−1} − 1)``, bounded below by the
+    number of points still to place, so none is dropped."""
+    if rounding not in ("floor", "round"):
+        raise ValueError(f"unknown rounding {rounding!r}; valid: 'floor', 'round', {', '.join(SPACINGS)}")
+    if len(ts) > n_train:
+        raise ValueError(
+            f"{len(ts) - 1} steps need {len(ts)} distinct timesteps but the schedule has {n_train}; "
+            "use fewer steps"
+        )
+    raw = np.floor(ts) if rounding == "floor" else np.round(ts)
+    out = np.empty_like(raw)
+    upper = float(n_train - 1)
+    for i, v in enumerate(raw):
+        out[i] = max(min(v, upper), float(len(raw) - 1 - i))
+        upper = out[i] - 1
+    return out
 
 
 def check_grid(schedule: Schedule, ts: Any, name: str = "ts") -> np.ndarray:

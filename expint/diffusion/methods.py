@@ -203,17 +203,11 @@ class Method:
 
     name = "method"
     target = "eps"
-    min_steps = 1
 
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:  # pragma: no cover - abstract
+        """Steps for the grid ``ts`` (any number of steps ≥ 1: a multistep method lowers
+        its degree on the first steps, where fewer earlier predictions exist)."""
         raise NotImplementedError
-
-    def check_steps(self, n_steps: int) -> None:
-        if n_steps < self.min_steps:
-            raise ValueError(
-                f"{self.name} needs at least {self.min_steps} steps to reach its order, got {n_steps}; "
-                "use more steps or a lower-order method"
-            )
 
 
 class ExponentialAdams(Method):
@@ -268,7 +262,6 @@ class ExponentialAdams(Method):
         self.startup, self.lower_order_final, self.corrector = startup, lower_order_final, bool(corrector)
         suffix = ", corrector=True" if corrector else ""
         self.name = name or f"ExponentialAdams({degree}, {variable!r}, {target!r}{suffix})"
-        self.min_steps = degree + 1
 
     def __repr__(self) -> str:
         return (
