@@ -45,7 +45,11 @@ def test_diffusers_scheduler_matches_the_sampler_and_swaps_in():
     from expint.diffusion.integrations.diffusers import ExpintScheduler
 
     ddim = diffusers.DDIMScheduler(
-        num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+        num_train_timesteps=1000,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
     )
     sched = ExpintScheduler.from_config(ddim.config, method="tab3")
     assert sched.config.beta_schedule == "scaled_linear" and sched.config.method == "tab3"
@@ -66,9 +70,12 @@ def test_diffusers_scheduler_matches_the_sampler_and_swaps_in():
     assert torch.allclose(latents, direct, rtol=1e-13, atol=1e-13)
     noisy = sched.add_noise(x, torch.zeros_like(x), torch.tensor([0, 999]).repeat(4))
     assert noisy.shape == x.shape
-    with pytest.raises(ValueError, match="next model call"):
-        sched.set_timesteps(5)
+    sched.set_timesteps(5)
+    with pytest.raises(ValueError, match=r"not in scheduler\.timesteps"):
         sched.step(torch.zeros_like(x), 3, x)
+    sched.step(torch.zeros_like(x), sched.timesteps[0], x)
+    with pytest.raises(ValueError, match="next model call"):
+        sched.step(torch.zeros_like(x), sched.timesteps[2], x)
 
 
 @pytest.mark.parametrize("pipeline", ["DDPMPipeline"])  # DDIMPipeline converts any scheduler to DDIM

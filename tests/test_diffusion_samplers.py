@@ -80,6 +80,7 @@ EXPECTED = {
     "dpmpp3m_pc": 4,
 }
 EXPECTED.update({f"{v}{r}": r + 1 for v in ("tab", "rhoab", "lab") for r in (1, 2, 3)})
+EXPECTED.update({f"rhoab{r}_x0": r + 1 for r in (1, 2)})
 
 
 def _order(method, model, exact_fn, ns, kind="logsnr"):

@@ -7,12 +7,23 @@ once per grid in float64.  See ``docs/diffusion.md``.
 
 from . import integrations, toy
 from .grids import check_grid, diffusers_timesteps, grid
-from .methods import IPNDM, METHODS, ExponentialAdams, Method, RhoRK, get_method
+from .methods import (
+    DEFAULT_FLOW_METHOD,
+    DEFAULT_METHOD,
+    IPNDM,
+    METHODS,
+    ExponentialAdams,
+    Method,
+    RhoRK,
+    get_method,
+)
 from .models import PREDICTIONS
 from .sampler import Sampler, sample
 from .schedules import EDM, VE, DiscreteVP, FlowMatching, Schedule, VPCosine, VPLinear
 
 __all__ = [
+    "DEFAULT_FLOW_METHOD",
+    "DEFAULT_METHOD",
     "EDM",
     "IPNDM",
     "METHODS",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._backend import is_torch_array
 from .grids import check_grid
-from .methods import Method, Plan, get_method
+from .methods import DEFAULT_METHOD, Method, Plan, get_method
 from .models import check_prediction, conversion
 from .schedules import Schedule
 
@@ -63,7 +63,7 @@ class Sampler:
     the step).  Returning the same unchanged tensor every call is fine.
     """
 
-    def __init__(self, schedule: Schedule, ts: Any, method: Any = "tab3", prediction: str = "eps"):
+    def __init__(self, schedule: Schedule, ts: Any, method: Any = DEFAULT_METHOD, prediction: str = "eps"):
         if isinstance(schedule, type):
             raise TypeError(f"schedule must be an instance, e.g. {schedule.__name__}(), not the class")
         if not isinstance(schedule, Schedule):
@@ -398,7 +398,7 @@ def sample(
     schedule: Schedule,
     ts: Any,
     *,
-    method: Any = "tab3",
+    method: Any = DEFAULT_METHOD,
     prediction: str = "eps",
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,

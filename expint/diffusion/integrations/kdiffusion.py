@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..methods import DEFAULT_METHOD
 from ..sampler import Sampler
 from ..schedules import EDM
 
@@ -28,7 +29,7 @@ def sample_expint(
     extra_args: dict | None = None,
     callback: Callable[[dict], None] | None = None,
     disable: bool | None = None,
-    method: Any = "dpmpp3m_pc",
+    method: Any = DEFAULT_METHOD,
 ) -> Any:
     """Sample with an expint method under k-diffusion's sampler signature.
 
@@ -48,7 +49,7 @@ def sample_expint(
     disable : bool, optional
         Disable the progress bar (k-diffusion's meaning).
     method : str or Method
-        Any expint method (default ``dpmpp3m_pc``).
+        Any expint method (default ``expint.diffusion.DEFAULT_METHOD``).
     """
     extra = extra_args or {}
     sig = np.asarray(sigmas.detach().cpu().numpy() if hasattr(sigmas, "detach") else sigmas, dtype=np.float64)
