@@ -124,7 +124,24 @@ class LinearOperatorBase:
             self.coefficients(h, c, k, None if t is None else t + s * h)
 
     def phi_combination(self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None) -> Any:
-        r""":math:`\sum_k \varphi_k(c h L) w_k` (``ws[k]`` may be ``None`` for zero)."""
+        r""":math:`\sum_k \varphi_k(c h L) w_k`.
+
+        Parameters
+        ----------
+        h : float
+            Step size.
+        c : float
+            Node: the φ-functions are evaluated at ``c h L``.
+        ws : sequence of arrays or None
+            ``w_0, w_1, …`` shaped like the state; ``None`` entries count as zero.
+        t : float, optional
+            Start time (needed by time-dependent operators).
+
+        Returns
+        -------
+        array or torch.Tensor
+            Shaped like the ``w_k``, same array type, dtype and device.
+        """
         kmax = len(ws) - 1
         coeffs = self.coefficients(h, c, kmax, t)
         return self._combine(coeffs, ws, h, c)
@@ -225,8 +242,30 @@ class Diagonal(LinearOperatorBase):
 class Dense(LinearOperatorBase):
     r"""Dense linear part ``L = A`` (e.g. a Chebyshev differentiation matrix).
 
-    φ_k(chA) are computed by :func:`expint.phi_matrix_all` once per step size and
-    applied as ``y @ φ_k^T`` to the trailing axis.
+    φ_k(chA) are computed once per step size — by one eigendecomposition for a
+    Hermitian ``A``, else by :func:`expint.phi_matrix_all` (augmented-matrix
+    exponential) — and applied as ``y @ φ_k^T`` to the trailing axis.
+
+    Parameters
+    ----------
+    a : array_like or torch.Tensor
+        The ``(n, n)`` matrix, finite, real or complex.  Integer input is converted to
+        float64.  A torch tensor that requires grad is refused: the φ-functions are
+        computed on the host by scipy and cannot be differentiated through (use
+        ``Diagonal``, which is differentiable, or ``a.detach()``).
+
+    Returns
+    -------
+    Dense
+        An operator for :class:`expint.SemilinearProblem`; ``apply(y)`` returns
+        ``y @ A^T`` for states ``y`` of shape ``(..., n)`` (numpy or torch, real or
+        complex).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a class instead of an array, a non-square or batched matrix, non-finite
+        entries, or a tensor that requires grad.
     """
 
     def __init__(self, a: Any):

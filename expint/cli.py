@@ -3,7 +3,9 @@
 ``expint demo`` runs the main job on the built-in default problem, Kuramoto–
 Sivashinsky: a space–time plot of the solution and a convergence table of several
 schemes (:mod:`expint.studies.ks`).  ``expint phi-accuracy`` prints the φ-function
-accuracy table (:mod:`expint.studies.phi_accuracy`).
+accuracy table (:mod:`expint.studies.phi_accuracy`).  ``expint schemes`` prints the
+scheme catalogue.  Errors in the arguments (including an ``--out`` folder that cannot
+be written) are one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,11 +17,24 @@ from pathlib import Path
 import expint
 
 
+def _writable(folder: str) -> Path:
+    """The ``--out`` folder, created; ``argparse.ArgumentTypeError`` if it cannot be
+    written (checked before any work is done)."""
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".expint-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write to {folder!r}: {exc.strerror or exc}") from None
+    return out
+
+
 def _demo(args: argparse.Namespace) -> int:
     from expint.studies import ks
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
     print("expint demo: Kuramoto–Sivashinsky (Kassam–Trefethen set-up, N = 128)\n")
     png, sol = ks.spacetime(out, progress=not args.quiet)
     print(
@@ -36,8 +51,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _phi_accuracy(args: argparse.Namespace) -> int:
     from expint.studies import phi_accuracy
 
-    out = Path(args.out)
-    print("expint demo: float64 accuracy of φ_k(z) against 50-digit mpmath\n")
+    out = args.out
+    print("expint phi-accuracy: float64 accuracy of φ_k(z) against 50-digit mpmath\n")
     res = phi_accuracy.run(points=args.points)
     print(phi_accuracy.table(res))
     png = phi_accuracy.plot(res, out / "phi_accuracy.png")
@@ -45,19 +60,32 @@ def _phi_accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line (``expint demo: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _schemes(args: argparse.Namespace) -> int:
+    print(expint.schemes.table())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``expint`` console script."""
-    ap = argparse.ArgumentParser(prog="expint", description="Exponential integrators.")
+    ap = _Parser(prog="expint", description="Exponential integrators.")
     ap.add_argument("--version", action="version", version=f"expint {expint.__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = sub.add_parser("demo", help="run the main study on the built-in default problem (KS)")
-    demo.add_argument("--out", default="results", help="folder for plots (default: results)")
+    demo.add_argument("--out", default="results", type=_writable, help="folder for plots (default: results)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
     acc = sub.add_parser("phi-accuracy", help="φ-function accuracy table against mpmath")
-    acc.add_argument("--out", default="results", help="folder for plots (default: results)")
+    acc.add_argument("--out", default="results", type=_writable, help="folder for plots (default: results)")
     acc.add_argument("--points", type=int, default=60, help="arguments per family (default: 60)")
     acc.set_defaults(func=_phi_accuracy)
+    sub.add_parser("schemes", help="print the scheme catalogue").set_defaults(func=_schemes)
     args = ap.parse_args(argv)
     if getattr(args, "points", 2) < 2:
         ap.error("--points must be at least 2")

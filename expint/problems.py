@@ -72,6 +72,13 @@ class BuiltinProblem:
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        lin = self.problem.linear
+        return (
+            f"BuiltinProblem({self.name!r}, n={np.shape(self.y0)[-1]}, t_span={self.t_span}, dt={self.dt:g}, "
+            f"linear={type(lin).__name__})"
+        )
+
 
 class _Const:
     """A constant array converted once per (array type, dtype, device) it meets."""

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from ._schemes._catalog import Scheme, catalog, get, names
+from ._schemes._catalog import Scheme, catalog, get, names, table
 from ._schemes._phiexpr import PhiExpr
 from ._schemes._tableau import ExpRKTableau
 
-__all__ = ["ExpRKTableau", "PhiExpr", "Scheme", "catalog", "get", "names"]
+__all__ = ["ExpRKTableau", "PhiExpr", "Scheme", "catalog", "get", "names", "table"]

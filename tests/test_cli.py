@@ -28,3 +28,66 @@ def test_bad_arguments_exit_with_usage(capsys):
     assert "--points must be at least 2" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["nonsense"])
+
+
+def test_phi_accuracy_prints_its_own_title(tmp_path, capsys):
+    assert main(["phi-accuracy", "--out", str(tmp_path), "--points", "2"]) == 0
+    assert capsys.readouterr().out.startswith("expint phi-accuracy:")
+
+
+@pytest.mark.parametrize("command", ["demo", "phi-accuracy"])
+def test_unwritable_out_is_one_line_and_status_2(tmp_path, capsys, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--out", str(blocker / "sub")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write to" in err and "Traceback" not in err
+
+
+def test_schemes_command_prints_the_catalogue(capsys):
+    import expint
+
+    assert main(["schemes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| name | family | stages | order | stiff order |")
+    for s in expint.schemes.catalog():
+        assert f"| {s.name} | {s.family} | {s.stages} | {s.order} | {s.stiff_order} |" in out
+
+
+def test_compact_reprs():
+    import expint
+    from expint import problems
+
+    r = repr(problems.kuramoto_sivashinsky())
+    assert r == "BuiltinProblem('kuramoto_sivashinsky', n=128, t_span=(0.0, 150.0), dt=0.25, linear=Diagonal)"
+    s = repr(expint.schemes.get("krogstad"))
+    assert s.startswith("Scheme(name='krogstad', family='etdrk'") and "tableau" not in s and len(s) < 200
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        "expint.diffusion.sample",
+        "expint.diffusion.Sampler",
+        "expint.diffusion.grid",
+        "expint.Dense",
+        "expint.diffusion.VPLinear.alpha",
+        "expint.diffusion.DiscreteVP.sigma",
+        "expint.diffusion.EDM.lam",
+        "expint.diffusion.FlowMatching.rho",
+    ],
+)
+def test_help_shows_parameters_and_returns(obj):
+    import importlib
+    import pydoc
+
+    module, _, attr = obj.rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError:
+        owner, _, cls = module.rpartition(".")
+        target = getattr(getattr(importlib.import_module(owner), cls), attr)
+    text = pydoc.render_doc(target)
+    assert "Parameters" in text and "Returns" in text, obj

@@ -6,7 +6,7 @@ validated when this module is imported (``ExpRKTableau.validate``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._registry import lookup
@@ -134,8 +134,8 @@ class Scheme:
     order: int
     stiff_order: int
     description: str
-    tableau: ExpRKTableau | None = None
-    adams_order: int | None = None
+    tableau: ExpRKTableau | None = field(default=None, repr=False)
+    adams_order: int | None = field(default=None, repr=False)
 
     def make_stepper(self, linear: Any, nonlinear: Any) -> Any:
         """A fresh stepper for one integration."""
@@ -174,7 +174,18 @@ def catalog() -> list[Scheme]:
 
 
 def names() -> list[str]:
+    """Scheme names in catalogue order."""
     return list(_BY_NAME)
+
+
+def table() -> str:
+    """The catalogue as a markdown table (what ``expint schemes`` prints)."""
+    rows = ["| name | family | stages | order | stiff order | description |", "|---|---|---|---|---|---|"]
+    rows += [
+        f"| {s.name} | {s.family} | {s.stages} | {s.order} | {s.stiff_order} | {s.description} |"
+        for s in _BY_NAME.values()
+    ]
+    return "\n".join(rows)
 
 
 def get(scheme: Any) -> Scheme:

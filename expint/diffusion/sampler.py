@@ -407,6 +407,34 @@ def sample(
 
     A grid of ``n`` steps costs ``n`` model calls for multistep methods and
     ``stages × n`` for Runge–Kutta methods (an RK step ending at σ = 0 is one call).
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, t) -> tensor shaped like x``, with ``t`` a float tensor of shape
+        ``(batch,)`` in the schedule's time units.
+    x_T : torch.Tensor
+        Initial state at ``ts[0]`` (for VP schedules: standard normal noise).
+    schedule : Schedule
+        The noise schedule the model was trained with.
+    ts : array
+        Decreasing times from :func:`grid`, shape ``(n + 1,)`` or per-sample
+        ``(batch, n + 1)``.
+    method : str or Method
+        A method name (default ``DEFAULT_METHOD``) or an instance such as
+        ``ExponentialAdams(2, "t", "x0")``.  diffusers' DEIS ``solver_order=3`` is
+        expint's ``lab2``.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What the model returns.
+    progress : bool
+        Show a tqdm bar.
+    callback : callable, optional
+        See :meth:`Sampler.__call__`.
+
+    Returns
+    -------
+    torch.Tensor
+        The state at ``ts[-1]`` (clean samples when the grid ends at σ = 0).
     """
     return Sampler(schedule, ts, method=method, prediction=prediction)(
         model, x_T, progress=progress, callback=callback
