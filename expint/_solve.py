@@ -16,6 +16,16 @@ from ._schemes._catalog import Scheme, get
 from ._solution import Solution
 
 _GRID_RTOL = 1e-9
+# a grid beyond this many steps (0.8 GB of times) is a mistake in dt or t_span, not a run
+_MAX_STEPS = 10**8
+
+
+def _check_count(n: float, what: str) -> None:
+    if n > _MAX_STEPS:
+        raise ValueError(
+            f"{what} asks for {n:.3g} steps (more than {_MAX_STEPS:.0e}); check t_span and the step, "
+            "or split the integration into several solve calls"
+        )
 
 
 def _check_y0(y0: Any, problem: SemilinearProblem) -> Any:
@@ -77,6 +87,7 @@ def time_grid(
         if dt <= 0:
             raise ValueError(f"dt must be positive (the direction comes from t_span), got {dt}")
         n_float = abs(length) / dt
+        _check_count(n_float, f"dt = {dt:g} over t_span of length {abs(length):g}")
         n = round(n_float)
         if n < 1 or abs(n_float - n) > _GRID_RTOL * max(1.0, n_float):
             lo = max(1, math.floor(n_float))
@@ -92,6 +103,7 @@ def time_grid(
             raise TypeError(f"n_steps must be an integer, got {type(n_steps).__name__}")
         if n_steps < 1:
             raise ValueError(f"n_steps must be at least 1, got {n_steps}")
+        _check_count(n_steps, "n_steps")
         return t0 + length * np.arange(n_steps + 1) / n_steps
     grid = np.asarray(to_numpy(ts), dtype=float)
     if grid.ndim != 1 or grid.size < 2:
@@ -285,6 +297,8 @@ def solve(
     y0 = _check_y0(y0, problem)
     if ts is not None and t_span is None:
         g = np.asarray(to_numpy(ts), dtype=float)
+        if g.ndim != 1 or g.size < 2:
+            raise ValueError("ts must be a 1-D array of at least two times")
         t_span = (g[0], g[-1])
     t0, tf = _check_span(t_span)
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)

@@ -145,3 +145,32 @@ def test_a_finite_state_whose_sum_overflows_is_not_an_error():
     y0 = np.array([1e308, 1e308])
     sol = expint.solve(prob, y0, (0.0, 1.0), scheme="etd1", n_steps=3)
     assert sol.success and np.all(sol.y[-1] == 1e308)
+
+
+def test_blow_up_on_an_accelerator_is_named_exactly(monkeypatch):
+    """The accelerator path (device-side flags, read every 32 steps and at saves) run
+    on the CPU: it stops within 32 steps and names the step where it happened."""
+    from expint import _solve
+
+    original = _solve._FiniteWatch.__init__
+
+    def as_if_on_device(self, y0, n):
+        original(self, y0, n)
+        self.on_device = True
+        self.flags = torch.zeros(n, dtype=torch.bool)
+
+    monkeypatch.setattr(_solve._FiniteWatch, "__init__", as_if_on_device)
+    calls = []
+
+    def n(t, y):
+        calls.append(t)
+        return y**3
+
+    prob = expint.SemilinearProblem(expint.Diagonal(torch.tensor([-1.0], dtype=torch.float64)), n)
+    with pytest.warns(RuntimeWarning, match="non-finite in step 7"):
+        sol = expint.solve(
+            prob, torch.tensor([3.0], dtype=torch.float64), (0.0, 10.0), scheme="etdrk4", dt=0.01
+        )
+    assert not sol.success and "(t = 0.07 to 0.08)" in sol.message
+    assert sol.stats["steps"] == 8
+    assert max(calls) < 0.33  # stopped at the first read of the flags (step 32)
