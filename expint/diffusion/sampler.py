@@ -4,8 +4,8 @@ All coefficients (including the conversion of the model's prediction into the me
 target) are computed once per grid in float64 on the host, packed into one tensor and
 moved/cast once per (device, dtype, batch size).  A step is then model calls plus fused
 multiply–adds of device tensors: no host synchronisation, no per-step Python scalar
-maths.  The only optional sync is the final non-finite check (``check_finite``): each model
-output's sum goes into a device buffer, read once at the end.
+maths.  The only optional sync is the final non-finite check (``check_finite``): each step's
+state sum goes into a device buffer, read once at the end.
 """
 
 from __future__ import annotations
@@ -229,9 +229,9 @@ class Sampler:
             grids.
         check_finite : bool
             Refuse a non-finite ``x_T`` and raise a ``ValueError`` naming the first step
-            whose model output had NaN or inf.  Costs one sum per model output on the
-            device (about a tenth of the update) and one host synchronisation, after
-            the last step.
+            whose state became non-finite (a model output with NaN or inf shows there).
+            Costs one sum of the new state per step on the device (about a tenth of a
+            fused update) and one host synchronisation, after the last step.
 
         Returns
         -------
@@ -269,8 +269,8 @@ class Sampler:
             raise ValueError("x_T must have a leading batch axis")
         views, times = self._on(x_T)
         sums = None
-        if check_finite:  # one slot per model call, the last for x_T; read once at the end
-            sums = torch.empty(self._n_stages + 1, dtype=torch.float64, device=x_T.device)
+        if check_finite:  # one slot per step, the last for x_T; read once at the end
+            sums = torch.empty(len(self._program) + 1, dtype=torch.float64, device=x_T.device)
             sums[-1] = _probe(x_T)
         preds: dict[int, Any] = {}
         raw: dict[int, int] = {}  # held model outputs (index → tensor version when stored)
@@ -288,8 +288,6 @@ class Sampler:
                 xs = x if x_slot is None else _combine(views[x_slot], x, terms, views, preds)
                 out = yield xs, times[t_idx]
                 _check_output(out, xs, i)
-                if sums is not None:
-                    sums[t_idx] = _probe(out)
                 last_in, last_t = xs, t_idx
                 if conv_slots is None:
                     # the history holds model outputs as returned: one that changed since
@@ -303,6 +301,10 @@ class Sampler:
                 x = _combine(views[corr[0]], x_prev, corr[1], views, preds)
             x_prev = x
             x = _combine(views[out_x], x, out_terms, views, preds)
+            if sums is not None:
+                # every prediction of the step has a nonzero weight in x: NaN/inf in
+                # an output shows here, in a state still hot in cache
+                sums[i] = _probe(x)
             for idx in free:
                 preds.pop(idx, None)
                 raw.pop(idx, None)
@@ -324,13 +326,11 @@ class Sampler:
         if sums is not None and not bool(torch.isfinite(sums).all()):
             if not bool(torch.isfinite(sums[-1])):
                 raise ValueError("x_T contains NaN or inf; start from finite noise")
-            stage = int(torch.nonzero(~torch.isfinite(sums))[0, 0])
-            step = next(
-                i for i, (code, *_rest) in enumerate(self._program) if any(c[0] == stage for c in code)
-            )
+            step = int(torch.nonzero(~torch.isfinite(sums))[0, 0])
+            ends = np.atleast_2d(self.ts)[0]
             raise ValueError(
-                f"the model returned non-finite values at step {step} (t = {self._times[stage, 0]:g}); "
-                "the samples are invalid"
+                f"the state became non-finite at step {step} (t = {ends[step]:g} to {ends[step + 1]:g}): the "
+                "model returned non-finite values there (or the state overflowed); the samples are invalid"
             )
         return x
 
@@ -360,7 +360,7 @@ def _check_output(out: Any, xs: Any, step: int) -> None:
 def _probe(x: Any) -> Any:
     """A device scalar that is non-finite if ``x`` has NaN or inf: its sum (NaN and inf
     propagate; one read of ``x``, ~10% of a fused update, where ``isfinite().all()``
-    costs several updates).  Half precision is summed in float32 so that it does not
+    costs three updates).  Half precision is summed in float32 so that it does not
     overflow; a float32 sum overflows only for entries of order 1e32."""
     if x.dtype.itemsize == 2 and x.is_floating_point():  # float16 / bfloat16
         import torch

@@ -1,0 +1,77 @@
+"""Checks that need a CUDA device (skipped without one; CI has none).
+
+Run on a GPU machine: ``python -m pytest -q tests/test_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import expint
+from expint.diffusion import DiscreteVP, Sampler, grid, toy
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_solve_blow_up_on_the_gpu_names_the_step():
+    prob = expint.SemilinearProblem(
+        expint.Diagonal(torch.tensor([-1.0], dtype=torch.float64, device="cuda")), lambda t, y: y**3
+    )
+    y0 = torch.tensor([3.0], dtype=torch.float64, device="cuda")
+    with pytest.warns(RuntimeWarning, match="non-finite in step 7"):
+        sol = expint.solve(prob, y0, (0.0, 10.0), scheme="etdrk4", dt=0.01)
+    assert not sol.success and "(t = 0.07 to 0.08)" in sol.message and sol.stats["steps"] == 8
+
+
+@cuda
+def test_sampler_nan_check_on_the_gpu_without_syncs_inside():
+    sch = DiscreteVP.from_betas()
+    mix = toy.GaussianMixture.random(sch, shape=(3, 8, 8))
+    x = torch.randn(8, 3, 8, 8, device="cuda")
+    ts = grid(sch, 10, final_zero=True)
+    s = Sampler(sch, ts, "dpmpp3m_pc")
+    ref = s(mix, x.cpu())
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = s(mix, x, check_finite=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+
+    def nan_late(xs, t):
+        e = mix(xs, t)
+        return e * float("nan") if float(t[0]) < 300 else e
+
+    with pytest.raises(ValueError, match="non-finite at step"):
+        s(nan_late, x)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="x_T contains NaN or inf"):
+        s(mix, bad)
+
+
+@cuda
+def test_expint_scheduler_half_precision_on_the_gpu():
+    from expint.diffusion.integrations.diffusers import ExpintScheduler
+
+    sched = ExpintScheduler(method="dpmpp2m")
+    sched.set_timesteps(10, device="cuda")
+    mix = toy.GaussianMixture.random(sched.schedule, shape=(3, 8, 8))
+    x = torch.randn(4, 3, 8, 8, device="cuda")
+
+    def run(latents, dtype):
+        for t in sched.timesteps:
+            out = mix(latents.float(), torch.full((4,), float(t), device="cuda")).to(dtype)
+            latents = sched.step(out, t, latents).prev_sample
+        return latents
+
+    full = run(x, torch.float32)
+    sched.set_timesteps(10, device="cuda")
+    half = run(x.half(), torch.float16)
+    assert half.dtype == torch.float16 and half.device.type == "cuda"
+    err = float((half.float() - full).abs().max())
+    assert err < 2e-2 * float(full.abs().max()), err
+    assert np.isfinite(err)
