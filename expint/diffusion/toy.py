@@ -53,6 +53,7 @@ class GaussianMixture:
                 f"shape {self.shape} has {math.prod(self.shape)} elements; the means have d = {self.dim}"
             )
         self.calls = 0
+        self._on: dict = {}
 
     @classmethod
     def random(
@@ -73,11 +74,15 @@ class GaussianMixture:
         return cls(means, std, schedule, shape=shape)
 
     def _params(self, like: Any) -> tuple[Any, Any, Any]:
-        return (
-            self.means.to(like.device, like.dtype),
-            self.stds.to(like.device, like.dtype),
-            self.log_w.to(like.device, like.dtype),
-        )
+        # cached per device and dtype: a host-to-device copy on every call would
+        # synchronise (and a sampler test on a GPU asserts that nothing does)
+        key = (like.device, like.dtype)
+        hit = self._on.get(key)
+        if hit is None:
+            hit = self._on[key] = tuple(
+                v.to(like.device, like.dtype) for v in (self.means, self.stds, self.log_w)
+            )
+        return hit
 
     def _posterior(self, x: Any, t: Any) -> tuple:
         import torch
