@@ -37,6 +37,21 @@ def _as(t: Any) -> Any:
     return np.asarray(t, dtype=float) if isinstance(t, (int, float, list, tuple)) else t
 
 
+def _time_function_doc(summary: str, value: str) -> str:
+    return f"""{summary}.
+
+        Parameters
+        ----------
+        t : float, sequence, numpy array or torch tensor
+            Times in the schedule's own units, inside ``[t_min, t_max]``.
+
+        Returns
+        -------
+        numpy array or torch tensor
+            {value}, same shape as ``t`` (and, for tensors, its dtype and device).
+        """
+
+
 class Schedule:
     """Base class: subclasses define ``log_alpha``, ``log_sigma`` and ``t_of_lam``."""
 
@@ -57,68 +72,29 @@ class Schedule:
 
     # -- derived ----------------------------------------------------------------------
     def alpha(self, t: Any) -> Any:
-        """Signal scale α(t) of ``x_t = α_t x_0 + σ_t ε``.
-
-        Parameters
-        ----------
-        t : float, sequence, numpy array or torch tensor
-            Times in the schedule's own units, inside ``[t_min, t_max]``.
-
-        Returns
-        -------
-        numpy array or torch tensor
-            α(t), same shape (and, for tensors, dtype and device) as ``t``.
-        """
         t = _as(t)
         return _xp(t).exp(self.log_alpha(t))
 
     def sigma(self, t: Any) -> Any:
-        """Noise scale σ(t) of ``x_t = α_t x_0 + σ_t ε``.
-
-        Parameters
-        ----------
-        t : float, sequence, numpy array or torch tensor
-            Times in the schedule's own units.
-
-        Returns
-        -------
-        numpy array or torch tensor
-            σ(t), same shape, dtype and device as ``t``.
-        """
         t = _as(t)
         return _xp(t).exp(self.log_sigma(t))
 
     def lam(self, t: Any) -> Any:
-        """Half log signal-to-noise ratio λ(t) = log(α/σ) (``+inf`` where σ = 0).
-
-        Parameters
-        ----------
-        t : float, sequence, numpy array or torch tensor
-            Times in the schedule's own units.
-
-        Returns
-        -------
-        numpy array or torch tensor
-            λ(t), same shape, dtype and device as ``t``.
-        """
         t = _as(t)
         return self.log_alpha(t) - self.log_sigma(t)
 
     def rho(self, t: Any) -> Any:
-        """ρ(t) = σ/α = e^{−λ}: k-diffusion's and EDM's σ, diffusers' ``sigmas``.
-
-        Parameters
-        ----------
-        t : float, sequence, numpy array or torch tensor
-            Times in the schedule's own units.
-
-        Returns
-        -------
-        numpy array or torch tensor
-            ρ(t), same shape, dtype and device as ``t`` (0 where σ = 0).
-        """
         t = _as(t)
         return _xp(t).exp(self.log_sigma(t) - self.log_alpha(t))
+
+    alpha.__doc__ = _time_function_doc("Signal scale α(t) of ``x_t = α_t x_0 + σ_t ε``", "α(t)")
+    sigma.__doc__ = _time_function_doc("Noise scale σ(t) of ``x_t = α_t x_0 + σ_t ε``", "σ(t)")
+    lam.__doc__ = _time_function_doc(
+        "Half log signal-to-noise ratio λ(t) = log(α/σ) (+inf where σ = 0)", "λ(t)"
+    )
+    rho.__doc__ = _time_function_doc(
+        "ρ(t) = σ/α = e^{−λ}: k-diffusion's and EDM's σ, diffusers' ``sigmas``", "ρ(t)"
+    )
 
     def t_of_rho(self, rho: Any) -> Any:
         rho = _as(rho)
