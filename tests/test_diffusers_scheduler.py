@@ -324,3 +324,48 @@ def test_schedule_of_flow_scheduler_is_flow_matching():
     sched = ExpintScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config)
     assert isinstance(sched.schedule, FlowMatching)
     assert isinstance(ExpintScheduler().schedule, DiscreteVP)
+
+
+def test_inside_a_stable_diffusion_3_pipeline_with_tiny_random_components():
+    """diffusers' own SD3 pipeline (flow matching, shift 3) with a tiny random
+    transformer and VAE, prompt embeddings given directly: the pipeline's loop with
+    ExpintScheduler equals expint's Sampler driven with the same transformer."""
+    pytest.importorskip("transformers")  # SD3's module imports it
+    from diffusers import AutoencoderKL, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=8, patch_size=2, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=2,
+        joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=16, out_channels=4,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",), block_out_channels=(8,), latent_channels=4, norm_num_groups=4,
+    )  # fmt: skip
+    none = dict.fromkeys(
+        ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3"]
+    )
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
+        **none,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = ExpintScheduler.from_config(pipe.scheduler.config)
+    assert pipe.scheduler.flow and pipe.scheduler.method == "rhoab1_x0"
+    embeds, pooled = torch.randn(1, 5, 16), torch.randn(1, 16)
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+    kw = dict(prompt_embeds=embeds, pooled_prompt_embeds=pooled, guidance_scale=1.0, height=16, width=16)
+    got = pipe(**kw, num_inference_steps=6, latents=latents.clone(), output_type="latent").images
+
+    def velocity(x, t):
+        with torch.no_grad():
+            return transformer(
+                hidden_states=x, timestep=t * 1000.0, encoder_hidden_states=embeds, pooled_projections=pooled
+            ).sample
+
+    direct = Sampler(FlowMatching(), pipe.scheduler._ts, "rhoab1_x0", prediction="flow")(
+        velocity, latents.clone()
+    )
+    torch.testing.assert_close(got, direct, rtol=1e-5, atol=1e-5)
