@@ -5,7 +5,7 @@ every sampler here is an exponential integrator of it, with all coefficients com
 once per grid in float64.  See ``docs/diffusion.md``.
 """
 
-from . import integrations, toy
+from . import integrations, metrics, pretrained, toy
 from .grids import check_grid, diffusers_timesteps, grid
 from .methods import (
     DEFAULT_FLOW_METHOD,
@@ -43,6 +43,8 @@ __all__ = [
     "get_method",
     "grid",
     "integrations",
+    "metrics",
+    "pretrained",
     "sample",
     "toy",
 ]

@@ -1,0 +1,179 @@
+"""Small diffusion models that ship with expint (no download at run time).
+
+``load(name)`` gives a :class:`PretrainedModel`: the network as ``model(x, t)`` in the
+convention of :func:`expint.diffusion.sample` (``t`` in the schedule's time units),
+its schedule, its prediction type and its sample shape.  The weights were trained by
+``python -m expint.diffusion.pretrained.train NAME`` (seeded, a few CPU minutes) and
+are stored next to this file as ``NAME.npz`` (float32).
+
+=============== ======================= ============ ========== ===========
+name            data                    schedule     prediction shape
+=============== ======================= ============ ========== ===========
+``digits_eps``  scikit-learn 8×8 digits DDPM linear  ``eps``    (1, 8, 8)
+                (pixels scaled to        1000 steps
+                [−1, 1])
+=============== ======================= ============ ========== ===========
+
+>>> import torch
+>>> from expint.diffusion import grid, pretrained, sample
+>>> net = pretrained.load("digits_eps")
+>>> x = sample(net.model, torch.randn(4, *net.shape), net.schedule, grid(net.schedule, 8, final_zero=True))
+>>> tuple(x.shape)
+(4, 1, 8, 8)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..schedules import DiscreteVP, Schedule
+from ._network import arrays_to_state, build_mlp, time_features
+
+__all__ = ["SPECS", "PretrainedModel", "load", "names"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a shipped model is built, trained and used."""
+
+    name: str
+    dataset: str
+    schedule: Callable[[], Schedule]
+    prediction: str
+    shape: tuple[int, ...]
+    width: int = 256
+    blocks: int = 3
+    t_dim: int = 64
+    t_scale: float = 1000.0  # time features see t / t_scale
+    description: str = ""
+
+
+SPECS: dict[str, Spec] = {
+    "digits_eps": Spec(
+        "digits_eps",
+        "digits",
+        lambda: DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000),
+        "eps",
+        (1, 8, 8),
+        description="ε-prediction MLP on scikit-learn's 8×8 digits, 1000-step linear DDPM schedule",
+    ),
+}
+
+
+def names() -> list[str]:
+    """Names of the shipped models."""
+    return list(SPECS)
+
+
+def load_data(dataset: str) -> np.ndarray:
+    """Training data in model space, float64, one row per sample (needs scikit-learn)."""
+    if dataset == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("the digits data comes with scikit-learn: pip install scikit-learn") from exc
+        return load_digits().data.astype(np.float64) / 8.0 - 1.0
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
+class _Network:
+    """``model(x, t)``: the MLP on flattened samples, without autograd, with a copy of
+    the weights per device and dtype (made once)."""
+
+    def __init__(self, spec: Spec, arrays: dict[str, np.ndarray]):
+        self.spec = spec
+        self.dim = math.prod(spec.shape)
+        self._arrays = arrays
+        self._copies: dict = {}
+
+    def _module(self, like: Any) -> Any:
+        key = (like.device, like.dtype)
+        hit = self._copies.get(key)
+        if hit is None:
+            s = self.spec
+            hit = build_mlp(self.dim, s.width, s.blocks, s.t_dim)
+            arrays_to_state(hit, self._arrays)
+            hit = self._copies[key] = hit.to(device=like.device, dtype=like.dtype).eval()
+        return hit
+
+    def __call__(self, x: Any, t: Any) -> Any:
+        import torch
+
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
+        if tuple(x.shape[1:]) != self.spec.shape:
+            raise ValueError(
+                f"x must have shape (batch, {', '.join(map(str, self.spec.shape))}), got {tuple(x.shape)}"
+            )
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1).expand(x.shape[0])
+        with torch.no_grad():
+            net = self._module(x)
+            out = net(x.reshape(x.shape[0], self.dim), time_features(t, self.spec.t_dim, self.spec.t_scale))
+        return out.reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A shipped model: ``model(x, t)``, its schedule, prediction type and sample shape.
+
+    ``as_tuple()`` gives ``(model, schedule, prediction, shape)``, the form factories
+    for the command line return.
+    """
+
+    name: str
+    model: Callable[[Any, Any], Any]
+    schedule: Schedule
+    prediction: str
+    shape: tuple[int, ...]
+    description: str
+    checksum: float  # sum of the outputs on the probe input, recorded at training time
+
+    def as_tuple(self) -> tuple[Callable[[Any, Any], Any], Schedule, str, tuple[int, ...]]:
+        return self.model, self.schedule, self.prediction, self.shape
+
+    def data(self) -> np.ndarray:
+        """The training data in model space, shape ``(n, *shape)`` (needs scikit-learn)."""
+        spec = SPECS[self.name]
+        return load_data(spec.dataset).reshape(-1, *spec.shape)
+
+    def __repr__(self) -> str:
+        return (
+            f"PretrainedModel({self.name!r}, schedule={self.schedule!r}, prediction={self.prediction!r}, "
+            f"shape={self.shape})"
+        )
+
+
+def probe_input(spec: Spec) -> tuple[Any, Any]:
+    """The fixed input whose output sum is stored as the checksum (float32)."""
+    import torch
+
+    g = torch.Generator().manual_seed(1234)
+    x = torch.randn(16, *spec.shape, generator=g)
+    t = torch.linspace(0.0, 999.0, 16)
+    return x, t
+
+
+def load(name: str) -> PretrainedModel:
+    """Load a shipped model by name (see the module docstring)."""
+    if not isinstance(name, str) or name not in SPECS:
+        raise ValueError(f"unknown pretrained model {name!r}; valid: {', '.join(SPECS)}")
+    spec = SPECS[name]
+    path = _HERE / f"{name}.npz"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing; train it with: python -m expint.diffusion.pretrained.train {name}"
+        )
+    with np.load(path) as f:
+        arrays = {k[2:]: f[k] for k in f.files if k.startswith("w:")}
+        checksum = float(f["checksum"])
+    return PretrainedModel(
+        name, _Network(spec, arrays), spec.schedule(), spec.prediction, spec.shape, spec.description, checksum
+    )
