@@ -108,7 +108,10 @@ def diffusers_runs(net, x_T, ref, nfes):
             x = x_T.clone()
             for t in s.timesteps:
                 x = s.step(net.model(x, torch.full((x.shape[0],), float(t), dtype=x.dtype)), t, x).prev_sample
-            row[nfe] = (metrics.rmse(x, ref), metrics.frechet_distance(x, ref))
+            finite = bool(torch.isfinite(x).all())
+            row[nfe] = (
+                (metrics.rmse(x, ref), metrics.frechet_distance(x, ref)) if finite else (np.inf, np.inf)
+            )
         out[f"diffusers {pname}"] = row
     return out
 
@@ -137,7 +140,7 @@ def main() -> None:
     print("| configuration | " + " | ".join(f"NFE {n}" for n in nfes) + " |")
     print("|---" * (len(nfes) + 1) + "|")
     for name, row in results.items():
-        cells = [f"{row[n][0]:.3g}" if n in row else "—" for n in nfes]
+        cells = [(f"{row[n][0]:.3g}" if np.isfinite(row[n][0]) else "NaN") if n in row else "—" for n in nfes]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\n### best per NFE (RMSE; Fréchet distance to the reference samples)\n")
     print("| NFE | best expint | RMSE | FD | best diffusers | RMSE | FD | diffusers/expint RMSE |")
