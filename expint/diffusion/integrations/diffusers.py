@@ -433,9 +433,9 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             step = int(np.nonzero(starts == j)[0][0])
             sampler = Sampler(self.schedule, self._ts[step:], self.method, self.prediction)
         self._dtype = sample.dtype
-        work = torch.float32 if sample.dtype in (torch.float16, torch.bfloat16) else sample.dtype
-        self._run = sampler.iterate(sample.to(work), check_finite=False)
-        self._coefs = [self._x0_map(float(t)) for t in sampler.model_times[:, 0]]
+        self._run = sampler.iterate(sample.to(self._work_dtype()), check_finite=False)
+        if self.config.clip_sample or self.config.thresholding:  # host maps only where used
+            self._coefs = [self._x0_map(float(t)) for t in sampler.model_times[:, 0]]
         next(self._run)  # the first model input is ``sample`` itself
         self._call = j
 
