@@ -4,7 +4,8 @@
 Sivashinsky: a space–time plot of the solution and a convergence table of several
 schemes (:mod:`expint.studies.ks`).  ``expint phi-accuracy`` prints the φ-function
 accuracy table (:mod:`expint.studies.phi_accuracy`).  ``expint schemes`` prints the
-scheme catalogue.  Errors in the arguments (including an ``--out`` folder that cannot
+scheme catalogue.  ``expint sample``, ``expint fd`` and ``expint ensemble`` are the
+sharded runs of :mod:`expint.parallel`.  Errors in the arguments (including an ``--out`` folder that cannot
 be written) are one line on stderr and exit status 2.
 """
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import expint
+from expint.parallel import commands
 
 
 def _writable(folder: str) -> Path:
@@ -86,10 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     acc.add_argument("--points", type=int, default=60, help="arguments per family (default: 60)")
     acc.set_defaults(func=_phi_accuracy)
     sub.add_parser("schemes", help="print the scheme catalogue").set_defaults(func=_schemes)
+    commands.add_commands(sub, _writable)
     args = ap.parse_args(argv)
     if getattr(args, "points", 2) < 2:
         ap.error("--points must be at least 2")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except commands.UsageError as exc:
+        prog = f"expint {args.command}"
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,7 @@ from ._operators import Dense, Diagonal, _to_like
 from ._problem import SemilinearProblem
 
 __all__ = [
+    "PROBLEMS",
     "BuiltinProblem",
     "allen_cahn",
     "burgers",
@@ -59,6 +60,11 @@ class BuiltinProblem:
     exact : callable or None
         ``exact(t)`` -> exact state, where known.
     notes : str
+    lift : callable
+        Maps a real perturbation of the physical field(s), laid out like the state
+        (one real value per state entry), into state space (linear; the identity for
+        problems whose state is the field, the FFT for spectral ones).  Used by
+        ensemble runs to perturb ``y0``.
     """
 
     name: str
@@ -71,6 +77,7 @@ class BuiltinProblem:
     exact: Callable[[float], np.ndarray] | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    lift: Callable[[Any], Any] = lambda v: v
 
     def __repr__(self) -> str:
         lin = self.problem.linear
@@ -123,6 +130,10 @@ def _ifft_real(v: Any) -> Any:
     return _real(_fft(v).ifft(v))
 
 
+def _fft_last(v: Any) -> Any:
+    return _fft(v).fft(v)
+
+
 def kuramoto_sivashinsky(n: int = 128) -> BuiltinProblem:
     r"""Kuramoto–Sivashinsky :math:`u_t = -u u_x - u_{xx} - u_{xxxx}` on (0, 32π], periodic.
 
@@ -146,6 +157,7 @@ def kuramoto_sivashinsky(n: int = 128) -> BuiltinProblem:
         x,
         _ifft_real,
         notes="chaotic for t ≳ 60; use T ≤ 30 for error studies",
+        lift=_fft_last,
     )
 
 
@@ -160,7 +172,7 @@ def burgers(n: int = 128, viscosity: float = 0.03) -> BuiltinProblem:
         Diagonal(-viscosity * np.fft.fftfreq(n, 1.0 / n) ** 2), _fourier_quadratic(-0.5j * k), name="Burgers"
     )
     u0 = np.exp(-10 * np.sin(x / 2) ** 2)
-    return BuiltinProblem("burgers", prob, np.fft.fft(u0), (0.0, 1.0), 1e-2, x, _ifft_real)
+    return BuiltinProblem("burgers", prob, np.fft.fft(u0), (0.0, 1.0), 1e-2, x, _ifft_real, lift=_fft_last)
 
 
 def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
@@ -176,7 +188,9 @@ def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
     k[n // 2] = 0.0
     u0 = 3 * a**2 / np.cosh(a * (x + 2) / 2) ** 2 + 3 * b**2 / np.cosh(b * (x + 1) / 2) ** 2
     prob = SemilinearProblem(Diagonal(1j * k**3), _fourier_quadratic(-0.5j * k), name="KdV")
-    return BuiltinProblem("kdv", prob, np.fft.fft(u0), (0.0, 0.006), 0.4 / n**2, x, _ifft_real)
+    return BuiltinProblem(
+        "kdv", prob, np.fft.fft(u0), (0.0, 0.006), 0.4 / n**2, x, _ifft_real, lift=_fft_last
+    )
 
 
 def chebyshev(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,8 +318,15 @@ def gray_scott(
         u, _ = split(y if is_torch_array(y) else np.asarray(y))
         return to_numpy(u)
 
+    def lift(p: Any) -> Any:
+        f = _fft(p)
+        shape = (*p.shape[:-1], n, n)
+        pu = f.fft2(p[..., :nn].reshape(shape)).reshape(*p.shape[:-1], nn)
+        pv = f.fft2(p[..., nn:].reshape(shape)).reshape(*p.shape[:-1], nn)
+        return concat([pu, pv], -1)
+
     prob = SemilinearProblem(lin, nonlinear, name="Gray–Scott 2-D")
-    return BuiltinProblem("gray_scott", prob, y0, (0.0, 1000.0), 1.0, xs, to_physical)
+    return BuiltinProblem("gray_scott", prob, y0, (0.0, 1000.0), 1.0, xs, to_physical, lift=lift)
 
 
 def nonstiff(n: int = 6) -> BuiltinProblem:
@@ -336,6 +357,18 @@ def nonstiff(n: int = 6) -> BuiltinProblem:
         x,
         to_numpy,
     )
+
+
+PROBLEMS: dict[str, Callable[[], BuiltinProblem]] = {
+    "kuramoto_sivashinsky": kuramoto_sivashinsky,
+    "burgers": burgers,
+    "kdv": kdv,
+    "allen_cahn": allen_cahn,
+    "hochbruck_ostermann": hochbruck_ostermann,
+    "gray_scott": gray_scott,
+    "nonstiff": nonstiff,
+}
+"""The built-in problems by name, with their default sizes."""
 
 
 def _check_size(n: Any, name: str, *, even: bool = False, minimum: int = 2) -> None:

@@ -1,0 +1,229 @@
+"""Sharded diffusion sampling whose result does not depend on how it was split.
+
+Sample ``i`` starts from noise drawn by its own generator, seeded from ``(seed, i)``
+(numpy's ``SeedSequence``), on the CPU in float32, so the set of samples is the same
+for any world size and batch size.  The sampler's arithmetic is per sample; a network
+whose kernels change with the batch size (e.g. some GEMM blockings) can still change
+the last bits — compare with :func:`expint.diffusion.metrics.rmse`, not bit for bit,
+when batch sizes differ on such a network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..diffusion.grids import grid
+from ..diffusion.methods import DEFAULT_METHOD, RhoRK, get_method
+from ..diffusion.models import check_prediction
+from ..diffusion.sampler import Sampler
+from ..diffusion.schedules import Schedule
+from .shards import RunReport, ShardedRun, _positive_int
+
+__all__ = ["ModelSpec", "initial_noise", "item_seed", "resolve_model", "sample_sharded", "steps_for_nfe"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as the sharded sampler needs it."""
+
+    model: Callable[[Any, Any], Any]
+    schedule: Schedule
+    prediction: str
+    shape: tuple[int, ...]
+    name: str = "model"
+
+
+def _check_spec(value: Any, where: str) -> ModelSpec:
+    if hasattr(value, "as_tuple"):
+        name = getattr(value, "name", where)
+        value = value.as_tuple()
+    else:
+        name = where
+    if not isinstance(value, (tuple, list)) or len(value) != 4:
+        raise TypeError(
+            f"{where} must return (model, schedule, prediction, sample_shape), got {type(value).__name__}"
+            + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+        )
+    model, schedule, prediction, shape = value
+    if not callable(model):
+        raise TypeError(
+            f"{where}: the model (item 0) must be callable as model(x, t), got {type(model).__name__}"
+        )
+    if not isinstance(schedule, Schedule):
+        raise TypeError(
+            f"{where}: the schedule (item 1) must be an expint.diffusion schedule, "
+            f"got {type(schedule).__name__}"
+        )
+    try:
+        prediction = check_prediction(prediction)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: the prediction type (item 2): {exc}") from None
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(
+            f"{where}: the sample shape (item 3) must be a tuple of positive ints, got {value[3]!r}"
+        )
+    return ModelSpec(model, schedule, prediction, shape, str(name))
+
+
+def resolve_model(spec: Any) -> ModelSpec:
+    """A :class:`ModelSpec` from ``"pkg.module:factory"`` (the factory is called with no
+    arguments and returns ``(model, schedule, prediction, sample_shape)`` or an object
+    with ``as_tuple()``), from the name of a shipped model (``"digits_eps"``), or from
+    such a tuple directly."""
+    if not isinstance(spec, str):
+        return _check_spec(spec, "the model")
+    from ..diffusion import pretrained
+
+    if ":" not in spec:
+        if spec in pretrained.names():
+            return _check_spec(pretrained.load(spec), spec)
+        raise ValueError(
+            f"model {spec!r} must be 'pkg.module:factory' or a shipped model "
+            f"({', '.join(pretrained.names())})"
+        )
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ValueError(f"module {module_name!r} has no attribute {attr!r} (model {spec!r})")
+    if not callable(factory):
+        raise TypeError(
+            f"{spec} is not callable; it must be a factory returning (model, schedule, prediction, shape)"
+        )
+    return _check_spec(factory(), spec)
+
+
+def item_seed(seed: int, index: int) -> int:
+    """The 63-bit generator seed of item ``index`` under run seed ``seed``."""
+    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def initial_noise(
+    schedule: Schedule, t_start: float, shape: tuple[int, ...], seed: int, start: int, stop: int
+) -> Any:
+    r"""Noise for items ``start … stop−1``, float32 on the CPU, scaled to the marginal
+    standard deviation :math:`\sqrt{α(t)^2 + σ(t)^2}` of unit-variance data at
+    ``t_start`` (1 for VP and flow schedules, ≈ σ_max for VE/EDM)."""
+    import torch
+
+    scale = math.hypot(float(schedule.alpha(np.float64(t_start))), float(schedule.sigma(np.float64(t_start))))
+    rows = [
+        torch.randn(shape, generator=torch.Generator().manual_seed(item_seed(seed, i)))
+        for i in range(start, stop)
+    ]
+    return torch.stack(rows) * scale
+
+
+def steps_for_nfe(method: Any, nfe: int) -> int:
+    """Grid steps (ending at σ = 0) that cost exactly ``nfe`` model calls."""
+    m = get_method(method)
+    if not isinstance(m, RhoRK):
+        return nfe
+    s = m.stages  # the last step, to σ = 0, is one call
+    if (nfe - 1) % s:
+        lo = (nfe - 1) // s * s + 1
+        raise ValueError(
+            f"{m.name} uses {s}(n−1) + 1 model calls for n steps; nfe {nfe} is not one (try {lo} or {lo + s})"
+        )
+    return (nfe - 1) // s + 1
+
+
+def _fingerprint(spec: ModelSpec, t: float, device: Any, dtype: Any) -> float:
+    """The model's output sum on fixed noise at time ``t``, 6 significant digits: a
+    changed network changes the configuration hash."""
+    import torch
+
+    x = initial_noise(spec.schedule, t, spec.shape, 0, 0, 2).to(device=device, dtype=dtype)
+    t = torch.full((2,), t, dtype=dtype, device=device)
+    with torch.no_grad():
+        out = spec.model(x, t)
+    return float(f"{float(out.double().sum()):.6g}")
+
+
+def sample_sharded(
+    model: Any,
+    out: str | Path,
+    *,
+    n: int,
+    batch_size: int,
+    nfe: int,
+    method: Any = DEFAULT_METHOD,
+    grid_kind: str = "logsnr",
+    seed: int = 0,
+    device: Any = "cpu",
+    dtype: Any = None,
+    progress: bool = True,
+) -> RunReport:
+    """Draw ``n`` samples into shards under ``out``; resumable, any world size.
+
+    Parameters
+    ----------
+    model : str, tuple or object with ``as_tuple()``
+        What :func:`resolve_model` accepts: ``"pkg.module:factory"``, a shipped model's
+        name, or ``(model, schedule, prediction, sample_shape)``.
+    out : str or Path
+        Output folder (shared by all ranks).  Rerunning skips finished shards.
+    n, batch_size : int
+        Number of samples and samples per shard (one model batch).
+    nfe : int
+        Model calls per sample; the grid of ``grid_kind`` ends at σ = 0.
+    method : str or Method
+        Sampling method (default ``DEFAULT_METHOD``).
+    seed : int
+        Sample ``i`` starts from noise seeded by ``(seed, i)``.
+    device, dtype :
+        Where and in what precision to sample (default float32); the noise is drawn
+        on the CPU in float32 and moved.
+
+    Returns
+    -------
+    RunReport
+        Read the samples with :func:`expint.parallel.load_samples`.
+    """
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    n = _positive_int(n, "n")
+    nfe = _positive_int(nfe, "nfe")
+    seed = int(seed)
+    spec = resolve_model(model)
+    sched = spec.schedule
+    meth = get_method(method)
+    ts = grid(sched, steps_for_nfe(meth, nfe), kind=grid_kind, final_zero=True)
+    sampler = Sampler(sched, ts, meth, spec.prediction)
+    config = {
+        "model": model if isinstance(model, str) else spec.name,
+        "fingerprint": _fingerprint(spec, float(ts[0]), device, dtype),
+        "schedule": repr(sched),
+        "prediction": spec.prediction,
+        "shape": list(spec.shape),
+        "method": meth.name,
+        "grid": grid_kind,
+        "nfe": nfe,
+        "seed": seed,
+        "dtype": str(dtype).replace("torch.", ""),
+    }
+    run = ShardedRun(out, n, batch_size, config, kind="samples")
+
+    def compute(start: int, stop: int) -> dict[str, Any]:
+        x_T = initial_noise(sched, float(ts[0]), spec.shape, seed, start, stop).to(device=device, dtype=dtype)
+        return {"samples": sampler(spec.model, x_T)}
+
+    return run.run(compute, progress=progress)
