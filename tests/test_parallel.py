@@ -355,3 +355,19 @@ def test_ensemble_bad_input(tmp_path, capsys):
         == 2
     )
     assert "unknown statistics ['median']" in capsys.readouterr().err
+
+
+def test_counter_normal_is_standard_normal_and_independent_of_which_rows_are_drawn():
+    from scipy import stats
+
+    keys = par.item_seed(3, np.arange(20_000))
+    z = par.counter_normal(keys, 63)
+    assert z.shape == (20_000, 63)
+    flat = z.ravel()
+    assert abs(flat.mean()) < 0.005 and abs(flat.var() - 1) < 0.01
+    assert abs((flat**4).mean() - 3) < 0.05
+    assert stats.kstest(flat[:200_000], "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(z[:, 0], z[:, 32])[0, 1]) < 0.03  # Box–Muller partners
+    assert abs(np.corrcoef(z[:-1, 5], z[1:, 5])[0, 1]) < 0.03  # neighbouring items
+    assert np.array_equal(par.counter_normal(keys[7:9], 63), z[7:9])
+    assert not np.array_equal(par.counter_normal(par.item_seed(4, np.arange(2)), 63), z[:2])

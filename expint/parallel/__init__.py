@@ -7,7 +7,15 @@ written atomically with the configuration hash, and a rerun skips finished work.
 """
 
 from .ensemble import STATISTICS, ensemble_sharded
-from .sampling import ModelSpec, initial_noise, item_seed, resolve_model, sample_sharded, steps_for_nfe
+from .sampling import (
+    ModelSpec,
+    counter_normal,
+    initial_noise,
+    item_seed,
+    resolve_model,
+    sample_sharded,
+    steps_for_nfe,
+)
 from .shards import MANIFEST, RunReport, ShardedRun, load_arrays, load_samples
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "ModelSpec",
     "RunReport",
     "ShardedRun",
+    "counter_normal",
     "ensemble_sharded",
     "initial_noise",
     "item_seed",

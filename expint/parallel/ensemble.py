@@ -4,8 +4,8 @@ Member ``i`` starts from
 
 .. math::  y_0^{(i)} = y_0 + \mathrm{lift}(s\,ξ^{(i)}),\qquad ξ^{(i)} \sim N(0, I),
 
-with ``ξ`` drawn in the physical layout of the state by a generator seeded from
-``(seed, i)`` and ``lift`` the problem's map into state space (the FFT for spectral
+with ``ξ`` drawn in the physical layout of the state by a counter-based generator
+keyed by ``(seed, i)`` (:func:`~expint.parallel.sampling.counter_normal`) and ``lift`` the problem's map into state space (the FFT for spectral
 problems), so the ensemble does not depend on the world size or batch size.  Each
 shard is one batched :func:`expint.solve` call; the final physical fields are stored
 as ``final`` and the requested statistics over members in ``stats.npz``.
@@ -22,7 +22,7 @@ import numpy as np
 from .. import problems
 from .._solve import solve
 from . import _dist
-from .sampling import item_seed
+from .sampling import counter_normal, item_seed
 from .shards import RunReport, ShardedRun, _positive_int, load_arrays
 
 __all__ = ["STATISTICS", "ensemble_sharded"]
@@ -109,9 +109,7 @@ def ensemble_sharded(
     real_size = y0.size
 
     def compute(start: int, stop: int) -> dict[str, Any]:
-        xi = np.stack(
-            [np.random.default_rng(item_seed(seed, i)).standard_normal(real_size) for i in range(start, stop)]
-        )
+        xi = counter_normal(item_seed(seed, np.arange(start, stop)), real_size)
         y = y0 + bp.lift(perturb * xi)
         if device is not None:
             import torch
