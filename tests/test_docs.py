@@ -76,5 +76,7 @@ def test_shell_commands_run(page, tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
     for line, cmd in shell_commands(page):
-        res = subprocess.run(cmd, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(
+            cmd, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert res.returncode == 0, f"{page.name}:{line}: {cmd}\n{res.stderr[-2000:]}"

@@ -1,6 +1,6 @@
 """Fréchet distance between sample sets on disk, with pluggable features.
 
-A *source* is a run folder written by :func:`expint.parallel.sample_sharded`, a
+A *source* is a run folder written by `expint.parallel.sample_sharded`, a
 ``.npy`` array, a ``.npz`` file (saved statistics ``mu``/``sigma`` as pytorch-fid
 writes them, or else its largest float array), or ``data:NAME`` for the training data
 of a shipped dataset (``data:digits``).  Features are raw pixels by default, Inception

@@ -56,7 +56,7 @@ def init_from_env(device: str = "cpu") -> bool:
 
 
 def finish(created: bool) -> None:
-    """Destroy the group if :func:`init_from_env` created it."""
+    """Destroy the group if `init_from_env` created it."""
     if created:
         import torch.distributed as dist
 

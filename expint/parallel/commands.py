@@ -1,4 +1,4 @@
-"""``expint sample``, ``expint fd`` and ``expint ensemble`` (registered by :mod:`expint.cli`).
+"""``expint sample``, ``expint fd`` and ``expint ensemble`` (registered by `expint.cli`).
 
 Each runs in one process or under ``torchrun`` (the process group is created from
 torchrun's environment and destroyed at the end).  Bad input is one line on stderr and

@@ -5,10 +5,11 @@ Member ``i`` starts from
 .. math::  y_0^{(i)} = y_0 + \mathrm{lift}(s\,ξ^{(i)}),\qquad ξ^{(i)} \sim N(0, I),
 
 with ``ξ`` drawn in the physical layout of the state by a counter-based generator
-keyed by ``(seed, i)`` (:func:`~expint.parallel.sampling.counter_normal`) and ``lift`` the problem's map into state space (the FFT for spectral
-problems), so the ensemble does not depend on the world size or batch size.  Each
-shard is one batched :func:`expint.solve` call; the final physical fields are stored
-as ``final`` and the requested statistics over members in ``stats.npz``.
+keyed by ``(seed, i)`` (``expint.parallel.counter_normal``) and ``lift`` the problem's
+map into state space (the FFT for spectral problems), so the ensemble does not
+depend on the world size or batch size.  Each shard is one batched ``expint.solve``
+call; the final physical fields are stored as ``final`` and the requested
+statistics over members in ``stats.npz``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def ensemble_sharded(
     Parameters
     ----------
     problem : str
-        A name from :data:`expint.problems.PROBLEMS` (default sizes).
+        A name from `expint.problems.PROBLEMS` (default sizes).
     out : str or Path
         Output folder (shared by all ranks); rerunning skips finished shards.
     n, batch_size : int

@@ -1,10 +1,10 @@
 """Sharded diffusion sampling whose result does not depend on how it was split.
 
 Sample ``i`` starts from noise drawn by a counter-based generator keyed by ``(seed, i)``
-(:func:`counter_normal`), on the CPU in float32, so the set of samples is the same
+(`counter_normal`), on the CPU in float32, so the set of samples is the same
 for any world size and batch size.  The sampler's arithmetic is per sample; a network
 whose kernels change with the batch size (e.g. some GEMM blockings) can still change
-the last bits — compare with :func:`expint.diffusion.metrics.rmse`, not bit for bit,
+the last bits — compare with `expint.diffusion.metrics.rmse`, not bit for bit,
 when batch sizes differ on such a network.
 """
 
@@ -85,7 +85,7 @@ def _check_spec(value: Any, where: str) -> ModelSpec:
 
 
 def resolve_model(spec: Any) -> ModelSpec:
-    """A :class:`ModelSpec` from ``"pkg.module:factory"`` (the factory is called with no
+    """A `ModelSpec` from ``"pkg.module:factory"`` (the factory is called with no
     arguments and returns ``(model, schedule, prediction, sample_shape)`` or an object
     with ``as_tuple()``), from the name of a shipped model (``"digits_eps"``), or from
     such a tuple directly."""
@@ -160,7 +160,7 @@ def initial_noise(
     r"""Noise for items ``start … stop−1``, float32 on the CPU, scaled to the marginal
     standard deviation :math:`\sqrt{α(t)^2 + σ(t)^2}` of unit-variance data at
     ``t_start`` (1 for VP and flow schedules, ≈ σ_max for VE/EDM).  Item ``i``'s noise
-    depends on ``(seed, i)`` only (:func:`counter_normal`)."""
+    depends on ``(seed, i)`` only (`counter_normal`)."""
     import torch
 
     scale = math.hypot(float(schedule.alpha(np.float64(t_start))), float(schedule.sigma(np.float64(t_start))))
@@ -213,7 +213,7 @@ def sample_sharded(
     Parameters
     ----------
     model : str, tuple or object with ``as_tuple()``
-        What :func:`resolve_model` accepts: ``"pkg.module:factory"``, a shipped model's
+        What `resolve_model` accepts: ``"pkg.module:factory"``, a shipped model's
         name, or ``(model, schedule, prediction, sample_shape)``.
     out : str or Path
         Output folder (shared by all ranks).  Rerunning skips finished shards.
@@ -232,7 +232,7 @@ def sample_sharded(
     Returns
     -------
     RunReport
-        Read the samples with :func:`expint.parallel.load_samples`.
+        Read the samples with `expint.parallel.load_samples`.
     """
     import torch
 

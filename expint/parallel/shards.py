@@ -75,7 +75,7 @@ def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What one call of :meth:`ShardedRun.run` did (on this rank).
+    """What one call of `ShardedRun.run` did (on this rank).
 
     ``computed`` counts the shards this rank computed, ``skipped`` the shards found
     finished when the run started (all ranks), ``compute_s`` and ``io_s`` this rank's
