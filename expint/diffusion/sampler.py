@@ -85,6 +85,8 @@ class Sampler:
 
     # -- host-side compilation ---------------------------------------------------------
     def _compile(self, plans: list[Plan], rows: np.ndarray) -> None:
+        if len(plans) > 1:
+            _harmonise(plans)
         ref = plans[0]
         for p in plans[1:]:
             if [len(s.stages) for s in p.steps] != [len(s.stages) for s in ref.steps] or [
@@ -346,6 +348,45 @@ class Sampler:
     def model_times(self) -> np.ndarray:
         """Times of the model calls in order, shape ``(nfe, rows)`` (float64)."""
         return self._times
+
+
+def _union(term_lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]] | None:
+    """Indices used by any row, in first-use order, or None if they already agree."""
+    first = [i for i, _ in term_lists[0]]
+    if all([i for i, _ in t] == first for t in term_lists[1:]):
+        return None
+    order: list[int] = []
+    for terms in term_lists:
+        order += [i for i, _ in terms if i not in order]
+    return [(i, 0.0) for i in order]
+
+
+def _harmonise(plans: list[Plan]) -> None:
+    """Give the per-sample plans of one grid the same terms, step by step.
+
+    The stability guards may give rows different degrees on the same step: missing
+    history terms are added with weight 0, and a corrector present on only some rows
+    is dropped from all of them (a row without one cannot be written in the
+    corrector's form).  Steps with different stage counts remain an error.
+    """
+    for i in range(len(plans[0].steps)):
+        steps = [p.steps[i] for p in plans]
+        if len({len(s.stages) for s in steps}) > 1:
+            return  # reported by the structure check
+        union = _union([s.out_terms for s in steps])
+        if union is not None:
+            for s in steps:
+                have = dict(s.out_terms)
+                s.out_terms = [(idx, have.get(idx, 0.0)) for idx, _ in union]
+        if len({s.corr_x is None for s in steps}) > 1:
+            for s in steps:
+                s.corr_x, s.corr_terms = None, []
+        elif steps[0].corr_x is not None:
+            union = _union([s.corr_terms for s in steps])
+            if union is not None:
+                for s in steps:
+                    have = dict(s.corr_terms)
+                    s.corr_terms = [(idx, have.get(idx, 0.0)) for idx, _ in union]
 
 
 def _check_output(out: Any, xs: Any, step: int) -> None:

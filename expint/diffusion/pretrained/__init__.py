@@ -12,6 +12,9 @@ name            data                    schedule     prediction shape
 ``digits_eps``  scikit-learn 8×8 digits DDPM linear  ``eps``    (1, 8, 8)
                 (pixels scaled to        1000 steps
                 [−1, 1])
+``spiral_v``    2-D spiral: scikit-     cosine       ``v``      (2,)
+                learn's swiss roll       (squaredcos
+                (x, z), noise 0.3, / 7   cap v2), 1000
 =============== ======================= ============ ========== ===========
 
 >>> import torch
@@ -65,6 +68,14 @@ SPECS: dict[str, Spec] = {
         (1, 8, 8),
         description="ε-prediction MLP on scikit-learn's 8×8 digits, 1000-step linear DDPM schedule",
     ),
+    "spiral_v": Spec(
+        "spiral_v",
+        "spiral",
+        lambda: DiscreteVP.from_betas("squaredcos_cap_v2", num_train_timesteps=1000),
+        "v",
+        (2,),
+        description="v-prediction MLP on a 2-D spiral (scikit-learn's swiss roll), 1000-step cosine schedule",
+    ),
 }
 
 
@@ -81,6 +92,13 @@ def load_data(dataset: str) -> np.ndarray:
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("the digits data comes with scikit-learn: pip install scikit-learn") from exc
         return load_digits().data.astype(np.float64) / 8.0 - 1.0
+    if dataset == "spiral":
+        try:
+            from sklearn.datasets import make_swiss_roll
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("the spiral data comes from scikit-learn: pip install scikit-learn") from exc
+        roll, _ = make_swiss_roll(n_samples=20_000, noise=0.3, random_state=0)
+        return roll[:, [0, 2]] / 7.0  # the (x, z) spiral, about unit standard deviation
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
