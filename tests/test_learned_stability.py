@@ -1,0 +1,87 @@
+"""On the shipped learned networks every multistep preset is at least as accurate as
+DDIM on the same grid at 3–10 network evaluations (issue: few-step stability).
+
+Reference: the same probability-flow ODE from the same noise, integrated by
+torchdiffeq's dopri5 in v = x/α against ρ = σ/α (rtol 1e-7), from t = 999 to t = 0.
+"Ties" are allowed to 3% (different methods that reduce to DDIM on a step differ by
+rounding and by the neighbouring steps).  The cells listed in ``KNOWN`` are measured
+failures, kept as strict xfails so that fixing one shows up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from expint.diffusion import METHODS, Sampler, grid, metrics, pretrained
+from expint.diffusion.models import conversion
+
+NFES = (3, 4, 5, 6, 8, 10)
+KINDS = ("uniform", "quadratic", "logsnr", "karras")
+MULTISTEP = [m for m in METHODS if not m.startswith("rhork") and m != "ddim"]
+# measured with this test's noise (batch 48, seed 0); ratio to DDIM in the comment
+KNOWN = {
+    ("digits_eps", "lab1", "logsnr", 3),  # 1.55: the first λ-extrapolated step, from t = 999
+    ("digits_eps", "lab2", "logsnr", 3),  # 1.55 (the same step)
+    ("digits_eps", "lab3", "logsnr", 3),  # 1.55
+}
+
+
+def _reference(net, x_T):
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    sch = net.schedule
+    r0, r1 = (float(sch.rho(np.array([t]))[0]) for t in (999.0, 0.0))
+    a0, a1 = (float(sch.alpha(np.array([t]))[0]) for t in (999.0, 0.0))
+
+    def f(rho, v):
+        r = min(max(float(rho), r1), r0)
+        t = float(sch.t_of_rho(np.array([r]))[0])
+        a, s = float(sch.alpha(np.array([t]))[0]), float(sch.sigma(np.array([t]))[0])
+        out = net.model(a * v, torch.full((v.shape[0],), t, dtype=torch.float64))
+        A, B = conversion(net.prediction, "eps", a, s)
+        return A * a * v + B * out
+
+    span = torch.tensor([r0, r1], dtype=torch.float64)
+    return a1 * torchdiffeq.odeint(f, x_T / a0, span, method="dopri5", rtol=1e-7, atol=1e-9)[-1]
+
+
+@pytest.fixture(scope="module", params=pretrained.names())
+def learned(request):
+    net = pretrained.load(request.param)
+    x_T = torch.randn(48, *net.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ref = _reference(net, x_T)
+
+    def error(method, kind, nfe):
+        ts = grid(net.schedule, nfe, kind=kind, t_start=999.0, t_end=0.0)
+        x = Sampler(net.schedule, ts, method, net.prediction)(net.model, x_T)
+        return metrics.rmse(x, ref)
+
+    ddim = {(k, n): error("ddim", k, n) for k in KINDS for n in NFES}
+    return request.param, error, ddim
+
+
+@pytest.mark.parametrize("method", MULTISTEP)
+def test_every_multistep_preset_is_at_least_as_accurate_as_ddim(learned, method):
+    name, error, ddim = learned
+    worse, known_ok = [], []
+    for kind in KINDS:
+        for nfe in NFES:
+            err = error(method, kind, nfe)
+            bad = err > 1.03 * ddim[kind, nfe]
+            if (name, method, kind, nfe) in KNOWN:
+                known_ok.append((kind, nfe, bad))
+            elif bad:
+                worse.append(f"{kind} NFE {nfe}: {err:.3f} vs DDIM {ddim[kind, nfe]:.3f}")
+    assert not worse, f"{name} {method}: " + "; ".join(worse)
+    if known_ok:
+        fixed = [(k, n) for k, n, bad in known_ok if not bad]
+        if fixed:
+            pytest.fail(f"known failures now pass, remove them from KNOWN: {name} {method} {fixed}")
+        pytest.xfail(f"{name} {method}: known failures {[(k, n) for k, n, _ in known_ok]}")
+
+
+def test_default_method_beats_ddim_clearly_at_ten_steps(learned):
+    name, error, ddim = learned
+    for kind in ("uniform", "quadratic"):
+        assert error("dpmpp3m_pc", kind, 10) < 0.7 * ddim[kind, 10], (name, kind)
