@@ -325,6 +325,8 @@ class ExponentialAdams(Method):
         the last step of a uniform grid, where ε changes fastest.  ``"auto"``
         (default): 0.6 for the ε target, none for x0 (whose gain guard covers it).
 
+    Notes
+    -----
     Both guards were chosen on the shipped learned models (``digits_eps``,
     ``spiral_v``), where without them tab3, lab3, ipndm and the dpmpp* methods are up to
     30× less accurate than DDIM at 3–10 steps; pass ``max_gain=None,
