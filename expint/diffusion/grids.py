@@ -2,6 +2,8 @@ r"""Time-step grids for sampling (decreasing times, ``n_steps + 1`` points, floa
 
 Kinds (``grid(schedule, n_steps, kind, t_start=None, t_end=None, **kw)``):
 
+* ``"auto"`` (default) — the schedule's ``default_grid``: quadratic for VP schedules,
+  Karras for VE/EDM, uniform for flow matching;
 * ``"uniform"`` — uniform in ``t``;
 * ``"quadratic"`` / ``"power"`` — :math:`t_i = \big(t_s^{1/κ}(1 - i/n) + t_e^{1/κ} i/n\big)^κ`,
   ``κ = 2`` is DEIS's quadratic grid (``kappa=`` sets κ);
@@ -27,7 +29,7 @@ import numpy as np
 
 from .schedules import Schedule
 
-KINDS = ("uniform", "quadratic", "power", "logsnr", "karras")
+KINDS = ("auto", "uniform", "quadratic", "power", "logsnr", "karras")
 SPACINGS = ("leading", "trailing", "linspace")
 
 
@@ -60,7 +62,7 @@ def diffusers_timesteps(n_train: int, n_steps: int, spacing: str, steps_offset: 
 def grid(
     schedule: Schedule,
     n_steps: int,
-    kind: Any = "logsnr",
+    kind: Any = "auto",
     t_start: float | None = None,
     t_end: float | None = None,
     *,
@@ -80,6 +82,8 @@ def grid(
         makes one model call per step, so this is the number of network evaluations
         (NFE), as ``num_inference_steps`` is in diffusers.
     kind : str or array
+        ``"auto"`` (default: the schedule's ``default_grid`` — ``"quadratic"`` for VP
+        schedules, ``"karras"`` for VE/EDM, ``"uniform"`` for flow matching),
         ``"uniform"``, ``"quadratic"``, ``"power"``, ``"logsnr"``, ``"karras"``, or an
         explicit array of ``n_steps + 1`` decreasing times.
     t_start, t_end : float, optional
@@ -124,6 +128,8 @@ def grid(
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
     n_steps = int(n_steps)
+    if isinstance(kind, str) and kind == "auto":
+        kind = schedule.default_grid
     if not isinstance(kind, str):
         ts = check_grid(schedule, np.asarray(kind, dtype=np.float64), name="kind")
         if ts.shape[-1] != n_steps + 1:

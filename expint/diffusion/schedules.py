@@ -59,6 +59,11 @@ class Schedule:
     t_max: float = 1.0
     t_data: float | None = None  # time with σ = 0, if the schedule reaches clean data
     discrete: bool = False
+    #: the grid kind ``grid(..., kind="auto")`` uses: DEIS's quadratic time grid for
+    #: VP schedules (the best single kind across 3–30 steps on the shipped learned
+    #: models and the toy mixtures, docs/benchmarks.md), Karras's for VE/EDM, uniform
+    #: for flow matching (diffusers' and the rectified-flow papers' choice)
+    default_grid: str = "quadratic"
 
     # -- to be provided ---------------------------------------------------------------
     def log_alpha(self, t: Any) -> Any:  # pragma: no cover - abstract
@@ -311,6 +316,8 @@ class VE(Schedule):
     r"""Variance-exploding SDE: ``α = 1``, :math:`σ(t) = σ_{min}(σ_{max}/σ_{min})^t`,
     ``t ∈ [0, 1]``."""
 
+    default_grid = "karras"
+
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
         if not 0 < sigma_min < sigma_max < math.inf:
             raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
@@ -336,6 +343,7 @@ class EDM(Schedule):
     ``t ∈ [0, σ_max]`` (σ = 0 at t = 0); ``sigma_min`` is the default end of grids."""
 
     t_data = 0.0
+    default_grid = "karras"
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
         if not 0 < sigma_min < sigma_max < math.inf:
@@ -368,6 +376,7 @@ class FlowMatching(Schedule):
     prediction methods (``dpmpp2m``, ``dpmpp3m``) can."""
 
     t_data = 0.0
+    default_grid = "uniform"
 
     def log_alpha(self, t: Any) -> Any:
         with np.errstate(divide="ignore"):

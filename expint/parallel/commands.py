@@ -143,7 +143,7 @@ def add_commands(sub: Any, writable: Callable[[str], Any]) -> None:
     )
     s.add_argument("--nfe", type=_positive, required=True, help="model evaluations per sample")
     s.add_argument("--method", default=DEFAULT_METHOD, help=f"sampling method (default {DEFAULT_METHOD})")
-    s.add_argument("--grid", default="logsnr", help="grid kind (default logsnr), ending at sigma = 0")
+    s.add_argument("--grid", default="auto", help="grid kind (default: the schedule's), ending at sigma = 0")
     s.add_argument("--seed", type=int, default=0, help="sample i starts from noise seeded by (seed, i)")
     s.add_argument("--out", required=True, type=writable, help="output folder (rerun to resume)")
     s.add_argument(

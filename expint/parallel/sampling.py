@@ -202,7 +202,7 @@ def sample_sharded(
     batch_size: int,
     nfe: int,
     method: Any = DEFAULT_METHOD,
-    grid_kind: str = "logsnr",
+    grid_kind: str = "auto",
     seed: int = 0,
     device: Any = "cpu",
     dtype: Any = None,

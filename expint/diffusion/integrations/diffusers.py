@@ -98,9 +98,10 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
     grid_kind : str, optional
         ``"logsnr"``, ``"quadratic"``, ``"karras"``, ``"uniform"``, or a diffusers
         spacing ``"leading"``, ``"trailing"``, ``"linspace"`` (which honours
-        ``steps_offset``).  Default: ``"karras"`` if ``use_karras_sigmas``, else
-        ``"logsnr"`` (VP) or ``"uniform"`` in σ before the shift (flow matching, as
-        diffusers' ``FlowMatchEulerDiscreteScheduler``).
+        ``steps_offset``).  Default: ``"karras"`` if ``use_karras_sigmas``, ``"logsnr"``
+        if ``use_exponential_sigmas``/``use_lu_lambdas``, else ``"quadratic"`` (VP: the
+        best kind across 3–30 steps on expint's learned models) or ``"uniform"`` in σ
+        before the shift (flow matching, as diffusers' ``FlowMatchEulerDiscreteScheduler``).
     final_sigmas_type : {"zero", "sigma_min"}, optional
         End exactly at σ = 0 (clean data) or at the first training timestep.  Default
         ``"zero"``, or ``"sigma_min"`` for a DDIM config with ``set_alpha_to_one=False``.
@@ -278,7 +279,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             return "karras"
         if cfg.get("use_exponential_sigmas") or cfg.get("use_lu_lambdas"):
             return "logsnr"
-        return "uniform" if self.flow else "logsnr"
+        return "uniform" if self.flow else "quadratic"
 
     def _final_zero(self) -> bool:
         kind = self.config.final_sigmas_type
