@@ -81,7 +81,10 @@ def test_every_multistep_preset_is_at_least_as_accurate_as_ddim(learned, method)
         pytest.xfail(f"{name} {method}: known failures {[(k, n) for k, n, _ in known_ok]}")
 
 
-def test_default_method_beats_ddim_clearly_at_ten_steps(learned):
+def test_default_method_and_grid_beat_ddim_clearly(learned):
+    from expint.diffusion import DEFAULT_METHOD
+
     name, error, ddim = learned
-    for kind in ("uniform", "quadratic"):
-        assert error("dpmpp3m_pc", kind, 10) < 0.7 * ddim[kind, 10], (name, kind)
+    kind = pretrained.load(name).schedule.default_grid
+    for nfe in (5, 10):
+        assert error(DEFAULT_METHOD, kind, nfe) < 0.5 * ddim[kind, nfe], (name, kind, nfe)

@@ -467,24 +467,40 @@ class RhoRK(Method):
 
     A step that ends at σ = 0 is an Euler step (the model is never evaluated at σ = 0,
     where ε is undefined), as k-diffusion's Heun sampler does.
+
+    Stability: near the data ``ε ≈ (x − α x0)/σ``, so ``∂ε/∂v ≈ 1/ρ`` — the ODE is stiff
+    in ρ, with stiffness ``1/ρ`` growing as ρ → 0.  An explicit stage evaluated at the
+    step's low-noise end sees ``|h|/ρ_{i+1}``, and beyond the tableau's real stability
+    interval (about 2–2.8) errors are multiplied at every stage: on the shipped learned
+    models, 3–10 evaluations gave errors of 10²–10⁴.  A step with
+    ``|ρ_{i+1} − ρ_i| / ρ_{i+1} > max_stiffness`` (default 2) is therefore an Euler
+    (DDIM) step, whose only evaluation is at the noisy end, where ``|h|/ρ_i < 1``
+    always.  ``None`` keeps the tableau on every step.
     """
 
     target = "eps"
 
-    def __init__(self, tableau: str, name: str):
+    def __init__(self, tableau: str, name: str, max_stiffness: float | None = 2.0):
         self.tableau = RK_TABLEAUS[tableau]
         self.name = name
         self.stages = len(self.tableau[0])
+        self.max_stiffness = max_stiffness
 
     def __repr__(self) -> str:
-        return f"RhoRK({self.name!r}, stages={self.stages})"
+        return f"RhoRK({self.name!r}, stages={self.stages}, max_stiffness={self.max_stiffness})"
+
+    def _stiff(self, schedule: Schedule, t0: float, t1: float) -> bool:
+        if self.max_stiffness is None:
+            return False
+        r0, r1 = (float(schedule.rho(np.array([t]))[0]) for t in (t0, t1))
+        return abs(r1 - r0) > self.max_stiffness * r1
 
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
         steps, count = [], 0
         for i in range(len(ts) - 1):
             t0, t1 = float(ts[i]), float(ts[i + 1])
-            tab = RK_TABLEAUS["euler"] if _ab(schedule, t1)[1] == 0.0 else self.tableau
-            step = _rk_step(schedule, "eps", t0, t1, tab, count)
+            euler = _ab(schedule, t1)[1] == 0.0 or self._stiff(schedule, t0, t1)
+            step = _rk_step(schedule, "eps", t0, t1, RK_TABLEAUS["euler"] if euler else self.tableau, count)
             count += len(step.stages)
             steps.append(step)
         return Plan(steps, "eps")
@@ -559,7 +575,7 @@ METHODS = _presets()
 
 #: The method ``sample``, ``Sampler``, ``ExpintScheduler`` and ``sample_expint`` use
 #: when none is named.
-DEFAULT_METHOD = "dpmpp3m_pc"
+DEFAULT_METHOD = "dpmpp2m_pc"
 #: ``ExpintScheduler``'s default for flow-matching configs, whose grids are uniform in
 #: σ = t (before the shift): interpolating x0 in λ there (dpmpp*) loses to Euler, in ρ
 #: it beats Euler on every grid tried (tests/test_diffusers_scheduler.py).

@@ -169,7 +169,8 @@ def initial_noise(
 
 
 def steps_for_nfe(method: Any, nfe: int) -> int:
-    """Grid steps (ending at σ = 0) that cost exactly ``nfe`` model calls."""
+    """Grid steps (ending at σ = 0) that cost ``nfe`` model calls (fewer for a Runge–Kutta
+    method whose stiff steps fall back to one Euler call)."""
     m = get_method(method)
     if not isinstance(m, RhoRK):
         return nfe
