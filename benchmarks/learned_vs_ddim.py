@@ -15,32 +15,16 @@ from __future__ import annotations
 import argparse
 import copy
 
-import numpy as np
 import torch
 
 from expint.diffusion import METHODS, Sampler, get_method, grid, metrics, pretrained
-from expint.diffusion.models import conversion
+from expint.diffusion.reference import pf_ode_reference
 
 KINDS = ("uniform", "quadratic", "logsnr", "karras")
 
 
 def reference(net, x_T, rtol):
-    import torchdiffeq
-
-    sch = net.schedule
-    r0, r1 = (float(sch.rho(np.array([t]))[0]) for t in (999.0, 0.0))
-    a0, a1 = (float(sch.alpha(np.array([t]))[0]) for t in (999.0, 0.0))
-
-    def f(rho, v):
-        r = min(max(float(rho), r1), r0)
-        t = float(sch.t_of_rho(np.array([r]))[0])
-        a, s = float(sch.alpha(np.array([t]))[0]), float(sch.sigma(np.array([t]))[0])
-        out = net.model(a * v, torch.full((v.shape[0],), t, dtype=torch.float64))
-        A, B = conversion(net.prediction, "eps", a, s)
-        return A * a * v + B * out
-
-    span = torch.tensor([r0, r1], dtype=torch.float64)
-    return a1 * torchdiffeq.odeint(f, x_T / a0, span, method="dopri5", rtol=rtol, atol=rtol * 1e-2)[-1]
+    return pf_ode_reference(net.model, net.schedule, net.prediction, x_T, 999.0, 0.0, rtol)
 
 
 def main() -> None:

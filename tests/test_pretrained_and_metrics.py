@@ -86,3 +86,30 @@ def test_rmse_and_bad_metric_input():
         metrics.rmse(a * np.nan, b)
     with pytest.raises(ValueError, match="different shapes"):
         metrics.rmse(a, np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
+def test_pf_ode_reference_matches_the_closed_form_gaussian(prediction):
+    """The reference integrator against the exact PF-ODE solution of a Gaussian, with
+    the model's output converted from each prediction type."""
+    pytest.importorskip("torchdiffeq")
+    from expint.diffusion import VPLinear, toy
+    from expint.diffusion.models import conversion
+    from expint.diffusion.reference import pf_ode_reference
+
+    sch = VPLinear()
+    g = toy.Gaussian([0.5, -0.2, 0.1], 0.3, sch)
+    x_T = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def model(x, t):  # the exact ε, re-expressed as the requested prediction
+        eps = g.eps(x, t)
+        a, s = sch.alpha(t[:1].double()).item(), sch.sigma(t[:1].double()).item()
+        if prediction == "eps":
+            return eps
+        # invert target = A x + B out for out, with target = ε
+        A, B = conversion(prediction, "eps", a, s)
+        return (eps - A * x) / B
+
+    ref = pf_ode_reference(model, sch, prediction, x_T, 1.0, 1e-3, rtol=1e-10)
+    exact = g.exact(x_T, 1.0, 1e-3)
+    assert float((ref - exact).abs().max()) < 1e-7
