@@ -138,17 +138,21 @@ def main() -> None:
         for start in range(0, args.n, args.batch):
             initial_noise(net.schedule, 999.0, net.shape, 0, start, min(start + args.batch, args.n))
         noise = time.perf_counter() - t0
+
+        def runner():
+            return sample_sharded(
+                "digits_eps",
+                f"{tmp}/one",
+                n=args.n,
+                batch_size=args.batch,
+                nfe=args.nfe,
+                method=args.method,
+                device=args.device,
+                progress=False,
+            )
+
         t0 = time.perf_counter()
-        rep = sample_sharded(
-            "digits_eps",
-            f"{tmp}/one",
-            n=args.n,
-            batch_size=args.batch,
-            nfe=args.nfe,
-            method=args.method,
-            device=args.device,
-            progress=False,
-        )
+        rep = runner()
         one = time.perf_counter() - t0
         per_shard = rep.compute_s + rep.io_s
         note = (
@@ -158,16 +162,7 @@ def main() -> None:
         )
         rows.append(("runner (1 process)", torch.get_num_threads(), one, note))
         t0 = time.perf_counter()
-        sample_sharded(
-            "digits_eps",
-            f"{tmp}/one",
-            n=args.n,
-            batch_size=args.batch,
-            nfe=args.nfe,
-            method=args.method,
-            device=args.device,
-            progress=False,
-        )
+        runner()
         rows.append(
             ("resume check of the finished run", torch.get_num_threads(), time.perf_counter() - t0, "")
         )
