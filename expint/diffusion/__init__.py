@@ -18,6 +18,7 @@ from .methods import (
     get_method,
 )
 from .models import PREDICTIONS
+from .optimize import optimize_grid
 from .sampler import Sampler, sample
 from .schedules import EDM, VE, DiscreteVP, FlowMatching, Schedule, VPCosine, VPLinear
 
@@ -44,6 +45,7 @@ __all__ = [
     "grid",
     "integrations",
     "metrics",
+    "optimize_grid",
     "pretrained",
     "sample",
     "toy",

@@ -15,6 +15,11 @@ name            data                    schedule     prediction shape
 ``spiral_v``    2-D spiral: scikit-     cosine       ``v``      (2,)
                 learn's swiss roll       (squaredcos
                 (x, z), noise 0.3, / 7   cap v2), 1000
+``digits16_unet`` the digits upsampled  DDPM linear  ``eps``    (1, 16, 16)
+                (bilinear) to 16×16,    1000 steps
+                a small U-Net (0.4 M
+                parameters, trained on
+                a GPU)
 =============== ======================= ============ ========== ===========
 
 >>> import torch
@@ -36,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..schedules import DiscreteVP, Schedule
-from ._network import arrays_to_state, build_mlp, time_features
+from ._network import arrays_to_state, build_mlp, build_unet, time_features
 
 __all__ = ["SPECS", "PretrainedModel", "load", "names"]
 
@@ -52,7 +57,8 @@ class Spec:
     schedule: Callable[[], Schedule]
     prediction: str
     shape: tuple[int, ...]
-    width: int = 256
+    arch: str = "mlp"  # "mlp" (on flattened samples) or "unet" (on (C, H, W) images)
+    width: int = 256  # MLP width, or the U-Net's channels at full resolution
     blocks: int = 3
     t_dim: int = 64
     t_scale: float = 1000.0  # time features see t / t_scale
@@ -76,7 +82,25 @@ SPECS: dict[str, Spec] = {
         (2,),
         description="v-prediction MLP on a 2-D spiral (scikit-learn's swiss roll), 1000-step cosine schedule",
     ),
+    "digits16_unet": Spec(
+        "digits16_unet",
+        "digits16",
+        lambda: DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000),
+        "eps",
+        (1, 16, 16),
+        arch="unet",
+        width=32,
+        description="ε-prediction U-Net on the digits upsampled to 16×16, 1000-step linear DDPM schedule",
+    ),
 }
+
+
+def build_network(spec: Spec) -> Any:
+    """The untrained ``torch.nn.Module`` of a spec: ``net(x, time features)``, where ``x``
+    is ``(B, prod(shape))`` for an MLP and ``(B, *shape)`` for a U-Net."""
+    if spec.arch == "unet":
+        return build_unet(spec.shape[0], spec.width, spec.t_dim)
+    return build_mlp(math.prod(spec.shape), spec.width, spec.blocks, spec.t_dim)
 
 
 def names() -> list[str]:
@@ -99,6 +123,12 @@ def load_data(dataset: str) -> np.ndarray:
             raise ImportError("the spiral data comes from scikit-learn: pip install scikit-learn") from exc
         roll, _ = make_swiss_roll(n_samples=20_000, noise=0.3, random_state=0)
         return roll[:, [0, 2]] / 7.0  # the (x, z) spiral, about unit standard deviation
+    if dataset == "digits16":
+        from scipy.ndimage import zoom
+
+        small = load_data("digits").reshape(-1, 8, 8)
+        # order-1 (bilinear) zoom keeps the pixels inside [-1, 1]
+        return np.stack([zoom(img, 2, order=1, mode="nearest") for img in small]).reshape(len(small), -1)
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
@@ -116,8 +146,7 @@ class _Network:
         key = (like.device, like.dtype)
         hit = self._copies.get(key)
         if hit is None:
-            s = self.spec
-            hit = build_mlp(self.dim, s.width, s.blocks, s.t_dim)
+            hit = build_network(self.spec)
             arrays_to_state(hit, self._arrays)
             hit = self._copies[key] = hit.to(device=like.device, dtype=like.dtype).eval()
         return hit
@@ -134,7 +163,9 @@ class _Network:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1).expand(x.shape[0])
         with torch.no_grad():
             net = self._module(x)
-            out = net(x.reshape(x.shape[0], self.dim), time_features(t, self.spec.t_dim, self.spec.t_scale))
+            flat = self.spec.arch == "mlp"
+            inp = x.reshape(x.shape[0], self.dim) if flat else x
+            out = net(inp, time_features(t, self.spec.t_dim, self.spec.t_scale))
         return out.reshape(x.shape)
 
 
