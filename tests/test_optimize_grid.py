@@ -11,12 +11,16 @@ from expint.diffusion import Sampler, check_grid, grid, metrics, optimize_grid, 
 from expint.diffusion.optimize import grid_from_logits, logits_from_grid
 from expint.diffusion.reference import pf_ode_reference
 
+T0 = 900.0
+
 
 @pytest.fixture(scope="module")
 def spiral():
     net = pretrained.load("spiral_v")
     x_T = torch.randn(32, *net.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    ref = pf_ode_reference(net.model, net.schedule, "v", x_T, 999.0, 0.0, 1e-7)
+    # from t = 900, not 999: at α(999) ≈ 5e-5 the cosine schedule's PF-ODE costs dopri5
+    # minutes, and the grid search is the same
+    ref = pf_ode_reference(net.model, net.schedule, "v", x_T, T0, 0.0, 1e-6)
     return net, x_T, ref
 
 
@@ -35,17 +39,17 @@ def test_logits_round_trip_and_keep_the_ends():
 
 def test_a_poor_start_is_improved_and_never_made_worse(spiral):
     net, x_T, ref = spiral
-    start = grid(net.schedule, 5, "karras", t_start=999.0, t_end=0.0)
+    start = np.array([T0, 60.0, 40.0, 20.0, 10.0, 0.0])  # a poor grid: all steps but one near data
     ts, info = optimize_grid(
         net.model, net.schedule, 5, "dpmpp2m", prediction="v", x_T=x_T, reference=ref,
-        start="karras", t_start=999.0, t_end=0.0, max_evals=40, full_output=True,
+        start=start, max_evals=40, full_output=True,
     )  # fmt: skip
     check_grid(net.schedule, ts)
-    assert ts.shape == (6,) and ts[0] == 999.0 and ts[-1] == 0.0 and np.all(np.diff(ts) < 0)
+    assert ts.shape == (6,) and ts[0] == T0 and ts[-1] == 0.0 and np.all(np.diff(ts) < 0)
     before, after = _loss(net, start, "dpmpp2m", x_T, ref), _loss(net, ts, "dpmpp2m", x_T, ref)
     assert info["loss_start"] == pytest.approx(before, rel=1e-12)
     assert info["loss"] == pytest.approx(after, rel=1e-12)
-    assert after < 0.8 * before, (before, after)  # karras is a poor grid for this model
+    assert after < 0.8 * before, (before, after)
     assert info["sampler_runs"] <= 40 and info["model_calls"] == 5 * info["sampler_runs"]
 
 
@@ -63,10 +67,10 @@ def test_several_start_kinds_begin_from_the_best(spiral):
     kinds = ("karras", "uniform")
     _, info = optimize_grid(
         net.model, net.schedule, 4, "dpmpp2m", prediction="v", x_T=x_T, reference=ref, start=kinds,
-        t_start=999.0, t_end=0.0, max_evals=2, full_output=True,
+        t_start=T0, t_end=0.0, max_evals=2, full_output=True,
     )  # fmt: skip
     losses = {
-        k: _loss(net, grid(net.schedule, 4, k, t_start=999.0, t_end=0.0), "dpmpp2m", x_T, ref) for k in kinds
+        k: _loss(net, grid(net.schedule, 4, k, t_start=T0, t_end=0.0), "dpmpp2m", x_T, ref) for k in kinds
     }
     assert info["start"] == min(losses, key=losses.get)
     assert info["loss_start"] == pytest.approx(min(losses.values()), rel=1e-12)
@@ -80,7 +84,8 @@ def test_deterministic_for_a_seed_and_the_calls_are_counted():
         calls[0] += 1
         return net.model(x, t)
 
-    kw = dict(prediction="v", shape=net.shape, batch=16, seed=5, max_evals=12, full_output=True)
+    kw = dict(prediction="v", shape=net.shape, batch=8, seed=5, max_evals=12, full_output=True, t_start=500.0)
+    kw["reference_rtol"] = 1e-5
     a, info = optimize_grid(model, net.schedule, 4, "dpmpp2m", **kw)
     assert calls[0] == info["model_calls"] + info["reference_calls"] and info["reference_calls"] > 0
     b, _ = optimize_grid(net.model, net.schedule, 4, "dpmpp2m", **kw)

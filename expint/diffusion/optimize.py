@@ -154,7 +154,7 @@ def optimize_grid(
     >>> from expint.diffusion import Sampler, optimize_grid, pretrained
     >>> net = pretrained.load("spiral_v")
     >>> ts = optimize_grid(net.model, net.schedule, 5, "dpmpp2m", prediction="v",
-    ...                    shape=net.shape, batch=32, max_evals=20)
+    ...                    shape=net.shape, batch=32, t_start=900.0, max_evals=20)
     >>> ts.shape
     (6,)
     """
