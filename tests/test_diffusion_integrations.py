@@ -108,3 +108,20 @@ def test_expint_scheduler_drops_into_a_diffusers_pipeline(pipeline):
     with pytest.raises(ValueError, match="eta = 0"):
         sched.set_timesteps(4)
         sched.step(torch.zeros(1, 3, 8, 8), sched.timesteps[0], torch.zeros(1, 3, 8, 8), eta=0.5)
+
+
+@pytest.mark.parametrize("method", ["tab3", "dpmpp2m", "ddim"])
+def test_callback_denoised_is_the_x0_estimate_at_the_step_start(method):
+    """k-diffusion callbacks report ``denoised`` = the model's x0 at the point the step
+    started from, whatever the method integrates internally (ε for tab3, x0 for dpmpp2m)."""
+    sch = EDM(0.002, 80.0)
+    mix = toy.GaussianMixture([[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5]], [0.3, 0.5], sch)
+    sigmas = torch.as_tensor(np.concatenate([grid(sch, 8, "karras"), [0.0]]))
+    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * sigmas[0]
+    seen = []
+    sample_expint(lambda xs, s: mix.x0(xs, s), x, sigmas, callback=seen.append, disable=True, method=method)
+    start = x
+    for i, info in enumerate(seen):
+        expected = mix.x0(start, sigmas[i].expand(start.shape[0]))
+        torch.testing.assert_close(info["denoised"], expected, rtol=1e-10, atol=1e-10)
+        start = info["x"]

@@ -153,3 +153,12 @@ def test_final_zero_keeps_n_steps(schedule, n):
     zero = grid(schedule, n, final_zero=True, **kw)
     assert plain.shape == zero.shape == (n + 1,)
     assert zero[-1] == schedule.t_data and zero[0] == plain[0]
+
+
+@pytest.mark.parametrize("kind", ["uniform", "quadratic", "logsnr", "karras"])
+def test_explicit_ends_are_hit_and_uniform_is_uniform(kind):
+    sch = DiscreteVP.from_betas()
+    ts = grid(sch, 7, kind, t_start=900.0, t_end=10.0)
+    assert ts[0] == 900.0 and ts[-1] == pytest.approx(10.0, abs=1e-9) and np.all(np.diff(ts) < 0)
+    if kind == "uniform":
+        np.testing.assert_allclose(np.diff(ts), -890.0 / 7, rtol=1e-12)

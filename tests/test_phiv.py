@@ -117,3 +117,17 @@ def test_zero_time_returns_v0():
 def test_bad_input(a, vs, kw, exc, match):
     with pytest.raises(exc, match=match):
         expint.phiv(a, vs, **kw)
+
+
+@pytest.mark.parametrize(
+    ("n", "t", "p", "tol"), [(100, 1e-3, 3, 1e-4), (200, 1e-2, 0, 1e-6), (50, 1.0, 2, 1e-5)]
+)
+def test_the_error_estimate_is_not_an_underestimate(n, t, p, tol):
+    """The a-posteriori estimate must bound the true error from above (within 2×), so an
+    estimate stuck at zero, or one that ignores the discarded Krylov residual, fails."""
+    a = sparse_1d(n)
+    rng = np.random.default_rng(11)
+    vs = [rng.standard_normal(n) for _ in range(p + 1)]
+    w, info = expint.phiv(a, vs, t, tol=tol)
+    actual = np.linalg.norm(w - _dense_reference(a.toarray(), vs, t))
+    assert actual > 0 and info.error_estimate >= 0.5 * actual, (actual, info.error_estimate)

@@ -216,3 +216,29 @@ def test_broken_tableau_is_rejected():
         expint.schemes.ExpRKTableau(
             "bad3", "lawson", (0.0, 1.0), {(1, 0): P(0, 1.0)}, (P(0), P(0) * 0.0), 2, 1
         )
+
+
+@pytest.mark.parametrize(("scheme", "order"), [("lawson_rk4", 4), ("lawson_rk2", 2), ("etdrk4", 4)])
+def test_time_dependent_scalar_rate_keeps_the_classical_order(scheme, order):
+    """y' = (−2 − sin 3t) y + sin y + cos t (the docs' example): Lawson stages must use the
+    propagator from their own start time; with it dropped lawson_rk4 falls to order ≈ 3."""
+    from scipy.integrate import solve_ivp
+
+    def rate(t):
+        return -2.0 - np.sin(3.0 * np.asarray(t))
+
+    def integral(s, t):
+        s = np.asarray(s)
+        return -2.0 * (t - s) + (np.cos(3.0 * t) - np.cos(3.0 * s)) / 3.0
+
+    prob = expint.SemilinearProblem(expint.ScalarTime(rate, integral), lambda t, y: np.sin(y) + np.cos(t))
+    exact = solve_ivp(
+        lambda t, y: rate(t) * y + np.sin(y) + np.cos(t), (0.0, 2.0), [1.0], rtol=1e-13, atol=1e-14
+    ).y[:, -1]
+    dts = [0.1, 0.05, 0.025]
+    errs = [
+        abs(expint.solve(prob, np.array([1.0]), (0.0, 2.0), scheme=scheme, dt=dt).y[-1][0] - exact[0])
+        for dt in dts
+    ]
+    observed = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert observed > order - 0.3, (scheme, errs, observed)
