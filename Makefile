@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-fast mutants lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,21 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 test: lint docs
 	$(PY) -m pytest -q
+
+# a developer's quick check (under a minute): the tests not marked slow
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# planted bugs the fast tests must catch (prints the kill rate)
+mutants: $(STAMP)
+	$(PY) tests/mutants.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/phi_accuracy.py --out results
