@@ -6,6 +6,8 @@ import pytest
 
 from expint.cli import main
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 
 def test_demo_runs_the_ks_study(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0

@@ -12,6 +12,8 @@ diffusers = pytest.importorskip("diffusers")
 from expint.diffusion import DiscreteVP, FlowMatching, Sampler, toy  # noqa: E402
 from expint.diffusion.integrations.diffusers import ExpintScheduler  # noqa: E402
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 GEN = torch.Generator().manual_seed(0)
 X = torch.randn(6, 3, dtype=torch.float64, generator=GEN)
 

@@ -9,6 +9,8 @@ import torch
 
 from expint.diffusion import DiscreteVP, ExponentialAdams, Sampler, grid, toy
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 
 def _toy_model(schedule):
     mix = toy.GaussianMixture([[1.0, 0.5, -0.5, 0.2], [-1.0, -0.3, 0.4, 0.0]], [0.3, 0.5], schedule)

@@ -22,6 +22,8 @@ from expint.diffusion import (
     toy,
 )
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 SCH = VPLinear()
 T0, T1 = 1.0, 1e-3
 GEN = torch.Generator().manual_seed(0)

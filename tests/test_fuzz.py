@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 import expint
 from expint.diffusion import EDM, DiscreteVP, FlowMatching, VPLinear, grid, sample, toy
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 # EXPINT_FUZZ_EXAMPLES=2000 for a long hunt; 60 keeps the suite fast
 FUZZ = settings(
     max_examples=int(os.environ.get("EXPINT_FUZZ_EXAMPLES", "60")),

@@ -16,6 +16,8 @@ import torch
 from expint.diffusion import METHODS, Sampler, grid, metrics, pretrained
 from expint.diffusion.reference import pf_ode_reference
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 NFES = (3, 4, 5, 6, 8, 10)
 KINDS = ("uniform", "quadratic", "logsnr", "karras")
 MULTISTEP = [m for m in METHODS if not m.startswith("rhork") and m != "ddim"]

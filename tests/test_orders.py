@@ -15,6 +15,8 @@ from reference import torchdiffeq_reference
 import expint
 from expint import problems
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 SCHEMES = expint.schemes.catalog()
 IDS = [s.name for s in SCHEMES]
 

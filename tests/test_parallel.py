@@ -19,6 +19,8 @@ from expint.cli import main
 from expint.diffusion import metrics
 from expint.diffusion.fd import fd
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 

@@ -40,6 +40,7 @@ def references():
     return {name: phi_matrix_ref(k, a) for name, (a, k) in CASES.items()}
 
 
+@pytest.mark.slow  # the mpmath references take ~10 s
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_against_mpmath(references, name, backend):
