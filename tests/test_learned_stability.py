@@ -34,7 +34,12 @@ def _reference(net, x_T):
     return pf_ode_reference(net.model, net.schedule, net.prediction, x_T, 999.0, 0.0, rtol=1e-7)
 
 
-@pytest.fixture(scope="module", params=pretrained.names())
+# the MLPs only: the U-Net (digits16_unet) costs ~0.2 s per call on this CPU; its
+# presets-vs-DDIM check is section (c) of benchmarks/diffusion_learned.py, run on a GPU
+CPU_MODELS = [n for n in pretrained.names() if pretrained.SPECS[n].arch == "mlp"]
+
+
+@pytest.fixture(scope="module", params=CPU_MODELS)
 def learned(request):
     net = pretrained.load(request.param)
     x_T = torch.randn(48, *net.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
