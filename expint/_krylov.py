@@ -1,21 +1,21 @@
 r"""Krylov evaluation of linear combinations of φ-function–vector products.
 
-:func:`phiv` computes
+`phiv` computes
 
-.. math::
-
-    w = \sum_{k=0}^{p} t^k \varphi_k(tA)\, v_k
+$$
+w = \sum_{k=0}^{p} t^k \varphi_k(tA)\, v_k
+$$
 
 for a dense, scipy-sparse or matrix-free ``A`` with only products ``A x``.
 
 Method.  The sum is the first block of ``exp(t Ã) ṽ`` for the augmented operator
 (Al-Mohy & Higham 2011, Thm 2.1)
 
-.. math::
-
-    \tilde A = \begin{pmatrix} A & \eta B \\ 0 & J \end{pmatrix},\quad
-    B = [v_p, \dots, v_1],\quad
-    \tilde v = \begin{pmatrix} v_0 \\ e_p/\eta \end{pmatrix},
+$$
+\tilde A = \begin{pmatrix} A & \eta B \\ 0 & J \end{pmatrix},\quad
+B = [v_p, \dots, v_1],\quad
+\tilde v = \begin{pmatrix} v_0 \\ e_p/\eta \end{pmatrix},
+$$
 
 with ``J`` the ``p × p`` upper shift matrix and ``η`` a power of two that balances
 ``‖ηB‖`` against ``‖A‖``.  ``exp(tÃ)ṽ`` is advanced in sub-steps ``τ`` (as Niesen &
@@ -48,7 +48,7 @@ __all__ = ["KrylovInfo", "PhivResult", "phiv"]
 
 @dataclass
 class KrylovInfo:
-    """Work and accuracy report of one :func:`phiv` call.
+    """Work and accuracy report of one `phiv` call.
 
     Attributes
     ----------
@@ -85,7 +85,7 @@ class KrylovInfo:
 
 
 class PhivResult(NamedTuple):
-    """``(w, info)``: the vector ``Σ t^k φ_k(tA) v_k`` and a :class:`KrylovInfo`."""
+    """``(w, info)``: the vector ``Σ t^k φ_k(tA) v_k`` and a `KrylovInfo`."""
 
     w: Any
     info: KrylovInfo
@@ -218,7 +218,7 @@ def phiv(
     m: int = 30,
     max_substeps: int = 100_000,
 ) -> PhivResult:
-    r"""Compute :math:`w = \sum_{k=0}^{p} t^k \varphi_k(tA) v_k` by adaptive Krylov.
+    r"""Compute $w = \sum_{k=0}^{p} t^k \varphi_k(tA) v_k$ by adaptive Krylov.
 
     Parameters
     ----------
@@ -243,7 +243,7 @@ def phiv(
     -------
     PhivResult
         ``(w, info)`` with ``w`` of the vectors' array type, device and (promoted)
-        dtype, and a :class:`KrylovInfo` work report.
+        dtype, and a `KrylovInfo` work report.
 
     Raises
     ------

@@ -4,14 +4,14 @@ Every operator acts on the trailing axis of the state (leading axes are batch ax
 and offers the one service exponential schemes need:
 
 ``phi_combination(h, c, ws, t=None)``
-    :math:`\sum_{k} \varphi_k(c h L)\, w_k` for a list of arrays ``ws`` (``None``
+    $\sum_{k} \varphi_k(c h L)\, w_k$ for a list of arrays ``ws`` (``None``
     entries are zero), with the φ-coefficients for each ``(h, c, kmax)`` computed once
     and cached.
 
 ``Diagonal`` keeps φ_k(chd) as arrays, ``Dense`` as matrices (augmented-matrix
-exponential), ``MatrixFree`` evaluates the combination by one :func:`expint.phiv`
+exponential), ``MatrixFree`` evaluates the combination by one `expint.phiv`
 call, and ``ScalarTime`` (``L(t) = a(t) I``) uses the exact weighted integrals
-:math:`\int_0^1 e^{I(t + \theta c h,\, t + c h)} \theta^{k-1}/(k-1)!\, d\theta`,
+$\int_0^1 e^{I(t + \theta c h,\, t + c h)} \theta^{k-1}/(k-1)!\, d\theta$,
 which reduce to φ_k(cha) for a constant rate.
 """
 
@@ -124,7 +124,7 @@ class LinearOperatorBase:
             self.coefficients(h, c, k, None if t is None else t + s * h)
 
     def phi_combination(self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None) -> Any:
-        r""":math:`\sum_k \varphi_k(c h L) w_k`.
+        r"""$\sum_k \varphi_k(c h L) w_k$.
 
         Parameters
         ----------
@@ -155,12 +155,12 @@ class LinearOperatorBase:
     def phi_expr(
         self, h: float, terms: dict[tuple[int, float, float], float], t: float | None, like: Any
     ) -> Any:
-        r"""Concrete coefficient :math:`\sum_m \alpha_m \varphi_{k_m}(c_m h L)` for a
+        r"""Concrete coefficient $\sum_m \alpha_m \varphi_{k_m}(c_m h L)$ for a
         dict of terms ``{(k, c, s): α}``, converted for states like ``like``.
 
         ``s`` is the start offset (in units of ``h``) of the propagator, which matters
         only for time-dependent operators.  Apply the result with
-        :meth:`apply_coefficient`.
+        `apply_coefficient`.
         """
         total = None
         for (k, c, s), coef in terms.items():
@@ -181,7 +181,7 @@ class LinearOperatorBase:
         return _to_like(coef, like)
 
     def apply_coefficient(self, coef: Any, w: Any) -> Any:
-        """``coef · w`` for a coefficient made by :meth:`phi_expr`."""
+        """``coef · w`` for a coefficient made by `phi_expr`."""
         return w * coef
 
     def expmv(self, h: float, y: Any, t: float | None = None) -> Any:
@@ -243,7 +243,7 @@ class Dense(LinearOperatorBase):
     r"""Dense linear part ``L = A`` (e.g. a Chebyshev differentiation matrix).
 
     φ_k(chA) are computed once per step size — by one eigendecomposition for a
-    Hermitian ``A``, else by :func:`expint.phi_matrix_all` (augmented-matrix
+    Hermitian ``A``, else by `expint.phi_matrix_all` (augmented-matrix
     exponential) — and applied as ``y @ φ_k^T`` to the trailing axis.
 
     Parameters
@@ -257,7 +257,7 @@ class Dense(LinearOperatorBase):
     Returns
     -------
     Dense
-        An operator for :class:`expint.SemilinearProblem`; ``apply(y)`` returns
+        An operator for `expint.SemilinearProblem`; ``apply(y)`` returns
         ``y @ A^T`` for states ``y`` of shape ``(..., n)`` (numpy or torch, real or
         complex).
 
@@ -332,9 +332,9 @@ class Dense(LinearOperatorBase):
 class MatrixFree(LinearOperatorBase):
     r"""Linear part known only through products ``matvec(v) = L v``.
 
-    φ-combinations are evaluated by :func:`expint.phiv` (adaptive Krylov) with
+    φ-combinations are evaluated by `expint.phiv` (adaptive Krylov) with
     relative tolerance ``tol``; every call's Krylov work accumulates in
-    :attr:`krylov_info`.
+    `krylov_info`.
 
     Parameters
     ----------
@@ -344,7 +344,7 @@ class MatrixFree(LinearOperatorBase):
     n : int
         Size of the operator.
     tol : float
-        Relative tolerance passed to :func:`expint.phiv`.
+        Relative tolerance passed to `expint.phiv`.
     m : int
         Maximum Krylov basis size.
     """
@@ -417,7 +417,7 @@ class ScalarTime(LinearOperatorBase):
     rate : callable
         ``rate(t) -> float``, the scalar ``a(t)``.
     integral : callable
-        ``integral(s, t) -> float`` :math:`= \int_s^t a(\tau)\, d\tau`; it may be called
+        ``integral(s, t) -> float`` $= \int_s^t a(\tau)\, d\tau$; it may be called
         with numpy arrays for ``s``.  The propagator is ``exp(integral(s, t))`` exactly
         (for diffusion models: ``α_t/α_s``).
     n : int, optional
@@ -427,11 +427,11 @@ class ScalarTime(LinearOperatorBase):
     -----
     The φ-coefficients of a step from ``t`` with size ``h`` and node ``c`` are
 
-    .. math::
-
-        \varphi_0 = e^{I(t, t + ch)},\qquad
-        \varphi_k = \int_0^1 e^{I(t + \theta c h,\, t + c h)}
-        \frac{\theta^{k-1}}{(k-1)!}\, d\theta,
+    $$
+    \varphi_0 = e^{I(t, t + ch)},\qquad
+    \varphi_k = \int_0^1 e^{I(t + \theta c h,\, t + c h)}
+    \frac{\theta^{k-1}}{(k-1)!}\, d\theta,
+    $$
 
     evaluated by composite Gauss–Legendre quadrature (16 nodes per panel, one panel
     per 4 units of ``|I|``), so they are exact to rounding for smooth rates.

@@ -2,12 +2,12 @@ r"""Element-wise and dense-matrix φ-functions.
 
 The φ-functions are
 
-.. math::
-
-    \varphi_0(z) = e^z, \qquad
-    \varphi_k(z) = \int_0^1 e^{(1-\theta) z} \frac{\theta^{k-1}}{(k-1)!}\, d\theta
-    = \sum_{j\ge 0} \frac{z^j}{(j+k)!}, \qquad
-    \varphi_{k+1}(z) = \frac{\varphi_k(z) - 1/k!}{z}.
+$$
+\varphi_0(z) = e^z, \qquad
+\varphi_k(z) = \int_0^1 e^{(1-\theta) z} \frac{\theta^{k-1}}{(k-1)!}\, d\theta
+= \sum_{j\ge 0} \frac{z^j}{(j+k)!}, \qquad
+\varphi_{k+1}(z) = \frac{\varphi_k(z) - 1/k!}{z}.
+$$
 
 Element-wise algorithm (float64 working precision, one branch per element):
 
@@ -174,7 +174,7 @@ def phi_all(kmax: int, z: Any) -> Any:
     Returns
     -------
     array or torch.Tensor
-        Shape ``(kmax + 1, *z.shape)``, entry ``[k]`` is :math:`\varphi_k(z)`; same
+        Shape ``(kmax + 1, *z.shape)``, entry ``[k]`` is $\varphi_k(z)$; same
         array type, dtype and device as ``z``.
 
     Raises
@@ -198,10 +198,10 @@ def phi_all(kmax: int, z: Any) -> Any:
 
 
 def phi(k: int, z: Any) -> Any:
-    r"""The φ-function :math:`\varphi_k(z)` element-wise.
+    r"""The φ-function $\varphi_k(z)$ element-wise.
 
-    :math:`\varphi_0 = \exp`, :math:`\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z`,
-    :math:`\varphi_k(0) = 1/k!`.  See :func:`phi_all` for the algorithm, accuracy and
+    $\varphi_0 = \exp$, $\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z$,
+    $\varphi_k(0) = 1/k!$.  See `phi_all` for the algorithm, accuracy and
     errors; this returns ``phi_all(k, z)[k]``.
 
     Examples
@@ -281,11 +281,11 @@ def phi_matrix_all(kmax: int, a: Any) -> Any:
 
     Uses one exponential of the augmented block matrix
 
-    .. math::
-
-        W = \begin{pmatrix} A & I & & \\ & 0 & I & \\ & & \ddots & I \\ & & & 0
-        \end{pmatrix}, \qquad
-        e^{W}_{0, j} = \varphi_j(A),
+    $$
+    W = \begin{pmatrix} A & I & & \\ & 0 & I & \\ & & \ddots & I \\ & & & 0
+    \end{pmatrix}, \qquad
+    e^{W}_{0, j} = \varphi_j(A),
+    $$
 
     computed by Padé scaling and squaring (``scipy.linalg.expm``) in double precision
     on the host, also for torch input (the result is moved back to its device).
@@ -320,9 +320,9 @@ def phi_matrix_all(kmax: int, a: Any) -> Any:
 
 
 def phi_matrix(k: int, a: Any) -> Any:
-    r"""The matrix φ-function :math:`\varphi_k(A)` of a dense (batched) matrix.
+    r"""The matrix φ-function $\varphi_k(A)$ of a dense (batched) matrix.
 
-    See :func:`phi_matrix_all`; this returns ``phi_matrix_all(k, A)[k]``.
+    See `phi_matrix_all`; this returns ``phi_matrix_all(k, A)[k]``.
     """
     k = check_order(k, name="k")
     return phi_matrix_all(k, a)[k]

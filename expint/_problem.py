@@ -12,13 +12,13 @@ from ._operators import LinearOperatorBase
 
 
 class SemilinearProblem:
-    r"""A semilinear ODE :math:`y' = L(t)\, y + N(t, y)`.
+    r"""A semilinear ODE $y' = L(t)\, y + N(t, y)$.
 
     Parameters
     ----------
     linear : LinearOperatorBase
-        The linear part: an instance of :class:`expint.Diagonal`, :class:`expint.Dense`,
-        :class:`expint.MatrixFree` or :class:`expint.ScalarTime`.  It acts on the
+        The linear part: an instance of `expint.Diagonal`, `expint.Dense`,
+        `expint.MatrixFree` or `expint.ScalarTime`.  It acts on the
         trailing axis of the state; leading axes are batch axes.
     nonlinear : callable
         ``nonlinear(t, y) -> array`` of the same shape and dtype as ``y`` (``t`` a

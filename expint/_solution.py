@@ -1,4 +1,4 @@
-"""Result object of :func:`expint.solve`."""
+"""Result object of `expint.solve`."""
 
 from __future__ import annotations
 

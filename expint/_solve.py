@@ -240,7 +240,7 @@ def solve(
     t_eval: Any = None,
     progress: bool = False,
 ) -> Solution:
-    r"""Integrate :math:`y' = L(t) y + N(t, y)` with an exponential scheme.
+    r"""Integrate $y' = L(t) y + N(t, y)$ with an exponential scheme.
 
     Parameters
     ----------
@@ -254,7 +254,7 @@ def solve(
     t_span : (float, float)
         ``(t0, t_end)``; ``t_end < t0`` integrates backwards.
     scheme : str or Scheme
-        A name from :func:`expint.schemes.catalog` (e.g. ``"etdrk4"``).
+        A name from `expint.schemes.catalog` (e.g. ``"etdrk4"``).
     dt, n_steps, ts
         Exactly one: a step size that divides the interval, a number of uniform steps,
         or an explicit monotone grid from ``t0`` to ``t_end`` (any step sizes).

@@ -2,10 +2,10 @@
 
 ``expint demo`` runs the main job on the built-in default problem, Kuramoto–
 Sivashinsky: a space–time plot of the solution and a convergence table of several
-schemes (:mod:`expint.studies.ks`).  ``expint phi-accuracy`` prints the φ-function
-accuracy table (:mod:`expint.studies.phi_accuracy`).  ``expint schemes`` prints the
+schemes (`expint.studies.ks`).  ``expint phi-accuracy`` prints the φ-function
+accuracy table (`expint.studies.phi_accuracy`).  ``expint schemes`` prints the
 scheme catalogue.  ``expint sample``, ``expint fd`` and ``expint ensemble`` are the
-sharded runs of :mod:`expint.parallel`.  Errors in the arguments (including an ``--out`` folder that cannot
+sharded runs of `expint.parallel`.  Errors in the arguments (including an ``--out`` folder that cannot
 be written) are one line on stderr and exit status 2.
 """
 

@@ -1,6 +1,6 @@
 """Built-in test problems with their literature parameters.
 
-Each factory returns a :class:`BuiltinProblem`: the :class:`SemilinearProblem`, the
+Each factory returns a `BuiltinProblem`: the `SemilinearProblem`, the
 initial state, the time span and literature step size, the spatial grid, a map from
 the state to the physical field, and (where known) the exact solution.  Spectral
 problems keep the state in Fourier space (complex); their nonlinear functions work on
@@ -135,7 +135,7 @@ def _fft_last(v: Any) -> Any:
 
 
 def kuramoto_sivashinsky(n: int = 128) -> BuiltinProblem:
-    r"""Kuramoto–Sivashinsky :math:`u_t = -u u_x - u_{xx} - u_{xxxx}` on (0, 32π], periodic.
+    r"""Kuramoto–Sivashinsky $u_t = -u u_x - u_{xx} - u_{xxxx}$ on (0, 32π], periodic.
 
     Kassam–Trefethen set-up: ``N = n`` Fourier modes, ``u0 = cos(x/16)(1 + sin(x/16))``,
     ``h = 1/4``, ``t ∈ [0, 150]``; ``L = k² − k⁴`` with ``k = [0 … N/2−1, 0, −N/2+1 … −1]/16``
@@ -162,7 +162,7 @@ def kuramoto_sivashinsky(n: int = 128) -> BuiltinProblem:
 
 
 def burgers(n: int = 128, viscosity: float = 0.03) -> BuiltinProblem:
-    r"""Viscous Burgers :math:`u_t = λ u_{xx} − ½(u²)_x` on [−π, π), periodic, λ = 0.03,
+    r"""Viscous Burgers $u_t = λ u_{xx} − ½(u²)_x$ on [−π, π), periodic, λ = 0.03,
     ``u0 = exp(−10 sin²(x/2))``, ``L = −λk²``, ``t ∈ [0, 1]``."""
     _check_size(n, "n", even=True)
     x = 2 * np.pi * np.arange(n) / n - np.pi
@@ -176,7 +176,7 @@ def burgers(n: int = 128, viscosity: float = 0.03) -> BuiltinProblem:
 
 
 def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
-    r"""Korteweg–de Vries two-soliton :math:`u_t + u u_x + u_{xxx} = 0` on [−π, π).
+    r"""Korteweg–de Vries two-soliton $u_t + u u_x + u_{xxx} = 0$ on [−π, π).
 
     ``u0 = 3A² sech²(A(x+2)/2) + 3B² sech²(B(x+1)/2)``, A = 25, B = 16, ``L = i k³``
     (purely imaginary, very stiff spectrum), ``N(v) = −½ i k fft(real(ifft(v))²)``,
@@ -205,7 +205,7 @@ def chebyshev(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def allen_cahn(n: int = 20, eps: float = 0.01) -> BuiltinProblem:
-    r"""Allen–Cahn :math:`u_t = ε u_{xx} + u − u³` on [−1, 1], ``u(±1) = ±1``.
+    r"""Allen–Cahn $u_t = ε u_{xx} + u − u³$ on [−1, 1], ``u(±1) = ±1``.
 
     Chebyshev collocation with ``n`` (= 20) intervals; the state is ``w = u − x`` on the
     interior points (``w(±1) = 0``), ``L = ε D²`` restricted to the interior (dense,
@@ -234,12 +234,12 @@ def allen_cahn(n: int = 20, eps: float = 0.01) -> BuiltinProblem:
 def hochbruck_ostermann(intervals: int = 200) -> BuiltinProblem:
     r"""Hochbruck–Ostermann (2005, Ex. 6.1) semilinear parabolic test problem.
 
-    :math:`u_t = u_{xx} + 1/(1 + u²) + Φ(x, t)` on [0, 1], ``u(0) = u(1) = 0``, with
+    $u_t = u_{xx} + 1/(1 + u²) + Φ(x, t)$ on [0, 1], ``u(0) = u(1) = 0``, with
     ``Φ`` chosen so that ``u = x(1 − x)eᵗ``:
-    :math:`Φ = x(1-x)e^t + 2e^t - 1/(1 + x²(1-x)²e^{2t})`.  3-point finite differences
+    $Φ = x(1-x)e^t + 2e^t - 1/(1 + x²(1-x)²e^{2t})$.  3-point finite differences
     on ``intervals`` intervals (a quadratic is differentiated exactly, so the
     semi-discrete solution *is* the exact one at the nodes and errors are pure time
-    errors); ``T = 1``.  ``L`` is symmetric, so :class:`Dense` uses its
+    errors); ``T = 1``.  ``L`` is symmetric, so `Dense` uses its
     eigendecomposition.
     """
     _check_size(intervals, "intervals", minimum=3)
@@ -279,10 +279,10 @@ def gray_scott(
 ) -> BuiltinProblem:
     r"""2-D Gray–Scott reaction–diffusion on a periodic square of side 2.5.
 
-    :math:`u_t = D_u Δu − uv² + α(1 − u)`, :math:`v_t = D_v Δv + uv² − (α + β)v`,
+    $u_t = D_u Δu − uv² + α(1 − u)$, $v_t = D_v Δv + uv² − (α + β)v$,
     Fourier on an ``n × n`` grid.  The state is the two fields' 2-D FFTs flattened and
     concatenated (length ``2n²``), so ``L = diag(−D_u|k|², −D_v|k|²)`` is
-    :class:`Diagonal`.  Start: ``u = 1, v = 0`` with a perturbed square in the centre.
+    `Diagonal`.  Start: ``u = 1, v = 0`` with a perturbed square in the centre.
     """
     _check_size(n, "n", even=True)
     k1 = 2 * np.pi * np.fft.fftfreq(n, length / n)

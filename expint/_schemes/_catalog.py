@@ -115,7 +115,7 @@ class Scheme:
     Attributes
     ----------
     name : str
-        Name accepted by :func:`expint.solve`.
+        Name accepted by `expint.solve`.
     family : str
         ``"lawson"``, ``"etdrk"`` or ``"etdab"``.
     stages : int
@@ -189,5 +189,5 @@ def table() -> str:
 
 
 def get(scheme: Any) -> Scheme:
-    """Look a scheme up by name (or pass a :class:`Scheme` through)."""
+    """Look a scheme up by name (or pass a `Scheme` through)."""
     return lookup(scheme, _BY_NAME, Scheme, "scheme", "etdrk4")

@@ -1,14 +1,14 @@
 r"""Exponential Adams–Bashforth (Nørsett) schemes of order ``q``, variable step.
 
 With the last ``q`` values ``N_{n-j} = N(t_{n-j}, u_{n-j})`` interpolated by
-:math:`p(\theta) = \sum_m \gamma_m \theta^m`, ``θ = (t - t_n)/h``, at the nodes
+$p(\theta) = \sum_m \gamma_m \theta^m$, ``θ = (t - t_n)/h``, at the nodes
 ``θ_j = (t_{n-j} - t_n)/h`` (actual, possibly unequal, step sizes):
 
-.. math::
-
-    u_{n+1} = e^{hL} u_n + h \sum_{m<q} m!\, \varphi_{m+1}(hL)\, \gamma_m
-    = e^{hL} u_n + \sum_j w_j(hL) N_{n-j},\qquad
-    w_j = h \sum_m m!\, (V^{-1})_{mj}\, \varphi_{m+1},
+$$
+u_{n+1} = e^{hL} u_n + h \sum_{m<q} m!\, \varphi_{m+1}(hL)\, \gamma_m
+= e^{hL} u_n + \sum_j w_j(hL) N_{n-j},\qquad
+w_j = h \sum_m m!\, (V^{-1})_{mj}\, \varphi_{m+1},
+$$
 
 with ``V_{jm} = θ_j^m``.  This is exact for ``N`` a polynomial of degree ``< q`` in
 ``t``; for a constant step, ``q = 2`` gives the weights ``φ_1 + φ_2`` and ``−φ_2``.

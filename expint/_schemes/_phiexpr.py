@@ -1,6 +1,6 @@
 r"""Linear combinations of φ-functions, the entries of exponential tableaus.
 
-A :class:`PhiExpr` is :math:`\sum_m \alpha_m\, \varphi_{k_m}(c_m z)` where
+A `PhiExpr` is $\sum_m \alpha_m\, \varphi_{k_m}(c_m z)$ where
 ``z = hL``.  Each term also carries a start offset ``s_m`` (in units of ``h``): for a
 time-dependent linear part the function is built from the propagator that starts at
 ``t_n + s_m h`` (Lawson schemes need ``e^{(c_i - c_j) h L}`` started at stage ``j``);

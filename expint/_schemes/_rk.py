@@ -4,7 +4,7 @@ Operators whose φ-functions are concrete objects (``Diagonal``, ``Dense``,
 ``ScalarTime``) get the tableau evaluated once per step size into coefficient
 arrays, so a step is a handful of multiply–adds (the shape of a hand-written
 Kassam–Trefethen loop).  ``MatrixFree`` operators get each stage as one
-:func:`expint.phiv` call per distinct node ``c`` appearing in that stage.
+`expint.phiv` call per distinct node ``c`` appearing in that stage.
 """
 
 from __future__ import annotations

@@ -2,17 +2,17 @@ r"""Exponential Runge–Kutta tableaus as validated data.
 
 A scheme with stages ``i = 1..s`` is
 
-.. math::
+$$
+U_i = e^{c_i hL} u_n + h \sum_{j<i} a_{ij}(hL) N_j,\qquad
+u_{n+1} = e^{hL} u_n + h \sum_i b_i(hL) N_i,\qquad
+N_j = N(t_n + c_j h, U_j),
+$$
 
-    U_i = e^{c_i hL} u_n + h \sum_{j<i} a_{ij}(hL) N_j,\qquad
-    u_{n+1} = e^{hL} u_n + h \sum_i b_i(hL) N_i,\qquad
-    N_j = N(t_n + c_j h, U_j),
-
-with every ``a_ij``, ``b_i`` a :class:`PhiExpr`.  Lawson (integrating-factor)
+with every ``a_ij``, ``b_i`` a `PhiExpr`.  Lawson (integrating-factor)
 schemes are the special case ``a_ij = α_ij e^{(c_i - c_j) hL}``,
 ``b_i = β_i e^{(1 - c_i) hL}`` of a classical tableau ``(α, β, c)``.
 
-:meth:`ExpRKTableau.validate` checks, at construction:
+`ExpRKTableau.validate` checks, at construction:
 
 * ETD family, as functions of ``z`` (at several complex sample points):
   ``Σ_j a_ij = c_i φ_1(c_i z)`` (exact for constant ``N``), ``Σ_i b_i = φ_1``,

@@ -5,15 +5,15 @@ Kinds (``grid(schedule, n_steps, kind, t_start=None, t_end=None, **kw)``):
 * ``"auto"`` (default) — the schedule's ``default_grid``: quadratic for VP schedules,
   Karras for VE/EDM, uniform for flow matching;
 * ``"uniform"`` — uniform in ``t``;
-* ``"quadratic"`` / ``"power"`` — :math:`t_i = \big(t_s^{1/κ}(1 - i/n) + t_e^{1/κ} i/n\big)^κ`,
+* ``"quadratic"`` / ``"power"`` — $t_i = \big(t_s^{1/κ}(1 - i/n) + t_e^{1/κ} i/n\big)^κ$,
   ``κ = 2`` is DEIS's quadratic grid (``kappa=`` sets κ);
 * ``"logsnr"`` — uniform in ``λ = log(α/σ)``;
 * ``"karras"`` — Karras et al.'s power-ρ spacing in σ = ρ(t):
-  :math:`ρ_i = (ρ_s^{1/p} + \tfrac{i}{n}(ρ_e^{1/p} - ρ_s^{1/p}))^p`, ``p = 7``
+  $ρ_i = (ρ_s^{1/p} + \tfrac{i}{n}(ρ_e^{1/p} - ρ_s^{1/p}))^p$, ``p = 7``
   (``power=``);
 * an explicit array of times.
 
-For a :class:`DiscreteVP` schedule ``rounding`` turns times into training timesteps:
+For a `DiscreteVP` schedule ``rounding`` turns times into training timesteps:
 ``"floor"`` (the DEIS reference code: floor, then drop duplicates), ``"round"``, or
 diffusers' ``DDIMScheduler`` spacings ``"leading"``, ``"trailing"``, ``"linspace"``
 (which ignore ``kind``; the grid then ends at timestep 0, or at σ = 0 with

@@ -1,31 +1,31 @@
 r"""Sampling methods as plans of fused linear combinations, computed in float64.
 
-A method turns a decreasing time grid into a list of :class:`StepPlan` s.  A step
+A method turns a decreasing time grid into a list of `StepPlan` s.  A step
 evaluates the model at one or more *stages*; each stage state is
 ``x_coef · x_i + Σ c_k P_k`` (``P_k`` earlier predictions, in the method's *target*
 space, ε or x0) and the new state is ``out_x · x_i + Σ c_k P_k``.  The sampler packs all
 coefficients into one tensor per device/dtype, so a step on the device is a handful of
 multiply–adds with no host work.
 
-The exponential-Adams engine (:class:`ExponentialAdams`) covers DDIM, tAB/ρAB/λAB-DEIS
+The exponential-Adams engine (`ExponentialAdams`) covers DDIM, tAB/ρAB/λAB-DEIS
 and DPM-Solver++(2M/3M) with exact weights.  Two exact forms of the probability-flow
 ODE carry it (``ρ = σ/α``, ``u = α/σ = e^λ``):
 
-* ε target: :math:`d(x/α)/dρ = ε`, so
-  :math:`x_{i+1} = \frac{α_{i+1}}{α_i} x_i + α_{i+1}\int_{ρ_i}^{ρ_{i+1}} ε\, dρ`;
-* x0 target: :math:`d(x/σ)/du = x_0`, so
-  :math:`x_{i+1} = \frac{σ_{i+1}}{σ_i} x_i + σ_{i+1}\int_{u_i}^{u_{i+1}} x_0\, du`.
+* ε target: $d(x/α)/dρ = ε$, so
+  $x_{i+1} = \frac{α_{i+1}}{α_i} x_i + α_{i+1}\int_{ρ_i}^{ρ_{i+1}} ε\, dρ$;
+* x0 target: $d(x/σ)/du = x_0$, so
+  $x_{i+1} = \frac{σ_{i+1}}{σ_i} x_i + σ_{i+1}\int_{u_i}^{u_{i+1}} x_0\, du$.
 
 The prediction is replaced by its Lagrange interpolant through the last ``r + 1``
 values in the chosen variable ``s ∈ {t, ρ, λ}``; the weights
-:math:`C_{ij} = α_{i+1}\int ℓ_j\,dρ = -α_{i+1}\int_{λ_i}^{λ_{i+1}} e^{-λ} ℓ_j(s(λ))\,dλ`
-(resp. :math:`σ_{i+1}\int e^{λ} ℓ_j\, dλ`) are computed by 32-point Gauss–Legendre
+$C_{ij} = α_{i+1}\int ℓ_j\,dρ = -α_{i+1}\int_{λ_i}^{λ_{i+1}} e^{-λ} ℓ_j(s(λ))\,dλ$
+(resp. $σ_{i+1}\int e^{λ} ℓ_j\, dλ$) are computed by 32-point Gauss–Legendre
 quadrature in λ, where the integrands are entire or analytic — exact to rounding, unlike
 the reference code's 10,000-point Riemann sum (≈1e-4).  Degree 0 uses the closed forms
-:math:`σ_{i+1} − α_{i+1}σ_i/α_i` (ε) and :math:`α_{i+1} − σ_{i+1}α_i/σ_i` (x0): DDIM.
+$σ_{i+1} − α_{i+1}σ_i/α_i$ (ε) and $α_{i+1} − σ_{i+1}α_i/σ_i$ (x0): DDIM.
 
 A last step that ends at σ = 0 is handled exactly: the ε weights are integrated in ρ
-down to 0; the x0 weights tend to :math:`α_{i+1} ℓ_j(s_{i+1})`; interpolation in λ
+down to 0; the x0 weights tend to $α_{i+1} ℓ_j(s_{i+1})$; interpolation in λ
 (unbounded there) drops to degree 0 on that step, as diffusers' ``lower_order_final`` does.
 """
 
@@ -135,11 +135,11 @@ def noise_gain(
     r"""How much a step's weights amplify errors of the ε values at ``t_nodes``,
     relative to a DDIM step over the same interval.
 
-    An error :math:`δε_j` in the prediction at :math:`t_j` is an error
-    :math:`δx_{0,j} = -ρ_j δε_j` in the data prediction, so the step moves the state by
-    :math:`\sum_j |C_j| g_j` per unit ε error, with :math:`g_j = 1` (ε target) or
-    :math:`ρ_j = σ_j/α_j` (x0 target); DDIM moves it by
-    :math:`|σ_{i+1} − α_{i+1}σ_i/α_i| = α_{i+1}|ρ_{i+1} − ρ_i|`.  The ratio is 1 for
+    An error $δε_j$ in the prediction at $t_j$ is an error
+    $δx_{0,j} = -ρ_j δε_j$ in the data prediction, so the step moves the state by
+    $\sum_j |C_j| g_j$ per unit ε error, with $g_j = 1$ (ε target) or
+    $ρ_j = σ_j/α_j$ (x0 target); DDIM moves it by
+    $|σ_{i+1} − α_{i+1}σ_i/α_i| = α_{i+1}|ρ_{i+1} − ρ_i|$.  The ratio is 1 for
     degree 0, 2 / 3.7 / 6.7 for degrees 1 / 2 / 3 on equal steps in ρ with an ε target,
     and it explodes when a high-degree interpolant extrapolates across a long step or
     leans on an x0 prediction made at high noise (where ``ρ_j`` is large).
@@ -168,7 +168,7 @@ def variable_disagreement(
 ) -> float:
     r"""Distance between a step's weights and those of the same nodes interpolated in
     the target's natural variable (ρ for ε, λ for x0), in DDIM weights:
-    :math:`\sum_j |C_j − C_j^{nat}|\,g_j / |C^{DDIM}|` with ``g`` as in ``noise_gain``."""
+    $\sum_j |C_j − C_j^{nat}|\,g_j / |C^{DDIM}|$ with ``g`` as in ``noise_gain``."""
     with np.errstate(all="ignore"):  # a node at α = 0 has no natural-variable value: no agreement
         natural = adams_weights(schedule, target, NATURAL_VARIABLE[target], t_nodes, t0, t1)
         return noise_gain(schedule, target, t_nodes, np.abs(np.asarray(weights) - natural), t0, t1)

@@ -2,10 +2,10 @@ r"""Sample-quality metrics in data space.
 
 Fréchet distance between the Gaussians fitted to two sample sets,
 
-.. math::
-
-    d^2 = \|μ_1 - μ_2\|^2 + \operatorname{tr}\big(C_1 + C_2
-          - 2\,(C_1^{1/2} C_2 C_1^{1/2})^{1/2}\big),
+$$
+d^2 = \|μ_1 - μ_2\|^2 + \operatorname{tr}\big(C_1 + C_2
+      - 2\,(C_1^{1/2} C_2 C_1^{1/2})^{1/2}\big),
+$$
 
 with the matrix square roots taken exactly from symmetric eigendecompositions (float64),
 so the value is not limited by an iterative ``sqrtm``; and the per-sample RMSE against

@@ -13,7 +13,7 @@ prediction  ε                                x0
 =========== ================================ =====================================
 
 (``v = α ε − σ x0`` as in diffusers; ``flow`` is the velocity ``dx/dt = α' x0 + σ' ε``.)
-:func:`conversion` returns the pair ``(A, B)`` with ``target = A x + B out``, computed
+`conversion` returns the pair ``(A, B)`` with ``target = A x + B out``, computed
 once per stage in float64 so the sampler applies it as one fused multiply–add.
 """
 

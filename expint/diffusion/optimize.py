@@ -7,17 +7,17 @@ small calibration batch of noise it integrates the probability-flow ODE tightly 
 against that reference, in the spirit of "Align Your Steps" (Sabour et al. 2024) and
 GITS (Chen et al. 2024), for any expint method and any model.
 
-Parametrisation.  With the ends :math:`t_0 > t_n` fixed, the interior points are
+Parametrisation.  With the ends $t_0 > t_n$ fixed, the interior points are
 
-.. math::
+$$
+t_i = t_0 + (t_n - t_0)\,\frac{\sum_{j<i} e^{z_j}}{\sum_{j<n} e^{z_j}},
+\qquad z_0 = 0,
+$$
 
-    t_i = t_0 + (t_n - t_0)\,\frac{\sum_{j<i} e^{z_j}}{\sum_{j<n} e^{z_j}},
-    \qquad z_0 = 0,
-
-so every :math:`z \in \mathbb{R}^{n-1}` gives a strictly decreasing grid inside the
+so every $z \in \mathbb{R}^{n-1}$ gives a strictly decreasing grid inside the
 schedule (points that coincide in floating point are scored as infinitely bad), and
 the search (Nelder–Mead, deterministic) needs no constraints.  The loss
-is the per-sample RMSE :math:`\sqrt{\tfrac1B \sum_b \lVert x_b - x_b^{ref}\rVert^2}`.
+is the per-sample RMSE $\sqrt{\tfrac1B \sum_b \lVert x_b - x_b^{ref}\rVert^2}$.
 
 Cost in model calls: the reference (adaptive dopri5, reported in ``info``) plus
 ``max_evals`` sampler runs of ``nfe`` calls each, all on ``batch`` samples.
@@ -40,7 +40,7 @@ __all__ = ["grid_from_logits", "logits_from_grid", "optimize_grid"]
 
 
 def grid_from_logits(z: np.ndarray, t_start: float, t_end: float) -> np.ndarray:
-    """The grid :math:`t_0 = t_{start} > t_1 > … > t_n = t_{end}` of the logits ``z``
+    """The grid $t_0 = t_{start} > t_1 > … > t_n = t_{end}$ of the logits ``z``
     (length ``n − 1``; the first increment's logit is fixed at 0)."""
     w = np.exp(np.concatenate([[0.0], np.asarray(z, dtype=np.float64)]))
     frac = np.concatenate([[0.0], np.cumsum(w) / w.sum()])
@@ -50,7 +50,7 @@ def grid_from_logits(z: np.ndarray, t_start: float, t_end: float) -> np.ndarray:
 
 
 def logits_from_grid(ts: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`grid_from_logits` for a strictly decreasing grid."""
+    """Inverse of `grid_from_logits` for a strictly decreasing grid."""
     inc = -np.diff(np.asarray(ts, dtype=np.float64))
     return np.log(inc[1:] / inc[0])
 

@@ -1,6 +1,6 @@
 r"""Tight reference solutions of the probability-flow ODE of any model (torchdiffeq).
 
-In ``v = x/α`` against ``ρ = σ/α`` the PF-ODE is :math:`dv/dρ = ε(αv, t(ρ))` for every
+In ``v = x/α`` against ``ρ = σ/α`` the PF-ODE is $dv/dρ = ε(αv, t(ρ))$ for every
 VP-type schedule, so one adaptive dopri5 integration of the model's ε (converted from
 whatever it predicts) gives the solution every sampler approximates from the same
 noise.  Used by the learned-model benchmarks and tests; needs ``torchdiffeq``.

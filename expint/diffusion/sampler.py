@@ -465,7 +465,7 @@ def sample(
     schedule : Schedule
         The noise schedule the model was trained with.
     ts : array
-        Decreasing times from :func:`grid`, shape ``(n + 1,)`` or per-sample
+        Decreasing times from `grid`, shape ``(n + 1,)`` or per-sample
         ``(batch, n + 1)``.
     method : str or Method
         A method name (default ``DEFAULT_METHOD``) or an instance such as
@@ -476,7 +476,7 @@ def sample(
     progress : bool
         Show a tqdm bar.
     callback : callable, optional
-        See :meth:`Sampler.__call__`.
+        See `Sampler.__call__`.
 
     Returns
     -------

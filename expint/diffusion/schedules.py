@@ -149,7 +149,7 @@ def _vp_log_alpha_of_lam(xp: Any, lam: Any) -> Any:
 
 class VPLinear(Schedule):
     r"""Variance-preserving SDE with linear β (Song et al. 2021):
-    :math:`\log α_t = -\tfrac14 t^2(β_1-β_0) - \tfrac12 t β_0`, ``σ² = 1 − α²``,
+    $\log α_t = -\tfrac14 t^2(β_1-β_0) - \tfrac12 t β_0$, ``σ² = 1 − α²``,
     ``t ∈ [0, 1]`` (σ(0) = 0)."""
 
     t_data = 0.0
@@ -178,8 +178,8 @@ class VPLinear(Schedule):
 
 
 class VPCosine(Schedule):
-    r"""Cosine schedule (Nichol & Dhariwal 2021): :math:`\bar α(t) = f(t)/f(0)`,
-    :math:`f(t) = \cos^2\big(\frac{t + s}{1 + s}\frac{π}{2}\big)`, ``α = sqrt(ᾱ)``.
+    r"""Cosine schedule (Nichol & Dhariwal 2021): $\bar α(t) = f(t)/f(0)$,
+    $f(t) = \cos^2\big(\frac{t + s}{1 + s}\frac{π}{2}\big)$, ``α = sqrt(ᾱ)``.
     ``t_max`` defaults to 0.9946 (as in DPM-Solver) because α(1) = 0."""
 
     t_data = 0.0
@@ -216,7 +216,7 @@ class DiscreteVP(Schedule):
     ``t = −1`` stands for clean data (``ᾱ = 1``, σ = 0), the ``set_alpha_to_one`` final
     step of DDIM; ``log α`` is linear on ``[−1, 0]`` as well.
 
-    Construct from ``alphas_cumprod`` or with :meth:`from_betas`.
+    Construct from ``alphas_cumprod`` or with `from_betas`.
     """
 
     discrete = True
@@ -313,7 +313,7 @@ class DiscreteVP(Schedule):
 
 
 class VE(Schedule):
-    r"""Variance-exploding SDE: ``α = 1``, :math:`σ(t) = σ_{min}(σ_{max}/σ_{min})^t`,
+    r"""Variance-exploding SDE: ``α = 1``, $σ(t) = σ_{min}(σ_{max}/σ_{min})^t$,
     ``t ∈ [0, 1]``."""
 
     default_grid = "karras"

@@ -1,9 +1,9 @@
 r"""Analytic diffusion models with exact ε, and reference PF-ODE solutions.
 
-For data :math:`\sum_k w_k N(μ_k, s_k^2 I)` the marginal at time ``t`` is
-:math:`\sum_k w_k N(α μ_k, (α^2 s_k^2 + σ^2) I)`, whose score is exact, so
-:math:`ε^*(x, t) = -σ ∇\log p_t(x) = σ \sum_k r_k(x) (x - α μ_k)/(α^2 s_k^2 + σ^2)`
-with posterior weights :math:`r_k(x)`.  A sampler's error against the exact ODE
+For data $\sum_k w_k N(μ_k, s_k^2 I)$ the marginal at time ``t`` is
+$\sum_k w_k N(α μ_k, (α^2 s_k^2 + σ^2) I)$, whose score is exact, so
+$ε^*(x, t) = -σ ∇\log p_t(x) = σ \sum_k r_k(x) (x - α μ_k)/(α^2 s_k^2 + σ^2)$
+with posterior weights $r_k(x)$.  A sampler's error against the exact ODE
 solution is then pure discretisation error.
 """
 
@@ -149,7 +149,7 @@ class GaussianMixture:
 class Gaussian(GaussianMixture):
     r"""Gaussian data ``N(μ, s² I)`` with the closed-form PF-ODE solution
 
-    :math:`x_t = α_t μ + \sqrt{\frac{α_t^2 s^2 + σ_t^2}{α_T^2 s^2 + σ_T^2}}\,(x_T - α_T μ)`.
+    $x_t = α_t μ + \sqrt{\frac{α_t^2 s^2 + σ_t^2}{α_T^2 s^2 + σ_T^2}}\,(x_T - α_T μ)$.
     """
 
     def __init__(self, mean: Any, std: float, schedule: Schedule):

@@ -2,7 +2,9 @@ r"""Sharded ensembles of a built-in problem: many perturbed initial conditions.
 
 Member ``i`` starts from
 
-.. math::  y_0^{(i)} = y_0 + \mathrm{lift}(s\,ξ^{(i)}),\qquad ξ^{(i)} \sim N(0, I),
+$$
+y_0^{(i)} = y_0 + \mathrm{lift}(s\,ξ^{(i)}),\qquad ξ^{(i)} \sim N(0, I),
+$$
 
 with ``ξ`` drawn in the physical layout of the state by a counter-based generator
 keyed by ``(seed, i)`` (``expint.parallel.counter_normal``) and ``lift`` the problem's

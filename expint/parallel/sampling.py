@@ -138,7 +138,7 @@ def counter_normal(keys: np.ndarray, size: int) -> np.ndarray:
     r"""Standard normal numbers, ``size`` per key, from a counter-based generator.
 
     Row ``r`` is a function of ``keys[r]`` alone: uniforms
-    :math:`u_j = (\mathrm{mix}(k + (j+1)γ) \gg 11 + 1)\,2^{-53} \in (0, 1]` (the
+    $u_j = (\mathrm{mix}(k + (j+1)γ) \gg 11 + 1)\,2^{-53} \in (0, 1]$ (the
     splitmix64 sequence started at the key), paired by Box–Muller.  Every row is made
     at once with array arithmetic, so drawing a shard's noise costs a few vector
     operations rather than a generator per sample, and the numbers do not depend on
@@ -158,7 +158,7 @@ def initial_noise(
     schedule: Schedule, t_start: float, shape: tuple[int, ...], seed: int, start: int, stop: int
 ) -> Any:
     r"""Noise for items ``start … stop−1``, float32 on the CPU, scaled to the marginal
-    standard deviation :math:`\sqrt{α(t)^2 + σ(t)^2}` of unit-variance data at
+    standard deviation $\sqrt{α(t)^2 + σ(t)^2}$ of unit-variance data at
     ``t_start`` (1 for VP and flow schedules, ≈ σ_max for VE/EDM).  Item ``i``'s noise
     depends on ``(seed, i)`` only (`counter_normal`)."""
     import torch

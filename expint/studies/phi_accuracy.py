@@ -2,14 +2,14 @@ r"""Accuracy of element-wise φ_k: expint against two common formulas.
 
 Competitors, each evaluated in float64 on the same arguments:
 
-* **naive** — the closed form :math:`(e^z - \sum_{j<k} z^j/j!)/z^k`;
+* **naive** — the closed form $(e^z - \sum_{j<k} z^j/j!)/z^k$;
 * **contour** — Kassam & Trefethen's (2005) contour mean with ``M = 32`` points on the
-  circle of radius 1 around each ``z``, :math:`\frac1M \sum_j f(z + e^{i\theta_j})`
+  circle of radius 1 around each ``z``, $\frac1M \sum_j f(z + e^{i\theta_j})$
   with ``f`` the closed form (full circle, so it is valid for complex ``z``; the
   half-circle ``.real`` variant is only valid for real ``z``);
-* **expint** — :func:`expint.phi`.
+* **expint** — `expint.phi`.
 
-The reference is mpmath's :math:`{}_1F_1(1; k+1; z)/k!` at 50 digits.  Errors are
+The reference is mpmath's ${}_1F_1(1; k+1; z)/k!$ at 50 digits.  Errors are
 relative; where the exact value is below the smallest normal double (``e^z`` for
 ``z < -708``) the error is measured against that floor.
 """

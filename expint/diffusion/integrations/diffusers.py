@@ -4,8 +4,8 @@
 ``ConfigMixin``): build it ``from_config`` of a pipeline's scheduler, call
 ``set_timesteps(n)``, then the pipeline's loop ``out = unet(x, t); x =
 scheduler.step(out, t, x).prev_sample`` samples with the chosen method.  Internally it
-is an :class:`expint.diffusion.Sampler` driven one model call at a time
-(:meth:`Sampler.iterate`), so every coefficient is precomputed and a step does no host
+is an `expint.diffusion.Sampler` driven one model call at a time
+(`Sampler.iterate`), so every coefficient is precomputed and a step does no host
 work.  diffusers is imported only when this module is.
 
 Config keys
@@ -115,13 +115,13 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         clipping to ``[−range, range]`` or dynamic thresholding (Saharia et al. 2022).
     schedule : {"vp", "flow"}
         ``"flow"``: flow matching (``x = (1 − σ) x0 + σ ε``, model time ``σ ·
-        num_train_timesteps``), set automatically by :meth:`from_config` for a
+        num_train_timesteps``), set automatically by `from_config` for a
         ``FlowMatch*`` config or ``use_flow_sigmas=True``.
     shift, use_dynamic_shifting, base_shift, max_shift, base_image_seq_len,
     max_image_seq_len, time_shift_type, flow_shift, use_flow_sigmas
         Flow-matching time shift ``σ ↦ sσ/(1 + (s − 1)σ)`` as in
         ``FlowMatchEulerDiscreteScheduler``; with ``use_dynamic_shifting`` the pipeline
-        passes ``mu`` to :meth:`set_timesteps`.
+        passes ``mu`` to `set_timesteps`.
     **solver_keys
         Keys of the previous scheduler's solver (``SOLVER_KEYS``), accepted and replaced
         by ``method``/``grid_kind``.
@@ -529,7 +529,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         return a * original_samples + s * noise
 
     def scale_noise(self, sample: torch.Tensor, timestep: Any, noise: torch.Tensor) -> torch.Tensor:
-        """Flow-matching pipelines' name for :meth:`add_noise` (``(1 − σ) x0 + σ ε``)."""
+        """Flow-matching pipelines' name for `add_noise` (``(1 − σ) x0 + σ ε``)."""
         t = torch.as_tensor(timestep).reshape(-1)
         if t.numel() == 1:
             t = t.expand(sample.shape[0])

@@ -3,7 +3,7 @@ r"""A k-diffusion-style sampler function.
 k-diffusion's convention: ``x = x0 + σ ε`` (α = 1, σ = k-diffusion's sigma, which is
 expint's ρ for any VP model), ``x`` starts as ``noise · sigmas[0]``, ``sigmas``
 decreases (usually to 0), and the denoiser ``model(x, sigma · s_in, **extra_args)``
-returns x0.  In expint terms that is the :class:`EDM` schedule (time = σ) with an
+returns x0.  In expint terms that is the `EDM` schedule (time = σ) with an
 ``x0`` prediction, so every expint method can be used as a k-diffusion sampler::
 
     from expint.diffusion.integrations import sample_expint

@@ -1,7 +1,7 @@
 """Small diffusion models that ship with expint (no download at run time).
 
-``load(name)`` gives a :class:`PretrainedModel`: the network as ``model(x, t)`` in the
-convention of :func:`expint.diffusion.sample` (``t`` in the schedule's time units),
+``load(name)`` gives a `PretrainedModel`: the network as ``model(x, t)`` in the
+convention of `expint.diffusion.sample` (``t`` in the schedule's time units),
 its schedule, its prediction type and its sample shape.  The weights were trained by
 ``python -m expint.diffusion.pretrained.train NAME`` (seeded, a few CPU minutes) and
 are stored next to this file as ``NAME.npz`` (float32).

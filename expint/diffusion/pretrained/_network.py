@@ -11,7 +11,7 @@ import numpy as np
 
 def time_features(t: Any, dim: int, scale: float) -> Any:
     r"""Sinusoidal embedding of ``t / scale`` with ``dim`` features:
-    :math:`[\sin(ω_k s), \cos(ω_k s)]`, :math:`ω_k = 1000^{k/(d/2)}`."""
+    $[\sin(ω_k s), \cos(ω_k s)]$, $ω_k = 1000^{k/(d/2)}$."""
     import torch
 
     half = dim // 2

@@ -3,7 +3,7 @@
 Seeded; the MLPs take a few minutes on 2 CPU cores, ``digits16_unet`` a few minutes on
 a GPU (``--device cuda``; the same seed on another device gives other weights).  The
 loss is the usual denoising one for the model's prediction type: for ``eps``,
-:math:`\\|ε_θ(α_t x_0 + σ_t ε, t) - ε\\|^2`
+$\\|ε_θ(α_t x_0 + σ_t ε, t) - ε\\|^2$
 with training timesteps drawn uniformly.  Adam with a cosine learning-rate decay; the
 weights saved are an exponential moving average (decay 0.999), in float32, to
 ``expint/diffusion/pretrained/NAME.npz`` with the checksum that the tests compare.
