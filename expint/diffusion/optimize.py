@@ -201,8 +201,7 @@ def optimize_grid(
 
     def loss_of(ts: np.ndarray) -> float:
         out = Sampler(schedule, ts, method, prediction)(model, x_T, check_finite=False)
-        value = rmse(out, reference) if bool(torch.isfinite(out).all()) else np.inf
-        return value if np.isfinite(value) else np.inf
+        return rmse(out, reference) if bool(torch.isfinite(out).all()) else np.inf
 
     tried = [(loss_of(ts), i) for i, ts in enumerate(starts)]
     initial, first = min(tried)
