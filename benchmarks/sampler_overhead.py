@@ -106,8 +106,8 @@ def main() -> None:
             if name not in ONE_EVAL:
                 results[(name, batch)] = _time([run], dev)[0] / n * 1e6
                 continue
-            terms = max(len(step[2]) for step in s._program)  # history terms of the update
-            convert = any(code[3] is not None for step in s._program for code in step[0])
+            terms = max(len(step.out_terms) for step in s._program.steps)  # history terms of the update
+            convert = any(st.conversion is not None for step in s._program.steps for st in step.stages)
             coefs = torch.rand(n, terms + 3, device=dev)
             views = [[coefs[i, j] for j in range(terms + 3)] for i in range(n)]
 

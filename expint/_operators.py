@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_torch_array, stack, to_numpy
+from ._interp import gauss_legendre
 from ._phi import phi_all, phi_matrix_all
 from ._validation import check_finite, check_square
 
@@ -50,6 +51,17 @@ def _to_like(arr: Any, like: Any) -> Any:
     base = np.real(np.zeros(0, like.dtype)).dtype
     target = np.result_type(base, np.complex64) if np.iscomplexobj(a) else base
     return a.astype(target, copy=False)
+
+
+def _as_float_array(value: Any, name: str) -> Any:
+    """An operator's array argument as a torch tensor or numpy array; integers and
+    booleans become float64."""
+    if isinstance(value, type):
+        raise TypeError(f"{name} must be an array, not a class")
+    if is_torch_array(value):
+        return value
+    arr = np.asarray(value)
+    return arr.astype(np.float64) if arr.dtype.kind in "iub" else arr
 
 
 def _matrix_like(arr: Any, like: Any) -> Any:
@@ -200,12 +212,7 @@ class Diagonal(LinearOperatorBase):
 
     def __init__(self, d: Any):
         super().__init__()
-        if isinstance(d, type):
-            raise TypeError("d must be an array, not a class")
-        if not is_torch_array(d):
-            d = np.asarray(d)
-            if d.dtype.kind in "iub":
-                d = d.astype(np.float64)
+        d = _as_float_array(d, "d")
         if d.ndim != 1:
             raise ValueError(f"d must be a 1-D array (the diagonal), got shape {tuple(d.shape)}")
         if not (d.is_floating_point() or d.is_complex()) if is_torch_array(d) else d.dtype.kind not in "fc":
@@ -270,12 +277,7 @@ class Dense(LinearOperatorBase):
 
     def __init__(self, a: Any):
         super().__init__()
-        if isinstance(a, type):
-            raise TypeError("A must be an array, not a class")
-        if not is_torch_array(a):
-            a = np.asarray(a)
-            if a.dtype.kind in "iub":
-                a = a.astype(np.float64)
+        a = _as_float_array(a, "A")
         if is_torch_array(a) and a.requires_grad:
             raise ValueError(
                 "A requires grad, but Dense computes φ(hA) on the host (scipy's expm) and cannot "
@@ -438,7 +440,6 @@ class ScalarTime(LinearOperatorBase):
     """
 
     time_dependent = True
-    _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(16)
 
     def __init__(
         self,
@@ -483,10 +484,7 @@ class ScalarTime(LinearOperatorBase):
         if kmax == 0:
             return out
         panels = max(1, min(4096, math.ceil(abs(total) / 4.0)))
-        edges = np.linspace(0.0, 1.0, panels + 1)
-        half = 0.5 * np.diff(edges)
-        theta = (edges[:-1, None] + half[:, None] * (self._NODES[None, :] + 1.0)).ravel()
-        weights = (half[:, None] * self._WEIGHTS[None, :]).ravel()
+        theta, weights = gauss_legendre(0.0, 1.0, 16, panels)
         kernel = np.exp(self._integral(t + theta * c * h, t_end)) * weights
         for k in range(1, kmax + 1):
             out[k] = float(np.sum(kernel * theta ** (k - 1))) / math.factorial(k - 1)

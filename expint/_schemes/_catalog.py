@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._registry import lookup
+from ._classical import CLASSICAL
 from ._multistep import AdamsStepper
 from ._phiexpr import P, PhiExpr
 from ._rk import RKStepper
@@ -29,16 +30,9 @@ def _tableaus() -> list[ExpRKTableau]:
     a52 = 0.5 * p2h - p3 + 0.25 * p2 - 0.5 * p3h
     a54 = 0.25 * p2h - a52
     return [
-        lawson("lawson_euler", [[0]], [1], [0], 1, "Lawson–Euler (integrating-factor Euler)"),
-        lawson("lawson_rk2", [[0, 0], [1, 0]], [0.5, 0.5], [0, 1], 2, "Lawson on Heun's method"),
-        lawson(
-            "lawson_rk4",
-            [[0, 0, 0, 0], [H, 0, 0, 0], [0, H, 0, 0], [0, 0, 1, 0]],
-            [1 / 6, 1 / 3, 1 / 3, 1 / 6],
-            [0, H, H, 1],
-            4,
-            "Lawson on the classical RK4",
-        ),
+        lawson("lawson_euler", CLASSICAL["euler"], "Lawson–Euler (integrating-factor Euler)"),
+        lawson("lawson_rk2", CLASSICAL["heun"], "Lawson on Heun's method"),
+        lawson("lawson_rk4", CLASSICAL["rk4"], "Lawson on the classical RK4"),
         _etd("etd1", [0], {}, [p1], 1, 1, "exponential (Nørsett) Euler"),
         _etd("etd2rk", [0, 1], {(1, 0): p1}, [p1 - p2, p2], 2, 2, "Cox–Matthews ETD2RK"),
         _etd(

@@ -24,19 +24,17 @@ import math
 from collections import OrderedDict, deque
 from typing import Any
 
-import numpy as np
-
+from .._interp import lagrange_monomials
 from ._phiexpr import P, PhiExpr
 from ._rk import RKStepper, _combine_grouped
 
 _CACHE = 8
 
 
-def adams_weights(thetas: tuple[float, ...]) -> list[PhiExpr]:
+def phi_adams_weights(thetas: tuple[float, ...]) -> list[PhiExpr]:
     """Weights ``w_j / h`` as φ-expressions for interpolation nodes ``thetas``."""
     q = len(thetas)
-    v = np.array([[th**m for m in range(q)] for th in thetas])
-    vinv = np.linalg.inv(v)
+    vinv = lagrange_monomials(thetas)
     weights = []
     for j in range(q):
         expr = PhiExpr()
@@ -75,7 +73,7 @@ class AdamsStepper:
             for w, (_, nj) in zip(coeffs[1:], self.history, strict=True):
                 acc = acc + self.linear.apply_coefficient(w, nj)
             return acc
-        weights = adams_weights(thetas)
+        weights = phi_adams_weights(thetas)
         parts = [(nj, h * w) for w, (_, nj) in zip(weights, self.history, strict=True)]
         return _combine_grouped(self.linear, h, t, u, P(0), parts)
 
@@ -85,7 +83,7 @@ class AdamsStepper:
         if hit is not None:
             return hit
         lin = self.linear
-        exprs = [P(0)] + [h * w for w in adams_weights(thetas)]
+        exprs = [P(0)] + [h * w for w in phi_adams_weights(thetas)]
         lin.prefetch(h, exprs, t)
         out = [lin.phi_expr(h, e.terms, t, like) for e in exprs]
         self._coeffs[key] = out

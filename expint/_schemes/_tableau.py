@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._classical import ClassicalTableau, check_classical_order
 from ._phiexpr import E, PhiExpr
 
 _SAMPLES = (-3.7, -0.4 + 1.3j, 0.9, -25.0 + 2.0j, 2.5j)
@@ -100,39 +101,16 @@ class ExpRKTableau:
         for (i, j), e in self.a.items():
             a0[i, j] = e.at_zero()
         b0 = np.array([e.at_zero() for e in self.b])
-        c = np.array(self.c)
-        if not np.allclose(a0.sum(axis=1), c, atol=1e-14):
-            raise ValueError(f"{self.name}: at z = 0 the rows of a do not sum to c")
-        conds = [(b0.sum(), 1.0)]
-        if self.order >= 2:
-            conds.append((b0 @ c, 1 / 2))
-        if self.order >= 3:
-            conds += [(b0 @ c**2, 1 / 3), (b0 @ a0 @ c, 1 / 6)]
-        if self.order >= 4:
-            conds += [
-                (b0 @ c**3, 1 / 4),
-                ((b0 * c) @ a0 @ c, 1 / 8),
-                (b0 @ a0 @ c**2, 1 / 12),
-                (b0 @ a0 @ a0 @ c, 1 / 24),
-            ]
-        for got, want in conds:
-            if abs(got - want) > 1e-13:
-                raise ValueError(f"{self.name}: classical order-{self.order} condition fails at z = 0")
+        check_classical_order(a0, b0, np.array(self.c), self.order, f"{self.name} (at z = 0)")
 
 
-def lawson(
-    name: str,
-    alpha: list[list[float]],
-    beta: list[float],
-    c: list[float],
-    order: int,
-    description: str = "",
-) -> ExpRKTableau:
+def lawson(name: str, classical: ClassicalTableau, description: str = "") -> ExpRKTableau:
     """Lawson (integrating-factor) scheme from a classical explicit RK tableau."""
+    c = classical.c
     a = {}
-    for i, row in enumerate(alpha):
-        for j, v in enumerate(row[:i]):
+    for i, row in enumerate(classical.a):
+        for j, v in enumerate(row):
             if v:
                 a[(i, j)] = v * E(c[i] - c[j], s=c[j])
-    b = tuple(bi * E(1.0 - ci, s=ci) for bi, ci in zip(beta, c, strict=True))
-    return ExpRKTableau(name, "lawson", tuple(c), a, b, order, 1, description)
+    b = tuple(bi * E(1.0 - ci, s=ci) for bi, ci in zip(classical.b, c, strict=True))
+    return ExpRKTableau(name, "lawson", tuple(c), a, b, classical.order, 1, description)

@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from .._interp import gauss_legendre, lagrange_basis
 from .._registry import lookup
+from .._schemes._classical import CLASSICAL, ClassicalTableau
 from .schedules import Schedule
 
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
 VARIABLES = ("t", "rho", "lam")
 #: The variable each target is integrated against exactly (ε: dρ; x0: du = d e^λ).
 NATURAL_VARIABLE = {"eps": "rho", "x0": "lam"}
@@ -55,51 +56,64 @@ EQUAL_STEP_GAIN = (1.0, 2.0, 11 / 3, 20 / 3, 8816 / 720, 32832 / 1440)
 
 @dataclass
 class Stage:
-    """One model evaluation."""
+    """One model evaluation, at time ``t`` and state ``x_coef · x_i + Σ c_k P_k``.
+
+    Attributes
+    ----------
+    t : float
+        The model is called at this time.
+    x_coef : float
+        Weight of the step's start state ``x_i``.
+    terms : list of (int, float)
+        ``(k, c_k)``: weights of earlier predictions ``P_k`` (of this or earlier steps).
+    pred : int
+        Index under which this stage's prediction is stored: ``0, 1, 2, …`` in the order
+        the stages of the whole plan are evaluated.
+    """
 
     t: float
     x_coef: float
     terms: list[tuple[int, float]]
-    pred: int = -1  # index of the prediction this stage produces
+    pred: int = -1
 
 
 @dataclass
 class StepPlan:
-    """Stages of one step and the combination that gives the next state."""
+    """Stages of one step and the combination that gives the next state.
+
+    Attributes
+    ----------
+    stages : list of Stage
+        The model calls of the step, in order.
+    out_x, out_terms :
+        The new state is ``out_x · x_i + Σ c_k P_k`` over ``out_terms = [(k, c_k), …]``.
+    degree : int or None
+        Interpolation degree of an Adams step (0 for DDIM); ``None`` for a Runge–Kutta
+        step (informational: the sampler does not read it).
+    corr_x, corr_terms :
+        Optional corrector of this step's start state, applied after the stages are
+        evaluated: ``x_i ← corr_x · x_{i−1} + Σ c_k P_k`` (``None``: no corrector).
+    """
 
     stages: list[Stage]
     out_x: float
     out_terms: list[tuple[int, float]]
-    degree: int = 0
-    # optional corrector of this step's start state, applied after the stages are
-    # evaluated: x_i ← corr_x · x_{i−1} + Σ c_k P_k (uses the previous step's start)
+    degree: int | None = 0
     corr_x: float | None = None
     corr_terms: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
 class Plan:
+    """A method's steps for one grid; ``target`` (``"eps"`` or ``"x0"``) is the space the
+    predictions ``P_k`` live in (the sampler converts model outputs into it)."""
+
     steps: list[StepPlan]
     target: str
 
 
 # ---------------------------------------------------------------------------------------
 # helpers
-
-
-def _lagrange(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Lagrange basis values ``ℓ_j(x)``, shape ``(len(nodes), len(x))``."""
-    out = np.ones((len(nodes), len(x)))
-    for j, sj in enumerate(nodes):
-        for m, sm in enumerate(nodes):
-            if m != j:
-                out[j] *= (x - sm) / (sj - sm)
-    return out
-
-
-def _gauss(a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
-    half = 0.5 * (b - a)
-    return a + half * (_GL_X + 1.0), half * _GL_W
 
 
 def _variable(schedule: Schedule, variable: str, t: Any) -> Any:
@@ -183,27 +197,27 @@ def adams_weights(
     nodes = _variable(schedule, variable, t_nodes)
     if s1 == 0.0:
         if target == "x0":
-            return a1 * _lagrange(nodes, _variable(schedule, variable, np.array([t1])))[:, 0]
+            return a1 * lagrange_basis(nodes, _variable(schedule, variable, np.array([t1])))[:, 0]
         rho0 = float(schedule.rho(np.array([t0]))[0])
-        rq, wq = _gauss(rho0, 0.0)
+        rq, wq = gauss_legendre(rho0, 0.0)
         tq = np.asarray(schedule.t_of_rho(rq), dtype=float)
-        return a1 * (_lagrange(nodes, _variable(schedule, variable, tq)) @ wq)
+        return a1 * (lagrange_basis(nodes, _variable(schedule, variable, tq)) @ wq)
     lam0 = float(schedule.lam(np.array([t0]))[0])
     lam1 = float(schedule.lam(np.array([t1]))[0])
     if target == "x0" and lam0 == -math.inf:
         # a step from α = 0 (flow matching's t = 1): integrate in u = α/σ over [0, u1]
-        uq, wq = _gauss(0.0, math.exp(lam1))
+        uq, wq = gauss_legendre(0.0, math.exp(lam1))
         with np.errstate(divide="ignore"):
             tq = np.asarray(schedule.t_of_lam(np.log(uq)), dtype=float)
-        return s1 * (_lagrange(nodes, _variable(schedule, variable, tq)) @ wq)
-    lq, wq = _gauss(lam0, lam1)
+        return s1 * (lagrange_basis(nodes, _variable(schedule, variable, tq)) @ wq)
+    lq, wq = gauss_legendre(lam0, lam1)
     if variable == "lam":
         sq = lq
     elif variable == "rho":
         sq = np.exp(-lq)
     else:
         sq = np.asarray(schedule.t_of_lam(lq), dtype=float)
-    basis = _lagrange(nodes, sq)
+    basis = lagrange_basis(nodes, sq)
     if target == "eps":
         return -a1 * (basis @ (wq * np.exp(-lq)))
     return s1 * (basis @ (wq * np.exp(lq)))
@@ -214,9 +228,9 @@ def adams_weights(
 
 
 def _rk_step(
-    schedule: Schedule, target: str, t0: float, t1: float, tableau: tuple, first_pred: int
+    schedule: Schedule, target: str, t0: float, t1: float, tableau: ClassicalTableau, first_pred: int
 ) -> StepPlan:
-    c, a, b = tableau
+    c, a, b = tableau.c, tableau.a, tableau.b
     if target == "eps":
         w0, w1 = float(schedule.rho(np.array([t0]))[0]), float(schedule.rho(np.array([t1]))[0])
 
@@ -247,15 +261,7 @@ def _rk_step(
         stages.append(Stage(tk, sk / sc0, terms, pred=first_pred + k))
     sc1 = scale(t1)
     out = [(first_pred + k, sc1 * h * bk) for k, bk in enumerate(b) if bk]
-    return StepPlan(stages, sc1 / sc0, out, degree=len(c))
-
-
-RK_TABLEAUS = {
-    "euler": ((0.0,), ((),), (1.0,)),
-    "heun": ((0.0, 1.0), ((), (1.0,)), (0.5, 0.5)),
-    "kutta3": ((0.0, 0.5, 1.0), ((), (0.5,), (-1.0, 2.0)), (1 / 6, 2 / 3, 1 / 6)),
-    "rk4": ((0.0, 0.5, 0.5, 1.0), ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)),
-}
+    return StepPlan(stages, sc1 / sc0, out, degree=None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,10 +269,27 @@ RK_TABLEAUS = {
 
 
 class Method:
-    """Base class of sampling methods."""
+    """Base class of sampling methods: the extension contract.
+
+    A subclass sets ``name``, ``target`` (``"eps"`` or ``"x0"``) and ``order`` (the
+    order of convergence on smooth problems) and implements `plan`.  Everything a method
+    does is decided there, on the host, in float64; the sampler only runs the plan.
+
+    `plan` must return a `Plan` whose ``target`` equals ``self.target`` and that has
+    exactly ``len(ts) − 1`` steps, step ``i`` going from ``ts[i]`` to ``ts[i + 1]``.
+    Stage predictions are numbered ``0, 1, 2, …`` in evaluation order across the whole
+    plan (``Stage.pred``); a stage or an update may use only predictions already made
+    (in the same step: of earlier stages).  Coefficients must be finite for every grid
+    inside the schedule (the sampler refuses non-finite ones with a ``ValueError``).
+    For a per-sample grid the method is planned once per row: rows must give the same
+    stage counts and use the same predictions, except that Adams history terms and
+    correctors may differ (missing terms get weight 0; a corrector on only some rows is
+    dropped).
+    """
 
     name = "method"
     target = "eps"
+    order = 1
 
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:  # pragma: no cover - abstract
         """Steps for the grid ``ts`` (any number of steps ≥ 1: a multistep method lowers
@@ -365,6 +388,7 @@ class ExponentialAdams(Method):
         if startup not in ("lower", "rk"):
             raise ValueError(f"startup must be 'lower' or 'rk', got {startup!r}")
         self.degree, self.variable, self.target = degree, variable, target
+        self.order = degree + 1 + (1 if corrector and degree < 5 else 0)
         self.startup, self.lower_order_final, self.corrector = startup, lower_order_final, bool(corrector)
         self.max_gain = None if max_gain is None else float(max_gain)
         self.max_disagreement = None if max_disagreement is None else float(max_disagreement)
@@ -395,7 +419,7 @@ class ExponentialAdams(Method):
         for i in range(n):
             t0, t1 = float(ts[i]), float(ts[i + 1])
             if self.startup == "rk" and i < self.degree:
-                step = _rk_step(schedule, self.target, t0, t1, RK_TABLEAUS["rk4"], count)
+                step = _rk_step(schedule, self.target, t0, t1, CLASSICAL["rk4"], count)
                 pred_at.append(count)
                 count += len(step.stages)
                 steps.append(step)
@@ -423,9 +447,10 @@ class ExponentialAdams(Method):
             terms = [(pred_at[i - j], float(w)) for j, w in enumerate(weights)]
             step = StepPlan([stage], out_x, terms, degree=r)
             if self.corrector and i >= 1:
-                # the interpolant of the previous step, one degree up (an RK start-up step
-                # reports its stage count as degree: cap it at the method's degree)
-                self._add_corrector(step, schedule, ts, i, pred_at, min(steps[-1].degree, self.degree))
+                # the interpolant of the previous step, one degree up (after an RK
+                # start-up step: the method's degree)
+                prev = steps[-1].degree
+                self._add_corrector(step, schedule, ts, i, pred_at, self.degree if prev is None else prev)
             steps.append(step)
         return Plan(steps, self.target)
 
@@ -481,9 +506,10 @@ class RhoRK(Method):
     target = "eps"
 
     def __init__(self, tableau: str, name: str, max_stiffness: float | None = 2.0):
-        self.tableau = RK_TABLEAUS[tableau]
+        self.tableau = CLASSICAL[tableau]
+        self.order = self.tableau.order
         self.name = name
-        self.stages = len(self.tableau[0])
+        self.stages = self.tableau.stages
         self.max_stiffness = max_stiffness
 
     def __repr__(self) -> str:
@@ -500,7 +526,7 @@ class RhoRK(Method):
         for i in range(len(ts) - 1):
             t0, t1 = float(ts[i]), float(ts[i + 1])
             euler = _ab(schedule, t1)[1] == 0.0 or self._stiff(schedule, t0, t1)
-            step = _rk_step(schedule, "eps", t0, t1, RK_TABLEAUS["euler"] if euler else self.tableau, count)
+            step = _rk_step(schedule, "eps", t0, t1, CLASSICAL["euler"] if euler else self.tableau, count)
             count += len(step.stages)
             steps.append(step)
         return Plan(steps, "eps")
@@ -520,6 +546,7 @@ class IPNDM(Method):
 
     target = "eps"
     name = "ipndm"
+    order = 4
     WEIGHTS = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
 
     def __init__(self, max_disagreement: float | None = 0.6):

@@ -85,7 +85,7 @@ def optimize_grid(
     max_evals: int = 200,
     full_output: bool = False,
     progress: bool = False,
-) -> Any:
+) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Choose the time points of an ``nfe``-call grid for ``model`` and ``method``.
 
     Parameters

@@ -16,25 +16,13 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_torch_array
+from ._compile import Program, compile_plans
 from .grids import check_grid
-from .methods import DEFAULT_METHOD, Method, Plan, get_method
-from .models import check_prediction, conversion
+from .methods import DEFAULT_METHOD, Method, get_method
+from .models import check_prediction
 from .schedules import Schedule
 
 __all__ = ["Sampler", "sample"]
-
-
-class _Packed:
-    """Coefficient slots: float64 host table, later cast per device/dtype."""
-
-    def __init__(self, rows: int):
-        self.values: list[np.ndarray] = []
-        self.rows = rows
-
-    def add(self, v: Any) -> int:
-        arr = np.broadcast_to(np.asarray(v, dtype=np.float64), (self.rows,))
-        self.values.append(np.array(arr))
-        return len(self.values) - 1
 
 
 class Sampler:
@@ -75,110 +63,25 @@ class Sampler:
         rows = np.atleast_2d(self.ts)
         self.n_steps = rows.shape[1] - 1
         plans = [self.method.plan(schedule, row) for row in rows]
-        self._compile(plans, rows)
+        self._program: Program = compile_plans(plans, rows, schedule, self.prediction)
+        self.target = self._program.target
+        # step end times for callbacks: floats, or per-sample arrays for 2-D grids
+        self._t_after = [
+            float(rows[0, j]) if len(rows) == 1 else rows[:, j].copy() for j in range(1, rows.shape[1])
+        ]
+        #: Interpolation degree of each step of an Adams method (``None`` for Runge–Kutta steps).
+        self.degrees = [step.degree for step in plans[0].steps]
         self._device_cache: dict = {}
+
+    @property
+    def stages_per_step(self) -> list[int]:
+        """Model calls of each step (1 for multistep methods)."""
+        return [len(step.stages) for step in self._program.steps]
 
     @property
     def nfe(self) -> int:
         """Model evaluations per sample."""
-        return self._n_stages
-
-    # -- host-side compilation ---------------------------------------------------------
-    def _compile(self, plans: list[Plan], rows: np.ndarray) -> None:
-        if len(plans) > 1:
-            _harmonise(plans)
-        ref = plans[0]
-        for p in plans[1:]:
-            if [len(s.stages) for s in p.steps] != [len(s.stages) for s in ref.steps] or [
-                [i for i, _ in s.out_terms] for s in p.steps
-            ] != [[i for i, _ in s.out_terms] for s in ref.steps]:
-                raise ValueError(
-                    "per-sample grids give steps of different structure (e.g. only some end at σ = 0); "
-                    "use grids of the same kind"
-                )
-        pack = _Packed(len(plans))
-        self.target = ref.target
-        times: list[np.ndarray] = []
-        program = []
-        last_use: dict[int, int] = {}
-        for i, step in enumerate(ref.steps):
-            for st in step.stages:
-                for idx, _ in st.terms:
-                    last_use[idx] = i
-            for idx, _ in [*step.out_terms, *step.corr_terms]:
-                last_use[idx] = i
-        for i, step in enumerate(ref.steps):
-            stage_code = []
-            for k, st in enumerate(step.stages):
-                ts_k = np.array([p.steps[i].stages[k].t for p in plans])
-                times.append(ts_k)
-                coefs = []
-                for p in plans:
-                    s = p.steps[i].stages[k]
-                    a, sg = (
-                        float(v[0])
-                        for v in (self.schedule.alpha(np.array([s.t])), self.schedule.sigma(np.array([s.t])))
-                    )
-                    da, ds = (np.nan, np.nan)
-                    if self.prediction == "flow":
-                        da, ds = (float(v[0]) for v in self.schedule.derivatives(np.array([s.t])))
-                    coefs.append(conversion(self.prediction, self.target, a, sg, da, ds))
-                conv = np.array(coefs)
-                if not np.all(np.isfinite(conv)):
-                    raise ValueError(
-                        f"step {i}: a {self.prediction!r} prediction cannot be turned into {self.target!r} "
-                        f"at t = {ts_k[0]:g} (α or σ vanishes there); choose a grid that avoids it or a "
-                        "method with the other target"
-                    )
-                identity = (
-                    st.x_coef == 1.0
-                    and not st.terms
-                    and all(p.steps[i].stages[k].x_coef == 1.0 for p in plans)
-                )
-                x_slot = None if identity else pack.add([p.steps[i].stages[k].x_coef for p in plans])
-                terms = [
-                    (idx, pack.add([p.steps[i].stages[k].terms[m][1] for p in plans]))
-                    for m, (idx, _) in enumerate(st.terms)
-                ]
-                # the common case (ε model, ε method; x0 model, x0 method) needs no conversion
-                conv_slots = (
-                    None if np.all(conv == [0.0, 1.0]) else (pack.add(conv[:, 0]), pack.add(conv[:, 1]))
-                )
-                stage_code.append((len(times) - 1, x_slot, terms, conv_slots, st.pred))
-            outs = [p.steps[i] for p in plans]
-            out_x = np.array([o.out_x for o in outs])
-            if not np.all(np.isfinite(out_x)):
-                raise ValueError(
-                    f"step {i} from t = {rows[0, i]:g}: the propagator is undefined (α = 0 at the start); "
-                    "start the grid below the schedule's end or use a data-prediction method (dpmpp2m)"
-                )
-            out_terms = [
-                (idx, pack.add([o.out_terms[m][1] for o in outs]))
-                for m, (idx, _) in enumerate(step.out_terms)
-            ]
-            corr = None
-            if step.corr_x is not None:
-                corr = (
-                    pack.add([o.corr_x for o in outs]),
-                    [
-                        (idx, pack.add([o.corr_terms[m][1] for o in outs]))
-                        for m, (idx, _) in enumerate(step.corr_terms)
-                    ],
-                )
-            free = [idx for idx, last in last_use.items() if last == i]
-            program.append((stage_code, pack.add(out_x), out_terms, free, corr))
-        table = np.stack(pack.values) if pack.values else np.zeros((0, len(plans)))
-        if not np.all(np.isfinite(table)):
-            raise ValueError("non-finite sampler coefficients; check that the grid stays inside the schedule")
-        self._table = table  # (slots, rows)
-        self._times = np.stack(times)  # (stages, rows)
-        self._program = program
-        self._n_stages = len(times)
-        # step end times for callbacks: floats, or per-sample arrays for 2-D grids
-        self._t_after = [
-            float(rows[0, j]) if len(rows) == 1 else rows[:, j].copy() for j in range(1, len(rows[0]))
-        ]
-        self.degrees = [s.degree for s in ref.steps]
+        return self._program.n_stages
 
     def _on(self, x: Any) -> tuple[list, Any]:
         import torch
@@ -187,18 +90,18 @@ class Sampler:
         hit = self._device_cache.get(key)
         if hit is None:
             real = x.real.dtype if x.is_complex() else x.dtype
-            rows = self._table.shape[1]
+            rows = self._program.table.shape[1]
             if rows not in (1, x.shape[0]):
                 raise ValueError(
                     f"the grid has {rows} rows (per-sample grids) but x_T has batch {x.shape[0]}"
                 )
-            coef = torch.as_tensor(self._table, dtype=real).to(x.device)
+            coef = torch.as_tensor(self._program.table, dtype=real).to(x.device)
             shape = (rows,) + (1,) * (x.dim() - 1)
             views = [coef[k].reshape(shape) for k in range(coef.shape[0])]
             times = (
-                torch.as_tensor(self._times, dtype=real).to(x.device).expand(-1, x.shape[0])
+                torch.as_tensor(self._program.times, dtype=real).to(x.device).expand(-1, x.shape[0])
                 if rows == 1
-                else torch.as_tensor(self._times, dtype=real).to(x.device)
+                else torch.as_tensor(self._program.times, dtype=real).to(x.device)
             )
             hit = self._device_cache[key] = (views, times)
         return hit
@@ -275,7 +178,7 @@ class Sampler:
             real = x_T.real.dtype if x_T.is_complex() else x_T.dtype
             if real in (torch.float16, torch.bfloat16):
                 real = torch.float32
-            sums = torch.empty(len(self._program) + 1, dtype=real, device=x_T.device)
+            sums = torch.empty(len(self._program.steps) + 1, dtype=real, device=x_T.device)
             slots = sums.unbind()  # the per-step views, made once
             _probe(x_T, slots[-1])
         preds: dict[int, Any] = {}
@@ -285,33 +188,36 @@ class Sampler:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(self._program), desc=f"expint {self.method.name}", unit="step")
+            bar = tqdm(total=len(self._program.steps), desc=f"expint {self.method.name}", unit="step")
         last = last_in = None
         last_t = 0
         x_prev = x
-        for i, (stage_code, out_x, out_terms, free, corr) in enumerate(self._program):
-            for t_idx, x_slot, terms, conv_slots, pred_idx in stage_code:
-                xs = x if x_slot is None else _combine(views[x_slot], x, terms, views, preds)
-                out = yield xs, times[t_idx]
+        for i, step in enumerate(self._program.steps):
+            for stage in step.stages:
+                xs = (
+                    x if stage.x_slot is None else _combine(views[stage.x_slot], x, stage.terms, views, preds)
+                )
+                out = yield xs, times[stage.time]
                 _check_output(out, xs, i)
-                last_in, last_t = xs, t_idx
-                if conv_slots is None:
+                last_in, last_t = xs, stage.time
+                if stage.conversion is None:
                     # the history holds model outputs as returned: one that changed since
                     # (a model writing every result into the same buffer) is an error
                     _check_unchanged(raw, preds, i, self.method.name)
-                    raw[pred_idx] = out._version
-                    last = preds[pred_idx] = out
+                    raw[stage.pred] = out._version
+                    last = preds[stage.pred] = out
                 else:
-                    last = preds[pred_idx] = (views[conv_slots[0]] * xs).addcmul_(views[conv_slots[1]], out)
-            if corr is not None:  # corrector: recompute x_i from x_{i−1} with the new value
-                x = _combine(views[corr[0]], x_prev, corr[1], views, preds)
+                    a, b = stage.conversion
+                    last = preds[stage.pred] = (views[a] * xs).addcmul_(views[b], out)
+            if step.corrector is not None:  # recompute x_i from x_{i−1} with the new value
+                x = _combine(views[step.corrector.x_slot], x_prev, step.corrector.terms, views, preds)
             x_prev = x
-            x = _combine(views[out_x], x, out_terms, views, preds)
+            x = _combine(views[step.out_x], x, step.out_terms, views, preds)
             if sums is not None:
                 # every prediction of the step has a nonzero weight in x: NaN/inf in
                 # an output shows here, in a state still hot in cache
                 _probe(x, slots[i])
-            for idx in free:
+            for idx in step.release:
                 preds.pop(idx, None)
                 raw.pop(idx, None)
             if bar is not None:
@@ -341,52 +247,13 @@ class Sampler:
         return x
 
     def _stage_time(self, stage: int) -> Any:
-        row = self._times[stage]
+        row = self._program.times[stage]
         return float(row[0]) if row.shape[0] == 1 else row.copy()
 
     @property
     def model_times(self) -> np.ndarray:
         """Times of the model calls in order, shape ``(nfe, rows)`` (float64)."""
-        return self._times
-
-
-def _union(term_lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]] | None:
-    """Indices used by any row, in first-use order, or None if they already agree."""
-    first = [i for i, _ in term_lists[0]]
-    if all([i for i, _ in t] == first for t in term_lists[1:]):
-        return None
-    order: list[int] = []
-    for terms in term_lists:
-        order += [i for i, _ in terms if i not in order]
-    return [(i, 0.0) for i in order]
-
-
-def _harmonise(plans: list[Plan]) -> None:
-    """Give the per-sample plans of one grid the same terms, step by step.
-
-    The stability guards may give rows different degrees on the same step: missing
-    history terms are added with weight 0, and a corrector present on only some rows
-    is dropped from all of them (a row without one cannot be written in the
-    corrector's form).  Steps with different stage counts remain an error.
-    """
-    for i in range(len(plans[0].steps)):
-        steps = [p.steps[i] for p in plans]
-        if len({len(s.stages) for s in steps}) > 1:
-            return  # reported by the structure check
-        union = _union([s.out_terms for s in steps])
-        if union is not None:
-            for s in steps:
-                have = dict(s.out_terms)
-                s.out_terms = [(idx, have.get(idx, 0.0)) for idx, _ in union]
-        if len({s.corr_x is None for s in steps}) > 1:
-            for s in steps:
-                s.corr_x, s.corr_terms = None, []
-        elif steps[0].corr_x is not None:
-            union = _union([s.corr_terms for s in steps])
-            if union is not None:
-                for s in steps:
-                    have = dict(s.corr_terms)
-                    s.corr_terms = [(idx, have.get(idx, 0.0)) for idx, _ in union]
+        return self._program.times
 
 
 def _check_output(out: Any, xs: Any, step: int) -> None:

@@ -36,6 +36,14 @@ def _device(name: str | None) -> Any:
     return name
 
 
+def _options(args: argparse.Namespace, *same: str, **renamed: str) -> dict[str, Any]:
+    """Keyword arguments from parsed options: ``same`` keep their name, ``renamed`` maps
+    keyword → option name."""
+    return {key: getattr(args, key) for key in same} | {
+        key: getattr(args, opt) for key, opt in renamed.items()
+    }
+
+
 def _in_group(device: str | None, body: Callable[[], int]) -> int:
     created = _dist.init_from_env(device or "cpu")
     try:
@@ -60,12 +68,7 @@ def _sample(args: argparse.Namespace) -> int:
         report = sample_sharded(
             args.model,
             args.out,
-            n=args.n,
-            batch_size=args.batch,
-            nfe=args.nfe,
-            method=args.method,
-            grid_kind=args.grid,
-            seed=args.seed,
+            **_options(args, "n", "nfe", "method", "seed", batch_size="batch", grid_kind="grid"),
             device=device,
             dtype=getattr(torch, args.dtype),
             progress=not args.quiet,
@@ -104,13 +107,7 @@ def _ensemble(args: argparse.Namespace) -> int:
         report = ensemble_sharded(
             args.problem,
             args.out,
-            n=args.n,
-            perturb=args.perturb,
-            t_end=args.t_end,
-            batch_size=args.batch,
-            scheme=args.scheme,
-            dt=args.dt,
-            seed=args.seed,
+            **_options(args, "n", "perturb", "t_end", "scheme", "dt", "seed", batch_size="batch"),
             statistics=stats,
             device=device,
             progress=not args.quiet,

@@ -425,7 +425,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"begin index {j} is outside the {len(times)} model calls")
         sampler = self._sampler
         if j > 0:
-            starts = np.cumsum([0] + [len(code[0]) for code in sampler._program])[:-1]
+            starts = np.cumsum([0, *sampler.stages_per_step])[:-1]
             if j not in starts:
                 raise ValueError(
                     f"model call {j} is an inner stage of a {self.method} step; an img2img start "

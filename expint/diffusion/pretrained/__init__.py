@@ -62,36 +62,32 @@ class Spec:
     blocks: int = 3
     t_dim: int = 64
     t_scale: float = 1000.0  # time features see t / t_scale
-    description: str = ""
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self.name]
 
 
+def _linear_ddpm() -> DiscreteVP:
+    return DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000)
+
+
+def _cosine() -> DiscreteVP:
+    return DiscreteVP.from_betas("squaredcos_cap_v2", num_train_timesteps=1000)
+
+
+_DESCRIPTIONS = {
+    "digits_eps": "ε-prediction MLP on scikit-learn's 8×8 digits, 1000-step linear DDPM schedule",
+    "spiral_v": "v-prediction MLP on a 2-D spiral (scikit-learn's swiss roll), 1000-step cosine schedule",
+    "digits16_unet": "ε-prediction U-Net on the digits upsampled to 16×16, 1000-step linear DDPM schedule",
+}
 SPECS: dict[str, Spec] = {
-    "digits_eps": Spec(
-        "digits_eps",
-        "digits",
-        lambda: DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000),
-        "eps",
-        (1, 8, 8),
-        description="ε-prediction MLP on scikit-learn's 8×8 digits, 1000-step linear DDPM schedule",
-    ),
-    "spiral_v": Spec(
-        "spiral_v",
-        "spiral",
-        lambda: DiscreteVP.from_betas("squaredcos_cap_v2", num_train_timesteps=1000),
-        "v",
-        (2,),
-        description="v-prediction MLP on a 2-D spiral (scikit-learn's swiss roll), 1000-step cosine schedule",
-    ),
-    "digits16_unet": Spec(
-        "digits16_unet",
-        "digits16",
-        lambda: DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000),
-        "eps",
-        (1, 16, 16),
-        arch="unet",
-        width=32,
-        description="ε-prediction U-Net on the digits upsampled to 16×16, 1000-step linear DDPM schedule",
-    ),
+    spec.name: spec
+    for spec in (
+        Spec("digits_eps", "digits", _linear_ddpm, "eps", (1, 8, 8)),
+        Spec("spiral_v", "spiral", _cosine, "v", (2,)),
+        Spec("digits16_unet", "digits16", _linear_ddpm, "eps", (1, 16, 16), arch="unet", width=32),
+    )
 }
 
 

@@ -111,15 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None, help="stop early after this long")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent))
     args = ap.parse_args(argv)
-    res = train(
-        args.name,
-        args.steps,
-        batch=args.batch,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        max_seconds=args.max_seconds,
-    )
+    options = {key: getattr(args, key) for key in ("batch", "lr", "seed", "device", "max_seconds")}
+    res = train(args.name, args.steps, **options)
     path = Path(args.out) / f"{args.name}.npz"
     np.savez(
         path,

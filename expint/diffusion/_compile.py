@@ -1,0 +1,245 @@
+"""Compile a method's per-row plans into one coefficient table and a named program.
+
+`compile_plans` is a pure function of the plans, the grid rows, the schedule and the
+model's prediction type.  It evaluates every coefficient once in float64 (including the
+conversion of the model's output into the method's target, ε or x0) and packs them into
+a table ``(slots, rows)``; the program refers to table rows by index, so that running a
+step is model calls plus fused multiply–adds, with no host work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .methods import Plan, StepPlan
+from .models import conversion
+from .schedules import Schedule
+
+__all__ = ["CompiledStage", "CompiledStep", "Corrector", "Program", "compile_plans"]
+
+#: ``(prediction index, coefficient slot)``: the term ``table[slot] · P[index]``.
+Term = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CompiledStage:
+    """One model call: evaluate at ``x_slot · x + Σ table[slot] · P[index]``."""
+
+    time: int  # row of `Program.times`
+    x_slot: int | None  # None: the stage state is the step's start state itself
+    terms: tuple[Term, ...]
+    conversion: tuple[int, int] | None  # slots (a, b): target = a·x_stage + b·output; None: as returned
+    pred: int  # index the stage's prediction is stored under
+
+
+@dataclass(frozen=True)
+class Corrector:
+    """Recompute the step's start state from the previous one: ``x_slot · x_prev + Σ …``."""
+
+    x_slot: int
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    """The stages of one step, its update ``out_x · x + Σ …`` and the predictions that no
+    later step uses (released after it)."""
+
+    stages: tuple[CompiledStage, ...]
+    out_x: int
+    out_terms: tuple[Term, ...]
+    release: tuple[int, ...]
+    corrector: Corrector | None
+
+
+@dataclass(frozen=True)
+class Program:
+    """Everything `Sampler` runs: steps, the coefficient table and the stage times."""
+
+    steps: tuple[CompiledStep, ...]
+    table: np.ndarray  # (slots, rows), float64
+    times: np.ndarray  # (stages, rows), float64
+    target: str
+
+    @property
+    def n_stages(self) -> int:
+        return self.times.shape[0]
+
+
+class _Table:
+    """Coefficient slots: one float64 row per slot, one column per grid row."""
+
+    def __init__(self, rows: int):
+        self.values: list[np.ndarray] = []
+        self.rows = rows
+
+    def add(self, v: Any) -> int:
+        self.values.append(np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), (self.rows,))))
+        return len(self.values) - 1
+
+    def terms(self, per_row: list[list[tuple[int, float]]]) -> tuple[Term, ...]:
+        """Slots for terms whose indices agree across rows (row 0's indices)."""
+        return tuple((idx, self.add([row[m][1] for row in per_row])) for m, (idx, _) in enumerate(per_row[0]))
+
+    def array(self) -> np.ndarray:
+        return np.stack(self.values) if self.values else np.zeros((0, self.rows))
+
+
+def compile_plans(plans: list[Plan], rows: np.ndarray, schedule: Schedule, prediction: str) -> Program:
+    """Compile one plan per grid row (``rows``: shape ``(len(plans), n_steps + 1)``).
+
+    Raises ``ValueError`` when per-row plans differ in structure, a conversion or a
+    propagator is undefined on the grid, or a coefficient is not finite.
+    """
+    if len(plans) > 1:
+        _harmonise(plans)
+    _check_structure(plans)
+    ref = plans[0]
+    table = _Table(len(plans))
+    times: list[np.ndarray] = []
+    release = _release_after(ref.steps)
+    steps = []
+    for i, step in enumerate(ref.steps):
+        per_row = [p.steps[i] for p in plans]
+        stages = []
+        for k in range(len(step.stages)):
+            stage_rows = [s.stages[k] for s in per_row]
+            times.append(np.array([s.t for s in stage_rows]))
+            stages.append(
+                _compile_stage(stage_rows, len(times) - 1, table, schedule, prediction, ref.target, i)
+            )
+        steps.append(_compile_update(per_row, rows, i, table, tuple(stages), release[i]))
+    coefficients = table.array()
+    if not np.all(np.isfinite(coefficients)):
+        raise ValueError("non-finite sampler coefficients; check that the grid stays inside the schedule")
+    return Program(tuple(steps), coefficients, np.stack(times), ref.target)
+
+
+def _compile_stage(
+    stage_rows: list, time: int, table: _Table, schedule: Schedule, prediction: str, target: str, step: int
+) -> CompiledStage:
+    conv = np.array([_conversion(schedule, prediction, target, s.t) for s in stage_rows])
+    if not np.all(np.isfinite(conv)):
+        raise ValueError(
+            f"step {step}: a {prediction!r} prediction cannot be turned into {target!r} at "
+            f"t = {stage_rows[0].t:g} (α or σ vanishes there); choose a grid that avoids it or a "
+            "method with the other target"
+        )
+    identity = not stage_rows[0].terms and all(s.x_coef == 1.0 for s in stage_rows)
+    return CompiledStage(
+        time=time,
+        x_slot=None if identity else table.add([s.x_coef for s in stage_rows]),
+        terms=table.terms([s.terms for s in stage_rows]),
+        # the common case (ε model, ε method; x0 model, x0 method) needs no conversion
+        conversion=None if np.all(conv == [0.0, 1.0]) else (table.add(conv[:, 0]), table.add(conv[:, 1])),
+        pred=stage_rows[0].pred,
+    )
+
+
+def _conversion(schedule: Schedule, prediction: str, target: str, t: float) -> tuple[float, float]:
+    at = np.array([t])
+    a, s = float(schedule.alpha(at)[0]), float(schedule.sigma(at)[0])
+    da = ds = np.nan
+    if prediction == "flow":
+        da, ds = (float(v[0]) for v in schedule.derivatives(at))
+    return conversion(prediction, target, a, s, da, ds)
+
+
+def _compile_update(
+    per_row: list[StepPlan],
+    rows: np.ndarray,
+    i: int,
+    table: _Table,
+    stages: tuple[CompiledStage, ...],
+    release: tuple[int, ...],
+) -> CompiledStep:
+    out_x = np.array([s.out_x for s in per_row])
+    if not np.all(np.isfinite(out_x)):
+        raise ValueError(
+            f"step {i} from t = {rows[0, i]:g}: the propagator is undefined (α = 0 at the start); "
+            "start the grid below the schedule's end or use a data-prediction method (dpmpp2m)"
+        )
+    corrector = None
+    if per_row[0].corr_x is not None:
+        corrector = Corrector(
+            table.add([s.corr_x for s in per_row]), table.terms([s.corr_terms for s in per_row])
+        )
+    return CompiledStep(
+        stages=stages,
+        out_x=table.add(out_x),
+        out_terms=table.terms([s.out_terms for s in per_row]),
+        release=release,
+        corrector=corrector,
+    )
+
+
+def _release_after(steps: list[StepPlan]) -> list[tuple[int, ...]]:
+    """For each step, the predictions that no later step reads (one pass over the plan)."""
+    last_use: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for term_list in [*(st.terms for st in step.stages), step.out_terms, step.corr_terms]:
+            for idx, _ in term_list:
+                last_use[idx] = i
+    out: list[list[int]] = [[] for _ in steps]
+    for idx, i in last_use.items():
+        out[i].append(idx)
+    return [tuple(r) for r in out]
+
+
+def _check_structure(plans: list[Plan]) -> None:
+    def shape(p: Plan) -> list:
+        return [(len(s.stages), [i for i, _ in s.out_terms]) for s in p.steps]
+
+    ref = shape(plans[0])
+    if any(shape(p) != ref for p in plans[1:]):
+        raise ValueError(
+            "per-sample grids give steps of different structure (e.g. only some end at σ = 0); "
+            "use grids of the same kind"
+        )
+
+
+def _union(term_lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]] | None:
+    """Indices used by any row, in first-use order, or None if they already agree."""
+    first = [i for i, _ in term_lists[0]]
+    if all([i for i, _ in t] == first for t in term_lists[1:]):
+        return None
+    order: list[int] = []
+    for terms in term_lists:
+        order += [i for i, _ in terms if i not in order]
+    return [(i, 0.0) for i in order]
+
+
+def _with_terms(
+    term_list: list[tuple[int, float]], union: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    have = dict(term_list)
+    return [(idx, have.get(idx, 0.0)) for idx, _ in union]
+
+
+def _harmonise(plans: list[Plan]) -> None:
+    """Give the per-sample plans of one grid the same terms, step by step (in place).
+
+    The stability guards may give rows different degrees on the same step: missing
+    history terms are added with weight 0, and a corrector present on only some rows
+    is dropped from all of them (a row without one cannot be written in the
+    corrector's form).  Steps with different stage counts remain an error.
+    """
+    for i in range(len(plans[0].steps)):
+        steps = [p.steps[i] for p in plans]
+        if len({len(s.stages) for s in steps}) > 1:
+            return  # reported by the structure check
+        union = _union([s.out_terms for s in steps])
+        if union is not None:
+            for s in steps:
+                s.out_terms = _with_terms(s.out_terms, union)
+        if len({s.corr_x is None for s in steps}) > 1:
+            for s in steps:
+                s.corr_x, s.corr_terms = None, []
+        elif steps[0].corr_x is not None:
+            union = _union([s.corr_terms for s in steps])
+            if union is not None:
+                for s in steps:
+                    s.corr_terms = _with_terms(s.corr_terms, union)
