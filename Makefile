@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   — create .venv, install expint, run the main study on the default problem
-#   make test   — create .venv, install the test/doc tools, run ruff, the strict docs build
+#   make test   — create .venv, install the test/doc tools, run ruff, mypy, the strict docs build
 #                 and the test suite
 # torch is pinned (an unpinned torch may pull a multi-GB CUDA build).
 
@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast mutants lint docs bench clean
+.PHONY: demo test test-fast test-notorch mutants lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,26 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 test: lint docs
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules expint
+
+# the numpy core without torch installed (tests/conftest.py collects the core modules only)
+NOTORCH := .venv-notorch
+$(NOTORCH)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(NOTORCH)
+	$(NOTORCH)/bin/python -m pip install --quiet --upgrade pip
+	$(NOTORCH)/bin/python -m pip install --quiet -e ".[plot,progress]" pytest hypothesis mpmath
+	touch $@
+
+test-notorch: $(NOTORCH)/.installed
+	$(NOTORCH)/bin/python -c "import expint, sys; assert 'torch' not in sys.modules"
+	$(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider
 
 # a developer's quick check (under a minute): the tests not marked slow
 test-fast: $(STAMP)
@@ -43,4 +57,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/phi_accuracy.py --out results
 
 clean:
-	rm -rf $(VENV) site results .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(NOTORCH) site results .pytest_cache .ruff_cache .hypothesis

@@ -76,7 +76,7 @@ def promote_working(x: Any, *, name: str = "z") -> tuple[Any, Any]:
     if is_torch_array(x):
         import torch
 
-        orig = x.dtype
+        orig: Any = x.dtype
         return x.to(torch.complex128 if x.is_complex() else torch.float64), orig
     arr = np.asarray(x)
     orig = arr.dtype

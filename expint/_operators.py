@@ -40,7 +40,7 @@ def _to_like(arr: Any, like: Any) -> Any:
     if is_torch_array(like):
         import torch
 
-        base = like.real.dtype if like.is_complex() else like.dtype
+        base: Any = like.real.dtype if like.is_complex() else like.dtype
         cplx = torch.complex64 if base == torch.float32 else torch.complex128
         arr_complex = arr.is_complex() if is_torch_array(arr) else np.iscomplexobj(arr)
         target = cplx if arr_complex else base
@@ -112,7 +112,7 @@ class LinearOperatorBase:
     def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
         """φ_0..φ_kmax (at least) of ``c h L``, cached per ``(h, c)`` (and ``t`` when time
         dependent); a request for a higher ``kmax`` recomputes and replaces the entry."""
-        key = (float(h), float(c), float(t) if self.time_dependent else None)
+        key = (float(h), float(c), float(t) if self.time_dependent and t is not None else None)
         hit = self._cache.get(key)
         if hit is not None and len(hit) > kmax:
             self._cache.move_to_end(key)

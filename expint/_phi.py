@@ -222,6 +222,8 @@ def _augmented(a: Any, kmax: int) -> Any:
     super-diagonal, zeros elsewhere."""
     n = a.shape[-1]
     size = n * (kmax + 1)
+    w: Any
+    eye: Any
     if is_torch_array(a):
         import torch
 

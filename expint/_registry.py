@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -15,7 +15,7 @@ def lookup(value: Any, registry: Mapping[str, T], cls: type, what: str, example:
     ``ValueError`` listing the valid names.
     """
     if isinstance(value, cls):
-        return value
+        return cast(T, value)
     if isinstance(value, type):
         raise TypeError(
             f"{what} must be a name or an instance, not a class "

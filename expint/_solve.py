@@ -303,7 +303,7 @@ def solve(
     t0, tf = _check_span(t_span)
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
     grid, save_idx = _merge_t_eval(grid, t_eval)
-    save_at = {}
+    save_at: dict[int, list[int]] = {}
     for k, i in enumerate(save_idx):
         save_at.setdefault(i, []).append(k)
 
@@ -344,6 +344,7 @@ def solve(
     if bar is not None:
         bar.close()
     keep = [k for k in range(len(saved)) if saved[k] is not None]
+    ys: Any
     if is_torch_array(y0):
         import torch
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from _optional import needs_torch, torch
 
 import expint
 
@@ -76,6 +76,7 @@ def test_coefficients_cached_per_step_size():
     assert op.phi_evaluations == 3
 
 
+@needs_torch
 def test_torch_state_with_numpy_operator():
     op = expint.Diagonal(D)
     y = torch.randn(2, 40, dtype=torch.float32)

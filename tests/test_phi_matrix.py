@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from _optional import BACKENDS, needs_torch, torch
 
 import expint
 from mpref import frobenius_relative, phi_matrix_ref
@@ -41,7 +41,7 @@ def references():
 
 
 @pytest.mark.slow  # the mpmath references take ~10 s
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_against_mpmath(references, name, backend):
     a, kmax = CASES[name]
@@ -68,6 +68,7 @@ def test_phi_matrix_equals_elementwise_on_diagonal():
         np.testing.assert_allclose(np.diag(expint.phi_matrix(k, np.diag(d))), expint.phi(k, d), rtol=1e-13)
 
 
+@needs_torch
 def test_float32_and_device_kept():
     a = torch.randn(2, 5, 5, dtype=torch.float32)
     out = expint.phi_matrix(2, a)

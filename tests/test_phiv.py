@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
-import torch
+from _optional import needs_torch, torch
 
 import expint
 from laplacian import exact_phiv, matvec_2d, sparse_1d
@@ -82,6 +82,7 @@ def test_complex_operator_and_negative_time():
     assert _rel(w, _dense_reference(a, [v, v], -1e-3)) < 1e-11
 
 
+@needs_torch
 def test_torch_vectors_keep_type_and_match_numpy():
     a = sparse_1d(100)
     at = torch.from_numpy(a.toarray())

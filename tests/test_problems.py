@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from _optional import needs_torch, torch
 
 import expint
 from expint import problems
@@ -61,6 +61,7 @@ def test_burgers_mass_and_decay():
     assert np.max(bp.to_physical(sol.y[-1])) < np.max(bp.to_physical(bp.y0))  # viscous decay of the peak
 
 
+@needs_torch
 def test_gray_scott_numpy_and_torch_agree():
     bp = problems.gray_scott(16)
     a = expint.solve(bp.problem, bp.y0, (0, 20), scheme="etdrk4", dt=1.0).y[-1]

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
+from _optional import needs_torch, torch
 
 import expint
 from expint import problems
@@ -75,6 +75,7 @@ def test_operator_kinds_agree(scheme):
     np.testing.assert_allclose(y_st, y_sd, rtol=1e-13, atol=1e-14)
 
 
+@needs_torch
 @pytest.mark.parametrize("scheme", ["etdrk4", "hochost4", "etdab3", "lawson_rk4"])
 def test_numpy_and_torch_agree_and_batch_equals_separate(scheme):
     bp = problems.kuramoto_sivashinsky(64)
@@ -90,6 +91,7 @@ def test_numpy_and_torch_agree_and_batch_equals_separate(scheme):
         np.testing.assert_allclose(sol_np.y[-1, i], single, rtol=1e-13, atol=1e-13 * np.abs(single).max())
 
 
+@needs_torch
 def test_float32_state_stays_float32():
     bp = problems.kuramoto_sivashinsky(64)
     y32 = torch.from_numpy(bp.y0).to(torch.complex64)

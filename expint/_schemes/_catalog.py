@@ -136,6 +136,8 @@ class Scheme:
         if self.tableau is not None:
             return RKStepper(self.tableau, linear, nonlinear)
         starter = _BY_NAME["etd2rk" if self.adams_order == 2 else "hochost4"].tableau
+        if starter is None or self.adams_order is None:  # pragma: no cover - catalogue invariant
+            raise RuntimeError(f"scheme {self.name!r} has neither a tableau nor an Adams order")
         return AdamsStepper(self.adams_order, linear, nonlinear, RKStepper(starter, linear, nonlinear))
 
 

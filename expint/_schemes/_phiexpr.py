@@ -77,7 +77,7 @@ class PhiExpr:
 
     def scalar(self, z: complex) -> complex:
         """Value at a scalar ``z`` (used to validate tableaus)."""
-        total = 0.0
+        total = 0j
         for (k, c, _s), coef in self.terms.items():
             total += coef * complex(phi_all(k, np.complex128(c * z))[k])
         return total

@@ -27,21 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from .schedules import Schedule
+from .schedules import DiscreteVP, Schedule
 
 KINDS = ("auto", "uniform", "quadratic", "power", "logsnr", "karras")
 SPACINGS = ("leading", "trailing", "linspace")
-
-
-def _default_ends(schedule: Schedule) -> tuple[float, float]:
-    end = getattr(schedule, "sigma_min", None)
-    if schedule.discrete:
-        return schedule.t_max, 0.0
-    if end is not None and type(schedule).__name__ == "EDM":
-        return schedule.t_max, end
-    if schedule.t_data is not None:
-        return schedule.t_max, 1e-3  # the usual ε of continuous VP / flow samplers
-    return schedule.t_max, schedule.t_min
 
 
 def diffusers_timesteps(n_train: int, n_steps: int, spacing: str, steps_offset: int = 0) -> np.ndarray:
@@ -54,8 +43,8 @@ def diffusers_timesteps(n_train: int, n_steps: int, spacing: str, steps_offset: 
         ratio = n_train // n_steps
         return (np.arange(0, n_steps) * ratio).round()[::-1].astype(np.int64) + steps_offset
     if spacing == "trailing":
-        ratio = n_train / n_steps
-        return np.arange(n_train, 0, -ratio).round().astype(np.int64) - 1
+        stride = n_train / n_steps
+        return np.arange(n_train, 0, -stride).round().astype(np.int64) - 1
     raise ValueError(f"unknown spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
 
 
@@ -141,22 +130,23 @@ def grid(
     for name, value in (("kappa", kappa), ("power", power)):
         if not (isinstance(value, (int, float, np.floating, np.integer)) and 0 < value < np.inf):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if rounding is not None and not schedule.discrete:
+    if rounding is not None and not isinstance(schedule, DiscreteVP):
         raise ValueError(f"rounding={rounding!r} needs a DiscreteVP schedule")
+    n_train = schedule.n if isinstance(schedule, DiscreteVP) else 0
     if final_zero and schedule.t_data is None:
         raise ValueError(
             f"{schedule!r} has no clean-data time (σ > 0 everywhere); final_zero=True is impossible"
         )
-    d_start, d_end = _default_ends(schedule)
+    d_start, d_end = schedule.default_span()
     t_start = d_start if t_start is None else float(t_start)
     t_end = d_end if t_end is None else float(t_end)
     # with final_zero the last of the n_steps steps goes to σ = 0
     n_spaced = n_steps - 1 if final_zero else n_steps
     tail = [schedule.t_data] if final_zero else []
     if rounding in SPACINGS:
-        if n_steps > schedule.n:
-            raise ValueError(f"n_steps = {n_steps} is more than the {schedule.n} training timesteps")
-        ts = diffusers_timesteps(schedule.n, n_steps, rounding).astype(np.float64)
+        if n_steps > n_train:
+            raise ValueError(f"n_steps = {n_steps} is more than the {n_train} training timesteps")
+        ts = diffusers_timesteps(n_train, n_steps, rounding).astype(np.float64)
         if not final_zero:
             if ts[-1] == 0:
                 raise ValueError(
@@ -170,7 +160,7 @@ def grid(
         return check_grid(schedule, np.array([t_start, *tail]))
     ts = _spaced(schedule, n_spaced, kind, t_start, t_end, kappa, power, exact_ends=rounding is None)
     if rounding is not None:
-        ts = _distinct_timesteps(ts, rounding, schedule.n)
+        ts = _distinct_timesteps(ts, rounding, n_train)
     if final_zero and ts[-1] == schedule.t_data:
         raise ValueError("t_end is the clean-data time already; pass final_zero=False")
     return check_grid(schedule, np.concatenate([ts, tail]))

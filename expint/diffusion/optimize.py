@@ -206,7 +206,7 @@ def optimize_grid(
     tried = [(loss_of(ts), i) for i, ts in enumerate(starts)]
     initial, first = min(tried)
     ts0 = starts[first]
-    best = {"loss": initial, "ts": ts0}
+    best: dict[str, Any] = {"loss": initial, "ts": ts0}
     evals = [len(starts)]
     if n >= 2 and max_evals > 1:
         from scipy.optimize import minimize

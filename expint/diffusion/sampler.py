@@ -10,7 +10,7 @@ state sum goes into a device buffer, read once at the end.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -238,10 +238,10 @@ class Sampler:
         if sums is not None and not bool(torch.isfinite(sums).all()):
             if not bool(torch.isfinite(sums[-1])):
                 raise ValueError("x_T contains NaN or inf; start from finite noise")
-            step = int(torch.nonzero(~torch.isfinite(sums))[0, 0])
+            bad = int(torch.nonzero(~torch.isfinite(sums))[0, 0])
             ends = np.atleast_2d(self.ts)[0]
             raise ValueError(
-                f"the state became non-finite at step {step} (t = {ends[step]:g} to {ends[step + 1]:g}): the "
+                f"the state became non-finite at step {bad} (t = {ends[bad]:g} to {ends[bad + 1]:g}): the "
                 "model returned non-finite values there (or the state overflowed); the samples are invalid"
             )
         return x
@@ -297,7 +297,7 @@ def _check_unchanged(raw: dict[int, int], preds: dict, step: int, method: str) -
             )
 
 
-def _combine(c0: Any, x: Any, terms: list, views: list, preds: dict) -> Any:
+def _combine(c0: Any, x: Any, terms: Sequence[tuple[int, int]], views: list, preds: dict) -> Any:
     """``c0·x + Σ c_k P_k``: one multiply, then fused in-place multiply–adds on the fresh
     result (the kernels a hand-written update would launch)."""
     acc = c0 * x

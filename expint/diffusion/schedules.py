@@ -65,6 +65,16 @@ class Schedule:
     #: for flow matching (diffusers' and the rectified-flow papers' choice)
     default_grid: str = "quadratic"
 
+    def default_span(self) -> tuple[float, float]:
+        """``(t_start, t_end)`` of ``grid(...)`` when none is given: the whole domain for a
+        discrete schedule, down to ``t = 1e-3`` (the usual ε of continuous VP and flow
+        samplers) where the schedule reaches clean data, else ``[t_min, t_max]``."""
+        if self.discrete:
+            return self.t_max, 0.0
+        if self.t_data is not None:
+            return self.t_max, 1e-3
+        return self.t_max, self.t_min
+
     # -- to be provided ---------------------------------------------------------------
     def log_alpha(self, t: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -326,6 +336,9 @@ class VE(Schedule):
 
     def _params(self) -> dict:
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+
+    def default_span(self) -> tuple[float, float]:
+        return self.t_max, self.sigma_min
 
     def log_alpha(self, t: Any) -> Any:
         return t * 0.0

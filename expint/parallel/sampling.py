@@ -105,7 +105,7 @@ def resolve_model(spec: Any) -> ModelSpec:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise ValueError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
-    factory = module
+    factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
         if factory is None:
@@ -189,9 +189,9 @@ def _fingerprint(spec: ModelSpec, t: float, device: Any, dtype: Any) -> float:
     import torch
 
     x = initial_noise(spec.schedule, t, spec.shape, 0, 0, 2).to(device=device, dtype=dtype)
-    t = torch.full((2,), t, dtype=dtype, device=device)
+    t_batch = torch.full((2,), t, dtype=dtype, device=device)
     with torch.no_grad():
-        out = spec.model(x, t)
+        out = spec.model(x, t_batch)
     return float(f"{float(out.double().sum()):.6g}")
 
 

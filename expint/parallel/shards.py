@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -227,12 +228,7 @@ class ShardedRun:
                 t0 = time.perf_counter()
                 arrays = self._check_arrays(compute(start, stop), start, stop)
                 t1 = time.perf_counter()
-                _write_atomic(
-                    self.shard_path(index),
-                    lambda f, a=arrays, r=(start, stop): np.savez(
-                        f, _hash=self.hash, _range=np.array(r), **a
-                    ),
-                )
+                _write_atomic(self.shard_path(index), partial(self._save, arrays, start, stop))
                 t_compute += t1 - t0
                 t_io += time.perf_counter() - t1
                 if bar is not None:
@@ -258,6 +254,10 @@ class ShardedRun:
         """Items finished by any rank (rank 0 counts the shard files on the shared disk)."""
         missing = sum(self.ranges[i][1] - self.ranges[i][0] for i in todo if not self.shard_path(i).exists())
         return self.n_items - missing
+
+    def _save(self, arrays: Mapping[str, np.ndarray], start: int, stop: int, f: Any) -> None:
+        contents: dict[str, Any] = {"_hash": self.hash, "_range": np.array((start, stop)), **arrays}
+        np.savez(f, **contents)
 
     @staticmethod
     def _check_arrays(arrays: Mapping[str, Any], start: int, stop: int) -> dict[str, np.ndarray]:

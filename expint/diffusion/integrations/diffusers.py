@@ -21,6 +21,7 @@ flow-matching scheduler honours is honoured here, or the config is refused with 
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,7 @@ from ..grids import KINDS, SPACINGS, grid
 from ..methods import DEFAULT_FLOW_METHOD, DEFAULT_METHOD
 from ..models import conversion
 from ..sampler import Sampler
-from ..schedules import DiscreteVP, FlowMatching
+from ..schedules import DiscreteVP, FlowMatching, Schedule
 
 _PREDICTIONS = {"epsilon": "eps", "sample": "x0", "v_prediction": "v", "flow_prediction": "flow"}
 
@@ -212,6 +213,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             )
         self.flow = flow
         self.method = method if method is not None else (DEFAULT_FLOW_METHOD if flow else DEFAULT_METHOD)
+        self.schedule: Schedule
         if flow:
             self.schedule = FlowMatching()
             self.prediction = "flow"
@@ -233,7 +235,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         self.sigmas = torch.empty(0)
         self._sampler: Sampler | None = None
         self._ts: np.ndarray | None = None
-        self._run = None
+        self._run: Generator[tuple[Any, Any], Any, Any] | None = None
         self._call = 0
         self._begin_index: int | None = None
         self._dtype: torch.dtype | None = None
@@ -423,7 +425,9 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             j = int(hits[0, 0])
         if not 0 <= j < len(times):
             raise ValueError(f"begin index {j} is outside the {len(times)} model calls")
-        sampler = self._sampler
+        sampler, ts = self._sampler, self._ts
+        if sampler is None or ts is None:
+            raise RuntimeError("call set_timesteps before step")
         if j > 0:
             starts = np.cumsum([0, *sampler.stages_per_step])[:-1]
             if j not in starts:
@@ -432,12 +436,12 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
                     "must be at the start of a step (use a multistep method)"
                 )
             step = int(np.nonzero(starts == j)[0][0])
-            sampler = Sampler(self.schedule, self._ts[step:], self.method, self.prediction)
+            sampler = Sampler(self.schedule, ts[step:], self.method, self.prediction)
         self._dtype = sample.dtype
-        self._run = sampler.iterate(sample.to(self._work_dtype()), check_finite=False)
+        run = self._run = sampler.iterate(sample.to(self._work_dtype()), check_finite=False)
         if self.config.clip_sample or self.config.thresholding:  # host maps only where used
             self._coefs = [self._x0_map(float(t)) for t in sampler.model_times[:, 0]]
-        next(self._run)  # the first model input is ``sample`` itself
+        next(run)  # the first model input is ``sample`` itself
         self._call = j
 
     def _x0_map(self, t: float) -> tuple[float, float]:
@@ -487,6 +491,9 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             self._start(timestep, sample)
             self._first = self._call
             self._x = sample.to(self._work_dtype())
+        run, x = self._run, self._x
+        if run is None or x is None:  # pragma: no cover - set together by _start
+            raise RuntimeError("the sampler did not start")
         expected = self.timesteps[self._call]
         if float(timestep) != float(expected):
             raise ValueError(
@@ -495,16 +502,16 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             )
         if self.config.variance_type in ("learned", "learned_range") and model_output.shape != sample.shape:
             model_output = model_output[:, : sample.shape[1]]
-        if sample is not self._x and sample.data_ptr() != self._x.data_ptr():
+        if sample is not x and sample.data_ptr() != x.data_ptr():
             # continue from the state the pipeline passes, which the model saw: it may be
             # a float16 copy of ours, or blended with known pixels (inpainting)
-            self._x.copy_(sample)
+            x.copy_(sample)
         out = model_output.to(torch.float32) if model_output.dtype != self._work_dtype() else model_output
         if self.config.clip_sample or self.config.thresholding:
-            out = self._postprocess(out, self._x, self._call - self._first)
+            out = self._postprocess(out, x, self._call - self._first)
         self._call += 1
         try:
-            nxt, _ = self._run.send(out)
+            nxt, _ = run.send(out)
             self._x = nxt
         except StopIteration as done:
             nxt = done.value
@@ -513,7 +520,8 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         return SchedulerOutput(prev_sample=prev) if return_dict else (prev,)
 
     def _work_dtype(self) -> torch.dtype:
-        return torch.float32 if self._dtype in (torch.float16, torch.bfloat16) else self._dtype
+        dtype = self._dtype if self._dtype is not None else torch.float32
+        return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
     # -- forward process ---------------------------------------------------------------
     def add_noise(
