@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from . import schemes
 from ._krylov import KrylovInfo, PhivResult, phiv
-from ._operators import Dense, Diagonal, LinearOperatorBase, MatrixFree, ScalarTime
+from ._operators import (
+    Dense,
+    Diagonal,
+    EvaluatedCoefficients,
+    EvaluatedOperator,
+    KrylovProducts,
+    LinearOperatorBase,
+    MatrixFree,
+    ScalarTime,
+)
 from ._phi import phi, phi_all, phi_matrix, phi_matrix_all
 from ._problem import SemilinearProblem
 from ._solution import Solution
@@ -19,7 +28,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Dense",
     "Diagonal",
+    "EvaluatedCoefficients",
+    "EvaluatedOperator",
     "KrylovInfo",
+    "KrylovProducts",
     "LinearOperatorBase",
     "MatrixFree",
     "PhivResult",

@@ -94,10 +94,6 @@ class PhivResult(NamedTuple):
 def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
     """Turn a dense array, sparse matrix, LinearOperator, expint operator or callable
     into ``(matvec, n)``."""
-    from ._operators import LinearOperatorBase  # local: _operators imports this module
-
-    if isinstance(a, LinearOperatorBase):
-        return a.apply, a.n
     if isinstance(a, type):
         raise TypeError(f"A must be a matrix or operator instance, got the class {a.__name__}")
     if is_torch_array(a) or isinstance(a, np.ndarray):
@@ -108,7 +104,8 @@ def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
         if len(a.shape) != 2 or a.shape[0] != a.shape[1]:
             raise ValueError(f"A must be square, got shape {a.shape}")
         return (lambda x: a @ x), int(a.shape[0])
-    if hasattr(a, "matvec") and hasattr(a, "shape"):  # scipy LinearOperator
+    if callable(getattr(a, "matvec", None)) and hasattr(a, "shape"):
+        # an expint operator (the KrylovProducts protocol) or a scipy LinearOperator
         return a.matvec, int(a.shape[0])
     raise TypeError(
         "A must be a square array, a scipy sparse matrix, a scipy LinearOperator or an "

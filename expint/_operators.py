@@ -18,20 +18,61 @@ which reduce to φ_k(cha) for a constant rate.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._backend import is_torch_array, stack, to_numpy
+from ._cache import LRUCache
 from ._interp import gauss_legendre
+from ._krylov import KrylovInfo, _check_product, phiv
 from ._phi import phi_all, phi_matrix_all
 from ._validation import check_finite, check_square
 
-__all__ = ["Dense", "Diagonal", "LinearOperatorBase", "MatrixFree", "ScalarTime"]
+__all__ = [
+    "Dense",
+    "Diagonal",
+    "EvaluatedCoefficients",
+    "EvaluatedOperator",
+    "KrylovProducts",
+    "LinearOperatorBase",
+    "MatrixFree",
+    "ScalarTime",
+]
 
 _CACHE_SIZE = 16
+
+
+@runtime_checkable
+class EvaluatedCoefficients(Protocol):
+    r"""Operators whose φ-functions are concrete objects (`Diagonal`, `Dense`,
+    `ScalarTime`): a scheme asks for a coefficient $\sum_m α_m φ_{k_m}(c_m h L)$ once per
+    step size and applies it to many vectors."""
+
+    def prefetch(self, h: float, exprs: Sequence[Any], t: float | None = None) -> None: ...
+
+    def phi_expr(
+        self, h: float, terms: dict[tuple[int, float, float], float], t: float | None, like: Any
+    ) -> Any: ...
+
+    def apply_coefficient(self, coef: Any, w: Any) -> Any: ...
+
+
+@runtime_checkable
+class KrylovProducts(Protocol):
+    r"""Operators known through their action (`MatrixFree`, and every operator): a scheme
+    asks for the products $\sum_k φ_k(c h L) w_k$ directly (one Krylov
+    approximation per call for a matrix-free operator)."""
+
+    n: int
+
+    def matvec(self, v: Any) -> Any: ...
+
+    def phi_combination(
+        self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None
+    ) -> Any: ...
 
 
 def _to_like(arr: Any, like: Any) -> Any:
@@ -80,7 +121,7 @@ class LinearOperatorBase:
     time_dependent = False
 
     def __init__(self) -> None:
-        self._cache: OrderedDict = OrderedDict()
+        self._cache = LRUCache(_CACHE_SIZE)
         self.phi_evaluations = 0
 
     # --- to be provided by subclasses -------------------------------------------------
@@ -95,6 +136,10 @@ class LinearOperatorBase:
         raise NotImplementedError
 
     # --- shared -----------------------------------------------------------------------
+    def matvec(self, v: Any) -> Any:
+        """``L v`` for one vector (what `expint.phiv` and Krylov methods call)."""
+        return self.apply(v)
+
     @property
     def shape(self) -> tuple[int, int]:
         """``(n, n)``."""
@@ -113,16 +158,11 @@ class LinearOperatorBase:
         """φ_0..φ_kmax (at least) of ``c h L``, cached per ``(h, c)`` (and ``t`` when time
         dependent); a request for a higher ``kmax`` recomputes and replaces the entry."""
         key = (float(h), float(c), float(t) if self.time_dependent and t is not None else None)
-        hit = self._cache.get(key)
-        if hit is not None and len(hit) > kmax:
-            self._cache.move_to_end(key)
+        hit = self._cache.get(key, usable=lambda entry: len(entry) > kmax)
+        if hit is not None:
             return hit
-        val = self._coefficients(float(h), float(c), int(kmax), t)
         self.phi_evaluations += 1
-        self._cache[key] = val
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return val
+        return self._cache.put(key, self._coefficients(float(h), float(c), int(kmax), t))
 
     def prefetch(self, h: float, exprs: Sequence[Any], t: float | None = None) -> None:
         """Compute, for each ``(c, s)`` used by the φ-expressions ``exprs``, all the
@@ -158,11 +198,17 @@ class LinearOperatorBase:
         coeffs = self.coefficients(h, c, kmax, t)
         return self._combine(coeffs, ws, h, c)
 
-    # --- evaluated coefficients (operators whose φ-functions are concrete objects) -----
-    explicit = True
-    # coefficients act by element-wise multiplication (steppers then use operator.mul,
-    # which saves a Python call per term on the hot path)
-    elementwise = True
+    def expmv(self, h: float, y: Any, t: float | None = None) -> Any:
+        """``exp(h L) y`` (for a time-dependent ``L``: the exact propagator from ``t``)."""
+        return self.phi_combination(h, 1.0, [y], t)
+
+
+class EvaluatedOperator(LinearOperatorBase):
+    """Base of operators with *evaluated coefficients* (the `EvaluatedCoefficients`
+    protocol): φ_k(c h L) are concrete arrays, matrices or scalars, computed once per
+    ``(h, c)`` and cached, and a scheme combines them with `phi_expr` and
+    `apply_coefficient`.  Subclasses provide ``_coefficients``, ``_combine`` and
+    ``_identity_like``."""
 
     def phi_expr(
         self, h: float, terms: dict[tuple[int, float, float], float], t: float | None, like: Any
@@ -192,16 +238,12 @@ class LinearOperatorBase:
     def _prepare(self, coef: Any, like: Any) -> Any:
         return _to_like(coef, like)
 
-    def apply_coefficient(self, coef: Any, w: Any) -> Any:
-        """``coef · w`` for a coefficient made by `phi_expr`."""
-        return w * coef
-
-    def expmv(self, h: float, y: Any, t: float | None = None) -> Any:
-        """``exp(h L) y`` (for a time-dependent ``L``: the exact propagator from ``t``)."""
-        return self.phi_combination(h, 1.0, [y], t)
+    # ``coef · w`` for a coefficient made by `phi_expr`: element-wise here (a builtin, so
+    # the steppers' hot loop makes no Python call per term); Dense overrides it
+    apply_coefficient: Callable[[Any, Any], Any] = staticmethod(operator.mul)
 
 
-class Diagonal(LinearOperatorBase):
+class Diagonal(EvaluatedOperator):
     r"""Diagonal linear part ``L = diag(d)`` (e.g. a Fourier-space derivative).
 
     Parameters
@@ -246,7 +288,7 @@ class Diagonal(LinearOperatorBase):
         return np.diag(to_numpy(self.d))
 
 
-class Dense(LinearOperatorBase):
+class Dense(EvaluatedOperator):
     r"""Dense linear part ``L = A`` (e.g. a Chebyshev differentiation matrix).
 
     φ_k(chA) are computed once per step size — by one eigendecomposition for a
@@ -315,8 +357,6 @@ class Dense(LinearOperatorBase):
             out = term if out is None else out + term
         return out
 
-    elementwise = False
-
     def _identity_like(self) -> Any:
         return np.eye(self.n)
 
@@ -357,8 +397,6 @@ class MatrixFree(LinearOperatorBase):
             raise TypeError("matvec must be a callable v -> L v (an instance, not a class)")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        from ._krylov import KrylovInfo
-
         self._user_matvec = matvec
         self._checked = False
         self.n = int(n)
@@ -366,15 +404,11 @@ class MatrixFree(LinearOperatorBase):
         self.m = m
         self.krylov_info = KrylovInfo()
 
-    explicit = False
-
     def matvec(self, v: Any) -> Any:
         """``L v`` for one vector; the first product is checked (array type, shape
         ``(n,)``, finite) so a faulty matvec fails here, not deep in a Krylov loop."""
         out = self._user_matvec(v)
         if not self._checked:
-            from ._krylov import _check_product
-
             _check_product(out, v, self.n)
             self._checked = True
         return out
@@ -390,8 +424,6 @@ class MatrixFree(LinearOperatorBase):
         return None  # nothing to precompute: the Krylov space depends on the vectors
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
-        from ._krylov import phiv
-
         tau = c * h
         ref = next(w for w in ws if w is not None)
         batch_shape = tuple(ref.shape[:-1])
@@ -411,7 +443,7 @@ class MatrixFree(LinearOperatorBase):
         return stack(rows).reshape(ref.shape)
 
 
-class ScalarTime(LinearOperatorBase):
+class ScalarTime(EvaluatedOperator):
     r"""Time-dependent scalar linear part ``L(t) = a(t) I``.
 
     Parameters

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test`
 
 SCH = VPLinear()
 T0, T1 = 1.0, 1e-3
-GEN = torch.Generator().manual_seed(0)
-X_T = torch.randn(16, 3, dtype=torch.float64, generator=GEN)
+X_T = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 NAMES = list(METHODS)
 MIX = toy.GaussianMixture([[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5], [0.2, -1.2, -0.4]], [0.3, 0.5, 0.2], SCH)
 

@@ -71,3 +71,15 @@ def test_classical_tableaus_are_validated():
         ClassicalTableau("bad", (0.0, 1.0), ((), (1.0,)), (0.5, 0.5), 3)
     with pytest.raises(ValueError, match="rows of a do not sum"):
         ClassicalTableau("bad", (0.0, 0.5), ((), (1.0,)), (0.0, 1.0), 1)
+
+
+def test_sampler_docstring_lists_every_preset_in_registry_order():
+    """The API page renders docstrings from source, so the list is written out; this
+    keeps it equal to the registry."""
+    import re
+
+    from expint.diffusion import Sampler
+
+    doc = Sampler.__doc__ or ""
+    block = doc[doc.index("A preset from") : doc.index("(the tests")]
+    assert re.findall(r"``(\w+)``", block)[1:] == list(METHODS)

@@ -11,19 +11,19 @@ from _optional import needs_torch, torch
 
 import expint
 
-RNG = np.random.default_rng(3)
+_CONSTANTS_RNG = np.random.default_rng(3)
 D = -np.logspace(-2, 3, 40)  # stiff diagonal spectrum
-Q, _ = np.linalg.qr(RNG.standard_normal((40, 40)))
+Q, _ = np.linalg.qr(_CONSTANTS_RNG.standard_normal((40, 40)))
 
 
-def _ws(batch=()):
-    return [RNG.standard_normal((*batch, 40)) for _ in range(4)]
+def _ws(rng, batch=()):
+    return [rng.standard_normal((*batch, 40)) for _ in range(4)]
 
 
 @pytest.mark.parametrize("c", [0.5, 1.0])
-def test_diagonal_dense_matrixfree_agree(c):
+def test_diagonal_dense_matrixfree_agree(c, rng):
     h = 0.01
-    ws = _ws((3,))
+    ws = _ws(rng, (3,))
     diag = expint.Diagonal(D).phi_combination(h, c, ws)
     dense = expint.Dense(np.diag(D)).phi_combination(h, c, ws)
     mfree = expint.MatrixFree(lambda v: D * v, 40, tol=1e-13).phi_combination(h, c, ws)
@@ -31,18 +31,18 @@ def test_diagonal_dense_matrixfree_agree(c):
     np.testing.assert_allclose(mfree, diag, rtol=1e-10, atol=1e-11)
 
 
-def test_dense_nondiagonal_matches_krylov():
+def test_dense_nondiagonal_matches_krylov(rng):
     a = Q @ np.diag(D) @ Q.T
-    ws = _ws()
+    ws = _ws(rng)
     dense = expint.Dense(a).phi_combination(0.02, 1.0, ws)
     mfree = expint.MatrixFree(lambda v: a @ v, 40, tol=1e-12).phi_combination(0.02, 1.0, ws)
     np.testing.assert_allclose(mfree, dense, rtol=1e-9, atol=1e-10)
 
 
-def test_scalar_time_constant_rate_equals_diagonal():
+def test_scalar_time_constant_rate_equals_diagonal(rng):
     rate = -3.7
     op = expint.ScalarTime(lambda t: rate, lambda s, t: rate * (t - s))
-    ws = [RNG.standard_normal(5) for _ in range(5)]
+    ws = [rng.standard_normal(5) for _ in range(5)]
     ref = expint.Diagonal(np.full(5, rate)).phi_combination(0.3, 0.5, ws)
     np.testing.assert_allclose(op.phi_combination(0.3, 0.5, ws, t=1.0), ref, rtol=1e-14)
 
@@ -66,9 +66,9 @@ def test_stiff_scalar_time_uses_enough_panels():
     np.testing.assert_allclose(got, expint.phi_all(3, np.array(rate * 0.1)), rtol=1e-13)
 
 
-def test_coefficients_cached_per_step_size():
+def test_coefficients_cached_per_step_size(rng):
     op = expint.Diagonal(D)
-    ws = _ws()
+    ws = _ws(rng)
     for _ in range(5):
         op.phi_combination(0.1, 1.0, ws)
     op.phi_combination(0.1, 0.5, ws)
@@ -87,10 +87,10 @@ def test_torch_state_with_numpy_operator():
     np.testing.assert_allclose(op.apply(y).numpy(), D * y.numpy(), rtol=1e-6)
 
 
-def test_complex_diagonal_dispersive():
+def test_complex_diagonal_dispersive(rng):
     k = np.fft.fftfreq(32, 1 / 32)
     op = expint.Diagonal(1j * k**3)
-    y = RNG.standard_normal(32) + 0j
+    y = rng.standard_normal(32) + 0j
     out = op.expmv(0.01, y)
     np.testing.assert_allclose(out, np.exp(0.01j * k**3) * y, rtol=1e-14)
 

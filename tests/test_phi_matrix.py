@@ -11,13 +11,13 @@ from _optional import BACKENDS, needs_torch, torch
 import expint
 from mpref import frobenius_relative, phi_matrix_ref
 
-RNG = np.random.default_rng(20261126)
+_RNG = np.random.default_rng(20261126)
 
 
 def _stiff(n: int, lowest: float = -1e4, nonnormality: float = 1.0) -> np.ndarray:
     """V diag(d) V^{-1}, eigenvalues log-spaced in [lowest, -1], V far from orthogonal."""
     d = -np.logspace(0, math.log10(-lowest), n)
-    v = np.eye(n) + nonnormality * np.triu(RNG.standard_normal((n, n)), 1) / math.sqrt(n)
+    v = np.eye(n) + nonnormality * np.triu(_RNG.standard_normal((n, n)), 1) / math.sqrt(n)
     return v @ np.diag(d) @ np.linalg.inv(v)
 
 
@@ -26,11 +26,11 @@ def _jordan(n: int, lam: float, off: float) -> np.ndarray:
 
 
 CASES = {
-    "random8": (RNG.standard_normal((8, 8)), 8),
-    "random_complex6": (RNG.standard_normal((6, 6)) + 1j * RNG.standard_normal((6, 6)), 6),
+    "random8": (_RNG.standard_normal((8, 8)), 8),
+    "random_complex6": (_RNG.standard_normal((6, 6)) + 1j * _RNG.standard_normal((6, 6)), 6),
     "stiff12": (_stiff(12), 8),
     "jordan_nonnormal": (_jordan(6, -50.0, 30.0), 8),
-    "skew_dispersive": ((lambda m: 40.0 * (m - m.T))(RNG.standard_normal((10, 10))), 4),
+    "skew_dispersive": ((lambda m: 40.0 * (m - m.T))(_RNG.standard_normal((10, 10))), 4),
     "stiff32": (_stiff(32), 4),
 }
 

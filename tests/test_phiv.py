@@ -10,8 +10,6 @@ from _optional import needs_torch, torch
 import expint
 from laplacian import exact_phiv, matvec_2d, sparse_1d
 
-RNG = np.random.default_rng(7)
-
 
 def _rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
@@ -24,9 +22,9 @@ def _dense_reference(a: np.ndarray, vs, t):
 
 @pytest.mark.parametrize("tol", [1e-6, 1e-10])
 @pytest.mark.parametrize(("n", "t", "p"), [(100, 1e-3, 3), (200, 1e-2, 0), (150, 1e-2, 4), (50, 1.0, 2)])
-def test_1d_laplacian_meets_tolerance_against_dense(n, t, p, tol):
+def test_1d_laplacian_meets_tolerance_against_dense(n, t, p, tol, rng):
     a = sparse_1d(n)
-    vs = [RNG.standard_normal(n) for _ in range(p + 1)]
+    vs = [rng.standard_normal(n) for _ in range(p + 1)]
     w, info = expint.phiv(a, vs, t, tol=tol)
     ref = _dense_reference(a.toarray(), vs, t)
     assert _rel(w, ref) <= tol
@@ -35,10 +33,10 @@ def test_1d_laplacian_meets_tolerance_against_dense(n, t, p, tol):
     assert info.matvecs > 0 and info.substeps >= 1 and len(info.basis_sizes) == info.substeps
 
 
-def test_dense_sparse_linear_operator_and_matrixfree_agree():
+def test_dense_sparse_linear_operator_and_matrixfree_agree(rng):
     n = 80
     a = sparse_1d(n)
-    vs = [RNG.standard_normal(n) for _ in range(3)]
+    vs = [rng.standard_normal(n) for _ in range(3)]
     results = [
         expint.phiv(a, vs, 2e-3, tol=1e-12).w,
         expint.phiv(a.toarray(), vs, 2e-3, tol=1e-12).w,
@@ -50,7 +48,7 @@ def test_dense_sparse_linear_operator_and_matrixfree_agree():
 
 
 @pytest.mark.parametrize(("dim", "n", "t"), [(1, 2000, 1e-5), (2, 60, 1e-3), (2, 500, 2e-5)])
-def test_matrix_free_laplacian_against_sine_transform(dim, n, t):
+def test_matrix_free_laplacian_against_sine_transform(dim, n, t, rng):
     """Up to n = 250,000 unknowns (2-D, 500 x 500), matrix-free."""
     size = n**dim
     lap = sparse_1d(n) if dim == 1 else None
@@ -59,25 +57,25 @@ def test_matrix_free_laplacian_against_sine_transform(dim, n, t):
     x = np.linspace(0, 1, n + 2)[1:-1]
     smooth = np.sin(np.pi * x) * (1 + x)
     v0 = np.outer(smooth, smooth).ravel() if dim == 2 else smooth
-    vs = [v0, RNG.standard_normal(size), np.ones(size)]
+    vs = [v0, rng.standard_normal(size), np.ones(size)]
     w, info = expint.phiv(op, vs, t, tol=1e-8)
     ref = exact_phiv(dim, n, vs, t)
     assert _rel(w, ref) <= 1e-8
     assert info.matvecs >= 10
 
 
-def test_happy_breakdown_is_exact():
+def test_happy_breakdown_is_exact(rng):
     d = np.repeat([-1.0, -5.0, -20.0], 30)
-    v = RNG.standard_normal(90)
+    v = rng.standard_normal(90)
     w, info = expint.phiv(np.diag(d), [v, v, v], 0.7)
     ref = _dense_reference(np.diag(d), [v, v, v], 0.7)
     assert info.happy_breakdowns == 1
     assert _rel(w, ref) < 1e-13
 
 
-def test_complex_operator_and_negative_time():
+def test_complex_operator_and_negative_time(rng):
     a = 1j * sparse_1d(60).toarray()  # Schrödinger-type, imaginary spectrum
-    v = RNG.standard_normal(60) + 0j
+    v = rng.standard_normal(60) + 0j
     w, _ = expint.phiv(a, [v, v], -1e-3, tol=1e-12)
     assert _rel(w, _dense_reference(a, [v, v], -1e-3)) < 1e-11
 
@@ -93,8 +91,8 @@ def test_torch_vectors_keep_type_and_match_numpy():
     assert _rel(w.numpy(), ref) < 1e-11
 
 
-def test_zero_time_returns_v0():
-    v = RNG.standard_normal(5)
+def test_zero_time_returns_v0(rng):
+    v = rng.standard_normal(5)
     w, info = expint.phiv(np.eye(5), [v, v], 0.0)
     np.testing.assert_array_equal(w, v)
     assert info.matvecs == 0

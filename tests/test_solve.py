@@ -13,11 +13,11 @@ import expint
 from expint import problems
 
 SCHEMES = expint.schemes.names()
-RNG = np.random.default_rng(11)
+_CONSTANTS_RNG = np.random.default_rng(11)
 D = -np.logspace(-1, 3, 12)  # stiff diagonal
-Q, _ = np.linalg.qr(RNG.standard_normal((12, 12)))
+Q, _ = np.linalg.qr(_CONSTANTS_RNG.standard_normal((12, 12)))
 A = Q @ np.diag(D) @ Q.T  # same spectrum, dense and non-diagonal
-Y0 = RNG.standard_normal(12)
+Y0 = _CONSTANTS_RNG.standard_normal(12)
 
 
 def _zero(t, y):
@@ -33,9 +33,9 @@ def test_zero_nonlinearity_reproduces_the_exponential(scheme):
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_constant_nonlinearity(scheme):
+def test_constant_nonlinearity(scheme, rng):
     """ETD schemes are exact for constant N; Lawson schemes are not."""
-    g = RNG.standard_normal(12)
+    g = rng.standard_normal(12)
     prob = expint.SemilinearProblem(expint.Diagonal(D), lambda t, y: y * 0 + g)
     sol = expint.solve(prob, Y0, (0.0, 1.0), scheme=scheme, n_steps=5)
     exact = expint.phi(0, D) * Y0 + expint.phi(1, D) * g  # e^{L} y0 + φ_1(L) g

@@ -1,6 +1,7 @@
 """The scheme catalogue: name -> tableau or multistep rule, with orders.
 
-Coefficients follow the cited papers (see ``docs/schemes.md``); every tableau is
+Coefficients follow the cited papers (full citations in ``docs/references.md``; the
+table with orders in ``docs/solver.md``); every tableau is
 validated when this module is imported (``ExpRKTableau.validate``).
 """
 

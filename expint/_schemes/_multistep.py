@@ -21,10 +21,12 @@ for ``q ≥ 3``), so the start-up does not reduce the global order ``q``.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
 
+from .._cache import LRUCache
 from .._interp import lagrange_monomials
+from .._operators import EvaluatedCoefficients
 from ._phiexpr import P, PhiExpr
 from ._rk import RKStepper, _combine_grouped
 
@@ -52,9 +54,10 @@ class AdamsStepper:
         self.linear = linear
         self.nonlinear = nonlinear
         self.starter = starter
+        self._evaluated_coefficients = isinstance(linear, EvaluatedCoefficients)
         self.history: deque = deque(maxlen=order)  # (t, N) newest first
         self._nfev = 0
-        self._coeffs: OrderedDict = OrderedDict()
+        self._coeffs = LRUCache(_CACHE)
 
     @property
     def nfev(self) -> int:
@@ -67,7 +70,7 @@ class AdamsStepper:
         if len(self.history) < self.q:
             return self.starter.step(t, h, u, n0=n_now)
         thetas = tuple(round((tj - t) / h, 12) for tj, _ in self.history)
-        if self.linear.explicit:
+        if self._evaluated_coefficients:
             coeffs = self._evaluated(h, t, thetas, u)
             acc = self.linear.apply_coefficient(coeffs[0], u)
             for w, (_, nj) in zip(coeffs[1:], self.history, strict=True):
@@ -85,8 +88,4 @@ class AdamsStepper:
         lin = self.linear
         exprs = [P(0)] + [h * w for w in phi_adams_weights(thetas)]
         lin.prefetch(h, exprs, t)
-        out = [lin.phi_expr(h, e.terms, t, like) for e in exprs]
-        self._coeffs[key] = out
-        if len(self._coeffs) > _CACHE:
-            self._coeffs.popitem(last=False)
-        return out
+        return self._coeffs.put(key, [lin.phi_expr(h, e.terms, t, like) for e in exprs])

@@ -10,10 +10,10 @@ Kassam–Trefethen loop).  ``MatrixFree`` operators get each stage as one
 from __future__ import annotations
 
 import math
-import operator
-from collections import OrderedDict
 from typing import Any
 
+from .._cache import LRUCache
+from .._operators import EvaluatedCoefficients
 from ._phiexpr import E, PhiExpr
 from ._tableau import ExpRKTableau
 
@@ -27,8 +27,11 @@ class RKStepper:
         self.tab = tableau
         self.linear = linear
         self.nonlinear = nonlinear
+        # which of the two operator protocols the step uses (decided once: an isinstance
+        # check against a runtime protocol costs microseconds)
+        self._evaluated_coefficients = isinstance(linear, EvaluatedCoefficients)
         self.nfev = 0
-        self._coeffs: OrderedDict = OrderedDict()
+        self._coeffs = LRUCache(_CACHE)
         # stage i: (exp(c_i hL) expr, [(j, a_ij expr)]); then the update
         self._rows = [(tableau.stage_exp[i], tableau.row(i)) for i in range(tableau.stages)]
         self._final = (E(1.0), [(i, b) for i, b in enumerate(tableau.b) if b])
@@ -45,16 +48,13 @@ class RKStepper:
         for exp_expr, row in [*self._rows, self._final]:
             e = None if _is_identity(exp_expr) else lin.phi_expr(h, exp_expr.terms, t, like)
             out.append((e, [(j, lin.phi_expr(h, (h * a).terms, t, like)) for j, a in row]))
-        self._coeffs[key] = out
-        if len(self._coeffs) > _CACHE:
-            self._coeffs.popitem(last=False)
-        return out
+        return self._coeffs.put(key, out)
 
     # -- the step ---------------------------------------------------------------------
     def step(self, t: float, h: float, u: Any, n0: Any = None) -> Any:
         """``u(t + h)`` from ``u(t)``; ``n0 = N(t, u)`` may be passed if already known
         (used only when the first node is ``c_1 = 0``)."""
-        if self.linear.explicit:
+        if self._evaluated_coefficients:
             return self._step_evaluated(t, h, u, n0)
         return self._step_krylov(t, h, u, n0)
 
@@ -66,7 +66,7 @@ class RKStepper:
 
     def _step_evaluated(self, t: float, h: float, u: Any, n0: Any) -> Any:
         lin = self.linear  # this loop is the hot path: bind the apply function once
-        apply = operator.mul if lin.elementwise else lin.apply_coefficient
+        apply = lin.apply_coefficient
         coeffs = self._evaluated(h, t, u)
         last = len(coeffs) - 1
         n_vals: list[Any] = []
