@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from expint.diffusion import METHODS, DiscreteVP, ExponentialAdams, Sampler, grid, toy
+from expint.diffusion import DEFAULT_METHOD, METHODS, DiscreteVP, ExponentialAdams, Sampler, grid, toy
 
 NFES = (5, 6, 8, 10, 15, 20)
 GRIDS = ("logsnr", "quadratic", "karras", "uniform")
@@ -108,6 +108,19 @@ def run_expint(sch, model, x_T, refs):
                 if nfe not in best or err < best[nfe][0]:
                     best[nfe] = (err, kind, s.nfe)
         rows[f"expint {name}"] = best
+    return rows
+
+
+def run_default(sch, model, x_T, refs):
+    """What ``sample`` does when nothing is named: DEFAULT_METHOD on the schedule's
+    default grid kind, here from t = 999 to σ = 0; and DDIM on the same grid."""
+    ref = refs.get(999.0, -1.0)
+    rows: dict = {"expint default": {}, "expint ddim (default grid)": {}}
+    for nfe in NFES:
+        ts = sigma_zero_grid(sch, nfe, "auto")
+        for name, method in (("expint default", DEFAULT_METHOD), ("expint ddim (default grid)", "ddim")):
+            s = Sampler(sch, ts, method)
+            rows[name][nfe] = (rmse(s(model, x_T), ref), sch.default_grid, s.nfe)
     return rows
 
 
@@ -209,6 +222,18 @@ def main() -> None:
         bd = min(((r[n][0], k) for k, r in theirs.items() if n in r))
         summary[n] = (be, bd)
         print(f"| {n} | {be[1]} | {be[0]:.2e} | {bd[1]} | {bd[0]:.2e} | {bd[0] / be[0]:.1f} |")
+    default = run_default(sch, model, x_T, refs)
+    print(f"\n### expint default ({DEFAULT_METHOD}, {sch.default_grid} grid) against DDIM on that grid and ")
+    print("the best single diffusers configuration (one configuration for every NFE)\n")
+    dd = default["expint default"]
+    single = min(theirs, key=lambda k: np.mean([math.log(theirs[k][n][0]) for n in NFES]))
+    print(f"| NFE | default | DDIM, same grid | {single} | {single} / default |")
+    print("|---|---|---|---|---|")
+    for n in NFES:
+        ddim, peer = default["expint ddim (default grid)"][n][0], theirs[single][n][0]
+        print(f"| {n} | {dd[n][0]:.3g} | {ddim:.3g} | {peer:.3g} | {peer / dd[n][0]:.2f} |")
+    gm = math.exp(np.mean([math.log(theirs[single][n][0] / dd[n][0]) for n in NFES]))
+    print(f"\ngeometric mean of {single} / default over NFE {NFES[0]}–{NFES[-1]}: {gm:.2f}")
     bad = nan_sweep(sch, model, x_T)
     print(
         f"\nNaN/inf sweep, every expint method, NFE 3–100 (λ-uniform grid to σ = 0): "

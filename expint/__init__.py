@@ -7,6 +7,7 @@ are and keep their dtype and device.
 from __future__ import annotations
 
 from . import schemes
+from ._backend import Array
 from ._krylov import KrylovInfo, PhivResult, phiv
 from ._operators import (
     Dense,
@@ -26,6 +27,7 @@ from ._solve import solve, time_grid
 __version__ = "0.1.0"
 
 __all__ = [
+    "Array",
     "Dense",
     "Diagonal",
     "EvaluatedCoefficients",

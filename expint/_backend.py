@@ -10,19 +10,39 @@ steps even when the user works in single precision.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
-from array_api_compat import array_namespace, is_torch_array
+from array_api_compat import array_namespace, device, is_torch_array
 
 __all__ = [
+    "Array",
+    "all_finite",
+    "any_true",
     "array_namespace",
     "as_array",
+    "as_like",
+    "cast",
+    "concat",
+    "device",
+    "from_host",
+    "is_array",
     "is_complex",
+    "is_inexact",
     "is_torch_array",
+    "promote_types",
     "promote_working",
+    "stack",
     "to_numpy",
+    "vdot",
+    "vector_norm",
 ]
+
+
+#: What expint's functions take and return: a ``numpy.ndarray`` or a ``torch.Tensor``
+#: (any dtype or device the function accepts), or array-like input where documented.
+#: An alias of ``Any`` so that either type checks; the name says what is meant.
+Array: TypeAlias = Any
 
 
 def as_array(x: Any, *, name: str = "z") -> Any:
@@ -124,3 +144,75 @@ def concat(arrays: list[Any], axis: int = 0) -> Any:
 
         return torch.cat(arrays, dim=axis)
     return np.concatenate(arrays, axis=axis)
+
+
+def is_array(x: Any) -> bool:
+    """True for a numpy array or a torch tensor."""
+    return isinstance(x, np.ndarray) or is_torch_array(x)
+
+
+def is_inexact(x: Any) -> bool:
+    """True for a floating-point or complex dtype."""
+    return _dtype_kind(x) in "fc"
+
+
+def all_finite(x: Any) -> bool:
+    """``bool(isfinite(x).all())`` (one host synchronisation for a device tensor)."""
+    if is_torch_array(x):
+        return bool(x.isfinite().all())
+    return bool(np.isfinite(x).all())
+
+
+def cast(x: Any, dtype: Any) -> Any:
+    """``x`` in ``dtype`` (a numpy dtype for arrays, a torch dtype for tensors)."""
+    if is_torch_array(x):
+        return x.to(dtype)
+    return np.asarray(x, dtype=dtype)
+
+
+def as_like(arr: Any, like: Any) -> Any:
+    """Host array ``arr`` as the array type, dtype and device of ``like``."""
+    if is_torch_array(like):
+        import torch
+
+        return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
+    return np.asarray(arr).astype(like.dtype)
+
+
+def from_host(arr: np.ndarray, like: Any) -> Any:
+    """Host array ``arr``, keeping its dtype, as ``like``'s array type on ``like``'s device."""
+    if is_torch_array(like):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(like.device)
+    return arr
+
+
+def promote_types(arrays: list[Any]) -> Any:
+    """The smallest dtype that holds every array's values."""
+    if is_torch_array(arrays[0]):
+        import torch
+
+        dt = arrays[0].dtype
+        for a in arrays[1:]:
+            dt = torch.promote_types(dt, a.dtype)
+        return dt
+    return np.result_type(*arrays)
+
+
+def vdot(a: Any, b: Any) -> complex:
+    """Conjugated dot product of two vectors, as a host number."""
+    if is_torch_array(a):
+        import torch
+
+        return complex(torch.vdot(a, b).item())
+    return complex(np.vdot(a, b))
+
+
+def vector_norm(a: Any) -> float:
+    """2-norm of a vector, as a host number."""
+    if is_torch_array(a):
+        import torch
+
+        return float(torch.linalg.vector_norm(a).item())
+    return float(np.linalg.norm(a))

@@ -41,7 +41,21 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg
 
-from ._backend import concat, is_torch_array, to_numpy
+from ._backend import (
+    Array,
+    all_finite,
+    as_like,
+    cast,
+    concat,
+    is_array,
+    is_complex,
+    is_inexact,
+    is_torch_array,
+    promote_types,
+    to_numpy,
+    vdot,
+    vector_norm,
+)
 
 __all__ = ["KrylovInfo", "PhivResult", "phiv"]
 
@@ -96,7 +110,7 @@ def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
     into ``(matvec, n)``."""
     if isinstance(a, type):
         raise TypeError(f"A must be a matrix or operator instance, got the class {a.__name__}")
-    if is_torch_array(a) or isinstance(a, np.ndarray):
+    if is_array(a):
         if a.ndim != 2 or a.shape[0] != a.shape[1]:
             raise ValueError(f"A must be a square matrix of shape (n, n), got {tuple(a.shape)}")
         return (lambda x: a @ x), int(a.shape[0])
@@ -115,7 +129,7 @@ def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
 
 def _check_product(out: Any, v: Any, n: int) -> Any:
     """The first product ``A v``: same array type as ``v``, shape ``(n,)``, finite."""
-    if is_torch_array(v) != is_torch_array(out) or not hasattr(out, "shape"):
+    if is_torch_array(v) != is_torch_array(out) or not is_array(out):
         raise TypeError(
             f"A (matvec) returned {type(out).__name__} for a {type(v).__name__} vector; "
             "return the same array type as its input"
@@ -125,68 +139,41 @@ def _check_product(out: Any, v: Any, n: int) -> Any:
             f"A (matvec) returned shape {tuple(out.shape)} for a vector of shape ({n},); "
             "it must return a vector of the same shape"
         )
-    finite = bool(out.isfinite().all()) if is_torch_array(out) else bool(np.isfinite(out).all())
-    if not finite:
+    if not all_finite(out):
         raise ValueError(
             "A (matvec) returned NaN or inf for a finite vector; check A (or the matvec) for NaN/inf entries"
         )
     return out
 
 
-class _Vec:
-    """Minimal vector algebra for numpy arrays and torch tensors (1-D)."""
-
-    def __init__(self, like: Any):
-        self.torch = is_torch_array(like)
-
-    def dot(self, a: Any, b: Any) -> complex:
-        if self.torch:
-            import torch
-
-            return complex(torch.vdot(a, b).item())
-        return complex(np.vdot(a, b))
-
-    def norm(self, a: Any) -> float:
-        if self.torch:
-            import torch
-
-            return float(torch.linalg.vector_norm(a).item())
-        return float(np.linalg.norm(a))
-
-    def combine(self, basis: list[Any], coeffs: np.ndarray, like: Any) -> Any:
-        """Σ_i coeffs[i] basis[i] in the dtype of ``like``."""
-        out = basis[0] * _scalar(coeffs[0], like)
-        for b, c in zip(basis[1:], coeffs[1:], strict=True):
-            out = out + b * _scalar(c, like)
-        return out
+def _combine(basis: list[Any], coeffs: np.ndarray, like: Any) -> Any:
+    """Σ_i coeffs[i] basis[i] in the dtype of ``like``."""
+    out = basis[0] * _scalar(coeffs[0], like)
+    for b, c in zip(basis[1:], coeffs[1:], strict=True):
+        out = out + b * _scalar(c, like)
+    return out
 
 
 def _scalar(c: complex, like: Any) -> Any:
-    if _is_complex(like):
+    if is_complex(like):
         return complex(c)
     return float(np.real(c))
 
 
-def _is_complex(x: Any) -> bool:
-    return x.is_complex() if is_torch_array(x) else np.iscomplexobj(x)
-
-
 def _check_vectors(vs: Any, n: int) -> list[Any]:
-    if is_torch_array(vs) or isinstance(vs, np.ndarray):
+    if is_array(vs):
         vs = [vs] if vs.ndim == 1 else list(vs)
     if not isinstance(vs, (list, tuple)) or len(vs) == 0:
         raise TypeError("vs must be a non-empty sequence of vectors [v_0, v_1, …, v_p]")
     out = []
     for i, v in enumerate(vs):
-        if not (is_torch_array(v) or isinstance(v, np.ndarray)):
+        if not is_array(v):
             v = np.asarray(v)
         if v.ndim != 1 or v.shape[0] != n:
             raise ValueError(f"vs[{i}] must have shape ({n},) to match A, got {tuple(v.shape)}")
-        floating = v.is_floating_point() if is_torch_array(v) else v.dtype.kind == "f"
-        if not (floating or _is_complex(v)):
+        if not is_inexact(v):
             raise TypeError(f"vs[{i}] has an integer or boolean dtype; pass floating-point vectors")
-        finite = bool(v.isfinite().all()) if is_torch_array(v) else bool(np.isfinite(v).all())
-        if not finite:
+        if not all_finite(v):
             raise ValueError(f"vs[{i}] must be finite (it contains NaN or inf)")
         out.append(v)
     if len({is_torch_array(v) for v in out}) > 1:
@@ -194,21 +181,9 @@ def _check_vectors(vs: Any, n: int) -> list[Any]:
     return out
 
 
-def _common_dtype(vs: list[Any], probe: Any) -> Any:
-    """Result dtype: the widest of the vectors' dtypes and of ``A x``."""
-    if is_torch_array(vs[0]):
-        import torch
-
-        dt = vs[0].dtype
-        for v in [*vs[1:], probe]:
-            dt = torch.promote_types(dt, v.dtype)
-        return dt
-    return np.result_type(*vs, probe)
-
-
 def phiv(
     A: Any,
-    vs: Sequence[Any] | Any,
+    vs: Sequence[Array] | Array,
     t: float = 1.0,
     *,
     tol: float = 1e-10,
@@ -266,8 +241,8 @@ def phiv(
     sign = 1.0 if t > 0 else -1.0
     probe = _check_product(matvec(vs[0]), vs[0], n)
     info.matvecs += 1
-    dtype = _common_dtype(vs, probe)
-    vs = [v.to(dtype) if is_torch_array(v) else np.asarray(v, dtype=dtype) for v in vs]
+    dtype = promote_types([*vs, probe])
+    vs = [cast(v, dtype) for v in vs]
     # t < 0: t^k φ_k(tA) v_k = |t|^k φ_k(|t|(-A)) (-1)^k v_k
     if sign < 0:
         vs = [v * (-1.0) ** k for k, v in enumerate(vs)]
@@ -278,8 +253,7 @@ def phiv(
 
     # η balances the columns of B against A (Al-Mohy & Higham): a power of two so the
     # scaling is exact.
-    vec = _Vec(vs[0])
-    bnorm = max((vec.norm(v) for v in vs[1:]), default=0.0)
+    bnorm = max((vector_norm(v) for v in vs[1:]), default=0.0)
     eta = 2.0 ** (-round(math.log2(bnorm))) if bnorm > 0 else 1.0
     bcols = [v * eta for v in reversed(vs[1:])]  # B = [v_p, …, v_1]
 
@@ -296,7 +270,7 @@ def phiv(
     tail = np.zeros(p, dtype=np.result_type(float, to_numpy(vs[0][:1])))
     if p:
         tail[-1] = 1.0 / eta
-    w = concat([vs[0], _like(tail, vs[0])]) if p else vs[0]
+    w = concat([vs[0], as_like(tail, vs[0])]) if p else vs[0]
     # The step control is relative to the norm of the vector being propagated, which
     # can be far larger than the result (decaying modes; the augmentation tail).  If the
     # accumulated estimate misses tol·‖result‖, redo with a tolerance scaled by the miss.
@@ -307,19 +281,11 @@ def phiv(
         )
         info.merge(sub_info)
         info.error_estimate = float(sub_info.error_estimate)
-        target = tol * vec.norm(w[:n])
+        target = tol * vector_norm(w[:n])
         if sub_info.error_estimate <= target or step_tol < 1e-15:
             break
         step_tol = max(step_tol * 0.5 * target / sub_info.error_estimate, 1e-16)
     return PhivResult(w[:n], info)
-
-
-def _like(arr: np.ndarray, like: Any) -> Any:
-    if is_torch_array(like):
-        import torch
-
-        return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
-    return arr.astype(like.dtype)
 
 
 def _round2(x: float) -> float:
@@ -341,7 +307,6 @@ def _expv(
 ) -> tuple[Any, KrylovInfo]:
     """``exp(t A) v`` for ``t > 0`` with sub-stepping and a-posteriori error control."""
     info = KrylovInfo()
-    vec = _Vec(v)
     eps = np.finfo(float).eps
     w = v
     t_now = 0.0
@@ -353,7 +318,7 @@ def _expv(
                 f"phiv: no convergence after {max_substeps} sub-steps at t = {t_now:.3e} of "
                 f"{t:.3e}; loosen tol or raise max_substeps"
             )
-        beta = vec.norm(w)
+        beta = vector_norm(w)
         if beta == 0.0:
             break
         basis = [w / beta]
@@ -369,10 +334,10 @@ def _expv(
             # rounding level for the error estimate to mean anything.
             for _ in range(2):
                 for i in range(j + 1):
-                    c = vec.dot(basis[i], u)
+                    c = vdot(basis[i], u)
                     h[i, j] += c
                     u = u - basis[i] * _scalar(c, u)
-            hnext = vec.norm(u)
+            hnext = vector_norm(u)
             if not math.isfinite(hnext):
                 raise ValueError(
                     "phiv: the operator returned non-finite values (A or matvec gives NaN or inf); "
@@ -389,7 +354,7 @@ def _expv(
             info.happy_breakdowns += 1
             small = h[:mj, :mj]
         else:
-            avnorm = vec.norm(matvec(basis[m]))
+            avnorm = vector_norm(matvec(basis[m]))
             info.matvecs += 1
             small = h.copy()
             small[m + 1, m] = 1.0  # augmentation that exposes φ_1, φ_2 terms for the estimate
@@ -425,7 +390,7 @@ def _expv(
             if info.rejected > max_substeps:
                 raise RuntimeError("phiv: step size collapsed; the operator norm may be infinite")
         basis_used = basis[: len(coeffs)]
-        w = vec.combine(basis_used, coeffs, w)
+        w = _combine(basis_used, coeffs, w)
         t_now += tau
         info.substeps += 1
         info.error_estimate += err_loc

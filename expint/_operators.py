@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backend import is_torch_array, stack, to_numpy
+from ._backend import is_inexact, is_torch_array, stack, to_numpy
 from ._cache import LRUCache
 from ._interp import gauss_legendre
 from ._krylov import KrylovInfo, _check_product, phiv
@@ -257,7 +257,7 @@ class Diagonal(EvaluatedOperator):
         d = _as_float_array(d, "d")
         if d.ndim != 1:
             raise ValueError(f"d must be a 1-D array (the diagonal), got shape {tuple(d.shape)}")
-        if not (d.is_floating_point() or d.is_complex()) if is_torch_array(d) else d.dtype.kind not in "fc":
+        if not is_inexact(d):
             raise TypeError(f"d must have a floating or complex dtype, got {d.dtype}")
         check_finite(d, name="d")
         self.d = d

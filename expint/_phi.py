@@ -35,9 +35,12 @@ from typing import Any
 import numpy as np
 
 from ._backend import (
+    Array,
     array_namespace,
     as_array,
     cast_back,
+    device,
+    from_host,
     is_complex,
     is_torch_array,
     promote_working,
@@ -161,7 +164,7 @@ def _phi_all_work(kmax: int, z: Any) -> Any:
     return res
 
 
-def phi_all(kmax: int, z: Any) -> Any:
+def phi_all(kmax: int, z: Array) -> Array:
     r"""All φ-functions ``φ_0(z), …, φ_kmax(z)`` element-wise.
 
     Parameters
@@ -197,7 +200,7 @@ def phi_all(kmax: int, z: Any) -> Any:
     return cast_back(_phi_all_work(kmax, zw), dtype)
 
 
-def phi(k: int, z: Any) -> Any:
+def phi(k: int, z: Array) -> Array:
     r"""The φ-function $\varphi_k(z)$ element-wise.
 
     $\varphi_0 = \exp$, $\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z$,
@@ -222,16 +225,9 @@ def _augmented(a: Any, kmax: int) -> Any:
     super-diagonal, zeros elsewhere."""
     n = a.shape[-1]
     size = n * (kmax + 1)
-    w: Any
-    eye: Any
-    if is_torch_array(a):
-        import torch
-
-        w = torch.zeros((*a.shape[:-2], size, size), dtype=a.dtype, device=a.device)
-        eye = torch.eye(n, dtype=a.dtype, device=a.device)
-    else:
-        w = np.zeros((*a.shape[:-2], size, size), dtype=a.dtype)
-        eye = np.eye(n, dtype=a.dtype)
+    xp, where = array_namespace(a), device(a)
+    w = xp.zeros((*a.shape[:-2], size, size), dtype=a.dtype, device=where)
+    eye = xp.eye(n, dtype=a.dtype, device=where)
     w[..., :n, :n] = a
     for j in range(kmax):
         w[..., j * n : (j + 1) * n, (j + 1) * n : (j + 2) * n] = eye
@@ -249,11 +245,7 @@ def _expm(w: Any) -> Any:
     """
     import scipy.linalg
 
-    if is_torch_array(w):
-        import torch
-
-        return torch.from_numpy(scipy.linalg.expm(w.detach().cpu().numpy())).to(w.device)
-    return scipy.linalg.expm(w)
+    return from_host(scipy.linalg.expm(to_numpy(w)), w)
 
 
 def _shifted_block_row(a: Any, kmax: int) -> Any:
@@ -271,14 +263,10 @@ def _shifted_block_row(a: Any, kmax: int) -> Any:
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         mag = np.exp(np.log(np.abs(f)) + shift)
         out = np.where(f == 0, 0.0, (f / np.where(f == 0, 1.0, np.abs(f))) * mag)
-    if is_torch_array(a):
-        import torch
-
-        return torch.from_numpy(out.astype(host.dtype, copy=False)).to(a.device)
-    return out.astype(host.dtype, copy=False)
+    return from_host(out.astype(host.dtype, copy=False), a)
 
 
-def phi_matrix_all(kmax: int, a: Any) -> Any:
+def phi_matrix_all(kmax: int, a: Array) -> Array:
     r"""All matrix φ-functions ``φ_0(A), …, φ_kmax(A)`` of a dense matrix.
 
     Uses one exponential of the augmented block matrix
@@ -321,7 +309,7 @@ def phi_matrix_all(kmax: int, a: Any) -> Any:
     return cast_back(xp.stack(blocks, axis=0), dtype)
 
 
-def phi_matrix(k: int, a: Any) -> Any:
+def phi_matrix(k: int, a: Array) -> Array:
     r"""The matrix φ-function $\varphi_k(A)$ of a dense (batched) matrix.
 
     See `phi_matrix_all`; this returns ``phi_matrix_all(k, A)[k]``.

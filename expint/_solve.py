@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch_array, to_numpy
+from ._backend import Array, all_finite, is_array, is_inexact, is_torch_array, stack, to_numpy
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, get
 from ._solution import Solution
@@ -35,14 +35,12 @@ def _check_y0(y0: Any, problem: SemilinearProblem) -> Any:
         y0 = np.asarray(y0)
         if y0.dtype == object:
             raise TypeError("y0 must be a numeric array")
-    floating = (y0.is_floating_point() or y0.is_complex()) if is_torch_array(y0) else y0.dtype.kind in "fc"
-    if not floating:
+    if not is_inexact(y0):
         raise TypeError(
             f"y0 has dtype {y0.dtype}; pass a floating-point or complex array (e.g. y0.astype(float))"
         )
     problem.linear.check_state(y0, name="y0")
-    finite = bool(y0.isfinite().all()) if is_torch_array(y0) else bool(np.isfinite(y0).all())
-    if not finite:
+    if not all_finite(y0):
         raise ValueError("y0 must be finite (it contains NaN or inf)")
     return y0
 
@@ -163,7 +161,7 @@ class _CheckedNonlinear:
         out = self.fn(t, y)
         if self.checked:
             return out
-        if is_torch_array(y) != is_torch_array(out) or not hasattr(out, "shape"):
+        if is_torch_array(y) != is_torch_array(out) or not is_array(out):
             raise TypeError(
                 f"nonlinear(t, y) returned {type(out).__name__} for a {type(y).__name__} state; "
                 "return the same array type as y"
@@ -230,7 +228,7 @@ class _FiniteWatch:
 
 def solve(
     problem: SemilinearProblem,
-    y0: Any,
+    y0: Array,
     t_span: Sequence[float],
     *,
     scheme: str | Scheme,
@@ -344,13 +342,7 @@ def solve(
     if bar is not None:
         bar.close()
     keep = [k for k in range(len(saved)) if saved[k] is not None]
-    ys: Any
-    if is_torch_array(y0):
-        import torch
-
-        ys = torch.stack([saved[k] for k in keep])
-    else:
-        ys = np.stack([saved[k] for k in keep])
+    ys = stack([saved[k] for k in keep])
     t_saved = np.array([grid[save_idx[k]] for k in keep])
     stats = {
         "steps": done,

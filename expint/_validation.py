@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import any_true, is_torch_array
+from ._backend import all_finite, any_true, is_torch_array
 
 
 def check_order(k: Any, *, name: str = "k", maximum: int | None = None) -> int:
@@ -31,8 +31,7 @@ def check_no_nan(x: Any, *, name: str) -> None:
 
 def check_finite(x: Any, *, name: str) -> None:
     """Raise ``ValueError`` if ``x`` contains NaN or ±inf."""
-    ok = x.isfinite() if is_torch_array(x) else np.isfinite(x)
-    if not bool(ok.all()):
+    if not all_finite(x):
         raise ValueError(f"{name} must be finite (it contains NaN or inf)")
 
 

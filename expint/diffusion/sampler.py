@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import is_torch_array
+from .._backend import Array, is_torch_array
 from ._compile import Program, compile_plans
 from .grids import check_grid
 from .methods import DEFAULT_METHOD, Method, get_method
@@ -310,16 +310,16 @@ def _combine(c0: Any, x: Any, terms: Sequence[tuple[int, int]], views: list, pre
 
 
 def sample(
-    model: Callable[[Any, Any], Any],
-    x_T: Any,
+    model: Callable[[Array, Array], Array],
+    x_T: Array,
     schedule: Schedule,
-    ts: Any,
+    ts: Array,
     *,
-    method: Any = DEFAULT_METHOD,
+    method: str | Method = DEFAULT_METHOD,
     prediction: str = "eps",
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
-) -> Any:
+) -> Array:
     """Sample in one call: ``Sampler(schedule, ts, method, prediction)(model, x_T, ...)``.
 
     A grid of ``n`` steps costs ``n`` model calls for multistep methods and
