@@ -194,8 +194,10 @@ def test_custom_timesteps_and_sigmas():
 def test_half_precision_outputs_are_accumulated_in_float32():
     """float16 model outputs and latents: the rounding error of the whole run is that of
     diffusers' DPM-Solver++(2M) on the same model (each against its own full-precision
-    run), where a sampler whose state is float16 throughout loses more."""
-    sched = ExpintScheduler(method="dpmpp2m")
+    run), where a sampler whose state is float16 throughout loses more.  On the quadratic
+    grid, close to the peer's own spacing: the comparison is of precision handling, and
+    final rounding errors of ~1e-3 differ by grid alone."""
+    sched = ExpintScheduler(method="dpmpp2m", grid_kind="quadratic")
     sched.set_timesteps(10)
     mix = _vp_toy(sched)
 

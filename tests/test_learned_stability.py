@@ -19,13 +19,19 @@ from expint.diffusion.reference import pf_ode_reference
 pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test` runs it
 
 NFES = (3, 4, 5, 6, 8, 10)
-KINDS = ("uniform", "quadratic", "logsnr", "karras")
+KINDS = ("uniform", "quadratic", "tempered", "logsnr", "karras")
 MULTISTEP = [m for m in METHODS if not m.startswith("rhork") and m != "ddim"]
 # measured with this test's noise (batch 48, seed 0); ratio to DDIM in the comment
 KNOWN = {
     ("digits_eps", "lab1", "logsnr", 3),  # 1.55: the first λ-extrapolated step, from t = 999
     ("digits_eps", "lab2", "logsnr", 3),  # 1.55 (the same step)
     ("digits_eps", "lab3", "logsnr", 3),  # 1.55
+    # the tempered grid (the VP default since it helps the default method at 3–10 calls):
+    # a degree-2/3 ε extrapolation in t over its long last step
+    ("digits_eps", "tab2", "tempered", 3),  # 1.73
+    ("digits_eps", "tab3", "tempered", 3),  # 1.73
+    ("digits_eps", "tab3", "tempered", 4),  # 1.11
+    ("spiral_v", "ipndm", "tempered", 5),  # 1.05: fixed AB weights
 }
 
 

@@ -97,11 +97,11 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         ``DEFAULT_FLOW_METHOD`` (``rhoab1_x0``) for flow matching.
         diffusers' DEIS ``solver_order=3`` interpolates 3 points: it is expint's ``lab2``.
     grid_kind : str, optional
-        ``"logsnr"``, ``"quadratic"``, ``"karras"``, ``"uniform"``, or a diffusers
-        spacing ``"leading"``, ``"trailing"``, ``"linspace"`` (which honours
+        ``"logsnr"``, ``"tempered"``, ``"quadratic"``, ``"karras"``, ``"uniform"``, or a
+        diffusers spacing ``"leading"``, ``"trailing"``, ``"linspace"`` (which honours
         ``steps_offset``).  Default: ``"karras"`` if ``use_karras_sigmas``, ``"logsnr"``
-        if ``use_exponential_sigmas``/``use_lu_lambdas``, else ``"quadratic"`` (VP: the
-        best kind across 3–30 steps on expint's learned models) or ``"uniform"`` in σ
+        if ``use_exponential_sigmas``/``use_lu_lambdas``, else ``"tempered"`` (VP: near
+        uniform at a few steps, near quadratic at many; see ``expint.diffusion.grid``) or ``"uniform"`` in σ
         before the shift (flow matching, as diffusers' ``FlowMatchEulerDiscreteScheduler``).
     final_sigmas_type : {"zero", "sigma_min"}, optional
         End exactly at σ = 0 (clean data) or at the first training timestep.  Default
@@ -281,7 +281,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             return "karras"
         if cfg.get("use_exponential_sigmas") or cfg.get("use_lu_lambdas"):
             return "logsnr"
-        return "uniform" if self.flow else "quadratic"
+        return "uniform" if self.flow else "tempered"
 
     def _final_zero(self) -> bool:
         kind = self.config.final_sigmas_type
