@@ -33,6 +33,7 @@ __all__ = [
     "promote_types",
     "promote_working",
     "stack",
+    "to_like",
     "to_numpy",
     "vdot",
     "vector_norm",
@@ -216,3 +217,22 @@ def vector_norm(a: Any) -> float:
 
         return float(torch.linalg.vector_norm(a).item())
     return float(np.linalg.norm(a))
+
+
+def to_like(arr: Any, like: Any) -> Any:
+    """Coefficient array ``arr`` as the array type and on the device of ``like``: complex
+    if ``arr`` is complex, else in ``like``'s real precision."""
+    if is_torch_array(like):
+        import torch
+
+        base: Any = like.real.dtype if like.is_complex() else like.dtype
+        cplx = torch.complex64 if base == torch.float32 else torch.complex128
+        arr_complex = arr.is_complex() if is_torch_array(arr) else np.iscomplexobj(arr)
+        target = cplx if arr_complex else base
+        if not is_torch_array(arr):
+            arr = torch.as_tensor(np.asarray(arr))
+        return arr.to(device=like.device, dtype=target)
+    a = to_numpy(arr)
+    base = np.real(np.zeros(0, like.dtype)).dtype
+    target = np.result_type(base, np.complex64) if np.iscomplexobj(a) else base
+    return a.astype(target, copy=False)

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backend import is_inexact, is_torch_array, stack, to_numpy
+from ._backend import is_inexact, is_torch_array, stack, to_like, to_numpy
 from ._cache import LRUCache
 from ._interp import gauss_legendre
 from ._krylov import KrylovInfo, _check_product, phiv
@@ -75,25 +75,6 @@ class KrylovProducts(Protocol):
     ) -> Any: ...
 
 
-def _to_like(arr: Any, like: Any) -> Any:
-    """Move coefficient array ``arr`` to the array type and device of ``like``; keep a
-    complex dtype if ``arr`` is complex, else use ``like``'s real precision."""
-    if is_torch_array(like):
-        import torch
-
-        base: Any = like.real.dtype if like.is_complex() else like.dtype
-        cplx = torch.complex64 if base == torch.float32 else torch.complex128
-        arr_complex = arr.is_complex() if is_torch_array(arr) else np.iscomplexobj(arr)
-        target = cplx if arr_complex else base
-        if not is_torch_array(arr):
-            arr = torch.as_tensor(np.asarray(arr))
-        return arr.to(device=like.device, dtype=target)
-    a = to_numpy(arr)
-    base = np.real(np.zeros(0, like.dtype)).dtype
-    target = np.result_type(base, np.complex64) if np.iscomplexobj(a) else base
-    return a.astype(target, copy=False)
-
-
 def _as_float_array(value: Any, name: str) -> Any:
     """An operator's array argument as a torch tensor or numpy array; integers and
     booleans become float64."""
@@ -106,9 +87,9 @@ def _as_float_array(value: Any, name: str) -> Any:
 
 
 def _matrix_like(arr: Any, like: Any) -> Any:
-    """``_to_like`` for a matrix that multiplies ``like``: torch's matmul does not mix
+    """``to_like`` for a matrix that multiplies ``like``: torch's matmul does not mix
     real and complex dtypes, so a real matrix acting on a complex state is made complex."""
-    out = _to_like(arr, like)
+    out = to_like(arr, like)
     if is_torch_array(like) and like.is_complex() and not out.is_complex():
         out = out.to(like.dtype)
     return out
@@ -236,7 +217,7 @@ class EvaluatedOperator(LinearOperatorBase):
         raise NotImplementedError
 
     def _prepare(self, coef: Any, like: Any) -> Any:
-        return _to_like(coef, like)
+        return to_like(coef, like)
 
     # ``coef · w`` for a coefficient made by `phi_expr`: element-wise here (a builtin, so
     # the steppers' hot loop makes no Python call per term); Dense overrides it
@@ -265,7 +246,7 @@ class Diagonal(EvaluatedOperator):
         self.dtype = d.dtype
 
     def apply(self, y: Any, t: float | None = None) -> Any:
-        return y * _to_like(self.d, y)
+        return y * to_like(self.d, y)
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         z = self.d.double() if is_torch_array(self.d) and not self.d.is_complex() else self.d
@@ -276,7 +257,7 @@ class Diagonal(EvaluatedOperator):
         for k, w in enumerate(ws):
             if w is None:
                 continue
-            term = w * _to_like(coeffs[k], w)
+            term = w * to_like(coeffs[k], w)
             out = term if out is None else out + term
         return out
 

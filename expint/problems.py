@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import concat, is_torch_array, to_numpy
-from ._operators import Dense, Diagonal, _to_like
+from ._backend import concat, is_torch_array, to_like, to_numpy
+from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
 
 __all__ = [
@@ -98,7 +98,7 @@ class _Const:
         key = (type(v), v.dtype, getattr(v, "device", None))
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = _to_like(self.arr, v)
+            hit = self._cache[key] = to_like(self.arr, v)
         return hit
 
 

@@ -302,12 +302,8 @@ class DiscreteVP(Schedule):
         s = xp.clip(t + 1.0, 0.0, float(self.n))  # knot coordinate: −1 ↦ 0
         i = xp.clip(xp.floor(s), 0.0, float(self.n - 1))
         frac = s - i
-        if is_torch_array(t):
-            idx = i.long()
-            lo, hi = la[idx], la[idx + 1]
-        else:
-            idx = i.astype(np.int64)
-            lo, hi = la[idx], la[idx + 1]
+        idx = xp.astype(i, xp.int64)
+        lo, hi = la[idx], la[idx + 1]
         return lo + frac * (hi - lo)
 
     def log_sigma(self, t: Any) -> Any:
