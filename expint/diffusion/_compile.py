@@ -9,6 +9,7 @@ step is model calls plus fused multiply–adds, with no host work.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,8 @@ def compile_plans(plans: list[Plan], rows: np.ndarray, schedule: Schedule, predi
     Raises ``ValueError`` when per-row plans differ in structure, a conversion or a
     propagator is undefined on the grid, or a coefficient is not finite.
     """
-    if len(plans) > 1:
+    if len(plans) > 1:  # harmonised copies: the caller's plans stay as the method made them
+        plans = copy.deepcopy(plans)
         _harmonise(plans)
     _check_structure(plans)
     ref = plans[0]
