@@ -173,11 +173,7 @@ def cast(x: Any, dtype: Any) -> Any:
 
 def as_like(arr: Any, like: Any) -> Any:
     """Host array ``arr`` as the array type, dtype and device of ``like``."""
-    if is_torch_array(like):
-        import torch
-
-        return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
-    return np.asarray(arr).astype(like.dtype)
+    return cast(from_host(np.asarray(arr), like), like.dtype)
 
 
 def from_host(arr: np.ndarray, like: Any) -> Any:
