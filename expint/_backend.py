@@ -29,10 +29,14 @@ __all__ = [
     "is_array",
     "is_complex",
     "is_inexact",
+    "is_on_accelerator",
     "is_torch_array",
+    "make_complex",
     "promote_types",
     "promote_working",
+    "same_array_type",
     "stack",
+    "to_float_array",
     "to_like",
     "to_numpy",
     "vdot",
@@ -232,3 +236,33 @@ def to_like(arr: Any, like: Any) -> Any:
     base = np.real(np.zeros(0, like.dtype)).dtype
     target = np.result_type(base, np.complex64) if np.iscomplexobj(a) else base
     return a.astype(target, copy=False)
+
+
+def same_array_type(a: Any, b: Any) -> bool:
+    """True when ``a`` and ``b`` are both numpy arrays or both torch tensors."""
+    return is_array(a) and is_array(b) and is_torch_array(a) == is_torch_array(b)
+
+
+def make_complex(re: Any, im: Any) -> Any:
+    """``re + i·im`` without ``1j * inf`` turning the real part into NaN."""
+    if is_torch_array(re):
+        import torch
+
+        return torch.complex(re, im)
+    out = np.empty(np.shape(re), dtype=np.result_type(re.dtype, np.complex64))
+    out.real, out.imag = re, im
+    return out
+
+
+def is_on_accelerator(x: Any) -> bool:
+    """True for a tensor that lives off the host (reading its values synchronises)."""
+    return is_torch_array(x) and x.device.type != "cpu"
+
+
+def to_float_array(value: Any) -> Any:
+    """A tensor unchanged; anything else as a numpy array, integers and booleans as
+    float64 (an operator built from integer entries is meant to act on real states)."""
+    if is_torch_array(value):
+        return value
+    arr = np.asarray(value)
+    return arr.astype(np.float64) if arr.dtype.kind in "iub" else arr

@@ -50,8 +50,8 @@ from ._backend import (
     is_array,
     is_complex,
     is_inexact,
-    is_torch_array,
     promote_types,
+    same_array_type,
     to_numpy,
     vdot,
     vector_norm,
@@ -129,7 +129,7 @@ def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
 
 def _check_product(out: Any, v: Any, n: int) -> Any:
     """The first product ``A v``: same array type as ``v``, shape ``(n,)``, finite."""
-    if is_torch_array(v) != is_torch_array(out) or not is_array(out):
+    if not same_array_type(out, v):
         raise TypeError(
             f"A (matvec) returned {type(out).__name__} for a {type(v).__name__} vector; "
             "return the same array type as its input"
@@ -176,7 +176,7 @@ def _check_vectors(vs: Any, n: int) -> list[Any]:
         if not all_finite(v):
             raise ValueError(f"vs[{i}] must be finite (it contains NaN or inf)")
         out.append(v)
-    if len({is_torch_array(v) for v in out}) > 1:
+    if not all(same_array_type(v, out[0]) for v in out[1:]):
         raise TypeError("vs mixes numpy arrays and torch tensors; use one array type")
     return out
 

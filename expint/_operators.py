@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backend import is_inexact, is_torch_array, stack, to_like, to_numpy
+from ._backend import cast, is_complex, is_inexact, promote_working, stack, to_float_array, to_like, to_numpy
 from ._cache import LRUCache
 from ._interp import gauss_legendre
 from ._krylov import KrylovInfo, _check_product, phiv
@@ -80,18 +80,15 @@ def _as_float_array(value: Any, name: str) -> Any:
     booleans become float64."""
     if isinstance(value, type):
         raise TypeError(f"{name} must be an array, not a class")
-    if is_torch_array(value):
-        return value
-    arr = np.asarray(value)
-    return arr.astype(np.float64) if arr.dtype.kind in "iub" else arr
+    return to_float_array(value)
 
 
 def _matrix_like(arr: Any, like: Any) -> Any:
     """``to_like`` for a matrix that multiplies ``like``: torch's matmul does not mix
     real and complex dtypes, so a real matrix acting on a complex state is made complex."""
     out = to_like(arr, like)
-    if is_torch_array(like) and like.is_complex() and not out.is_complex():
-        out = out.to(like.dtype)
+    if is_complex(like) and not is_complex(out):
+        out = cast(out, like.dtype)
     return out
 
 
@@ -249,7 +246,9 @@ class Diagonal(EvaluatedOperator):
         return y * to_like(self.d, y)
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
-        z = self.d.double() if is_torch_array(self.d) and not self.d.is_complex() else self.d
+        # in double precision before scaling: a float32 d would round z = d·ch
+        # before φ sees it
+        z, _ = promote_working(self.d, name="d")
         return phi_all(kmax, z * (c * h))
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
@@ -301,7 +300,7 @@ class Dense(EvaluatedOperator):
     def __init__(self, a: Any):
         super().__init__()
         a = _as_float_array(a, "A")
-        if is_torch_array(a) and a.requires_grad:
+        if getattr(a, "requires_grad", False):
             raise ValueError(
                 "A requires grad, but Dense computes φ(hA) on the host (scipy's expm) and cannot "
                 "differentiate through it; pass A.detach(), or use Diagonal (differentiable) for a "

@@ -42,7 +42,7 @@ from ._backend import (
     device,
     from_host,
     is_complex,
-    is_torch_array,
+    make_complex,
     promote_working,
     to_numpy,
 )
@@ -89,11 +89,7 @@ def _expm1_complex(xp: Any, z: Any) -> Any:
     x, y = xp.real(z), xp.imag(z)
     re = xp.expm1(x) * xp.cos(y) - 2.0 * xp.sin(0.5 * y) ** 2
     im = xp.exp(x) * xp.sin(y)
-    if is_torch_array(z):
-        import torch
-
-        return torch.complex(re, im)
-    return re + 1j * im
+    return make_complex(re, im)
 
 
 def _taylor(xp: Any, z: Any, k: int) -> Any:
@@ -124,17 +120,6 @@ def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
     return out
 
 
-def _complex(re: Any, im: Any) -> Any:
-    """``re + i·im`` without ``1j * inf`` turning the real part into NaN."""
-    if is_torch_array(re):
-        import torch
-
-        return torch.complex(re, im)
-    out = np.empty(np.shape(re), dtype=np.result_type(re.dtype, np.complex64))
-    out.real, out.imag = re, im
-    return out
-
-
 def _phi_all_work(kmax: int, z: Any) -> Any:
     """φ_0..φ_kmax of a double-precision array, stacked on a new axis 0."""
     xp = array_namespace(z)
@@ -160,7 +145,7 @@ def _phi_all_work(kmax: int, z: Any) -> Any:
         with np.errstate(invalid="ignore"):
             re = xp.where(cos_y == 0, 0.0 * cos_y, cos_y * math.inf)
             im = xp.where(sin_y == 0, 0.0 * sin_y, sin_y * math.inf)
-        res = xp.where(at_inf, _complex(re, im), res)
+        res = xp.where(at_inf, make_complex(re, im), res)
     return res
 
 

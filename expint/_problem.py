@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from ._backend import is_torch_array
+from ._backend import is_array
 from ._operators import LinearOperatorBase
 
 
@@ -35,7 +33,7 @@ class SemilinearProblem:
             )
         if not isinstance(linear, LinearOperatorBase):
             hint = ""
-            if isinstance(linear, np.ndarray) or is_torch_array(linear):
+            if is_array(linear):
                 hint = " (wrap an array: Diagonal(d) for a diagonal, Dense(A) for a matrix)"
             raise TypeError(
                 "linear must be an expint operator (Diagonal, Dense, MatrixFree, ScalarTime), "

@@ -10,7 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Array, all_finite, is_array, is_inexact, is_torch_array, stack, to_numpy
+from ._backend import (
+    Array,
+    all_finite,
+    array_namespace,
+    as_array,
+    device,
+    is_array,
+    is_inexact,
+    is_on_accelerator,
+    same_array_type,
+    stack,
+    to_numpy,
+)
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, get
 from ._solution import Solution
@@ -31,10 +43,7 @@ def _check_count(n: float, what: str) -> None:
 def _check_y0(y0: Any, problem: SemilinearProblem) -> Any:
     if isinstance(y0, type):
         raise TypeError("y0 must be an array, not a class")
-    if not is_torch_array(y0):
-        y0 = np.asarray(y0)
-        if y0.dtype == object:
-            raise TypeError("y0 must be a numeric array")
+    y0 = as_array(y0, name="y0")
     if not is_inexact(y0):
         raise TypeError(
             f"y0 has dtype {y0.dtype}; pass a floating-point or complex array (e.g. y0.astype(float))"
@@ -46,11 +55,10 @@ def _check_y0(y0: Any, problem: SemilinearProblem) -> Any:
 
 
 def _check_time(x: Any, name: str) -> float:
+    if is_array(x) and math.prod(x.shape) == 1:  # a one-element array or tensor
+        x = x.item()
     if isinstance(x, bool) or not isinstance(x, (numbers.Real, np.floating, np.integer)):
-        if is_torch_array(x) and x.numel() == 1:
-            x = float(x.item())
-        else:
-            raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
     x = float(x)
     if not math.isfinite(x):
         raise ValueError(f"{name} must be finite, got {x}")
@@ -60,7 +68,7 @@ def _check_time(x: Any, name: str) -> float:
 def _check_span(t_span: Any) -> tuple[float, float]:
     if t_span is None or isinstance(t_span, (str, bytes)) or len(t_span) != 2:
         raise ValueError("t_span must be a pair (t0, t_end)")
-    t0, tf = (_check_time(v, "t_span") for v in t_span)
+    t0, tf = (_check_time(v, f"t_span[{i}]") for i, v in enumerate(t_span))
     if t0 == tf:
         raise ValueError(f"t_span must have t0 != t_end, got ({t0}, {tf})")
     return t0, tf
@@ -161,7 +169,7 @@ class _CheckedNonlinear:
         out = self.fn(t, y)
         if self.checked:
             return out
-        if is_torch_array(y) != is_torch_array(out) or not is_array(out):
+        if not same_array_type(out, y):
             raise TypeError(
                 f"nonlinear(t, y) returned {type(out).__name__} for a {type(y).__name__} state; "
                 "return the same array type as y"
@@ -205,11 +213,10 @@ class _FiniteWatch:
     _EVERY = 32
 
     def __init__(self, y0: Any, n: int):
-        self.on_device = is_torch_array(y0) and y0.device.type != "cpu"
+        self.on_device = is_on_accelerator(y0)
         if self.on_device:
-            import torch
-
-            self.flags = torch.zeros(n, dtype=torch.bool, device=y0.device)
+            xp = array_namespace(y0)
+            self.flags = xp.zeros(n, dtype=xp.bool, device=device(y0))
 
     def first_bad(self, i: int, y: Any, force: bool) -> int | None:
         """Index of the first non-finite step up to step ``i``, or None."""
@@ -218,11 +225,9 @@ class _FiniteWatch:
             if not (force or (i + 1) % self._EVERY == 0) or not bool(self.flags.any()):
                 return None
             return int(self.flags.nonzero()[0, 0])
-        if is_torch_array(y):
-            finite = bool(y.sum().isfinite()) or bool(y.isfinite().all())
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                finite = bool(np.isfinite(y.sum())) or bool(np.isfinite(y).all())
+        xp = array_namespace(y)
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(xp.isfinite(xp.sum(y))) or all_finite(y)
         return None if finite else i
 
 

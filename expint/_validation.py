@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import all_finite, any_true, is_torch_array
+from ._backend import all_finite, any_true, array_namespace
 
 
 def check_order(k: Any, *, name: str = "k", maximum: int | None = None) -> int:
@@ -24,8 +24,7 @@ def check_order(k: Any, *, name: str = "k", maximum: int | None = None) -> int:
 
 def check_no_nan(x: Any, *, name: str) -> None:
     """Raise ``ValueError`` if ``x`` contains NaN."""
-    bad = x.isnan() if is_torch_array(x) else np.isnan(x)
-    if any_true(bad):
+    if any_true(array_namespace(x).isnan(x)):
         raise ValueError(f"{name} contains NaN; φ-functions are undefined there")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import concat, is_torch_array, to_like, to_numpy
+from ._backend import array_namespace, as_array, concat, to_like, to_numpy
 from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
 
@@ -103,11 +103,7 @@ class _Const:
 
 
 def _fft(v: Any) -> Any:
-    if is_torch_array(v):
-        import torch
-
-        return torch.fft
-    return np.fft
+    return array_namespace(v).fft
 
 
 def _real(v: Any) -> Any:
@@ -315,7 +311,7 @@ def gray_scott(
     y0 = np.concatenate([np.fft.fft2(u0).ravel(), np.fft.fft2(v0).ravel()])
 
     def to_physical(y: Any) -> np.ndarray:
-        u, _ = split(y if is_torch_array(y) else np.asarray(y))
+        u, _ = split(as_array(y, name="y"))
         return to_numpy(u)
 
     def lift(p: Any) -> Any:
@@ -343,7 +339,7 @@ def nonstiff(n: int = 6) -> BuiltinProblem:
     a[0, 1], a[1, 0] = 2.0, -2.0
 
     def nonlinear(t: float, y: Any) -> Any:
-        s = y.sin() if is_torch_array(y) else np.sin(y)
+        s = array_namespace(y).sin(y)
         return 0.5 * s + (0.3 * math.cos(t)) * (y * y) / (1.0 + y * y)
 
     y0 = np.linspace(1.0, -0.5, n)

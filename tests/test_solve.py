@@ -166,6 +166,8 @@ def _prob():
         ({"ts": [0.0, 0.5, 0.9]}, ValueError, "end at t_span"),
         ({"t_span": (1.0, 1.0)}, ValueError, "t0 != t_end"),
         ({"t_span": (0.0, math.inf)}, ValueError, "finite"),
+        ({"t_span": (0.0, np.array([1.0 + 1j]))}, TypeError, r"t_span\[1\] must be a real number"),
+        ({"t_span": (0.0, np.ones(2))}, TypeError, r"t_span\[1\] must be a real number"),
         ({"t_eval": [0.5, 2.0]}, ValueError, "inside t_span"),
         ({"t_eval": [0.5, 0.2]}, ValueError, "monotone"),
     ],
@@ -177,6 +179,12 @@ def test_bad_input(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         expint.solve(_prob(), args.pop("y0"), args.pop("t_span"), **args)
+
+
+def test_one_element_arrays_are_accepted_as_times():
+    plain = expint.solve(_prob(), Y0, (0.0, 1.0), scheme="etdrk4", n_steps=10)
+    arrays = expint.solve(_prob(), Y0, (np.array(0.0), np.array([1.0])), scheme="etdrk4", n_steps=10)
+    np.testing.assert_array_equal(arrays.y, plain.y)
 
 
 def test_bad_problem_and_nonlinear_results():

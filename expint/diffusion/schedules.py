@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import array_namespace, is_torch_array
+from .._backend import array_namespace, as_like, device, to_numpy
 
 __all__ = ["EDM", "VE", "DiscreteVP", "FlowMatching", "Schedule", "VPCosine", "VPLinear"]
 
@@ -122,7 +122,7 @@ class Schedule:
         predictions); subclasses with closed forms override this."""
         t = _as(t)
         hh = h * max(1.0, abs(self.t_max))
-        lo = t - hh if not is_torch_array(t) else (t - hh).clamp(min=self.t_min)
+        lo = _xp(t).clip(t - hh, min=self.t_min)
         hi = t + hh
         span = hi - lo
         return (self.alpha(hi) - self.alpha(lo)) / span, (self.sigma(hi) - self.sigma(lo)) / span
@@ -235,10 +235,7 @@ class DiscreteVP(Schedule):
     t_data = -1.0
 
     def __init__(self, alphas_cumprod: Any):
-        ac = np.asarray(
-            alphas_cumprod.detach().cpu().numpy() if is_torch_array(alphas_cumprod) else alphas_cumprod,
-            dtype=np.float64,
-        )
+        ac = to_numpy(alphas_cumprod).astype(np.float64)
         if ac.ndim != 1 or ac.size < 2:
             raise ValueError("alphas_cumprod must be a 1-D array of at least 2 values")
         if not np.all((ac > 0) & (ac < 1)) or np.any(np.diff(ac) >= 0):
@@ -285,14 +282,10 @@ class DiscreteVP(Schedule):
         return {"n": self.n}
 
     def _table(self, like: Any) -> Any:
-        if not is_torch_array(like):
-            return self._la
-        key = (like.device, like.dtype)
+        key = (device(like), like.dtype)
         hit = self._cache.get(key)
         if hit is None:
-            import torch
-
-            hit = self._cache[key] = torch.as_tensor(self._la, device=like.device, dtype=like.dtype)
+            hit = self._cache[key] = as_like(self._la, like)
         return hit
 
     def log_alpha(self, t: Any) -> Any:
