@@ -48,6 +48,13 @@ def _cli(*args: str, nproc: int = 1, env: dict | None = None) -> subprocess.Comp
     return subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=300)
 
 
+def _failure(run: subprocess.CompletedProcess) -> str:
+    """What a failed run printed: under torchrun a rank's own error comes first and the
+    launcher's summary last, so keep both ends of stderr."""
+    err = run.stderr
+    return err if len(err) <= 6000 else f"{err[:3000]}\n[...]\n{err[-3000:]}"
+
+
 def _sample_args(out: Path, n: int = 40, batch: int = 8, nfe: int = 6, **kw: str) -> list[str]:
     args = [
         "sample",
@@ -74,9 +81,9 @@ def _sample_args(out: Path, n: int = 40, batch: int = 8, nfe: int = 6, **kw: str
 
 def test_two_processes_give_the_same_samples_as_one_and_as_another_batch_size(tmp_path):
     two = _cli(*_sample_args(tmp_path / "two", batch=8), nproc=2)
-    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.returncode == 0, _failure(two)
     one = _cli(*_sample_args(tmp_path / "one", batch=13))
-    assert one.returncode == 0, one.stderr[-2000:]
+    assert one.returncode == 0, _failure(one)
     a, b = par.load_samples(tmp_path / "two"), par.load_samples(tmp_path / "one")
     assert a.shape == (40, 2, 3, 3)
     assert np.array_equal(a, b)
@@ -97,7 +104,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_shards(tmp_path):
     assert sorted(p.name for p in out.glob("shard-*.npz")) == ["shard-000000.npz", "shard-000001.npz"]
     calls.write_text("")
     resumed = _cli(*args, env=_env(EXPINT_CALLS=str(calls)))
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, _failure(resumed)
     assert calls.stat().st_size == 1 + 3 * per_shard  # the fingerprint, then only the three missing shards
     assert "2 shards reused" in resumed.stdout
     full = tmp_path / "full"
@@ -305,9 +312,9 @@ def test_ensemble_two_processes_match_one_and_the_statistics(tmp_path):
         "--quiet",
     ]
     two = _cli(*args, "--batch", "3", "--out", str(tmp_path / "two"), nproc=2)
-    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.returncode == 0, _failure(two)
     one = _cli(*args, "--batch", "5", "--out", str(tmp_path / "one"))
-    assert one.returncode == 0, one.stderr[-2000:]
+    assert one.returncode == 0, _failure(one)
     a = par.load_arrays(tmp_path / "two")["final"]
     b = par.load_arrays(tmp_path / "one")["final"]
     assert a.shape == (12, 128)
