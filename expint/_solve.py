@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._adaptive import Tolerances, run_adaptive
 from ._backend import (
     Array,
     all_finite,
@@ -24,7 +25,7 @@ from ._backend import (
     to_numpy,
 )
 from ._problem import SemilinearProblem
-from ._schemes._catalog import Scheme, get
+from ._schemes._catalog import Scheme, catalog, get
 from ._solution import Solution
 
 _GRID_RTOL = 1e-9
@@ -241,6 +242,11 @@ def solve(
     n_steps: int | None = None,
     ts: Any = None,
     t_eval: Any = None,
+    rtol: float | None = None,
+    atol: Any = None,
+    first_step: float | None = None,
+    max_step: float | None = None,
+    max_steps: int = 100_000,
     progress: bool = False,
 ) -> Solution:
     r"""Integrate $y' = L(t) y + N(t, y)$ with an exponential scheme.
@@ -263,7 +269,19 @@ def solve(
         or an explicit monotone grid from ``t0`` to ``t_end`` (any step sizes).
     t_eval : array, optional
         Times at which to save the state; points not on the grid are inserted into it
-        (which shortens the neighbouring steps).  Default: the two ends.
+        (which shortens the neighbouring steps; adaptive runs land on them).  Default:
+        the two ends.
+    rtol, atol : float; float or array of shape ``(n,)``
+        Tolerances of an adaptive run (an embedded pair such as ``"krogstad43"``, in
+        place of ``dt``/``n_steps``/``ts``): a step is accepted when the RMS over all
+        entries of ``err / (atol + rtol·max(|y_n|, |y_{n+1}|))`` is at most 1.  Both
+        are required; see the guide's "Adaptive steps" for the controller.
+    first_step, max_step : float, optional
+        Adaptive runs: the first step size (default: estimated from ``N(t0, y0)``) and
+        an upper bound on every step (default: no bound).
+    max_steps : int
+        Adaptive runs: the most steps (accepted and rejected) before giving up with
+        ``success=False``; the states reached are returned.
     progress : bool
         Show a tqdm progress bar.
 
@@ -271,7 +289,10 @@ def solve(
     -------
     Solution
         ``t``, ``y`` (saved states stacked on a new leading axis), ``stats``,
-        ``success``, ``message``.
+        ``success``, ``message``.  A run that stops early (non-finite state, step-size
+        floor, ``max_steps``) has ``success=False``, a message naming where it stopped,
+        and the states saved until then; an adaptive run also appends the state at the
+        time it reached.
 
     Raises
     ------
@@ -304,6 +325,22 @@ def solve(
             raise ValueError("ts must be a 1-D array of at least two times")
         t_span = (g[0], g[-1])
     t0, tf = _check_span(t_span)
+    grid_given = [k for k, v in (("dt", dt), ("n_steps", n_steps), ("ts", ts)) if v is not None]
+    adaptive = _check_mode(sch, rtol, atol, grid_given, first_step, max_step, max_steps)
+    if adaptive:
+        return _solve_adaptive(
+            problem,
+            sch,
+            y0,
+            t0,
+            tf,
+            t_eval,
+            Tolerances.check(rtol, atol, y0.shape[-1]),
+            _step_bound(first_step, "first_step", tf - t0),
+            _step_bound(max_step, "max_step", tf - t0),
+            max_steps,
+            progress,
+        )
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
     grid, save_idx = _merge_t_eval(grid, t_eval)
     save_at: dict[int, list[int]] = {}
@@ -358,3 +395,105 @@ def solve(
     if kry is not None:
         stats["krylov_matvecs"] = kry.matvecs - mv_before
     return Solution(t_saved, ys, stats, success, message, sch.name)
+
+
+def _check_mode(
+    sch: Scheme, rtol: Any, atol: Any, grid_given: list[str], first_step: Any, max_step: Any, max_steps: Any
+) -> bool:
+    """True for an error-controlled run; a ``ValueError`` for inconsistent arguments."""
+    tolerances = rtol is not None or atol is not None
+    pairs = ", ".join(s.name for s in catalog() if s.adaptive)
+    if tolerances and not sch.adaptive:
+        raise ValueError(
+            f"scheme {sch.name!r} has no error estimate, so rtol/atol cannot control it; use an "
+            f"embedded pair ({pairs}) or pass dt, n_steps or ts"
+        )
+    if tolerances and grid_given:
+        raise ValueError(
+            f"pass either rtol/atol (adaptive steps) or {' / '.join(grid_given)} (a fixed grid), not both"
+        )
+    if tolerances and (rtol is None or atol is None):
+        raise ValueError(f"pass both rtol and atol (got only {'rtol' if atol is None else 'atol'})")
+    if sch.adaptive and not tolerances and not grid_given:
+        raise ValueError(
+            f"scheme {sch.name!r} is adaptive: pass rtol and atol (or dt, n_steps or ts to run its "
+            "higher-order method on a fixed grid)"
+        )
+    if not tolerances:
+        extra = [k for k, v in (("first_step", first_step), ("max_step", max_step)) if v is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} only apply to adaptive runs (with rtol and atol)")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (numbers.Integral, np.integer)):
+        raise TypeError(f"max_steps must be an integer, got {type(max_steps).__name__}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+    return tolerances
+
+
+def _step_bound(value: Any, name: str, length: float) -> float | None:
+    if value is None:
+        return None
+    h = _check_time(value, name)
+    if h <= 0:
+        raise ValueError(f"{name} must be positive (the direction comes from t_span), got {h}")
+    return min(h, abs(length))
+
+
+def _solve_adaptive(
+    problem: SemilinearProblem,
+    sch: Scheme,
+    y0: Any,
+    t0: float,
+    tf: float,
+    t_eval: Any,
+    tol: Tolerances,
+    first_step: float | None,
+    max_step: float | None,
+    max_steps: int,
+    progress: bool,
+) -> Solution:
+    points, save_idx = _merge_t_eval(np.array([t0, tf]), t_eval)
+    linear = problem.linear
+    phi_before = linear.phi_evaluations
+    kry = getattr(linear, "krylov_info", None)
+    mv_before = kry.matvecs if kry is not None else 0
+    stepper = sch.make_stepper(linear, _CheckedNonlinear(problem.nonlinear), cache=32)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=abs(tf - t0), desc=f"expint {sch.name}", unit="t")
+    try:
+        run = run_adaptive(
+            stepper,
+            y0,
+            t0,
+            [float(p) for p in points[1:]],
+            tol,
+            sch.embedded_order or 1,
+            first_step=first_step,
+            max_step=max_step if max_step is not None else math.inf,
+            max_steps=max_steps,
+            bar=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    at_point = [y0, *run.saved]
+    keep = [k for k in range(len(save_idx)) if at_point[save_idx[k]] is not None]
+    ts_out = [float(points[save_idx[k]]) for k in keep]
+    ys = [at_point[save_idx[k]] for k in keep]
+    if not run.success:
+        warnings.warn(f"expint.solve: {run.message}; stopping", RuntimeWarning, stacklevel=3)
+        if not ts_out or ts_out[-1] != run.t_reached:
+            ts_out.append(run.t_reached)
+            ys.append(run.y_reached)
+    stats = {
+        "steps": run.steps,
+        "nfev": stepper.nfev,
+        "rejected_steps": run.rejected,
+        "phi_evaluations": linear.phi_evaluations - phi_before,
+    }
+    if kry is not None:
+        stats["krylov_matvecs"] = kry.matvecs - mv_before
+    return Solution(np.array(ts_out), stack(ys), stats, run.success, run.message, sch.name)

@@ -7,7 +7,7 @@ validated when this module is imported (``ExpRKTableau.validate``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._registry import lookup
@@ -30,7 +30,7 @@ def _tableaus() -> list[ExpRKTableau]:
     b4 = [p1 - 3 * p2 + 4 * p3, 2 * p2 - 4 * p3, 2 * p2 - 4 * p3, -p2 + 4 * p3]
     a52 = 0.5 * p2h - p3 + 0.25 * p2 - 0.5 * p3h
     a54 = 0.25 * p2h - a52
-    return [
+    base = [
         lawson("lawson_euler", CLASSICAL["euler"], "Lawson–Euler (integrating-factor Euler)"),
         lawson("lawson_rk2", CLASSICAL["heun"], "Lawson on Heun's method"),
         lawson("lawson_rk4", CLASSICAL["rk4"], "Lawson on the classical RK4"),
@@ -101,6 +101,44 @@ def _tableaus() -> list[ExpRKTableau]:
             "Hochbruck–Ostermann 5-stage, stiff order 4",
         ),
     ]
+    return base + _pairs({t.name: t for t in base})
+
+
+def _pairs(by_name: dict[str, ExpRKTableau]) -> list[ExpRKTableau]:
+    """Embedded pairs on the methods above (see `ExpRKTableau` for the conventions).
+
+    The 4(3) pairs are FSAL: moving weight ``γ`` from the last stage at ``c = 1`` to
+    ``N(t_n + h, u_{n+1})`` keeps every quadrature (φ) condition and the order-3
+    condition ``Σ b̂ A c = 1/6`` (both stages have ``A c = 1/2`` at ``z = 0``) but breaks
+    ``Σ b̂ A c² = 1/12``, so ``b̂`` is of order exactly 3 and the estimate
+    ``h γ(hL) (N(t+h, u_{n+1}) − N(t+h, U_last))`` is ``O(h⁴)``; ``γ`` is a multiple of
+    ``φ_2``, which decays like ``1/|hλ|`` on stiff modes as the error it measures does.
+    Krogstad's last stage is a cruder approximation of ``u_{n+1}`` than
+    Hochbruck–Ostermann's, so the same ``γ`` gives it a larger estimate: with ``γ = φ_2``
+    for both, ``hochost43``'s achieved error was 15–23× the requested ``rtol`` on KS and
+    NLS (``python benchmarks/adaptive_tolerance.py``), hence ``γ = 4φ_2`` there.
+    """
+    p2 = P(2)
+    zero = PhiExpr()
+    gamma = p2
+    return [
+        replace(
+            by_name["krogstad"],
+            name="krogstad43",
+            b_err=(zero, zero, zero, gamma, -gamma),
+            embedded_order=3,
+            fsal=True,
+            description="Krogstad's ETDRK4-B with an FSAL order-3 estimate: 4(3) pair",
+        ),
+        replace(
+            by_name["hochost4"],
+            name="hochost43",
+            b_err=(zero, zero, zero, 4 * gamma, zero, -4 * gamma),
+            embedded_order=3,
+            fsal=True,
+            description="Hochbruck–Ostermann 5-stage with an FSAL order-3 estimate: 4(3) pair",
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,6 +159,10 @@ class Scheme:
         Order guaranteed for stiff parabolic problems (Hochbruck–Ostermann theory).
     description : str
         Where the scheme comes from.
+    embedded_order : int or None
+        Order of the embedded method of an adaptive pair (``None`` for fixed-step
+        schemes): its steps come with an error estimate and `expint.solve` takes
+        ``rtol``/``atol``.
     """
 
     name: str
@@ -131,11 +173,17 @@ class Scheme:
     description: str
     tableau: ExpRKTableau | None = field(default=None, repr=False)
     adams_order: int | None = field(default=None, repr=False)
+    embedded_order: int | None = None
 
-    def make_stepper(self, linear: Any, nonlinear: Any) -> Any:
-        """A fresh stepper for one integration."""
+    @property
+    def adaptive(self) -> bool:
+        """True for an embedded pair (error-controlled steps with ``rtol``/``atol``)."""
+        return self.embedded_order is not None
+
+    def make_stepper(self, linear: Any, nonlinear: Any, cache: int = 8) -> Any:
+        """A fresh stepper for one integration (``cache``: φ-coefficient sets kept)."""
         if self.tableau is not None:
-            return RKStepper(self.tableau, linear, nonlinear)
+            return RKStepper(self.tableau, linear, nonlinear, cache)
         starter = _BY_NAME["etd2rk" if self.adams_order == 2 else "hochost4"].tableau
         if starter is None or self.adams_order is None:  # pragma: no cover - catalogue invariant
             raise RuntimeError(f"scheme {self.name!r} has neither a tableau nor an Adams order")
@@ -146,7 +194,14 @@ def _build() -> dict[str, Scheme]:
     out = {}
     for tab in _tableaus():
         out[tab.name] = Scheme(
-            tab.name, tab.family, tab.stages, tab.order, tab.stiff_order, tab.description, tableau=tab
+            tab.name,
+            tab.family,
+            tab.stages,
+            tab.order,
+            tab.stiff_order,
+            tab.description,
+            tableau=tab,
+            embedded_order=tab.embedded_order if tab.adaptive else None,
         )
     for q in range(2, 6):
         name = f"etdab{q}"
@@ -177,9 +232,13 @@ def names() -> list[str]:
 
 def table() -> str:
     """The catalogue as a markdown table (what ``expint schemes`` prints)."""
-    rows = ["| name | family | stages | order | stiff order | description |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| name | family | stages | order | stiff order | embedded order | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
     rows += [
-        f"| {s.name} | {s.family} | {s.stages} | {s.order} | {s.stiff_order} | {s.description} |"
+        f"| {s.name} | {s.family} | {s.stages} | {s.order} | {s.stiff_order} | "
+        f"{s.embedded_order or ''} | {s.description} |"
         for s in _BY_NAME.values()
     ]
     return "\n".join(rows)

@@ -23,7 +23,7 @@ _CACHE = 8
 class RKStepper:
     """Advance ``y' = L y + N(t, y)`` by one exponential RK step."""
 
-    def __init__(self, tableau: ExpRKTableau, linear: Any, nonlinear: Any):
+    def __init__(self, tableau: ExpRKTableau, linear: Any, nonlinear: Any, cache: int = _CACHE):
         self.tab = tableau
         self.linear = linear
         self.nonlinear = nonlinear
@@ -31,10 +31,13 @@ class RKStepper:
         # check against a runtime protocol costs microseconds)
         self._evaluated_coefficients = isinstance(linear, EvaluatedCoefficients)
         self.nfev = 0
-        self._coeffs = LRUCache(_CACHE)
+        self._coeffs = LRUCache(cache)
         # stage i: (exp(c_i hL) expr, [(j, a_ij expr)]); then the update
         self._rows = [(tableau.stage_exp[i], tableau.row(i)) for i in range(tableau.stages)]
         self._final = (E(1.0), [(i, b) for i, b in enumerate(tableau.b) if b])
+        # an embedded pair's error row: no e^{hL} u term, weights on the stages (and on
+        # N(t + h, u_{n+1}) for FSAL, index s)
+        self._error = (PhiExpr(), [(i, e) for i, e in enumerate(tableau.b_err) if e])
 
     # -- coefficients -----------------------------------------------------------------
     def _evaluated(self, h: float, t: float, like: Any) -> list:
@@ -43,10 +46,11 @@ class RKStepper:
         if hit is not None:
             return hit
         lin = self.linear
-        lin.prefetch(h, [e for r in [*self._rows, self._final] for e in [r[0], *(a for _, a in r[1])]], t)
+        rows = [*self._rows, self._final] + ([self._error] if self.tab.adaptive else [])
+        lin.prefetch(h, [e for r in rows for e in [r[0], *(a for _, a in r[1])]], t)
         out = []
-        for exp_expr, row in [*self._rows, self._final]:
-            e = None if _is_identity(exp_expr) else lin.phi_expr(h, exp_expr.terms, t, like)
+        for exp_expr, row in rows:
+            e = None if _is_identity(exp_expr) or not exp_expr else lin.phi_expr(h, exp_expr.terms, t, like)
             out.append((e, [(j, lin.phi_expr(h, (h * a).terms, t, like)) for j, a in row]))
         return self._coeffs.put(key, out)
 
@@ -54,9 +58,38 @@ class RKStepper:
     def step(self, t: float, h: float, u: Any, n0: Any = None) -> Any:
         """``u(t + h)`` from ``u(t)``; ``n0 = N(t, u)`` may be passed if already known
         (used only when the first node is ``c_1 = 0``)."""
+        return self._stages(t, h, u, n0, [])
+
+    def step_with_error(self, t: float, h: float, u: Any, n0: Any = None) -> tuple[Any, Any, Any]:
+        """``(u_{n+1}, err, n_next)`` for an embedded pair: the step, the error estimate
+        ``h Σ_i e_i(hL) N_i`` and, for FSAL pairs, ``N(t + h, u_{n+1})`` (pass it as
+        ``n0`` of the next step; ``None`` otherwise)."""
+        if not self.tab.adaptive:
+            raise TypeError(f"scheme {self.tab.name!r} has no error estimate")
+        n_vals: list[Any] = []
+        u_new = self._stages(t, h, u, n0, n_vals)
+        n_next = None
+        if self.tab.fsal:
+            self.nfev += 1
+            n_next = self.nonlinear(t + h, u_new)
+            n_vals.append(n_next)
         if self._evaluated_coefficients:
-            return self._step_evaluated(t, h, u, n0)
-        return self._step_krylov(t, h, u, n0)
+            apply = self.linear.apply_coefficient
+            row = self._evaluated(h, t, u)[-1][1]
+            err = None
+            for j, a in row:
+                term = apply(a, n_vals[j])
+                err = term if err is None else err + term
+        else:
+            err = _combine_grouped(
+                self.linear, h, t, u, PhiExpr(), [(n_vals[j], h * e) for j, e in self._error[1]]
+            )
+        return u_new, err, n_next
+
+    def _stages(self, t: float, h: float, u: Any, n0: Any, n_vals: list[Any]) -> Any:
+        if self._evaluated_coefficients:
+            return self._step_evaluated(t, h, u, n0, n_vals)
+        return self._step_krylov(t, h, u, n0, n_vals)
 
     def _stage_value(self, i: int, t: float, h: float, stage: Any, n0: Any) -> Any:
         if i == 0 and n0 is not None and self.tab.c[0] == 0.0:
@@ -64,12 +97,11 @@ class RKStepper:
         self.nfev += 1
         return self.nonlinear(t + self.tab.c[i] * h, stage)
 
-    def _step_evaluated(self, t: float, h: float, u: Any, n0: Any) -> Any:
+    def _step_evaluated(self, t: float, h: float, u: Any, n0: Any, n_vals: list[Any]) -> Any:
         lin = self.linear  # this loop is the hot path: bind the apply function once
         apply = lin.apply_coefficient
         coeffs = self._evaluated(h, t, u)
-        last = len(coeffs) - 1
-        n_vals: list[Any] = []
+        last = self.tab.stages
         for i, (e, row) in enumerate(coeffs):
             acc = u if e is None else apply(e, u)
             for j, a in row:
@@ -79,8 +111,7 @@ class RKStepper:
             n_vals.append(self._stage_value(i, t, h, acc, n0))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _step_krylov(self, t: float, h: float, u: Any, n0: Any) -> Any:
-        n_vals: list[Any] = []
+    def _step_krylov(self, t: float, h: float, u: Any, n0: Any, n_vals: list[Any]) -> Any:
         for i, (exp_expr, row) in enumerate([*self._rows, self._final]):
             acc = _combine_grouped(self.linear, h, t, u, exp_expr, [(n_vals[j], h * a) for j, a in row])
             if i == len(self._rows):

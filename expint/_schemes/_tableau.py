@@ -20,6 +20,15 @@ schemes are the special case ``a_ij = α_ij e^{(c_i - c_j) hL}``,
 * every family: at ``z = 0`` the tableau is a classical RK method satisfying the
   classical order conditions up to its order (all 8 conditions for order 4).
 
+An *embedded pair* adds error weights ``e_i`` (``b_err``): the step still advances with
+``b`` and ``h Σ_i e_i(hL) N_i`` estimates the error of the embedded solution with
+weights ``b̂ = b − e``.  With ``fsal`` the estimate also uses ``N(t_n + h, u_{n+1})``
+(the first stage of the next step, so an accepted step costs nothing extra): ``e`` then
+has one more entry than ``b``.  The embedded method — the stages plus, for ``fsal``, a
+stage at ``c = 1`` with row ``b`` — is validated as a tableau of ``embedded_order``,
+and must *fail* the classical conditions of ``order`` (an estimate of a method of the
+same order would vanish as ``h → 0`` faster than the error it is meant to measure).
+
 ``Σ_i b_i c_i³/6 = φ_4`` is *not* required as a function of ``z``: no 4-stage
 method with nodes (0, ½, ½, 1) satisfies it (Cox–Matthews, Krogstad,
 Strehmel–Weiner and Hochbruck–Ostermann all give ``(−φ_2/2 + 3φ_3)/6``); it holds at
@@ -54,6 +63,9 @@ class ExpRKTableau:
     order: int
     stiff_order: int
     description: str = ""
+    b_err: tuple[PhiExpr, ...] = ()
+    embedded_order: int = 0
+    fsal: bool = False
     stage_exp: tuple[PhiExpr, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +89,48 @@ class ExpRKTableau:
         if self.family == "etdrk":
             self._check_phi_conditions()
         self._check_classical()
+        if self.b_err:
+            self._check_embedded()
+
+    @property
+    def adaptive(self) -> bool:
+        """True for an embedded pair (the step comes with an error estimate)."""
+        return bool(self.b_err)
+
+    def embedded(self) -> ExpRKTableau:
+        """The embedded method ``b̂ = b − e`` as a tableau of its own (``fsal``: with the
+        extra stage at ``c = 1`` whose row is ``b``)."""
+        s = self.stages
+        c, a, b = self.c, dict(self.a), list(self.b)
+        if self.fsal:
+            c = (*c, 1.0)
+            a.update({(s, j): bj for j, bj in enumerate(self.b) if bj})
+            b.append(PhiExpr())
+        b_hat = tuple(bi - ei for bi, ei in zip(b, self.b_err, strict=True))
+        return ExpRKTableau(
+            f"{self.name} (embedded)",
+            self.family,
+            c,
+            a,
+            b_hat,
+            self.embedded_order,
+            min(self.stiff_order, self.embedded_order),
+        )
+
+    def _check_embedded(self) -> None:
+        want = self.stages + (1 if self.fsal else 0)
+        if len(self.b_err) != want:
+            raise ValueError(f"{self.name}: {len(self.b_err)} error weights, expected {want}")
+        if not 1 <= self.embedded_order < self.order:
+            raise ValueError(f"{self.name}: embedded order must be below the order {self.order}")
+        emb = self.embedded()  # validates b̂ up to embedded_order
+        try:
+            emb._check_classical_at(self.order)
+        except ValueError:
+            return
+        raise ValueError(
+            f"{self.name}: the embedded weights are of order {self.order} too; the estimate is void"
+        )
 
     def _check_phi_conditions(self) -> None:
         from .._phi import phi
@@ -96,12 +150,15 @@ class ExpRKTableau:
                     raise ValueError(f"{self.name}: Σ b_i c_i^{power}/{power}! != φ_{k} at z={z}")
 
     def _check_classical(self) -> None:
+        self._check_classical_at(self.order)
+
+    def _check_classical_at(self, order: int) -> None:
         s = self.stages
         a0 = np.zeros((s, s))
         for (i, j), e in self.a.items():
             a0[i, j] = e.at_zero()
         b0 = np.array([e.at_zero() for e in self.b])
-        check_classical_order(a0, b0, np.array(self.c), self.order, f"{self.name} (at z = 0)")
+        check_classical_order(a0, b0, np.array(self.c), order, f"{self.name} (at z = 0)")
 
 
 def lawson(name: str, classical: ClassicalTableau, description: str = "") -> ExpRKTableau:

@@ -1,0 +1,230 @@
+r"""Error-controlled time stepping for the embedded pairs.
+
+A step of an embedded pair returns $u_{n+1}$ and an estimate $\hat e$ of the local
+error of its lower-order (order $q$) companion.  The step is accepted when
+
+$$
+\|\hat e\| = \Big(\frac{1}{n}\sum_i \Big(\frac{|\hat e_i|}
+{\mathrm{atol}_i + \mathrm{rtol}\,\max(|u_{n,i}|, |u_{n+1,i}|)}\Big)^2\Big)^{1/2} \le 1
+$$
+
+(the mean runs over every entry, batch included: one step size serves the batch), and
+the next step size is chosen by a PI controller (Gustafsson; Hairer & Wanner, *Solving
+ODEs II*, §IV.2) with $k = q + 1$:
+
+$$
+h_{\text{new}} = h \cdot \min\Big(f_{\max}, \max\big(f_{\min},\;
+0.9\, \|\hat e_n\|^{-0.7/k}\, \|\hat e_{n-1}\|^{0.4/k}\big)\Big),
+$$
+
+with $f_{\max} = 5$ ($1$ right after a rejection) and $f_{\min} = 0.2$.  A step whose
+estimate or new state is not finite is rejected with $f_{\min}$.
+
+**φ-coefficient policy.**  Coefficients depend on $h$; recomputing them every step
+would cost more than the step on ``Dense`` operators (an ``expm``) and a visible share
+on ``Diagonal`` ones.  Step sizes are therefore rounded *down* to the ladder
+$2^{j/8}$ (at most 9% shorter than the controller asked for), so a run revisits a few
+step sizes and the stepper's LRU cache serves them; only steps shortened to land on a
+save point or ``t_end`` use an off-ladder size.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._backend import array_namespace, is_array, to_like, to_numpy
+
+_SAFETY = 0.9
+_FAC_MAX = 5.0
+_FAC_MIN = 0.2
+_LADDER = 8  # ladder points per octave of step size
+_EPS = np.finfo(float).eps
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Validated ``rtol`` and ``atol`` (a scalar or an array over the state's last axis)."""
+
+    rtol: float
+    atol: Any
+
+    @staticmethod
+    def check(rtol: Any, atol: Any, n: int) -> Tolerances:
+        """Raise a ``TypeError``/``ValueError`` naming the argument for bad tolerances."""
+        if isinstance(rtol, bool) or not isinstance(rtol, (numbers.Real, np.floating)):
+            raise TypeError(f"rtol must be a real number, got {type(rtol).__name__}")
+        rtol = float(rtol)
+        if not math.isfinite(rtol) or rtol <= 0:
+            raise ValueError(f"rtol must be positive and finite, got {rtol}")
+        if rtol < 100 * _EPS:
+            raise ValueError(
+                f"rtol = {rtol:g} is below what double precision can deliver (100 eps = {100 * _EPS:.1e})"
+            )
+        if isinstance(atol, bool) or not (isinstance(atol, (numbers.Real, np.floating)) or is_array(atol)):
+            raise TypeError(
+                f"atol must be a real number or an array of shape ({n},), got {type(atol).__name__}"
+            )
+        a = np.asarray(to_numpy(atol), dtype=float)
+        if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n):
+            raise ValueError(f"atol must be a scalar or have shape ({n},), got shape {a.shape}")
+        if not np.all(np.isfinite(a)) or np.any(a < 0):
+            raise ValueError("atol must be finite and non-negative")
+        return Tolerances(rtol, float(a) if a.ndim == 0 else a)
+
+
+class PIController:
+    """Step-size proposals from successive error norms (see module docstring)."""
+
+    def __init__(self, embedded_order: int):
+        k = embedded_order + 1
+        self.alpha, self.beta = 0.7 / k, 0.4 / k
+        self.prev = 1.0
+        self.rejected_last = False
+
+    def accept(self, err: float) -> float:
+        """Factor for the next step after an accepted step with error norm ``err``."""
+        err = max(err, 1e-10)
+        fac = _SAFETY * err**-self.alpha * self.prev**self.beta
+        fac = min(1.0 if self.rejected_last else _FAC_MAX, max(_FAC_MIN, fac))
+        self.prev, self.rejected_last = err, False
+        return fac
+
+    def reject(self, err: float) -> float:
+        """Factor for the retry after a rejected step (``err`` may be NaN or inf)."""
+        self.rejected_last = True
+        if not math.isfinite(err):
+            return _FAC_MIN
+        return min(1.0, max(_FAC_MIN, _SAFETY * err**-self.alpha))
+
+
+def on_ladder(h: float) -> float:
+    """The largest ``2^{j/8}`` not above ``h`` (the cached step sizes)."""
+    j = math.floor(math.log2(h) * _LADDER + 1e-9)
+    return 2.0 ** (j / _LADDER)
+
+
+class ErrorNorm:
+    """``‖ê‖`` of the module docstring, NaN when ``u_{n+1}`` is not finite; one host
+    synchronisation per call."""
+
+    def __init__(self, tol: Tolerances, like: Any):
+        self.rtol = tol.rtol
+        self.atol = tol.atol if isinstance(tol.atol, float) else to_like(tol.atol, like).real
+
+    def __call__(self, err: Any, y: Any, y_new: Any) -> float:
+        xp = array_namespace(y)
+        ay, an = xp.abs(y), xp.abs(y_new)
+        scale = self.atol + self.rtol * xp.maximum(ay, an)
+        r = xp.abs(err) / scale
+        # 0·Σ|u_{n+1}| is NaN exactly when u_{n+1} has NaN or inf: the finiteness test
+        # rides on the same reduction
+        return float(xp.sqrt(xp.mean(r * r) + 0.0 * xp.sum(an)))
+
+
+def initial_step(
+    n0: Any, y0: Any, nonlinear: Any, t0: float, direction: float, norm: ErrorNorm, k: int
+) -> float:
+    """A first step size (Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4) from the
+    nonlinear part alone (the linear part is integrated exactly): ``h0 = 0.01‖y0‖/‖N0‖``,
+    then ``h1 = (0.01 / max(‖N0‖, ‖N'‖ h0))^{1/k}`` from one explicit Euler probe;
+    the smaller of ``100 h0`` and ``h1``."""
+    d0, d1 = norm(y0, y0 * 0, y0), norm(n0, y0 * 0, y0)
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    n1 = nonlinear(t0 + direction * h0, y0 + (direction * h0) * n0)
+    d2 = norm(n1 - n0, y0 * 0, y0) / h0
+    big = max(d1, d2)
+    h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** (1.0 / k)
+    return min(100 * h0, h1)
+
+
+@dataclass
+class AdaptiveRun:
+    """What `run_adaptive` returns: saved states (``None`` where not reached), the time
+    and state reached, counts, and how it ended."""
+
+    saved: list[Any]
+    t_reached: float
+    y_reached: Any
+    steps: int
+    rejected: int
+    success: bool
+    message: str
+
+
+def run_adaptive(
+    stepper: Any,
+    y0: Any,
+    t0: float,
+    targets: list[float],
+    tol: Tolerances,
+    embedded_order: int,
+    *,
+    first_step: float | None,
+    max_step: float,
+    max_steps: int,
+    bar: Any = None,
+) -> AdaptiveRun:
+    """Integrate from ``t0`` through the save times ``targets`` (monotone, the last is
+    ``t_end``), landing on each exactly; ``saved[i]`` is the state at ``targets[i]``."""
+    tf = targets[-1]
+    direction = math.copysign(1.0, tf - t0)
+    norm = ErrorNorm(tol, y0)
+    ctrl = PIController(embedded_order)
+    n0 = stepper.nonlinear(t0, y0)
+    stepper.nfev += 1
+    h = (
+        first_step
+        if first_step is not None
+        else initial_step(n0, y0, stepper.nonlinear, t0, direction, norm, embedded_order + 1)
+    )
+    if first_step is None:
+        stepper.nfev += 1
+    saved: list[Any] = [None] * len(targets)
+    t, y, k = t0, y0, 0
+    steps = rejected = 0
+    while True:
+        h = min(h, max_step)
+        floor = 16 * _EPS * max(abs(t), abs(tf - t0))
+        why = None
+        if h < floor:
+            why = (
+                f"the step size fell to {h:.3g} (below the floor {floor:.1e}) at t = {t:.10g}: the "
+                "solution may blow up or be non-smooth there, or rtol/atol are too tight for the "
+                "state's precision"
+            )
+        elif steps + rejected >= max_steps:
+            why = (
+                f"max_steps = {max_steps} (accepted and rejected) reached at t = {t:.10g} before "
+                f"t_end = {tf:g}; raise max_steps or loosen rtol/atol"
+            )
+        if why is not None:
+            return AdaptiveRun(saved, t, y, steps, rejected, False, why)
+        remaining = abs(targets[k] - t)
+        hit = h >= remaining * (1 - 1e-12)
+        h_step = remaining if hit else on_ladder(h)
+        y_new, err, n_next = stepper.step_with_error(t, direction * h_step, y, n0)
+        e = norm(err, y, y_new)
+        if not e <= 1.0:  # also NaN
+            rejected += 1
+            h = h_step * ctrl.reject(e)
+            continue
+        steps += 1
+        t_new = targets[k] if hit else t + direction * h_step
+        if bar is not None:
+            bar.update(abs(t_new - t))
+        t, y = t_new, y_new
+        n0 = n_next if n_next is not None else stepper.nonlinear(t, y)
+        if n_next is None:
+            stepper.nfev += 1
+        # a step shortened to land on a save point does not shorten the next one
+        h = (h if hit else h_step) * ctrl.accept(e)
+        if hit:
+            saved[k] = y
+            k += 1
+        if k == len(targets):
+            return AdaptiveRun(saved, t, y, steps, rejected, True, "reached t_end")

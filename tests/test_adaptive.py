@@ -1,0 +1,255 @@
+"""Error-controlled steps: the embedded pairs, the controller, and what a run reports."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from _optional import needs_torch, torch
+
+import expint
+from expint import problems
+from expint._schemes._phiexpr import P, PhiExpr
+
+PAIRS = [s for s in expint.schemes.catalog() if s.adaptive]
+
+
+def _blowup():
+    """``y' = y²``, ``y(0) = 1``: ``y = 1/(1 − t)`` blows up at ``t = 1``."""
+    return expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y * y)
+
+
+def _decay():
+    return expint.SemilinearProblem(expint.Diagonal([-1.0, -50.0]), lambda t, y: np.sin(y) + math.cos(t))
+
+
+def test_the_catalogue_has_validated_pairs():
+    assert {s.name for s in PAIRS} == {"krogstad43", "hochost43"}
+    for s in PAIRS:
+        tab = s.tableau
+        assert tab.adaptive and s.embedded_order == tab.embedded().order < s.order
+    assert not expint.schemes.get("krogstad").adaptive
+    assert "| krogstad43 | etdrk | 4 | 4 | 3 | 3 |" in expint.schemes.table()
+
+
+def test_broken_pairs_are_refused():
+    tab = expint.schemes.get("krogstad43").tableau
+    zero = PhiExpr()
+    with pytest.raises(ValueError, match="error weights, expected 5"):
+        replace(tab, b_err=(zero, zero, zero, P(2)))
+    with pytest.raises(ValueError, match="estimate is void"):  # b̂ = b: the same order
+        replace(tab, b_err=(zero,) * 5)
+    with pytest.raises(ValueError, match=r"embedded.*φ_1"):  # b̂ loses a quadrature condition
+        replace(tab, b_err=(P(2), zero, zero, zero, -P(2) + P(1)))
+
+
+@pytest.mark.parametrize("scheme", PAIRS, ids=lambda s: s.name)
+def test_the_estimate_shrinks_at_the_embedded_order(scheme):
+    """One step from the same state: the estimate is O(h^{q+1})."""
+    prob = problems.nonstiff()
+    stepper = scheme.make_stepper(prob.problem.linear, prob.problem.nonlinear)
+    est = []
+    for h in (0.05, 0.025, 0.0125):
+        _, err, _ = stepper.step_with_error(0.0, h, prob.y0)
+        est.append(np.linalg.norm(err))
+    slopes = np.diff(np.log(est)) / np.log(0.5)
+    assert np.all(np.abs(slopes - (scheme.embedded_order + 1)) < 0.25), slopes
+
+
+def test_fixed_step_scheme_has_no_estimate():
+    stepper = expint.schemes.get("krogstad").make_stepper(_decay().linear, _decay().nonlinear)
+    with pytest.raises(TypeError, match="no error estimate"):
+        stepper.step_with_error(0.0, 0.1, np.ones(2))
+
+
+def test_adaptive_run_meets_the_tolerance_and_counts_its_work():
+    nls = problems.nls()
+    sol = expint.solve(nls.problem, nls.y0, (0.0, 1.0), scheme="krogstad43", rtol=1e-6, atol=1e-6 * 60)
+    exact = nls.exact(1.0)
+    err = np.max(np.abs(sol.y[-1] - exact)) / np.max(np.abs(exact))
+    assert sol.success and sol.message == "reached t_end"
+    assert 1e-9 < err < 1e-5
+    st = sol.stats
+    assert st["steps"] > 5 and st["rejected_steps"] == 0
+    # FSAL: four new evaluations per step, plus N(t0, y0) and the initial-step probe
+    assert st["nfev"] == 4 * st["steps"] + 2
+    # the step-size ladder: far fewer coefficient sets than steps
+    assert st["phi_evaluations"] < st["steps"]
+
+
+def test_a_bad_first_step_is_rejected_and_recovered():
+    sol = expint.solve(
+        _decay(), np.ones(2), (0.0, 5.0), scheme="krogstad43", rtol=1e-8, atol=1e-10, first_step=4.0
+    )
+    ref = expint.solve(_decay(), np.ones(2), (0.0, 5.0), scheme="hochost4", n_steps=4000).y[-1]
+    assert sol.stats["rejected_steps"] >= 1
+    assert np.max(np.abs(sol.y[-1] - ref)) < 1e-7
+
+
+def test_t_eval_points_are_landed_on_exactly():
+    te = [0.3, 1.7, 2.0]
+    sol = expint.solve(_decay(), np.ones(2), (0.0, 2.0), scheme="hochost43", rtol=1e-9, atol=1e-12, t_eval=te)
+    np.testing.assert_array_equal(sol.t, te)
+    for t, y in zip(sol.t, sol.y, strict=True):
+        ref = expint.solve(_decay(), np.ones(2), (0.0, t), scheme="hochost4", n_steps=3000).y[-1]
+        assert np.max(np.abs(y - ref)) < 1e-8
+
+
+def test_max_step_bounds_every_step():
+    sol = expint.solve(
+        _decay(), np.ones(2), (0.0, 2.0), scheme="krogstad43", rtol=1e-3, atol=1e-3, max_step=0.1
+    )
+    assert sol.stats["steps"] >= 20
+
+
+def test_backwards_in_time():
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -2.0]), lambda t, y: np.sin(y))
+    fwd = expint.solve(prob, np.ones(2), (0.0, 0.5), scheme="krogstad43", rtol=1e-10, atol=1e-12)
+    back = expint.solve(prob, fwd.y[-1], (0.5, 0.0), scheme="krogstad43", rtol=1e-10, atol=1e-12)
+    assert back.success and back.t[-1] == 0.0
+    assert np.max(np.abs(back.y[-1] - 1.0)) < 1e-8
+
+
+def test_a_blow_up_ends_at_the_step_size_floor_with_everything_kept():
+    with pytest.warns(RuntimeWarning, match="step size fell"):
+        sol = expint.solve(
+            _blowup(), np.ones(1), (0.0, 2.0), scheme="krogstad43", rtol=1e-6, atol=1e-6, t_eval=[0.5, 2.0]
+        )
+    # the run stops at the blow-up (to the accuracy asked for) and says where
+    assert not sol.success and abs(sol.t[-1] - 1.0) < 1e-5
+    assert f"at t = {sol.t[-1]:.10g}" in sol.message
+    # the save point before the blow-up, then the state at the time reached
+    assert sol.t[0] == 0.5 and abs(sol.y[0, 0] - 2.0) < 1e-5
+    assert sol.y[-1, 0] > 1e6
+
+
+def test_max_steps_ends_the_run_with_the_state_reached():
+    with pytest.warns(RuntimeWarning, match="max_steps = 7"):
+        sol = expint.solve(
+            _decay(), np.ones(2), (0.0, 50.0), scheme="krogstad43", rtol=1e-9, atol=1e-9, max_steps=7
+        )
+    assert not sol.success and sol.stats["steps"] + sol.stats["rejected_steps"] == 7
+    assert sol.t[0] == 0.0 and 0.0 < sol.t[-1] < 50.0
+    ref = expint.solve(_decay(), np.ones(2), (0.0, sol.t[-1]), scheme="hochost4", n_steps=2000).y[-1]
+    assert np.max(np.abs(sol.y[-1] - ref)) < 1e-7
+
+
+def test_non_finite_trial_steps_are_rejected_not_kept():
+    calls = []
+
+    def nonlinear(t, y):
+        calls.append(t)
+        return np.where(np.abs(y) < 3.0, -y, np.inf)  # a cliff the integrator must not cross
+
+    prob = expint.SemilinearProblem(expint.Diagonal([0.5]), nonlinear)
+    sol = expint.solve(
+        prob, np.ones(1), (0.0, 1.0), scheme="krogstad43", rtol=1e-6, atol=1e-8, first_step=1.0
+    )
+    assert sol.success and np.all(np.isfinite(sol.y))
+    assert sol.stats["rejected_steps"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"scheme": "krogstad", "rtol": 1e-6, "atol": 1e-8}, ValueError, "has no error estimate.*krogstad43"),
+        ({"rtol": 1e-6, "atol": 1e-8, "n_steps": 10}, ValueError, "not both"),
+        ({"rtol": 1e-6}, ValueError, "both rtol and atol"),
+        ({}, ValueError, "is adaptive: pass rtol and atol"),
+        ({"rtol": 0.0, "atol": 1e-8}, ValueError, "rtol must be positive"),
+        ({"rtol": -1e-3, "atol": 1e-8}, ValueError, "rtol must be positive"),
+        ({"rtol": math.nan, "atol": 1e-8}, ValueError, "rtol must be positive and finite"),
+        ({"rtol": 1e-17, "atol": 1e-8}, ValueError, "below what double precision"),
+        ({"rtol": "1e-6", "atol": 1e-8}, TypeError, "rtol must be a real number"),
+        ({"rtol": 1e-6, "atol": -1.0}, ValueError, "atol must be finite and non-negative"),
+        ({"rtol": 1e-6, "atol": math.inf}, ValueError, "atol must be finite"),
+        ({"rtol": 1e-6, "atol": np.ones(3)}, ValueError, r"atol must be a scalar or have shape \(2,\)"),
+        ({"rtol": 1e-6, "atol": 1e-8, "first_step": -0.1}, ValueError, "first_step must be positive"),
+        ({"rtol": 1e-6, "atol": 1e-8, "max_step": 0.0}, ValueError, "max_step must be positive"),
+        ({"rtol": 1e-6, "atol": 1e-8, "max_steps": 0}, ValueError, "max_steps must be at least 1"),
+        ({"rtol": 1e-6, "atol": 1e-8, "max_steps": 2.5}, TypeError, "max_steps must be an integer"),
+        ({"scheme": "krogstad", "n_steps": 4, "max_step": 0.1}, ValueError, "only apply to adaptive runs"),
+    ],
+)
+def test_bad_adaptive_input(kwargs, exc, match):
+    args = {"scheme": "krogstad43", **kwargs}
+    with pytest.raises(exc, match=match):
+        expint.solve(_decay(), np.ones(2), (0.0, 1.0), **args)
+
+
+def test_per_component_atol_and_fixed_grid_runs_of_a_pair():
+    sol = expint.solve(
+        _decay(), np.ones(2), (0.0, 1.0), scheme="krogstad43", rtol=1e-8, atol=np.array([1e-9, 1e-12])
+    )
+    fixed = expint.solve(_decay(), np.ones(2), (0.0, 1.0), scheme="krogstad43", n_steps=50)
+    plain = expint.solve(_decay(), np.ones(2), (0.0, 1.0), scheme="krogstad", n_steps=50)
+    np.testing.assert_allclose(fixed.y, plain.y, rtol=1e-14)  # the pair advances with Krogstad's weights
+    assert np.max(np.abs(sol.y[-1] - plain.y[-1])) < 1e-6
+
+
+@needs_torch
+def test_torch_batch_matches_numpy():
+    y0 = np.array([[1.0, 0.5], [0.2, -1.0]])
+    a = expint.solve(_decay_any(), y0, (0.0, 1.0), scheme="krogstad43", rtol=1e-8, atol=1e-10)
+    b = expint.solve(
+        _decay_any(), torch.from_numpy(y0), (0.0, 1.0), scheme="krogstad43", rtol=1e-8, atol=1e-10
+    )
+    assert isinstance(b.y, torch.Tensor) and b.stats["steps"] == a.stats["steps"]
+    np.testing.assert_allclose(b.y.numpy(), a.y, rtol=1e-12, atol=1e-14)
+
+
+def _decay_any():
+    def nonlinear(t, y):
+        s = torch.sin(y) if torch is not None and isinstance(y, torch.Tensor) else np.sin(y)
+        return s + math.cos(t)
+
+    return expint.SemilinearProblem(expint.Diagonal([-1.0, -50.0]), nonlinear)
+
+
+def _tolerance_cases():
+    """(problem, T, reference) on four problems; references independent of expint's
+    schemes (closed forms, or torchdiffeq dopri5 at rtol 1e-13)."""
+    from reference import torchdiffeq_reference
+
+    ks, ac = problems.kuramoto_sivashinsky(64), problems.allen_cahn()
+    nls, ho = problems.nls(), problems.hochbruck_ostermann()
+    return {
+        "kuramoto_sivashinsky": (ks, 10.0, torchdiffeq_reference(ks.problem, ks.y0, (0.0, 10.0))),
+        "allen_cahn": (ac, 10.0, torchdiffeq_reference(ac.problem, ac.y0, (0.0, 10.0))),
+        "nls": (nls, math.pi, nls.exact(math.pi)),
+        "hochbruck_ostermann": (ho, 1.0, ho.exact(1.0)),
+    }
+
+
+@pytest.fixture(scope="module")
+def tolerance_cases():
+    if torch is None:
+        pytest.skip("the references need torchdiffeq")
+    return _tolerance_cases()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", ["kuramoto_sivashinsky", "allen_cahn", "nls", "hochbruck_ostermann"])
+@pytest.mark.parametrize("scheme", PAIRS, ids=lambda s: s.name)
+def test_tolerance_proportionality(tolerance_cases, problem, scheme):
+    """Achieved error within 10× of rtol from rtol = 1e-3 to 1e-10, and steps growing
+    like rtol^{-1/p} for the scheme's order p."""
+    bp, T, ref = tolerance_cases[problem]
+    rtols = np.logspace(-3, -10, 8)
+    scale = np.max(np.abs(ref))
+    errs, steps = [], []
+    for rtol in rtols:
+        sol = expint.solve(
+            bp.problem, bp.y0, (0.0, T), scheme=scheme, rtol=rtol, atol=rtol * np.max(np.abs(bp.y0))
+        )
+        assert sol.success, sol.message
+        errs.append(np.max(np.abs(sol.y[-1] - ref)) / scale)
+        steps.append(sol.stats["steps"])
+    ratio = np.array(errs) / rtols
+    assert np.all(ratio < 10), dict(zip(rtols, ratio, strict=True))
+    # a controller that ignored rtol would miss this end too
+    assert np.all(ratio > 1e-3), dict(zip(rtols, ratio, strict=True))
+    order = -1.0 / np.polyfit(np.log(rtols), np.log(steps), 1)[0]
+    assert scheme.order - 0.6 < order < scheme.order + 0.8, (order, steps)
