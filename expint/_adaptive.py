@@ -168,9 +168,11 @@ def run_adaptive(
     max_step: float,
     max_steps: int,
     bar: Any = None,
+    dense: Any = None,
 ) -> AdaptiveRun:
     """Integrate from ``t0`` through the save times ``targets`` (monotone, the last is
-    ``t_end``), landing on each exactly; ``saved[i]`` is the state at ``targets[i]``."""
+    ``t_end``), landing on each exactly; ``saved[i]`` is the state at ``targets[i]``.
+    A `DenseOutput` passed as ``dense`` records every accepted step."""
     tf = targets[-1]
     direction = math.copysign(1.0, tf - t0)
     norm = ErrorNorm(tol, y0)
@@ -207,7 +209,8 @@ def run_adaptive(
         remaining = abs(targets[k] - t)
         hit = h >= remaining * (1 - 1e-12)
         h_step = remaining if hit else on_ladder(h)
-        y_new, err, n_next = stepper.step_with_error(t, direction * h_step, y, n0)
+        stages: list | None = [] if dense is not None else None
+        y_new, err, n_next = stepper.step_with_error(t, direction * h_step, y, n0, stages)
         e = norm(err, y, y_new)
         if not e <= 1.0:  # also NaN
             rejected += 1
@@ -217,6 +220,8 @@ def run_adaptive(
         t_new = targets[k] if hit else t + direction * h_step
         if bar is not None:
             bar.update(abs(t_new - t))
+        if dense is not None:
+            dense.add(t, direction * h_step, y, stages, t_new)
         t, y = t_new, y_new
         n0 = n_next if n_next is not None else stepper.nonlinear(t, y)
         if n_next is None:

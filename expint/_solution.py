@@ -29,6 +29,9 @@ class Solution:
         What happened.
     scheme : str
         The scheme used.
+    sol : DenseOutput or None
+        With ``dense_output=True``: ``sol(t)`` gives the state at any ``t`` in the
+        integrated span from the continuous extension of each step; else ``None``.
     """
 
     t: np.ndarray
@@ -37,6 +40,7 @@ class Solution:
     success: bool = True
     message: str = ""
     scheme: str = ""
+    sol: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (

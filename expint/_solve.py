@@ -24,6 +24,7 @@ from ._backend import (
     stack,
     to_numpy,
 )
+from ._dense import DenseOutput
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
 from ._solution import Solution
@@ -127,10 +128,11 @@ def time_grid(
     return grid
 
 
-def _merge_t_eval(grid: np.ndarray, t_eval: Any) -> tuple[np.ndarray, list[int]]:
-    t0, tf = grid[0], grid[-1]
+def _check_t_eval(t_eval: Any, t0: float, tf: float) -> np.ndarray | None:
+    """``t_eval`` as a float array, checked: 1-D, finite, strictly monotone in the
+    direction of integration, inside ``t_span`` (``None`` passes through)."""
     if t_eval is None:
-        return grid, [0, len(grid) - 1]
+        return None
     te = np.atleast_1d(np.asarray(to_numpy(t_eval), dtype=float))
     if te.ndim != 1 or te.size == 0 or not np.all(np.isfinite(te)):
         raise ValueError("t_eval must be a non-empty 1-D array of finite times")
@@ -141,6 +143,17 @@ def _merge_t_eval(grid: np.ndarray, t_eval: Any) -> tuple[np.ndarray, list[int]]
     tol = 1e-12 * (hi - lo)
     if te.min() < lo - tol or te.max() > hi + tol:
         raise ValueError(f"t_eval must lie inside t_span [{lo}, {hi}]")
+    return np.clip(te, lo, hi)
+
+
+def _merge_t_eval(grid: np.ndarray, t_eval: Any) -> tuple[np.ndarray, list[int]]:
+    t0, tf = grid[0], grid[-1]
+    if t_eval is None:
+        return grid, [0, len(grid) - 1]
+    te = _check_t_eval(t_eval, t0, tf)
+    sign = math.copysign(1.0, tf - t0)
+    lo, hi = min(t0, tf), max(t0, tf)
+    tol = 1e-12 * (hi - lo)
     # snap t_eval points within tol of a grid point onto it, insert the others
     order = np.argsort(grid)
     sorted_grid = grid[order]
@@ -247,6 +260,7 @@ def solve(
     first_step: float | None = None,
     max_step: float | None = None,
     max_steps: int = 100_000,
+    dense_output: bool = False,
     progress: bool = False,
 ) -> Solution:
     r"""Integrate $y' = L(t) y + N(t, y)$ with an exponential scheme.
@@ -268,9 +282,10 @@ def solve(
         Exactly one: a step size that divides the interval, a number of uniform steps,
         or an explicit monotone grid from ``t0`` to ``t_end`` (any step sizes).
     t_eval : array, optional
-        Times at which to save the state; points not on the grid are inserted into it
-        (which shortens the neighbouring steps; adaptive runs land on them).  Default:
-        the two ends.
+        Times at which to save the state.  Without ``dense_output`` they become step
+        points (inserted into a fixed grid, which shortens the neighbouring steps;
+        landed on by adaptive runs); with it they are interpolated and the steps are
+        left alone.  Default: the two ends.
     rtol, atol : float; float or array of shape ``(n,)``
         Tolerances of an adaptive run (an embedded pair such as ``"krogstad43"``, in
         place of ``dt``/``n_steps``/``ts``): a step is accepted when the RMS over all
@@ -282,6 +297,11 @@ def solve(
     max_steps : int
         Adaptive runs: the most steps (accepted and rejected) before giving up with
         ``success=False``; the states reached are returned.
+    dense_output : bool
+        Keep each step's stage values and return ``Solution.sol``, a callable giving
+        the state anywhere in ``t_span`` from the continuous extension of the scheme
+        (order 3 for the fourth-order ETD schemes, 2 for ``etd2rk``/``etd3rk``; Lawson
+        and multistep schemes have none).  Memory: ``stages + 1`` states per step.
     progress : bool
         Show a tqdm progress bar.
 
@@ -327,6 +347,11 @@ def solve(
     t0, tf = _check_span(t_span)
     grid_given = [k for k, v in (("dt", dt), ("n_steps", n_steps), ("ts", ts)) if v is not None]
     adaptive = _check_mode(sch, rtol, atol, grid_given, first_step, max_step, max_steps)
+    if dense_output and not (sch.tableau is not None and sch.tableau.dense_order > 0):
+        with_dense = ", ".join(s.name for s in catalog() if s.tableau is not None and s.tableau.dense_order)
+        raise ValueError(
+            f"scheme {sch.name!r} has no continuous extension for dense_output; use one of {with_dense}"
+        )
     if adaptive:
         return _solve_adaptive(
             problem,
@@ -339,42 +364,75 @@ def solve(
             _step_bound(first_step, "first_step", tf - t0),
             _step_bound(max_step, "max_step", tf - t0),
             max_steps,
+            dense_output,
             progress,
         )
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
-    grid, save_idx = _merge_t_eval(grid, t_eval)
+    return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress)
+
+
+class _Work:
+    """Counts of φ evaluations and Krylov products over one run."""
+
+    def __init__(self, linear: Any):
+        self.linear = linear
+        self.phi_before = linear.phi_evaluations
+        self.kry = getattr(linear, "krylov_info", None)
+        self.mv_before = self.kry.matvecs if self.kry is not None else 0
+
+    def stats(self, steps: int, nfev: int, rejected: int) -> dict:
+        out = {
+            "steps": steps,
+            "nfev": nfev,
+            "rejected_steps": rejected,
+            "phi_evaluations": self.linear.phi_evaluations - self.phi_before,
+        }
+        if self.kry is not None:
+            out["krylov_matvecs"] = self.kry.matvecs - self.mv_before
+        return out
+
+
+def _solve_fixed(
+    problem: SemilinearProblem,
+    sch: Scheme,
+    y0: Any,
+    grid: np.ndarray,
+    t_eval: Any,
+    dense_output: bool,
+    progress: bool,
+) -> Solution:
+    work = _Work(problem.linear)
+    stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear))
+    dense = DenseOutput(stepper, float(grid[0])) if dense_output else None
+    te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output else None
+    grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
     save_at: dict[int, list[int]] = {}
     for k, i in enumerate(save_idx):
         save_at.setdefault(i, []).append(k)
-
-    linear = problem.linear
-    phi_before = linear.phi_evaluations
-    kry = getattr(linear, "krylov_info", None)
-    mv_before = kry.matvecs if kry is not None else 0
-    stepper = sch.make_stepper(linear, _CheckedNonlinear(problem.nonlinear))
-
     saved: list[Any] = [None] * len(save_idx)
     for k in save_at.get(0, []):
         saved[k] = y0
     n = len(grid) - 1
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc=f"expint {sch.name}", unit="step")
+    bar = _progress(progress, n, sch.name, "step")
     y = y0
     steps = _canonical_steps(np.diff(grid))
     success, message, done = True, "reached t_end", n
     watch = _FiniteWatch(y0, n)
     for i in range(n):
-        y = stepper.step(float(grid[i]), steps[i], y)
+        if dense is not None:
+            stages: list[Any] = []
+            y_new = stepper.step(float(grid[i]), steps[i], y, stages=stages)
+            dense.add(float(grid[i]), steps[i], y, stages, float(grid[i + 1]))
+            y = y_new
+        else:
+            y = stepper.step(float(grid[i]), steps[i], y)
         if bar is not None:
             bar.update()
         bad = watch.first_bad(i, y, force=(i + 1) in save_at or i + 1 == n)
         if bad is not None:
             success, done = False, bad + 1
             message = f"the state became non-finite in step {bad} (t = {grid[bad]:g} to {grid[bad + 1]:g})"
-            warnings.warn(f"expint.solve: {message}; stopping", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"expint.solve: {message}; stopping", RuntimeWarning, stacklevel=3)
             if bad == i:
                 for k in save_at.get(i + 1, []):
                     saved[k] = y
@@ -383,18 +441,37 @@ def solve(
             saved[k] = y
     if bar is not None:
         bar.close()
+    stats = work.stats(done, stepper.nfev, 0)
+    if dense is not None:
+        dense.truncate(done)
+        ts_out, ys = _from_dense(dense, te, float(grid[0]), float(grid[done]), success)
+        return Solution(ts_out, ys, stats, success, message, sch.name, dense)
     keep = [k for k in range(len(saved)) if saved[k] is not None]
     ys = stack([saved[k] for k in keep])
     t_saved = np.array([grid[save_idx[k]] for k in keep])
-    stats = {
-        "steps": done,
-        "nfev": stepper.nfev,
-        "rejected_steps": 0,
-        "phi_evaluations": linear.phi_evaluations - phi_before,
-    }
-    if kry is not None:
-        stats["krylov_matvecs"] = kry.matvecs - mv_before
     return Solution(t_saved, ys, stats, success, message, sch.name)
+
+
+def _from_dense(
+    dense: DenseOutput, te: np.ndarray | None, t0: float, t_reached: float, success: bool
+) -> tuple[np.ndarray, Any]:
+    """Saved times and states of a dense run: ``t_eval`` (those reached) from the
+    interpolant, or the two ends; after a failure also the state at the time reached."""
+    times = np.array([t0, t_reached]) if te is None else te
+    if not success and te is not None:
+        sign = math.copysign(1.0, t_reached - t0) if t_reached != t0 else 1.0
+        times = te[(te - t_reached) * sign <= 0]
+        if times.size == 0 or times[-1] != t_reached:
+            times = np.append(times, t_reached)
+    return times, dense(times)
+
+
+def _progress(show: bool, total: float, name: str, unit: str) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"expint {name}", unit=unit)
 
 
 def _check_mode(
@@ -450,19 +527,15 @@ def _solve_adaptive(
     first_step: float | None,
     max_step: float | None,
     max_steps: int,
+    dense_output: bool,
     progress: bool,
 ) -> Solution:
-    points, save_idx = _merge_t_eval(np.array([t0, tf]), t_eval)
-    linear = problem.linear
-    phi_before = linear.phi_evaluations
-    kry = getattr(linear, "krylov_info", None)
-    mv_before = kry.matvecs if kry is not None else 0
-    stepper = sch.make_stepper(linear, _CheckedNonlinear(problem.nonlinear), cache=32)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=abs(tf - t0), desc=f"expint {sch.name}", unit="t")
+    te = _check_t_eval(t_eval, t0, tf) if dense_output else None
+    points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
+    work = _Work(problem.linear)
+    stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear), cache=32)
+    dense = DenseOutput(stepper, t0) if dense_output else None
+    bar = _progress(progress, abs(tf - t0), sch.name, "t")
     try:
         run = run_adaptive(
             stepper,
@@ -475,25 +548,22 @@ def _solve_adaptive(
             max_step=max_step if max_step is not None else math.inf,
             max_steps=max_steps,
             bar=bar,
+            dense=dense,
         )
     finally:
         if bar is not None:
             bar.close()
-    at_point = [y0, *run.saved]
-    keep = [k for k in range(len(save_idx)) if at_point[save_idx[k]] is not None]
-    ts_out = [float(points[save_idx[k]]) for k in keep]
-    ys = [at_point[save_idx[k]] for k in keep]
     if not run.success:
         warnings.warn(f"expint.solve: {run.message}; stopping", RuntimeWarning, stacklevel=3)
-        if not ts_out or ts_out[-1] != run.t_reached:
-            ts_out.append(run.t_reached)
-            ys.append(run.y_reached)
-    stats = {
-        "steps": run.steps,
-        "nfev": stepper.nfev,
-        "rejected_steps": run.rejected,
-        "phi_evaluations": linear.phi_evaluations - phi_before,
-    }
-    if kry is not None:
-        stats["krylov_matvecs"] = kry.matvecs - mv_before
-    return Solution(np.array(ts_out), stack(ys), stats, run.success, run.message, sch.name)
+    stats = work.stats(run.steps, stepper.nfev, run.rejected)
+    if dense is not None:
+        ts_out, ys = _from_dense(dense, te, t0, run.t_reached, run.success)
+        return Solution(ts_out, ys, stats, run.success, run.message, sch.name, dense)
+    at_point = [y0, *run.saved]
+    keep = [k for k in range(len(save_idx)) if at_point[save_idx[k]] is not None]
+    t_out = [float(points[save_idx[k]]) for k in keep]
+    y_out = [at_point[save_idx[k]] for k in keep]
+    if not run.success and (not t_out or t_out[-1] != run.t_reached):
+        t_out.append(run.t_reached)
+        y_out.append(run.y_reached)
+    return Solution(np.array(t_out), stack(y_out), stats, run.success, run.message, sch.name)

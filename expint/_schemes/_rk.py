@@ -55,19 +55,23 @@ class RKStepper:
         return self._coeffs.put(key, out)
 
     # -- the step ---------------------------------------------------------------------
-    def step(self, t: float, h: float, u: Any, n0: Any = None) -> Any:
+    def step(self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None) -> Any:
         """``u(t + h)`` from ``u(t)``; ``n0 = N(t, u)`` may be passed if already known
-        (used only when the first node is ``c_1 = 0``)."""
-        return self._stages(t, h, u, n0, [])
+        (used only when the first node is ``c_1 = 0``); a list passed as ``stages``
+        receives the stage values ``N_i`` (for dense output)."""
+        return self._stages(t, h, u, n0, [] if stages is None else stages)
 
-    def step_with_error(self, t: float, h: float, u: Any, n0: Any = None) -> tuple[Any, Any, Any]:
+    def step_with_error(
+        self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None
+    ) -> tuple[Any, Any, Any]:
         """``(u_{n+1}, err, n_next)`` for an embedded pair: the step, the error estimate
         ``h Σ_i e_i(hL) N_i`` and, for FSAL pairs, ``N(t + h, u_{n+1})`` (pass it as
-        ``n0`` of the next step; ``None`` otherwise)."""
+        ``n0`` of the next step; ``None`` otherwise).  ``stages`` as in `step`."""
         if not self.tab.adaptive:
             raise TypeError(f"scheme {self.tab.name!r} has no error estimate")
-        n_vals: list[Any] = []
+        n_vals: list[Any] = [] if stages is None else stages
         u_new = self._stages(t, h, u, n0, n_vals)
+        n_stages = len(n_vals)
         n_next = None
         if self.tab.fsal:
             self.nfev += 1
@@ -81,10 +85,23 @@ class RKStepper:
                 term = apply(a, n_vals[j])
                 err = term if err is None else err + term
         else:
-            err = _combine_grouped(
-                self.linear, h, t, u, PhiExpr(), [(n_vals[j], h * e) for j, e in self._error[1]]
-            )
+            parts = [(n_vals[j], h * e) for j, e in self._error[1]]
+            err = _combine_grouped(self.linear, h, t, u, PhiExpr(), parts)
+        del n_vals[n_stages:]  # the caller's stages are those of the step
         return u_new, err, n_next
+
+    def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
+        """``u(t + θh)`` from a step's start ``u``, its stage values and the continuous
+        extension of the tableau (see `ExpRKTableau.dense_weights`)."""
+        exp_expr, b = self.tab.dense_weights(theta)
+        parts = [(stages[i], h * bi) for i, bi in enumerate(b) if bi]
+        if not self._evaluated_coefficients:
+            return _combine_grouped(self.linear, h, t, u, exp_expr, parts)
+        lin = self.linear
+        out = lin.apply_coefficient(lin.phi_expr(h, exp_expr.terms, t, u), u)
+        for vec, expr in parts:
+            out = out + lin.apply_coefficient(lin.phi_expr(h, expr.terms, t, u), vec)
+        return out
 
     def _stages(self, t: float, h: float, u: Any, n0: Any, n_vals: list[Any]) -> Any:
         if self._evaluated_coefficients:

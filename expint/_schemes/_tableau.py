@@ -29,6 +29,14 @@ stage at ``c = 1`` with row ``b`` — is validated as a tableau of ``embedded_or
 and must *fail* the classical conditions of ``order`` (an estimate of a method of the
 same order would vanish as ``h → 0`` faster than the error it is meant to measure).
 
+*Dense output* (ETD family): replacing each ``φ_k(z)`` in ``b_i`` by ``θ^k φ_k(θz)``
+gives weights ``b_i(θ)`` with ``u(t_n + θh) ≈ e^{θhL} u_n + h Σ_i b_i(θ) N_i``: the
+quadrature conditions become ``Σ_i b_i(θ) c_i^j/j! = θ^{j+1} φ_{j+1}(θz)``, the exact
+integral of a degree-``j`` polynomial over ``[t_n, t_n + θh]``.  `dense_order` is the
+order up to which these hold as functions of ``z`` and the classical conditions of the
+continuous extension hold at ``z = 0`` (at most 3: the order-4 conditions do not
+hold for all θ with these weights); 0 where there is no such extension (Lawson).
+
 ``Σ_i b_i c_i³/6 = φ_4`` is *not* required as a function of ``z``: no 4-stage
 method with nodes (0, ½, ½, 1) satisfies it (Cox–Matthews, Krogstad,
 Strehmel–Weiner and Hochbruck–Ostermann all give ``(−φ_2/2 + 3φ_3)/6``); it holds at
@@ -37,6 +45,7 @@ Strehmel–Weiner and Hochbruck–Ostermann all give ``(−φ_2/2 + 3φ_3)/6``);
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +100,47 @@ class ExpRKTableau:
         self._check_classical()
         if self.b_err:
             self._check_embedded()
+
+    def dense_weights(self, theta: float) -> tuple[PhiExpr, tuple[PhiExpr, ...]]:
+        """``(e^{θz}, (b_1(θ), …, b_s(θ)))`` of the continuous extension at ``θ ∈ [0, 1]``
+        (module docstring); valid where `dense_order` > 0."""
+        b = tuple(
+            PhiExpr({(k, c * theta, sh * theta): coef * theta**k for (k, c, sh), coef in bi.terms.items()})
+            for bi in self.b
+        )
+        return E(theta), b
+
+    @property
+    def dense_order(self) -> int:
+        """Order of the continuous extension (0: none); checked numerically."""
+        cached = self.__dict__.get("_dense_order")
+        if cached is None:
+            cached = self._find_dense_order()
+            object.__setattr__(self, "_dense_order", cached)
+        return cached
+
+    def _find_dense_order(self) -> int:
+        from .._phi import phi
+
+        if self.family != "etdrk":
+            return 0
+        c = np.array(self.c)
+        a0 = np.zeros((self.stages, self.stages))
+        for (i, j), e in self.a.items():
+            a0[i, j] = e.at_zero()
+        best = min(self.order, 3)
+        for theta in (0.3, 0.8):
+            _, b = self.dense_weights(theta)
+            for q in range(best):  # Σ b_i(θ) c_i^q/q! = θ^{q+1} φ_{q+1}(θz) as functions of z
+                for z in _SAMPLES:
+                    lhs = sum(bi.scalar(z) * ci**q / math.factorial(q) for bi, ci in zip(b, c, strict=True))
+                    if not _close(lhs, theta ** (q + 1) * complex(phi(q + 1, np.complex128(theta * z)))):
+                        best = q
+                        break
+            b0 = np.array([bi.at_zero() for bi in b])
+            if best >= 3 and abs(b0 @ a0 @ c - theta**3 / 6) > 1e-13:
+                best = 2
+        return best
 
     @property
     def adaptive(self) -> bool:

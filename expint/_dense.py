@@ -1,0 +1,75 @@
+r"""Dense output: the solution between steps from each step's continuous extension.
+
+For an exponential Runge–Kutta step from ``t_n`` with size ``h`` and stage values
+``N_i``,
+
+$$
+u(t_n + θh) ≈ e^{θhL} u_n + h \sum_i b_i(θ hL)\, N_i,\qquad
+b_i(θ z) = b_i \text{ with every } φ_k(z) \text{ replaced by } θ^k φ_k(θ z),
+$$
+
+of order `ExpRKTableau.dense_order` (3 for the fourth-order schemes) uniformly in
+``θ ∈ [0, 1]``: no point is added to the step sequence, and ``θ = 1`` reproduces the
+step.  The object keeps every step's start state and stage values (``stages + 1``
+states per step), so memory grows with the number of steps.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import numpy as np
+
+from ._backend import stack, to_numpy
+
+
+class DenseOutput:
+    """``sol(t)``: the state at any ``t`` in the integrated span (see module docstring).
+
+    Call with a float (returns one state) or a 1-D array of times (returns the states
+    stacked on a new leading axis).  Times outside the span raise ``ValueError``.
+    """
+
+    def __init__(self, stepper: Any, t0: float):
+        self._stepper = stepper
+        self._keys: list[float] = []  # |start - t0| of each step, increasing
+        self._steps: list[tuple[float, float, Any, list]] = []
+        self._t0 = t0
+        self._end = t0
+
+    def add(self, t: float, h: float, u: Any, stages: list, t_next: float) -> None:
+        """Record a step from ``t`` to ``t_next = t + h`` (signed ``h``)."""
+        self._keys.append(abs(t - self._t0))
+        self._steps.append((t, h, u, list(stages)))
+        self._end = t_next
+
+    def truncate(self, n_steps: int) -> None:
+        """Keep the first ``n_steps`` steps (a run that failed after them)."""
+        if n_steps < len(self._steps):
+            self._end = self._steps[n_steps][0]
+            del self._steps[n_steps:], self._keys[n_steps:]
+
+    @property
+    def t_span(self) -> tuple[float, float]:
+        """``(t0, t_reached)``: where the interpolant is defined."""
+        return self._t0, self._end
+
+    def __call__(self, t: Any) -> Any:
+        ts = np.asarray(to_numpy(t), dtype=float)
+        if ts.ndim > 1:
+            raise ValueError(f"t must be a float or a 1-D array, got shape {ts.shape}")
+        values = [self._at(float(tt)) for tt in np.atleast_1d(ts)]
+        return values[0] if ts.ndim == 0 else stack(values)
+
+    def _at(self, t: float) -> Any:
+        lo, hi = sorted((self._t0, self._end))
+        tol = 1e-12 * max(1.0, hi - lo)
+        if not (lo - tol <= t <= hi + tol) or not self._steps:
+            raise ValueError(f"t = {t} is outside the integrated span [{lo}, {hi}]")
+        i = max(0, bisect.bisect_right(self._keys, abs(t - self._t0)) - 1)
+        ts, h, u, stages = self._steps[i]
+        theta = min(1.0, max(0.0, (t - ts) / h))
+        if theta == 0.0:
+            return u
+        return self._stepper.dense(ts, h, u, stages, theta)

@@ -1,0 +1,134 @@
+"""Dense output: the continuous extension of each step, for fixed and adaptive runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _optional import needs_torch, torch
+
+import expint
+from expint import problems
+
+DENSE = [s for s in expint.schemes.catalog() if s.tableau is not None and s.tableau.dense_order > 0]
+
+
+def _reference(bp, times, t_end):
+    """A fine fixed-step hochost4 run (2000 steps, error ~1e-13 here) with ``times``
+    inserted into its grid: step points, no interpolation."""
+    sol = expint.solve(bp.problem, bp.y0, (0.0, t_end), scheme="hochost4", n_steps=2000, t_eval=times)
+    return sol.y
+
+
+def test_dense_orders_of_the_catalogue():
+    orders = {s.name: s.tableau.dense_order for s in expint.schemes.catalog() if s.tableau is not None}
+    assert orders["krogstad"] == orders["etdrk4"] == orders["hochost4"] == orders["krogstad43"] == 3
+    assert orders["etd2rk"] == orders["etd3rk"] == 2 and orders["etd1"] == 1
+    assert orders["lawson_rk4"] == 0
+
+
+@pytest.mark.parametrize("scheme", DENSE, ids=lambda s: s.name)
+def test_off_grid_error_converges_at_the_stated_order(scheme):
+    """Global error at points between steps: min(p, q + 1) for order p, dense order q."""
+    bp = problems.nonstiff()
+    probe = np.linspace(0.0371, 1.99, 23)  # never on a grid of 2/n
+    ref = _reference(bp, probe, 2.0)
+    errs, ns = [], (8, 16, 32, 64)
+    for n in ns:
+        sol = expint.solve(
+            bp.problem, bp.y0, (0.0, 2.0), scheme=scheme, n_steps=n, dense_output=True, t_eval=probe
+        )
+        assert sol.stats["steps"] == n  # t_eval did not touch the grid
+        errs.append(np.max(np.abs(sol.y - ref)))
+    want = min(scheme.order, scheme.tableau.dense_order + 1)
+    observed = -np.polyfit(np.log(ns), np.log(errs), 1)[0]
+    assert abs(observed - want) < 0.35, (want, observed, errs)
+
+
+def test_theta_one_reproduces_the_step_and_sol_is_callable_on_arrays():
+    bp = problems.nonstiff()
+    sol = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="krogstad", n_steps=8, dense_output=True)
+    grid = expint.solve(
+        bp.problem, bp.y0, (0.0, 2.0), scheme="krogstad", n_steps=8, t_eval=np.linspace(0, 2, 9)
+    )
+    np.testing.assert_allclose(sol.sol(grid.t), grid.y, rtol=1e-13, atol=1e-14)
+    assert sol.sol(0.5).shape == bp.y0.shape and sol.sol(np.array([0.1, 0.2])).shape == (2, *bp.y0.shape)
+    with pytest.raises(ValueError, match="outside the integrated span"):
+        sol.sol(2.5)
+    assert expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="krogstad", n_steps=8).sol is None
+
+
+def test_adaptive_dense_output_follows_the_tolerance():
+    nls = problems.nls()
+    probe = np.linspace(0.05, 3.0, 7)
+    exact = np.stack([nls.exact(t) for t in probe])
+    scale = np.max(np.abs(exact))
+    errs, steps = [], []
+    for rtol in (1e-4, 1e-6, 1e-8):
+        sol = expint.solve(
+            nls.problem,
+            nls.y0,
+            (0.0, 3.0),
+            scheme="krogstad43",
+            rtol=rtol,
+            atol=rtol * 60,
+            t_eval=probe,
+            dense_output=True,
+        )
+        plain = expint.solve(nls.problem, nls.y0, (0.0, 3.0), scheme="krogstad43", rtol=rtol, atol=rtol * 60)
+        assert sol.stats["steps"] == plain.stats["steps"]  # interpolated, not landed on
+        err = np.max(np.abs(sol.y - exact)) / scale
+        assert err < 10 * rtol, (rtol, err)
+        errs.append(err)
+        steps.append(sol.stats["steps"])
+    order = -np.polyfit(np.log(steps), np.log(errs), 1)[0]
+    assert 3.0 < order < 4.8, order
+
+
+def test_backwards_dense_output():
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -3.0]), lambda t, y: np.sin(y))
+    fwd = expint.solve(prob, np.ones(2), (0.0, 1.0), scheme="hochost4", n_steps=400)
+    back = expint.solve(
+        prob, fwd.y[-1], (1.0, 0.0), scheme="krogstad", n_steps=40, dense_output=True, t_eval=[0.6, 0.0]
+    )
+    mid = expint.solve(prob, np.ones(2), (0.0, 0.6), scheme="hochost4", n_steps=400).y[-1]
+    np.testing.assert_allclose(back.y[0], mid, atol=1e-6)
+    np.testing.assert_allclose(back.y[-1], np.ones(2), atol=1e-6)
+
+
+def test_a_failed_run_interpolates_only_up_to_where_it_stopped():
+    prob = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y * y)  # blows up at t = 1
+    with pytest.warns(RuntimeWarning):
+        sol = expint.solve(
+            prob,
+            np.ones(1),
+            (0.0, 2.0),
+            scheme="krogstad43",
+            rtol=1e-6,
+            atol=1e-6,
+            t_eval=[0.5, 1.5],
+            dense_output=True,
+        )
+    assert not sol.success and sol.t[0] == 0.5 and abs(sol.y[0, 0] - 2.0) < 1e-4
+    assert len(sol.t) == 2 and abs(sol.t[-1] - 1.0) < 1e-5
+
+
+def test_schemes_without_a_continuous_extension_are_refused():
+    bp = problems.nonstiff()
+    for name in ("lawson_rk4", "etdab4"):
+        with pytest.raises(ValueError, match=r"no continuous extension.*krogstad"):
+            expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme=name, n_steps=4, dense_output=True)
+
+
+@needs_torch
+def test_dense_output_on_torch_and_matrix_free():
+    bp = problems.nonstiff()
+    ref = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="krogstad", n_steps=10, dense_output=True)
+    a = torch.from_numpy(bp.problem.linear.a)
+    free = expint.SemilinearProblem(
+        expint.MatrixFree(lambda v: v @ a.T, n=a.shape[0], tol=1e-13), bp.problem.nonlinear
+    )
+    sol = expint.solve(
+        free, torch.from_numpy(bp.y0), (0.0, 1.0), scheme="krogstad", n_steps=10, dense_output=True
+    )
+    assert isinstance(sol.sol(0.33), torch.Tensor)
+    np.testing.assert_allclose(sol.sol(0.33).numpy(), ref.sol(0.33), rtol=1e-9, atol=1e-11)
