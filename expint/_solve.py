@@ -128,11 +128,9 @@ def time_grid(
     return grid
 
 
-def _check_t_eval(t_eval: Any, t0: float, tf: float) -> np.ndarray | None:
+def _check_t_eval(t_eval: Any, t0: float, tf: float) -> np.ndarray:
     """``t_eval`` as a float array, checked: 1-D, finite, strictly monotone in the
-    direction of integration, inside ``t_span`` (``None`` passes through)."""
-    if t_eval is None:
-        return None
+    direction of integration, inside ``t_span``."""
     te = np.atleast_1d(np.asarray(to_numpy(t_eval), dtype=float))
     if te.ndim != 1 or te.size == 0 or not np.all(np.isfinite(te)):
         raise ValueError("t_eval must be a non-empty 1-D array of finite times")
@@ -404,7 +402,7 @@ def _solve_fixed(
     work = _Work(problem.linear)
     stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear))
     dense = DenseOutput(stepper, float(grid[0])) if dense_output else None
-    te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output else None
+    te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
     grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
     save_at: dict[int, list[int]] = {}
     for k, i in enumerate(save_idx):
@@ -530,7 +528,7 @@ def _solve_adaptive(
     dense_output: bool,
     progress: bool,
 ) -> Solution:
-    te = _check_t_eval(t_eval, t0, tf) if dense_output else None
+    te = _check_t_eval(t_eval, t0, tf) if dense_output and t_eval is not None else None
     points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
     work = _Work(problem.linear)
     stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear), cache=32)

@@ -26,7 +26,15 @@ def test_dense_orders_of_the_catalogue():
     assert orders["lawson_rk4"] == 0
 
 
-@pytest.mark.parametrize("scheme", DENSE, ids=lambda s: s.name)
+# two schemes in the fast set (one per dense order above 1), the rest with the slow sweeps
+FAST = {"etd2rk", "krogstad"}
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [pytest.param(s, marks=() if s.name in FAST else pytest.mark.slow) for s in DENSE],
+    ids=lambda s: s.name,
+)
 def test_off_grid_error_converges_at_the_stated_order(scheme):
     """Global error at points between steps: min(p, q + 1) for order p, dense order q."""
     bp = problems.nonstiff()
