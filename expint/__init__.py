@@ -6,7 +6,7 @@ are and keep their dtype and device.
 
 from __future__ import annotations
 
-from . import schemes
+from . import schemes, study
 from ._backend import Array
 from ._krylov import KrylovInfo, PhivResult, phiv
 from ._operators import (
@@ -48,5 +48,6 @@ __all__ = [
     "phiv",
     "schemes",
     "solve",
+    "study",
     "time_grid",
 ]

@@ -2,7 +2,9 @@
 
 ``expint demo`` runs the main job on the built-in default problem, Kuramoto–
 Sivashinsky: a space–time plot of the solution and a convergence table of several
-schemes (`expint.studies.ks`).  ``expint phi-accuracy`` prints the φ-function
+schemes (`expint.studies.ks`, on `expint.study`).  ``expint study PROBLEM --schemes a,b``
+runs a convergence (or, with ``--adaptive``, work–precision) study on any built-in
+problem.  ``expint phi-accuracy`` prints the φ-function
 accuracy table (`expint.studies.phi_accuracy`).  ``expint schemes`` prints the
 scheme catalogue.  ``expint sample``, ``expint fd`` and ``expint ensemble`` are the
 sharded runs of `expint.parallel`.  Errors in the arguments (including an ``--out`` folder that cannot
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import expint
 from expint.parallel import commands
@@ -69,6 +73,58 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+#: end times for studies where a problem's literature span is too long (chaos, metastability)
+STUDY_T_END = {"kuramoto_sivashinsky": 30.0, "allen_cahn": 20.0, "gray_scott": 200.0}
+
+
+def _number_list(kind: type) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            vals = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s, got {text!r}"
+            ) from None
+        if not vals or any(v <= 0 for v in vals):
+            raise argparse.ArgumentTypeError(
+                f"expected positive comma-separated {kind.__name__}s, got {text!r}"
+            )
+        return vals
+
+    return parse
+
+
+def _study(args: argparse.Namespace) -> int:
+    from expint import problems
+
+    bp = problems.PROBLEMS[args.problem]()
+    t_end = args.t_end if args.t_end is not None else STUDY_T_END.get(args.problem, bp.t_span[1])
+    span = (bp.t_span[0], t_end)
+    names = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    for name in names:
+        expint.schemes.get(name)  # an unknown name is a usage error listing the valid ones
+    base = max(1, round((t_end - span[0]) / bp.dt))
+    steps = args.steps or [max(1, base // 2), base, 2 * base, 4 * base]
+    show = not args.quiet
+    if args.adaptive:
+        rtols = args.rtols or [10.0**-k for k in range(3, 9)]
+        res: Any = expint.study.work_precision(
+            bp, None, span, names, steps=steps, rtols=rtols, reference=args.reference, progress=show
+        )
+        title = "work–precision"
+    else:
+        res = expint.study.convergence(bp, None, span, names, steps, reference=args.reference, progress=show)
+        title = "convergence"
+    print(f"expint study: {title} on {bp.name}, t in [{span[0]:g}, {t_end:g}]\n")
+    print(res.table())
+    if args.plot:
+        print(f"\nplot: {res.plot(args.plot)}")
+    if args.json:
+        res.to_json(args.json)
+        print(f"json: {args.json}")
+    return 0
+
+
 def _schemes(args: argparse.Namespace) -> int:
     print(expint.schemes.table())
     return 0
@@ -88,13 +144,29 @@ def main(argv: list[str] | None = None) -> int:
     acc.add_argument("--points", type=int, default=60, help="arguments per family (default: 60)")
     acc.set_defaults(func=_phi_accuracy)
     sub.add_parser("schemes", help="print the scheme catalogue").set_defaults(func=_schemes)
+    from expint.problems import PROBLEMS
+
+    st = sub.add_parser("study", help="convergence or work–precision study on a built-in problem")
+    st.add_argument("problem", choices=sorted(PROBLEMS), help="built-in problem")
+    st.add_argument("--schemes", required=True, help="comma-separated scheme names (see `expint schemes`)")
+    st.add_argument("--adaptive", action="store_true", help="work–precision: adaptive schemes over --rtols")
+    st.add_argument(
+        "--steps", type=_number_list(int), help="comma-separated step counts (default: 4 refinements)"
+    )
+    st.add_argument("--rtols", type=_number_list(float), help="comma-separated rtols (default: 1e-3 … 1e-8)")
+    st.add_argument("--t-end", type=float, help="end time (default: a per-problem study span)")
+    st.add_argument("--reference", choices=["fine", "torchdiffeq", "scipy"], default="fine")
+    st.add_argument("--plot", help="write the figure to this file")
+    st.add_argument("--json", help="write the result as JSON to this file")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(func=_study)
     commands.add_commands(sub, _writable)
     args = ap.parse_args(argv)
     if getattr(args, "points", 2) < 2:
         ap.error("--points must be at least 2")
     try:
         return args.func(args)
-    except commands.UsageError as exc:
+    except (commands.UsageError, ValueError) as exc:
         prog = f"expint {args.command}"
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2

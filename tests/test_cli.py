@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # `make test-fast` skips this module; `make test`
 def test_demo_runs_the_ks_study(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "| scheme | h = 1/2 |" in out and "| etdrk4 |" in out
+    assert "| scheme | h = 0.5 |" in out and "| etdrk4 |" in out and "observed order" in out
     assert (tmp_path / "ks_spacetime.png").stat().st_size > 10_000
     assert (tmp_path / "ks_convergence.png").stat().st_size > 10_000
 

@@ -1,0 +1,191 @@
+"""Result objects of the studies: markdown tables, JSON export, figures."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._fit import OrderFit, fit_order
+
+
+def _cell(x: float) -> str:
+    return f"{x:.2e}" if math.isfinite(x) else "failed"
+
+
+@dataclass
+class ConvergenceResult:
+    """Errors of several schemes over a refinement of the step size.
+
+    Attributes
+    ----------
+    problem : str
+    t_span : tuple of float
+    steps : list of int
+        Numbers of uniform steps; ``h[i] = |t_span| / steps[i]``.
+    h : list of float
+    errors : dict
+        Scheme name -> relative max error of the final state per step count
+        (``inf`` where the run failed).
+    nfev, seconds : dict
+        Scheme name -> nonlinear evaluations and wall time of each run.
+    reference_accuracy : float
+        Estimated relative error of the reference (NaN if unknown).
+    reference : str
+        How the reference was computed.
+    """
+
+    problem: str
+    t_span: tuple[float, float]
+    steps: list[int]
+    h: list[float]
+    errors: dict[str, list[float]] = field(default_factory=dict)
+    nfev: dict[str, list[int]] = field(default_factory=dict)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    reference_accuracy: float = math.nan
+    reference: str = ""
+
+    def fits(self) -> dict[str, OrderFit]:
+        """Order fits per scheme (errors below 10× the reference's accuracy excluded)."""
+        floor = 10 * self.reference_accuracy if math.isfinite(self.reference_accuracy) else 0.0
+        return {name: fit_order(self.h, errs, floor) for name, errs in self.errors.items()}
+
+    @property
+    def orders(self) -> dict[str, float]:
+        """Observed order per scheme: least-squares slope on the asymptotic range."""
+        return {name: f.order for name, f in self.fits().items()}
+
+    def table(self) -> str:
+        """Markdown table: one row per scheme, one column per step size, the order."""
+        head = "| scheme | " + " | ".join(f"h = {h:.3g}" for h in self.h) + " | observed order |"
+        lines = [head, "|---|" + "---|" * (len(self.h) + 1)]
+        for name, f in self.fits().items():
+            cells = " | ".join(_cell(e) for e in self.errors[name])
+            lines.append(f"| {name} | {cells} | {f.order:.2f} |")
+        acc = f"{self.reference_accuracy:.1e}" if math.isfinite(self.reference_accuracy) else "unknown"
+        lines.append(f"\nreference: {self.reference}; its estimated accuracy: {acc}")
+        return "\n".join(lines)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The result (with the fitted orders) as JSON; written to ``path`` if given."""
+        data = asdict(self)
+        data["orders"] = self.orders
+        text = json.dumps(data, indent=1, default=_nan_safe)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def plot(self, path: str | Path) -> Path:
+        """Error against step size, log–log, with a reference slope per fitted order."""
+        from .._plotting import pyplot, save
+
+        fig, ax = pyplot().subplots(figsize=(6, 4.4))
+        for name, errs in self.errors.items():
+            ax.loglog(self.h, errs, "-o", ms=4, label=f"{name} ({self.orders[name]:.2f})")
+        if math.isfinite(self.reference_accuracy):
+            ax.axhline(self.reference_accuracy, color="grey", ls=":", lw=1, label="reference accuracy")
+        ax.set_xlabel("step size h")
+        ax.set_ylabel("relative max error at t_end")
+        ax.set_title(f"{self.problem}: convergence")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        return save(fig, path)
+
+
+@dataclass
+class WorkPrecisionResult:
+    """Error against cost for several solver configurations.
+
+    Attributes
+    ----------
+    problem : str
+    runs : list of dict
+        One per run: ``label`` (scheme, or a peer's name), ``setting`` (``"n_steps=…"``
+        or ``"rtol=…"``), ``error``, ``seconds`` (best of the repeats), ``nfev``,
+        ``steps``.
+    reference_accuracy : float
+    reference : str
+    """
+
+    problem: str
+    runs: list[dict] = field(default_factory=list)
+    reference_accuracy: float = math.nan
+    reference: str = ""
+
+    def series(self) -> dict[str, list[dict]]:
+        """Runs grouped by label, in the order they were made."""
+        out: dict[str, list[dict]] = {}
+        for r in self.runs:
+            out.setdefault(r["label"], []).append(r)
+        return out
+
+    def time_to(self, error: float) -> dict[str, float]:
+        """Seconds each configuration needs for ``error`` (log–log interpolation between
+        its runs; NaN where its runs do not bracket the error)."""
+        out = {}
+        for label, runs in self.series().items():
+            pts = sorted(
+                (r["error"], r["seconds"]) for r in runs if math.isfinite(r["error"]) and r["error"] > 0
+            )
+            out[label] = math.nan
+            for (e1, s1), (e2, s2) in itertools.pairwise(pts):
+                if e1 <= error <= e2:
+                    w = 0.0 if e2 == e1 else math.log(error / e1) / math.log(e2 / e1)
+                    out[label] = math.exp(math.log(s1) + w * (math.log(s2) - math.log(s1)))
+                    break
+        return out
+
+    def table(self, target: float = 1e-6) -> str:
+        """Markdown table of every run, then the time to reach ``target`` per label."""
+        lines = [
+            "| configuration | setting | error | time [ms] | nfev | steps |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in self.runs:
+            lines.append(
+                f"| {r['label']} | {r['setting']} | {_cell(r['error'])} | {1e3 * r['seconds']:.1f} | "
+                f"{r['nfev']} | {r['steps']} |"
+            )
+        times = self.time_to(target)
+        lines += ["", f"| configuration | time to error {target:.0e} [ms] |", "|---|---|"]
+        lines += [
+            f"| {k} | {1e3 * v:.1f} |" if math.isfinite(v) else f"| {k} | not bracketed |"
+            for k, v in times.items()
+        ]
+        acc = f"{self.reference_accuracy:.1e}" if math.isfinite(self.reference_accuracy) else "unknown"
+        lines.append(f"\nreference: {self.reference}; its estimated accuracy: {acc}")
+        return "\n".join(lines)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The result as JSON; written to ``path`` if given."""
+        text = json.dumps(asdict(self), indent=1, default=_nan_safe)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def plot(self, path: str | Path) -> Path:
+        """Error against wall time, log–log."""
+        from .._plotting import pyplot, save
+
+        fig, ax = pyplot().subplots(figsize=(6.4, 4.6))
+        for label, runs in self.series().items():
+            ok = [r for r in runs if math.isfinite(r["error"])]
+            ax.loglog([r["seconds"] for r in ok], [r["error"] for r in ok], "-o", ms=4, label=label)
+        ax.set_xlabel("wall time [s]")
+        ax.set_ylabel("relative max error at t_end")
+        ax.set_title(f"{self.problem}: work–precision")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        return save(fig, path)
+
+
+def _nan_safe(x: object) -> object:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"cannot serialise {type(x).__name__}")

@@ -1,0 +1,222 @@
+"""`convergence` and `work_precision`: run schemes over a refinement against a reference."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .._problem import SemilinearProblem
+from .._schemes._catalog import Scheme, get
+from .._solve import solve
+from ._reference import make_reference, relative_error
+from ._results import ConvergenceResult, WorkPrecisionResult
+
+
+def _unpack(problem: Any, y0: Any, t_span: Any) -> tuple[SemilinearProblem, Any, tuple[float, float], str]:
+    """Accept a `SemilinearProblem` or a built-in problem (``expint.problems``), whose
+    ``y0`` is used when ``y0`` is None."""
+    inner = getattr(problem, "problem", None)
+    if isinstance(inner, SemilinearProblem):
+        name = problem.name
+        y0 = problem.y0 if y0 is None else y0
+        problem = inner
+    elif isinstance(problem, SemilinearProblem):
+        name = problem.name or "problem"
+    else:
+        raise TypeError(
+            f"problem must be a SemilinearProblem or a built-in problem, got {type(problem).__name__}"
+        )
+    if y0 is None:
+        raise ValueError("y0 is required for a SemilinearProblem")
+    if t_span is None or len(t_span) != 2:
+        raise ValueError("t_span must be a pair (t0, t_end)")
+    return problem, y0, (float(t_span[0]), float(t_span[1])), name
+
+
+def _counts(values: Any, name: str) -> list[int]:
+    vals = list(values) if values is not None else []
+    if not vals or any(
+        isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)) or v < 1 for v in vals
+    ):
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers (numbers of steps)")
+    return sorted(int(v) for v in vals)
+
+
+def _schemes(schemes: Any) -> list[Scheme]:
+    if isinstance(schemes, (str, Scheme)):
+        schemes = [schemes]
+    out = [get(s) for s in schemes]
+    if not out:
+        raise ValueError("schemes must name at least one scheme")
+    return out
+
+
+def _bar(show: bool, total: int, desc: str) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run")
+
+
+def _quiet_solve(*args: Any, **kwargs: Any) -> Any:
+    """`solve` with a failure reported as ``success=False`` only (studies push schemes
+    past their stability limits on purpose)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return solve(*args, **kwargs)
+
+
+def _timed(fn: Callable[[], Any], repeat: int, budget: float) -> tuple[float, Any]:
+    """Best wall time of up to ``repeat`` calls (stopping once ``budget`` seconds are spent)."""
+    best, spent, out = math.inf, 0.0, None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if spent + dt > budget:
+            break
+    return best, out
+
+
+def convergence(
+    problem: Any,
+    y0: Any,
+    t_span: Sequence[float],
+    schemes: Any,
+    steps: Sequence[int],
+    reference: Any = None,
+    *,
+    progress: bool = False,
+) -> ConvergenceResult:
+    r"""Errors of fixed-step runs of ``schemes`` with each number of ``steps``.
+
+    Parameters
+    ----------
+    problem : SemilinearProblem or built-in problem
+        A built-in problem (``expint.problems.…()``) supplies ``y0`` when it is None.
+    y0 : array or None
+    t_span : (float, float)
+    schemes : str, Scheme or sequence of them
+    steps : sequence of int
+        Numbers of uniform steps (``h = |t_span| / n``).
+    reference : None, "fine", "torchdiffeq", "scipy" or array
+        See `expint.study.make_reference`; the default is ``hochost4`` with 16× the
+        finest step count, its accuracy the distance to ``krogstad``.
+    progress : bool
+        A tqdm progress bar over the runs.
+
+    Returns
+    -------
+    ConvergenceResult
+        ``errors`` (relative max error $\max|y - y_\text{ref}| / \max|y_\text{ref}|$ of
+        the final state; ``inf`` for a failed run), ``orders`` (least-squares slope on
+        the asymptotic range, `fit_order`), ``table()``, ``to_json()``, ``plot()``.
+
+    Examples
+    --------
+    >>> import expint
+    >>> from expint import problems
+    >>> res = expint.study.convergence(problems.nonstiff(), None, (0.0, 2.0), ["etd2rk"], [10, 20, 40])
+    >>> round(res.orders["etd2rk"])
+    2
+    """
+    prob, y0, span, name = _unpack(problem, y0, t_span)
+    counts = _counts(steps, "steps")
+    schs = _schemes(schemes)
+    ref = make_reference(prob, y0, span, reference, counts[-1])
+    length = abs(span[1] - span[0])
+    res = ConvergenceResult(name, span, counts, [length / n for n in counts])
+    res.reference_accuracy, res.reference = ref.accuracy, ref.description
+    bar = _bar(progress, len(schs) * len(counts), f"convergence {name}")
+    for sch in schs:
+        errs, nfev, secs = [], [], []
+        for n in counts:
+            t0 = time.perf_counter()
+            sol = _quiet_solve(prob, y0, span, scheme=sch, n_steps=n)
+            secs.append(time.perf_counter() - t0)
+            errs.append(relative_error(sol.y[-1], ref.y) if sol.success else math.inf)
+            nfev.append(int(sol.stats["nfev"]))
+            if bar is not None:
+                bar.update()
+        res.errors[sch.name], res.nfev[sch.name], res.seconds[sch.name] = errs, nfev, secs
+    if bar is not None:
+        bar.close()
+    return res
+
+
+def work_precision(
+    problem: Any,
+    y0: Any,
+    t_span: Sequence[float],
+    schemes: Any,
+    *,
+    steps: Sequence[int] | None = None,
+    rtols: Sequence[float] | None = None,
+    reference: Any = None,
+    peers: dict[str, Callable[[float], Any]] | None = None,
+    repeat: int = 3,
+    budget: float = 2.0,
+    progress: bool = False,
+) -> WorkPrecisionResult:
+    """Error against wall time: adaptive schemes over ``rtols`` (``atol = rtol·max|y0|``),
+    fixed-step schemes over ``steps``, and any ``peers``.
+
+    ``peers`` maps a label to ``run(rtol) -> final state`` (e.g. a scipy or rkstiff
+    solve of the same problem), swept over ``rtols``: peers are timed in the same process
+    and against the same reference.  Times are the best of ``repeat`` calls (fewer once
+    a configuration has used ``budget`` seconds).  See `convergence` for ``reference``.
+    """
+    prob, y0, span, name = _unpack(problem, y0, t_span)
+    schs = _schemes(schemes)
+    tol_list = sorted((float(r) for r in rtols), reverse=True) if rtols is not None else []
+    if any(not (0 < r < 1) for r in tol_list):
+        raise ValueError("rtols must lie in (0, 1)")
+    counts = _counts(steps, "steps") if steps is not None else []
+    missing = [s.name for s in schs if (s.adaptive and not tol_list) or (not s.adaptive and not counts)]
+    if missing:
+        raise ValueError(
+            f"pass rtols for adaptive schemes and steps for fixed-step ones (nothing to run for {missing})"
+        )
+    finest = max(counts, default=0) or 1000
+    ref = make_reference(prob, y0, span, reference, finest)
+    res = WorkPrecisionResult(name, [], ref.accuracy, ref.description)
+    scale = float(np.max(np.abs(np.asarray(ref.y))))
+    run = partial(_quiet_solve, prob, y0, span)
+    jobs: list[tuple[str, str, Callable[[], Any]]] = []
+    for sch in schs:
+        if sch.adaptive:
+            jobs += [
+                (sch.name, f"rtol={r:.0e}", partial(run, scheme=sch, rtol=r, atol=r * scale))
+                for r in tol_list
+            ]
+        else:
+            jobs += [(sch.name, f"n_steps={n}", partial(run, scheme=sch, n_steps=n)) for n in counts]
+    for label, peer in (peers or {}).items():
+        jobs += [(label, f"rtol={r:.0e}", partial(peer, r)) for r in tol_list]
+    bar = _bar(progress, len(jobs), f"work–precision {name}")
+    for label, setting, fn in jobs:
+        secs, out = _timed(fn, repeat, budget)
+        if hasattr(out, "stats"):
+            ok = out.success
+            err = relative_error(out.y[-1], ref.y) if ok else math.inf
+            nfev, nsteps = int(out.stats["nfev"]), int(out.stats["steps"])
+        else:  # a peer returns its final state (or a (state, nfev, steps) tuple)
+            state, nfev, nsteps = out if isinstance(out, tuple) else (out, -1, -1)
+            err = relative_error(state, ref.y)
+        res.runs.append(
+            {"label": label, "setting": setting, "error": err, "seconds": secs, "nfev": nfev, "steps": nsteps}
+        )
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return res

@@ -1,0 +1,155 @@
+"""The study API: order fits, convergence and work–precision studies, the command."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from _optional import needs_torch
+
+import expint
+from expint import problems
+from expint.cli import main
+from expint.study import fit_order
+
+H = 0.5 ** np.arange(1, 8)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.5, 4.0, 5.0])
+def test_fit_recovers_a_known_order_from_noisy_data(p, rng):
+    err = 3.0 * H**p * np.exp(0.05 * rng.standard_normal(H.size))
+    assert abs(fit_order(H, err).order - p) < 0.1
+
+
+def test_fit_leaves_out_pre_asymptotic_and_round_off_points():
+    err = 2.0 * H**4
+    err[0] = math.inf  # an unstable coarse step
+    err[1] = 50.0 * err[1]  # not converging yet
+    err[-2:] = [1e-13, 1.1e-13]  # rounding error stagnates the fine end
+    fit = fit_order(H, err)
+    assert abs(fit.order - 4.0) < 1e-9 and fit.used == (2, 3, 4)
+    # a naive fit through every finite point would be far off: the trimming matters
+    finite = np.isfinite(err)
+    assert abs(np.polyfit(np.log(H[finite]), np.log(err[finite]), 1)[0] - 4.0) > 1.0
+
+
+def test_fit_floor_and_degenerate_input():
+    err = 2.0 * H**2
+    assert fit_order(H, err, floor=err[2] * 1.01).used == (0, 1)
+    assert math.isnan(fit_order(H[:1], err[:1]).order)
+    with pytest.raises(ValueError, match="same length"):
+        fit_order(H, err[:-1])
+
+
+def test_convergence_study_observes_the_classical_orders(tmp_path):
+    res = expint.study.convergence(
+        problems.nonstiff(), None, (0.0, 2.0), ["etd2rk", "etd3rk", "krogstad"], [8, 16, 32, 64]
+    )
+    assert abs(res.orders["etd2rk"] - 2) < 0.2 and abs(res.orders["etd3rk"] - 3) < 0.2
+    assert abs(res.orders["krogstad"] - 4) < 0.2
+    assert res.reference_accuracy < 1e-12 and "hochost4 with 1024 steps" in res.reference
+    assert res.table().count("\n| ") == 3 and "observed order" in res.table()  # a row per scheme
+    data = json.loads(res.to_json(tmp_path / "c.json"))
+    assert data["orders"]["krogstad"] == pytest.approx(res.orders["krogstad"])
+    assert json.loads((tmp_path / "c.json").read_text())["steps"] == [8, 16, 32, 64]
+    assert res.plot(tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_a_failed_run_is_reported_not_raised():
+    prob = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y**10)  # overflows in 3 steps
+    res = expint.study.convergence(
+        prob, np.array([10.0]), (0.0, 2.0), "lawson_euler", [4, 8], reference=np.array([0.0])
+    )
+    assert res.errors["lawson_euler"] == [math.inf, math.inf] and "failed" in res.table()
+
+
+@needs_torch
+def test_tolerance_references_report_their_accuracy():
+    bp = problems.nonstiff()
+    for kind in ("torchdiffeq", "scipy"):
+        res = expint.study.convergence(bp, None, (0.0, 1.0), "krogstad", [10, 20], reference=kind)
+        assert res.reference_accuracy < 1e-10 and kind in res.reference
+        assert abs(res.orders["krogstad"] - 4) < 0.3
+
+
+def test_work_precision_with_adaptive_fixed_and_peer_runs(tmp_path):
+    from scipy.integrate import solve_ivp
+
+    bp = problems.nonstiff()
+
+    def scipy_rk45(rtol):
+        out = solve_ivp(bp.problem.rhs, (0.0, 2.0), bp.y0, method="RK45", rtol=rtol, atol=rtol * 1e-3)
+        return out.y[:, -1], out.nfev, out.t.size - 1
+
+    res = expint.study.work_precision(
+        bp,
+        None,
+        (0.0, 2.0),
+        ["krogstad43", "krogstad"],
+        steps=[8, 16, 32],
+        rtols=[1e-3, 1e-5, 1e-7],
+        peers={"scipy RK45": scipy_rk45},
+        repeat=1,
+    )
+    labels = [r["label"] for r in res.runs]
+    assert (
+        labels.count("krogstad43") == 3 and labels.count("krogstad") == 3 and labels.count("scipy RK45") == 3
+    )
+    errs = [r["error"] for r in res.runs if r["label"] == "krogstad43"]
+    assert errs[0] > errs[1] > errs[2]  # tighter rtol, smaller error
+    assert all(r["nfev"] > 0 for r in res.runs)
+    times = res.time_to(1e-5)
+    assert math.isfinite(times["krogstad43"]) and math.isnan(res.time_to(1e-30)["krogstad"])
+    assert "time to error 1e-06" in res.table()
+    assert json.loads(res.to_json())["runs"][0]["setting"] == "rtol=1e-03"
+    assert res.plot(tmp_path / "wp.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": [10, 2.5]}, "positive integers"),
+        ({"steps": []}, "positive integers"),
+        ({"schemes": []}, "at least one scheme"),
+        ({"reference": "exact"}, "reference must be"),
+        ({"problem": "nonstiff"}, "SemilinearProblem or a built-in problem"),
+        ({"y0": None, "problem": problems.nonstiff().problem}, "y0 is required"),
+    ],
+)
+def test_bad_study_input(kwargs, match):
+    args = {
+        "problem": problems.nonstiff(),
+        "y0": None,
+        "t_span": (0.0, 1.0),
+        "schemes": ["etd2rk"],
+        "steps": [4, 8],
+    }
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        expint.study.convergence(**args)
+    with pytest.raises(ValueError, match="pass rtols for adaptive schemes"):
+        expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], steps=[4])
+    with pytest.raises(ValueError, match=r"rtols must lie in \(0, 1\)"):
+        expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], rtols=[2.0])
+
+
+def test_study_command(tmp_path, capsys):
+    args = ["study", "nonstiff", "--schemes", "etd2rk,krogstad", "--steps", "8,16,32", "--quiet"]
+    assert main([*args, "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("expint study: convergence on nonstiff") and "| krogstad |" in out
+    assert json.loads((tmp_path / "s.json").read_text())["steps"] == [8, 16, 32]
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    assert (
+        main(
+            ["study", "nonstiff", "--schemes", "krogstad43", "--adaptive", "--rtols", "1e-3,1e-6", "--quiet"]
+        )
+        == 0
+    )
+    assert "| krogstad43 | rtol=1e-06 |" in capsys.readouterr().out
+    assert main(["study", "nonstiff", "--schemes", "nope", "--quiet"]) == 2
+    assert "unknown scheme 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "nonstiff", "--schemes", "etd2rk", "--steps", "8,-1"])
