@@ -153,3 +153,30 @@ def test_study_command(tmp_path, capsys):
     assert "unknown scheme 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["study", "nonstiff", "--schemes", "etd2rk", "--steps", "8,-1"])
+
+
+def test_a_slow_configuration_is_not_run_at_tighter_settings():
+    import time
+
+    bp = problems.nonstiff()
+    ref = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="hochost4", n_steps=400).y[-1]
+
+    def slow_peer(rtol):
+        time.sleep(0.03)
+        return ref
+
+    res = expint.study.work_precision(
+        bp,
+        None,
+        (0.0, 1.0),
+        ["krogstad43"],
+        rtols=[1e-3, 1e-5, 1e-7],
+        peers={"slow": slow_peer},
+        reference=ref,
+        repeat=1,
+        max_seconds=0.01,
+    )
+    slow = [r for r in res.runs if r["label"] == "slow"]
+    assert slow[0]["seconds"] >= 0.03 and slow[0]["error"] == 0.0
+    assert [r["setting"] for r in slow[1:]] == ["rtol=1e-05 skipped", "rtol=1e-07 skipped"]
+    assert "| slow | rtol=1e-05 skipped | – |" in res.table()

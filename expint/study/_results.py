@@ -146,6 +146,9 @@ class WorkPrecisionResult:
             "|---|---|---|---|---|---|",
         ]
         for r in self.runs:
+            if "skipped" in r["setting"]:
+                lines.append(f"| {r['label']} | {r['setting']} | – | – | – | – |")
+                continue
             lines.append(
                 f"| {r['label']} | {r['setting']} | {_cell(r['error'])} | {1e3 * r['seconds']:.1f} | "
                 f"{r['nfev']} | {r['steps']} |"

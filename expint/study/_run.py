@@ -165,6 +165,7 @@ def work_precision(
     peers: dict[str, Callable[[float], Any]] | None = None,
     repeat: int = 3,
     budget: float = 2.0,
+    max_seconds: float = math.inf,
     progress: bool = False,
 ) -> WorkPrecisionResult:
     """Error against wall time: adaptive schemes over ``rtols`` (``atol = rtol·max|y0|``),
@@ -173,7 +174,9 @@ def work_precision(
     ``peers`` maps a label to ``run(rtol) -> final state`` (e.g. a scipy or rkstiff
     solve of the same problem), swept over ``rtols``: peers are timed in the same process
     and against the same reference.  Times are the best of ``repeat`` calls (fewer once
-    a configuration has used ``budget`` seconds).  See `convergence` for ``reference``.
+    a configuration has used ``budget`` seconds).  Once one run of a configuration takes
+    longer than ``max_seconds``, its tighter settings are skipped (recorded with NaN
+    error and time, setting marked "skipped").  See `convergence` for ``reference``.
     """
     prob, y0, span, name = _unpack(problem, y0, t_span)
     schs = _schemes(schemes)
@@ -203,8 +206,25 @@ def work_precision(
     for label, peer in (peers or {}).items():
         jobs += [(label, f"rtol={r:.0e}", partial(peer, r)) for r in tol_list]
     bar = _bar(progress, len(jobs), f"work–precision {name}")
+    too_slow: set[str] = set()
     for label, setting, fn in jobs:
+        if label in too_slow:
+            res.runs.append(
+                {
+                    "label": label,
+                    "setting": f"{setting} skipped",
+                    "error": math.nan,
+                    "seconds": math.nan,
+                    "nfev": -1,
+                    "steps": -1,
+                }
+            )
+            if bar is not None:
+                bar.update()
+            continue
         secs, out = _timed(fn, repeat, budget)
+        if secs > max_seconds:
+            too_slow.add(label)
         if hasattr(out, "stats"):
             ok = out.success
             err = relative_error(out.y[-1], ref.y) if ok else math.inf
