@@ -19,6 +19,7 @@ from ._operators import (
     LinearOperatorBase,
     MatrixFree,
     ScalarTime,
+    Sparse,
 )
 from ._phi import phi, phi_all, phi_matrix, phi_matrix_all
 from ._problem import SemilinearProblem
@@ -42,6 +43,7 @@ __all__ = [
     "ScalarTime",
     "SemilinearProblem",
     "Solution",
+    "Sparse",
     "__version__",
     "phi",
     "phi_all",

@@ -35,6 +35,8 @@ __all__ = [
     "promote_types",
     "promote_working",
     "same_array_type",
+    "sparse_kind",
+    "sparse_product",
     "stack",
     "to_float_array",
     "to_like",
@@ -266,3 +268,23 @@ def to_float_array(value: Any) -> Any:
         return value
     arr = np.asarray(value)
     return arr.astype(np.float64) if arr.dtype.kind in "iub" else arr
+
+
+def sparse_kind(a: Any) -> str | None:
+    """``"scipy"`` for a ``scipy.sparse`` matrix or array, ``"torch"`` for a torch sparse
+    tensor, else None (scipy.sparse is imported only for objects from it)."""
+    if type(a).__module__.startswith("scipy.sparse"):
+        import scipy.sparse
+
+        return "scipy" if scipy.sparse.issparse(a) else None
+    if is_torch_array(a) and a.is_sparse:
+        return "torch"
+    return None
+
+
+def sparse_product(a: Any, b: Any) -> Any:
+    """``a @ b`` for a sparse matrix ``a`` and a dense 2-D ``b`` of the same library,
+    with a real ``a`` promoted for a complex ``b`` (torch does not mix them)."""
+    if is_torch_array(a) and b.is_complex() and not a.is_complex():
+        a = a.to(b.dtype)
+    return a @ b

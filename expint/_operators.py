@@ -24,7 +24,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backend import cast, is_complex, is_inexact, promote_working, stack, to_float_array, to_like, to_numpy
+from ._backend import (
+    cast,
+    is_complex,
+    is_inexact,
+    promote_working,
+    sparse_kind,
+    sparse_product,
+    stack,
+    to_float_array,
+    to_like,
+    to_numpy,
+)
 from ._cache import LRUCache
 from ._interp import gauss_legendre
 from ._krylov import KrylovInfo, _check_product, phiv
@@ -421,6 +432,46 @@ class MatrixFree(LinearOperatorBase):
             self.krylov_info.merge(info)
             rows.append(res)
         return stack(rows).reshape(ref.shape)
+
+
+class Sparse(MatrixFree):
+    r"""A sparse matrix as the linear part: a ``scipy.sparse`` matrix or array (numpy
+    states) or a torch sparse tensor (torch states, on its device).
+
+    Products are the sparse matrix–vector product (a batch of states is one sparse
+    matrix–matrix product); φ-combinations go through `expint.phiv` like `MatrixFree`.
+
+    Parameters
+    ----------
+    a : scipy.sparse matrix or array, or torch sparse tensor
+        Square, real or complex.
+    tol, m
+        As for `MatrixFree`.
+    """
+
+    def __init__(self, a: Any, *, tol: float = 1e-10, m: int = 30):
+        kind = sparse_kind(a)
+        if kind == "scipy":
+            a = a.tocsr()
+        elif kind is None:
+            raise TypeError(
+                f"A must be a scipy.sparse matrix or a torch sparse tensor, got {type(a).__name__}; "
+                "use Dense for a dense array"
+            )
+        shape = tuple(a.shape)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"A must be square, got shape {shape}")
+        self.a = a
+        super().__init__(self._product, shape[0], tol=tol, m=m)
+
+    def _product(self, v: Any) -> Any:
+        return sparse_product(self.a, v.reshape(-1, 1)).reshape(v.shape)
+
+    def apply(self, y: Any, t: float | None = None) -> Any:
+        if y.ndim == 1:
+            return self.matvec(y)
+        flat = y.reshape(-1, self.n)
+        return sparse_product(self.a, flat.T).T.reshape(y.shape)
 
 
 class ScalarTime(EvaluatedOperator):

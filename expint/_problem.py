@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._backend import is_array
-from ._operators import LinearOperatorBase
+from ._backend import is_array, sparse_kind
+from ._operators import LinearOperatorBase, Sparse
 
 
 class SemilinearProblem:
@@ -14,9 +14,10 @@ class SemilinearProblem:
 
     Parameters
     ----------
-    linear : LinearOperatorBase
+    linear : LinearOperatorBase or sparse matrix
         The linear part: an instance of `expint.Diagonal`, `expint.Dense`,
-        `expint.MatrixFree` or `expint.ScalarTime`.  It acts on the
+        `expint.MatrixFree`, `expint.Sparse` or `expint.ScalarTime`; a
+        ``scipy.sparse`` matrix or torch sparse tensor is wrapped in `expint.Sparse`.  It acts on the
         trailing axis of the state; leading axes are batch axes.
     nonlinear : callable
         ``nonlinear(t, y) -> array`` of the same shape and dtype as ``y`` (``t`` a
@@ -31,12 +32,15 @@ class SemilinearProblem:
                 f"linear must be an operator instance, got the class {linear.__name__}; "
                 f"construct it first, e.g. {linear.__name__}(...)"
             )
+        if sparse_kind(linear) is not None:
+            linear = Sparse(linear)
         if not isinstance(linear, LinearOperatorBase):
             hint = ""
             if is_array(linear):
                 hint = " (wrap an array: Diagonal(d) for a diagonal, Dense(A) for a matrix)"
             raise TypeError(
-                "linear must be an expint operator (Diagonal, Dense, MatrixFree, ScalarTime), "
+                "linear must be an expint operator (Diagonal, Dense, MatrixFree, Sparse, ScalarTime) "
+                "or a sparse matrix, "
                 f"got {type(linear).__name__}{hint}"
             )
         if isinstance(nonlinear, type) or not callable(nonlinear):

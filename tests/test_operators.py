@@ -116,3 +116,45 @@ def test_state_size_check():
 def test_bad_construction(factory, exc, match):
     with pytest.raises(exc, match=match):
         factory()
+
+
+def _laplacian_1d(n):
+    import scipy.sparse as sp
+
+    h = 1.0 / (n + 1)
+    return sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1]) / h**2
+
+
+def test_sparse_matrices_are_a_linear_part_directly():
+    a = _laplacian_1d(40)
+    y0 = np.sin(np.pi * np.linspace(0, 1, 42)[1:-1])
+    direct = expint.SemilinearProblem(a, lambda t, y: np.sin(y))
+    assert isinstance(direct.linear, expint.Sparse)
+    dense = expint.SemilinearProblem(expint.Dense(a.toarray()), lambda t, y: np.sin(y))
+    kw = {"scheme": "krogstad", "n_steps": 10}
+    want = expint.solve(dense, np.stack([y0, 2 * y0]), (0.0, 0.05), **kw).y[-1]
+    got = expint.solve(direct, np.stack([y0, 2 * y0]), (0.0, 0.05), **kw)
+    np.testing.assert_allclose(got.y[-1], want, atol=1e-11)
+    assert got.stats["krylov_matvecs"] > 0
+    with pytest.raises(TypeError, match=r"scipy\.sparse matrix or a torch sparse tensor"):
+        expint.Sparse(a.toarray())
+    with pytest.raises(ValueError, match="must be square"):
+        expint.Sparse(a.tocsr()[:, :-1])
+
+
+@needs_torch
+def test_torch_sparse_tensors_act_on_torch_states():
+    a = _laplacian_1d(30).tocoo()
+    at = torch.sparse_coo_tensor(np.vstack([a.row, a.col]), a.data, size=a.shape)
+    y0 = np.sin(np.pi * np.linspace(0, 1, 32)[1:-1]) + 0j
+    want = expint.solve(
+        expint.SemilinearProblem(a, lambda t, y: np.sin(y)), y0, (0.0, 0.05), scheme="etdrk4", n_steps=8
+    )
+    got = expint.solve(
+        expint.SemilinearProblem(at, lambda t, y: torch.sin(y)),
+        torch.from_numpy(y0),
+        (0.0, 0.05),
+        scheme="etdrk4",
+        n_steps=8,
+    )
+    np.testing.assert_allclose(got.y[-1].numpy(), want.y[-1], atol=1e-11)
