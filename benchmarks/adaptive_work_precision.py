@@ -202,6 +202,7 @@ def main() -> None:
             steps=steps,
             rtols=rtols,
             peers=peers,
+            max_seconds=20.0,
             progress=True,
         )
         print(f"\n## {bp.name}: n = {np.size(bp.y0)}, T = {t_end:g}\n")

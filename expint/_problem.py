@@ -24,9 +24,19 @@ class SemilinearProblem:
         float).
     name : str, optional
         Shown in error messages and plots.
+    jvp : callable, optional
+        ``jvp(t, y, v) -> ∂N/∂y (t, y) · v``, used by the exponential Rosenbrock
+        schemes (``exprb32``, ``exprb43``); without it they use ``torch.func.jvp`` for
+        real tensors and a forward difference otherwise.
     """
 
-    def __init__(self, linear: LinearOperatorBase, nonlinear: Callable[[float, Any], Any], name: str = ""):
+    def __init__(
+        self,
+        linear: LinearOperatorBase,
+        nonlinear: Callable[[float, Any], Any],
+        name: str = "",
+        jvp: Callable[[float, Any, Any], Any] | None = None,
+    ):
         if isinstance(linear, type):
             raise TypeError(
                 f"linear must be an operator instance, got the class {linear.__name__}; "
@@ -45,9 +55,12 @@ class SemilinearProblem:
             )
         if isinstance(nonlinear, type) or not callable(nonlinear):
             raise TypeError("nonlinear must be a callable (t, y) -> array, not a class or a value")
+        if jvp is not None and (isinstance(jvp, type) or not callable(jvp)):
+            raise TypeError("jvp must be a callable (t, y, v) -> ∂N/∂y · v")
         self.linear = linear
         self.nonlinear = nonlinear
         self.name = name
+        self.jvp = jvp
 
     def rhs(self, t: float, y: Any) -> Any:
         """The full right-hand side ``L(t) y + N(t, y)`` (for reference solvers)."""

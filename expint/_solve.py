@@ -378,15 +378,18 @@ class _Work:
         self.kry = getattr(linear, "krylov_info", None)
         self.mv_before = self.kry.matvecs if self.kry is not None else 0
 
-    def stats(self, steps: int, nfev: int, rejected: int) -> dict:
+    def stats(self, steps: int, stepper: Any, rejected: int) -> dict:
         out = {
             "steps": steps,
-            "nfev": nfev,
+            "nfev": stepper.nfev,
             "rejected_steps": rejected,
             "phi_evaluations": self.linear.phi_evaluations - self.phi_before,
         }
-        if self.kry is not None:
-            out["krylov_matvecs"] = self.kry.matvecs - self.mv_before
+        own = getattr(stepper, "krylov_matvecs", None)  # Rosenbrock: Krylov on L + J
+        if self.kry is not None or own is not None:
+            out["krylov_matvecs"] = (self.kry.matvecs - self.mv_before if self.kry is not None else 0) + (
+                own or 0
+            )
         return out
 
 
@@ -400,7 +403,7 @@ def _solve_fixed(
     progress: bool,
 ) -> Solution:
     work = _Work(problem.linear)
-    stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear))
+    stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear), jvp=problem.jvp)
     dense = DenseOutput(stepper, float(grid[0])) if dense_output else None
     te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
     grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
@@ -439,7 +442,7 @@ def _solve_fixed(
             saved[k] = y
     if bar is not None:
         bar.close()
-    stats = work.stats(done, stepper.nfev, 0)
+    stats = work.stats(done, stepper, 0)
     if dense is not None:
         dense.truncate(done)
         ts_out, ys = _from_dense(dense, te, float(grid[0]), float(grid[done]), success)
@@ -531,7 +534,9 @@ def _solve_adaptive(
     te = _check_t_eval(t_eval, t0, tf) if dense_output and t_eval is not None else None
     points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
     work = _Work(problem.linear)
-    stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear), cache=32)
+    stepper = sch.make_stepper(
+        problem.linear, _CheckedNonlinear(problem.nonlinear), cache=32, jvp=problem.jvp
+    )
     dense = DenseOutput(stepper, t0) if dense_output else None
     bar = _progress(progress, abs(tf - t0), sch.name, "t")
     try:
@@ -553,7 +558,7 @@ def _solve_adaptive(
             bar.close()
     if not run.success:
         warnings.warn(f"expint.solve: {run.message}; stopping", RuntimeWarning, stacklevel=3)
-    stats = work.stats(run.steps, stepper.nfev, run.rejected)
+    stats = work.stats(run.steps, stepper, run.rejected)
     if dense is not None:
         ts_out, ys = _from_dense(dense, te, t0, run.t_reached, run.success)
         return Solution(ts_out, ys, stats, run.success, run.message, sch.name, dense)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import array_namespace, as_array, concat, to_like, to_numpy
+from ._backend import array_namespace, as_array, concat, fft_module, to_like, to_numpy
 from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
 
@@ -104,7 +104,7 @@ class _Const:
 
 
 def _fft(v: Any) -> Any:
-    return array_namespace(v).fft
+    return fft_module(v)
 
 
 def _real(v: Any) -> Any:

@@ -15,6 +15,7 @@ from ._classical import CLASSICAL
 from ._multistep import AdamsStepper
 from ._phiexpr import P, PhiExpr
 from ._rk import RKStepper
+from ._rosenbrock import RosenbrockStepper, RosenbrockTableau, rosenbrock_tableaus
 from ._tableau import ExpRKTableau, lawson
 
 H = 0.5  # the node c = 1/2
@@ -151,7 +152,7 @@ class Scheme:
     name : str
         Name accepted by `expint.solve`.
     family : str
-        ``"lawson"``, ``"etdrk"`` or ``"etdab"``.
+        ``"lawson"``, ``"etdrk"``, ``"exprb"`` (exponential Rosenbrock) or ``"etdab"``.
     stages : int
         Nonlinear evaluations per step (after start-up for multistep schemes).
     order : int
@@ -175,14 +176,18 @@ class Scheme:
     tableau: ExpRKTableau | None = field(default=None, repr=False)
     adams_order: int | None = field(default=None, repr=False)
     embedded_order: int | None = None
+    rosenbrock: RosenbrockTableau | None = field(default=None, repr=False)
 
     @property
     def adaptive(self) -> bool:
         """True for an embedded pair (error-controlled steps with ``rtol``/``atol``)."""
         return self.embedded_order is not None
 
-    def make_stepper(self, linear: Any, nonlinear: Any, cache: int = 8) -> Any:
-        """A fresh stepper for one integration (``cache``: φ-coefficient sets kept)."""
+    def make_stepper(self, linear: Any, nonlinear: Any, cache: int = 8, jvp: Any = None) -> Any:
+        """A fresh stepper for one integration (``cache``: φ-coefficient sets kept;
+        ``jvp``: the problem's Jacobian–vector product, for Rosenbrock schemes)."""
+        if self.rosenbrock is not None:
+            return RosenbrockStepper(self.rosenbrock, linear, nonlinear, jvp)
         if self.tableau is not None:
             return RKStepper(self.tableau, linear, nonlinear, cache)
         starter = _BY_NAME["etd2rk" if self.adams_order == 2 else "hochost4"].tableau
@@ -203,6 +208,17 @@ def _build() -> dict[str, Scheme]:
             tab.description,
             tableau=tab,
             embedded_order=tab.embedded_order if tab.adaptive else None,
+        )
+    for rb in rosenbrock_tableaus():
+        out[rb.name] = Scheme(
+            rb.name,
+            "exprb",
+            rb.stages,
+            rb.order,
+            rb.order,
+            rb.description,
+            embedded_order=rb.embedded_order,
+            rosenbrock=rb,
         )
     for q in range(2, 6):
         name = f"etdab{q}"

@@ -1,0 +1,235 @@
+r"""Exponential Rosenbrock schemes: re-linearise around the current state every step.
+
+With $F(t, u) = L u + N(t, u)$, $J_n = L + \partial_u N(t_n, u_n)$,
+$v_n = \partial_t N(t_n, u_n)$ and the remainder
+$g_n(t, u) = F(t, u) - J_n u - v_n (t - t_n)$ (Hochbruck, Ostermann & Schweitzer
+2009), a scheme with nodes $c_i$ is
+
+$$
+U_i = u_n + h c_i φ_1(c_i h J_n) F_n + h^2 c_i^2 φ_2(c_i h J_n) v_n
+      + h \sum_{j<i} a_{ij}(h J_n) D_j,\qquad D_j = g_n(t_n + c_j h, U_j) - g_n(t_n, u_n),
+$$
+
+$u_{n+1} = u_n + h φ_1(hJ_n) F_n + h^2 φ_2(hJ_n) v_n + h \sum_i b_i(hJ_n) D_i$, and the
+error estimate $h \sum_i (b_i - \hat b_i)(hJ_n) D_i$.  The $v_n$ terms make the
+time-dependent problem autonomous (without them the order drops to 1 when $N$
+depends on $t$).
+
+Every product with a φ-function of $hJ_n$ is one Krylov approximation (`expint.phiv`)
+on the operator $v \mapsto L v + \partial_u N\, v$, so the linear part may be any
+operator.  Jacobian–vector products come from the problem's ``jvp`` if it has one,
+else ``torch.func.jvp`` for real tensors, else a forward difference
+$(N(u + εv) - N(u))/ε$, $ε = \sqrt{\text{eps}}\,(1 + \|u\|)/\|v\|$.  A complex state is
+handled as the real vector of its real and imaginary parts: ``N`` is often not
+complex-differentiable (``|u|²u``, ``Re(ifft(·))``), so its Jacobian is only real-linear.
+One state at a time: each state has its own Jacobian, so batches are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._backend import concat, is_complex, is_torch_array, make_complex, vector_norm
+from .._operators import MatrixFree
+from ._phiexpr import P, PhiExpr
+from ._rk import _combine_grouped
+
+
+@dataclass(frozen=True)
+class RosenbrockTableau:
+    """Data of an exponential Rosenbrock pair (module docstring); ``a[(i, j)]`` and
+    ``b``, ``b_err`` weight the defects ``D_j`` (``D_1 = 0``, so index 0 is unused)."""
+
+    name: str
+    c: tuple[float, ...]
+    a: dict[tuple[int, int], PhiExpr]
+    b: tuple[PhiExpr, ...]
+    b_err: tuple[PhiExpr, ...]
+    order: int
+    embedded_order: int
+    description: str = ""
+    stages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = len(self.c)
+        object.__setattr__(self, "stages", s)
+        if self.c[0] != 0.0 or len(self.b) != s or len(self.b_err) != s:
+            raise ValueError(f"{self.name}: c must start at 0 and b, b_err have one entry per stage")
+        if self.b[0] or self.b_err[0] or any(j == 0 for _, j in self.a):
+            raise ValueError(f"{self.name}: D_1 = 0, so no weight may act on stage 1")
+        # the quadrature conditions of HOS 2009 (Table 1) as functions of z; the other
+        # stiff conditions involve a_ij and hold by construction of the published pairs
+        for z in (0.0, -1.7, 0.6 + 0.4j):
+            self._check(self.b, self.order, z, "b")
+            self._check(
+                tuple(bi - ei for bi, ei in zip(self.b, self.b_err, strict=True)), self.embedded_order, z, "b̂"
+            )
+
+    def _check(self, b: tuple[PhiExpr, ...], order: int, z: complex, which: str) -> None:
+        from .._phi import phi
+
+        def val(e: PhiExpr) -> complex:
+            return e.scalar(z) if z != 0 else complex(e.at_zero())
+
+        # order 3: Σ b_i c_i²/2 = φ_3; order 4 adds Σ b_i c_i³/6 = φ_4 (the weights act on
+        # defects D_i = O(c_i² h²), so there are no conditions of order 1 and 2)
+        conds = [(2, 3)] if order >= 3 else []
+        if order >= 4:
+            conds.append((3, 4))
+        for power, k in conds:
+            lhs = sum(val(bi) * ci**power / math.factorial(power) for bi, ci in zip(b, self.c, strict=True))
+            rhs = 1 / math.factorial(k) if z == 0 else complex(phi(k, np.complex128(z)))
+            if abs(lhs - rhs) > 1e-12 * max(1.0, abs(rhs)):
+                raise ValueError(f"{self.name}: weights {which} fail the order-{order} condition at z = {z}")
+
+
+def rosenbrock_tableaus() -> list[RosenbrockTableau]:
+    """``exprb32`` and ``exprb43`` (Hochbruck, Ostermann & Schweitzer 2009)."""
+    p3, p4 = P(3), P(4)
+    zero = PhiExpr()
+    return [
+        RosenbrockTableau(
+            "exprb32",
+            (0.0, 1.0),
+            {},
+            (zero, 2 * p3),
+            (zero, 2 * p3),
+            3,
+            2,
+            "exponential Rosenbrock–Euler with a third-order correction: 3(2) pair",
+        ),
+        RosenbrockTableau(
+            "exprb43",
+            (0.0, 0.5, 1.0),
+            {(2, 1): P(1)},
+            (zero, 16 * p3 - 48 * p4, -2 * p3 + 12 * p4),
+            (zero, -48 * p4, 12 * p4),
+            4,
+            3,
+            "exponential Rosenbrock 4(3) pair",
+        ),
+    ]
+
+
+class _RealView:
+    """Complex vectors of length n as real vectors of length 2n (and back)."""
+
+    def __init__(self, complex_state: bool):
+        self.on = complex_state
+
+    def real(self, v: Any) -> Any:
+        return concat([v.real, v.imag]) if self.on else v
+
+    def back(self, x: Any) -> Any:
+        if not self.on:
+            return x
+        n = x.shape[-1] // 2
+        return make_complex(x[:n], x[n:])
+
+
+class RosenbrockStepper:
+    """Advance by one exponential Rosenbrock step (module docstring)."""
+
+    #: relative tolerance of every Krylov product: far below the schemes' own errors, so
+    #: that the time discretisation is what a convergence study or tolerance measures
+    krylov_tol = 1e-12
+
+    def __init__(self, tableau: RosenbrockTableau, linear: Any, nonlinear: Any, jvp: Any = None):
+        self.tab = tableau
+        self.linear = linear
+        self.nonlinear = nonlinear
+        self.user_jvp = jvp
+        self.nfev = 0
+        self.krylov_matvecs = 0
+
+    def _n(self, t: float, u: Any) -> Any:
+        self.nfev += 1
+        return self.nonlinear(t, u)
+
+    def _jvp(self, t: float, u: Any, n_u: Any) -> Any:
+        """``v -> ∂N(t, u)/∂u · v``."""
+        if self.user_jvp is not None:
+            return lambda v: _checked_jvp(self.user_jvp(t, u, v), v)
+        if is_torch_array(u) and not is_complex(u):
+            import torch.func
+
+            def tj(v: Any) -> Any:
+                self.nfev += 1
+                return torch.func.jvp(lambda y: self.nonlinear(t, y), (u,), (v,))[1]
+
+            return tj
+        scale = 1.0 + vector_norm(u)
+
+        def fd(v: Any) -> Any:
+            nv = vector_norm(v)
+            if nv == 0.0:
+                return v * 0
+            eps = math.sqrt(np.finfo(float).eps) * scale / nv
+            return (self._n(t, u + eps * v) - n_u) / eps
+
+        return fd
+
+    def step(self, t: float, h: float, u: Any, n0: Any = None) -> Any:
+        return self._step(t, h, u, n0, with_error=False)[0]
+
+    def step_with_error(
+        self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None
+    ) -> tuple:
+        u_new, err = self._step(t, h, u, n0, with_error=True)
+        return u_new, err, None
+
+    def _step(self, t: float, h: float, u: Any, n0: Any, with_error: bool) -> tuple[Any, Any]:
+        if u.ndim != 1:
+            raise ValueError(
+                f"scheme {self.tab.name!r} integrates one state at a time (shape (n,)); each state of a "
+                "batch has its own Jacobian — loop over the batch, or use an exponential Runge–Kutta scheme"
+            )
+        lin = self.linear
+        n_u = self._n(t, u) if n0 is None else n0
+        jv = self._jvp(t, u, n_u)
+        dt = math.sqrt(np.finfo(float).eps) * max(1.0, abs(t))
+        v_n = (self._n(t + dt, u) - n_u) / dt  # ∂N/∂t by a forward difference
+        f_n = lin.apply(u, t) + n_u
+        view = _RealView(is_complex(u))
+
+        def matvec(x: Any) -> Any:
+            w = view.back(x)
+            return view.real(lin.apply(w, t) + jv(w))
+
+        jac = MatrixFree(matvec, 2 * u.shape[-1] if view.on else u.shape[-1], tol=self.krylov_tol, m=40)
+
+        def g(tt: float, y: Any) -> Any:  # the remainder g_n(t, y) up to the constant g_n(t_n, u_n)
+            return lin.apply(y, tt) + self._n(tt, y) - lin.apply(y, t) - jv(y) - v_n * (tt - t)
+
+        g0 = g(t, u)
+        fr, vr = view.real(f_n), view.real(v_n)
+        defects: list[Any] = [None]
+        for i in range(1, self.tab.stages):
+            ci = self.tab.c[i]
+            parts = [(fr, h * ci * P(1, ci)), (vr, h * h * ci * ci * P(2, ci))]
+            parts += [(defects[j], h * a) for (ii, j), a in self.tab.a.items() if ii == i]
+            stage = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts))
+            defects.append(view.real(g(t + ci * h, stage) - g0))
+        parts = [(fr, h * P(1)), (vr, h * h * P(2))]
+        parts += [(defects[i], h * b) for i, b in enumerate(self.tab.b) if b]
+        u_new = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts))
+        err = None
+        if with_error:
+            eparts = [(defects[i], h * e) for i, e in enumerate(self.tab.b_err) if e]
+            err = view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), eparts))
+        self.krylov_matvecs += jac.krylov_info.matvecs
+        return u_new, err
+
+
+def _checked_jvp(out: Any, v: Any) -> Any:
+    got = tuple(getattr(out, "shape", ()))
+    if got != tuple(v.shape):
+        raise ValueError(
+            f"jvp(t, y, v) returned shape {got} for v of shape {tuple(v.shape)}; "
+            "it must return ∂N/∂y · v, shaped like v"
+        )
+    return out

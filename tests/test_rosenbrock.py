@@ -1,0 +1,113 @@
+"""Exponential Rosenbrock pairs exprb32 and exprb43."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _optional import needs_torch, torch
+from scipy.linalg import expm
+
+import expint
+from expint import problems
+
+ROSENBROCK = ["exprb32", "exprb43"]
+
+
+@pytest.mark.parametrize("name", ROSENBROCK)
+def test_a_linear_nonlinearity_is_integrated_exactly(name, rng):
+    """N(y) = B y: J = L + B and every defect vanishes, so a step is e^{h(L+B)}."""
+    a = -np.diag(np.linspace(1, 20, 8))
+    b = 0.5 * rng.standard_normal((8, 8))
+    y0 = rng.standard_normal(8)
+    exact = expm(a + b) @ y0
+    with_jvp = expint.SemilinearProblem(expint.Dense(a), lambda t, y: y @ b.T, jvp=lambda t, y, v: v @ b.T)
+    sol = expint.solve(with_jvp, y0, (0.0, 1.0), scheme=name, n_steps=3)
+    np.testing.assert_allclose(sol.y[-1], exact, rtol=1e-10, atol=1e-12)
+    # a forward-difference Jacobian is accurate to ~sqrt(eps) relative, and so is the step
+    fd = expint.SemilinearProblem(expint.Dense(a), lambda t, y: y @ b.T)
+    sol = expint.solve(fd, y0, (0.0, 1.0), scheme=name, n_steps=3)
+    np.testing.assert_allclose(sol.y[-1], exact, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize(("name", "order"), [("exprb32", 3), ("exprb43", 4)])
+def test_classical_order_on_a_time_dependent_problem(name, order):
+    bp = problems.nonstiff()  # N depends on t: the ∂N/∂t terms are needed for the order
+    ref = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="hochost4", n_steps=2000).y[-1]
+    errs = [
+        np.max(np.abs(expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme=name, n_steps=n).y[-1] - ref))
+        for n in (8, 16, 32)
+    ]
+    observed = np.diff(np.log(errs)) / np.log(0.5)
+    assert np.all(np.abs(observed - order) < 0.35), observed
+
+
+@pytest.mark.slow
+def test_complex_states_use_the_real_linear_jacobian():
+    """KS in Fourier space: N is not complex-differentiable; exprb43 still converges at
+    order 4 (a complex-linear Jacobian would stall it at order 1)."""
+    bp = problems.kuramoto_sivashinsky(32)
+    ref = expint.solve(bp.problem, bp.y0, (0.0, 5.0), scheme="hochost4", n_steps=4000).y[-1]
+    errs = [
+        np.max(np.abs(expint.solve(bp.problem, bp.y0, (0.0, 5.0), scheme="exprb43", n_steps=n).y[-1] - ref))
+        for n in (10, 20, 40)
+    ]
+    observed = np.diff(np.log(errs)) / np.log(0.5)
+    assert np.all(observed > 3.4), observed
+
+
+def test_adaptive_rosenbrock_meets_the_tolerance():
+    bp = problems.nonstiff()
+    ref = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="hochost4", n_steps=2000).y[-1]
+    for rtol in (1e-4, 1e-7):
+        sol = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="exprb43", rtol=rtol, atol=rtol)
+        assert sol.success and np.max(np.abs(sol.y[-1] - ref)) < 10 * rtol * np.max(np.abs(ref))
+        assert sol.stats["krylov_matvecs"] > 0
+
+
+def test_a_user_jvp_is_used_and_checked():
+    bp = problems.nonstiff()
+    calls = []
+
+    def jvp(t, y, v):
+        calls.append(t)
+        s = 0.5 * np.cos(y) * v
+        q = 0.3 * np.cos(t) * 2 * y / (1 + y * y) ** 2 * v
+        return s + q
+
+    prob = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jvp=jvp)
+    fd = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="exprb43", n_steps=10)
+    exact = expint.solve(prob, bp.y0, (0.0, 1.0), scheme="exprb43", n_steps=10)
+    assert calls and np.max(np.abs(fd.y[-1] - exact.y[-1])) < 1e-7
+    assert exact.stats["nfev"] < fd.stats["nfev"]  # no difference quotients
+    wrong = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jvp=lambda t, y, v: v[:-1])
+    with pytest.raises(ValueError, match=r"jvp\(t, y, v\) returned shape \(5,\) for v of shape \(6,\)"):
+        expint.solve(wrong, bp.y0, (0.0, 1.0), scheme="exprb32", n_steps=2)
+    with pytest.raises(TypeError, match="jvp must be a callable"):
+        expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jvp=3)
+
+
+def test_batches_are_refused_with_a_way_out():
+    bp = problems.nonstiff()
+    with pytest.raises(ValueError, match="one state at a time"):
+        expint.solve(bp.problem, np.stack([bp.y0, bp.y0]), (0.0, 1.0), scheme="exprb32", n_steps=2)
+
+
+def test_catalogue_records():
+    for name, order, emb in (("exprb32", 3, 2), ("exprb43", 4, 3)):
+        s = expint.schemes.get(name)
+        assert (s.family, s.order, s.embedded_order, s.adaptive) == ("exprb", order, emb, True)
+
+
+@needs_torch
+def test_torch_states_use_forward_mode_autodiff():
+    a = 2.0 * np.eye(4) - 5.0 * np.diag(np.arange(4.0))
+    prob_np = expint.SemilinearProblem(
+        expint.Dense(a), lambda t, y: np.sin(y), jvp=lambda t, y, v: np.cos(y) * v
+    )
+    prob_torch = expint.SemilinearProblem(expint.Dense(a), lambda t, y: torch.sin(y))
+    y0 = np.array([0.3, -1.0, 2.0, 0.5])
+    exact = expint.solve(prob_np, y0, (0.0, 1.0), scheme="exprb43", n_steps=8).y[-1]
+    got = expint.solve(prob_torch, torch.from_numpy(y0), (0.0, 1.0), scheme="exprb43", n_steps=8).y[-1]
+    assert isinstance(got, torch.Tensor)
+    # autodiff gives the exact Jacobian action: agreement far below the ~1e-8 of a difference quotient
+    np.testing.assert_allclose(got.numpy(), exact, rtol=1e-12, atol=1e-13)
