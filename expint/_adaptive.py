@@ -23,7 +23,7 @@ estimate or new state is not finite is rejected with $f_{\min}$.
 **φ-coefficient policy.**  Coefficients depend on $h$; recomputing them every step
 would cost more than the step on ``Dense`` operators (an ``expm``) and a visible share
 on ``Diagonal`` ones.  Step sizes are therefore rounded *down* to the ladder
-$2^{j/8}$ (at most 9% shorter than the controller asked for), so a run revisits a few
+$2^{j/4}$ (at most 16% shorter than the controller asked for), so a run revisits a few
 step sizes and the stepper's LRU cache serves them; only steps shortened to land on a
 save point or ``t_end`` use an off-ladder size.
 """
@@ -42,7 +42,9 @@ from ._backend import array_namespace, is_array, to_like, to_numpy
 _SAFETY = 0.9
 _FAC_MAX = 5.0
 _FAC_MIN = 0.2
-_LADDER = 8  # ladder points per octave of step size
+# ladder points per octave of step size: 4 rather than 8 halves the φ evaluations at the
+# price of somewhat shorter steps, a net gain on the benchmark problems from a cold cache
+_LADDER = 4
 _EPS = np.finfo(float).eps
 
 
@@ -103,7 +105,7 @@ class PIController:
 
 
 def on_ladder(h: float) -> float:
-    """The largest ``2^{j/8}`` not above ``h`` (the cached step sizes)."""
+    """The largest ``2^{j/4}`` not above ``h`` (the cached step sizes)."""
     j = math.floor(math.log2(h) * _LADDER + 1e-9)
     return 2.0 ** (j / _LADDER)
 

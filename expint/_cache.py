@@ -36,5 +36,9 @@ class LRUCache:
             self._data.popitem(last=False)
         return value
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)

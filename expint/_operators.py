@@ -113,6 +113,10 @@ class LinearOperatorBase:
         self._cache = LRUCache(_CACHE_SIZE)
         self.phi_evaluations = 0
 
+    def clear_cache(self) -> None:
+        """Forget the cached φ-coefficients (e.g. to time a solve from a cold start)."""
+        self._cache.clear()
+
     # --- to be provided by subclasses -------------------------------------------------
     def apply(self, y: Any, t: float | None = None) -> Any:  # pragma: no cover - abstract
         """``L y`` on the trailing axis of ``y``."""

@@ -180,3 +180,18 @@ def test_a_slow_configuration_is_not_run_at_tighter_settings():
     assert slow[0]["seconds"] >= 0.03 and slow[0]["error"] == 0.0
     assert [r["setting"] for r in slow[1:]] == ["rtol=1e-05 skipped", "rtol=1e-07 skipped"]
     assert "| slow | rtol=1e-05 skipped | – |" in res.table()
+
+
+def test_time_to_interpolates_and_bounds():
+    from expint.study import WorkPrecisionResult
+
+    def run(label, err, sec):
+        return {"label": label, "setting": "", "error": err, "seconds": sec, "nfev": 1, "steps": 1}
+
+    res = WorkPrecisionResult(
+        "p", [run("a", 1e-4, 1.0), run("a", 1e-8, 16.0), run("b", 1e-9, 3.0), run("c", 1e-3, 0.1)]
+    )
+    t = res.time_to(1e-6)
+    assert t["a"] == pytest.approx(4.0)  # halfway in log error, halfway in log time
+    assert t["b"] == 3.0  # every run more accurate: the fastest such run bounds it
+    assert math.isnan(t["c"]) and "| c | not reached |" in res.table(1e-6)

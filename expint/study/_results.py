@@ -124,18 +124,18 @@ class WorkPrecisionResult:
         return out
 
     def time_to(self, error: float) -> dict[str, float]:
-        """Seconds each configuration needs for ``error`` (log–log interpolation between
-        its runs; NaN where its runs do not bracket the error)."""
+        """Seconds each configuration needs for ``error``: log–log interpolation between
+        the two runs that bracket it; if none do but some run is at least that accurate,
+        the fastest such run's time (an upper bound); NaN if no run reaches ``error``."""
         out = {}
         for label, runs in self.series().items():
-            pts = sorted(
-                (r["error"], r["seconds"]) for r in runs if math.isfinite(r["error"]) and r["error"] > 0
-            )
-            out[label] = math.nan
+            pts = sorted((r["error"], r["seconds"]) for r in runs if math.isfinite(r["error"]))
+            reached = [sec for e, sec in pts if e <= error]
+            out[label] = min(reached) if reached else math.nan
             for (e1, s1), (e2, s2) in itertools.pairwise(pts):
-                if e1 <= error <= e2:
+                if 0 < e1 <= error <= e2:
                     w = 0.0 if e2 == e1 else math.log(error / e1) / math.log(e2 / e1)
-                    out[label] = math.exp(math.log(s1) + w * (math.log(s2) - math.log(s1)))
+                    out[label] = min(out[label], math.exp(math.log(s1) + w * (math.log(s2) - math.log(s1))))
                     break
         return out
 
@@ -156,7 +156,7 @@ class WorkPrecisionResult:
         times = self.time_to(target)
         lines += ["", f"| configuration | time to error {target:.0e} [ms] |", "|---|---|"]
         lines += [
-            f"| {k} | {1e3 * v:.1f} |" if math.isfinite(v) else f"| {k} | not bracketed |"
+            f"| {k} | {1e3 * v:.1f} |" if math.isfinite(v) else f"| {k} | not reached |"
             for k, v in times.items()
         ]
         acc = f"{self.reference_accuracy:.1e}" if math.isfinite(self.reference_accuracy) else "unknown"

@@ -174,7 +174,8 @@ def work_precision(
     ``peers`` maps a label to ``run(rtol) -> final state`` (e.g. a scipy or rkstiff
     solve of the same problem), swept over ``rtols``: peers are timed in the same process
     and against the same reference.  Times are the best of ``repeat`` calls (fewer once
-    a configuration has used ``budget`` seconds).  Once one run of a configuration takes
+    a configuration has used ``budget`` seconds); expint's runs start without cached
+    φ-coefficients.  Once one run of a configuration takes
     longer than ``max_seconds``, its tighter settings are skipped (recorded with NaN
     error and time, setting marked "skipped").  See `convergence` for ``reference``.
     """
@@ -193,7 +194,14 @@ def work_precision(
     ref = make_reference(prob, y0, span, reference, finest)
     res = WorkPrecisionResult(name, [], ref.accuracy, ref.description)
     scale = float(np.max(np.abs(np.asarray(ref.y))))
-    run = partial(_quiet_solve, prob, y0, span)
+
+    def cold(**kwargs: Any) -> Any:
+        # every timed run starts without cached φ-coefficients, as a solve of a new
+        # problem would (peers such as rkstiff recompute theirs on every run too)
+        prob.linear.clear_cache()
+        return _quiet_solve(prob, y0, span, **kwargs)
+
+    run = cold
     jobs: list[tuple[str, str, Callable[[], Any]]] = []
     for sch in schs:
         if sch.adaptive:
