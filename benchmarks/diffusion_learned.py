@@ -300,7 +300,7 @@ def summarise(results, nfes, ddim_rows):
 
 
 def plot(results, nfes, model_name, out):
-    from expint._plotting import pyplot, save
+    from expint._plotting import finish, pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -318,12 +318,14 @@ def plot(results, nfes, model_name, out):
     ax.plot([], [], lw=0.5, color="tab:blue", label="expint presets × grids")
     ax.plot([], [], lw=0.8, ls=":", color="k", label="diffusers schedulers")
     ax.plot([], [], lw=0.8, ls="--", color="tab:red", label="k-diffusion samplers")
-    ax.set_xlabel("NFE (network evaluations)")
-    ax.set_ylabel("RMSE against the PF-ODE reference")
-    ax.set_title(f"{model_name}: sampler error on a learned network")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return save(fig, out)
+    return finish(
+        fig,
+        ax,
+        out,
+        xlabel="NFE (network evaluations)",
+        ylabel="RMSE against the PF-ODE reference",
+        title=f"{model_name}: sampler error on a learned network",
+    )
 
 
 def plot_samples(samples, ref, results, net, out):

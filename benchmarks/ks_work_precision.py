@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +36,8 @@ TARGET = 1e-6
 
 
 def _timed(fn, budget: float = 1.0):
-    """Run ``fn`` (at least once; again while the total stays under ``budget`` s, up to
-    5 times) and return (best time, last result)."""
-    best, total, out = math.inf, 0.0, None
-    for _ in range(5):
-        t0 = time.perf_counter()
-        out = fn()
-        dt = time.perf_counter() - t0
-        best, total = min(best, dt), total + dt
-        if total + dt > budget:
-            break
-    return best, out
+    """Best time of up to 5 runs within ``budget`` seconds, and the last result."""
+    return expint.study.best_time(fn, repeat=5, budget=budget)
 
 
 def run(n: int, quick: bool = False) -> tuple[list[dict], dict]:

@@ -24,3 +24,13 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
     return path
+
+
+def finish(fig: Any, ax: Any, path: str | Path, *, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label a single-axes figure, add a light grid and a small legend, and `save` it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return save(fig, path)

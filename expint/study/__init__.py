@@ -12,13 +12,14 @@ problems.
 from ._fit import OrderFit, fit_order
 from ._reference import Reference, make_reference, relative_error
 from ._results import ConvergenceResult, WorkPrecisionResult
-from ._run import convergence, work_precision
+from ._run import best_time, convergence, work_precision
 
 __all__ = [
     "ConvergenceResult",
     "OrderFit",
     "Reference",
     "WorkPrecisionResult",
+    "best_time",
     "convergence",
     "fit_order",
     "make_reference",

@@ -12,6 +12,8 @@ import numpy as np
 
 from ._fit import OrderFit, fit_order
 
+_ERROR_LABEL = "relative max error at t_end"
+
 
 def _cell(x: float) -> str:
     return f"{x:.2e}" if math.isfinite(x) else "failed"
@@ -81,19 +83,16 @@ class ConvergenceResult:
 
     def plot(self, path: str | Path) -> Path:
         """Error against step size, log–log, with a reference slope per fitted order."""
-        from .._plotting import pyplot, save
+        from .._plotting import finish, pyplot
 
         fig, ax = pyplot().subplots(figsize=(6, 4.4))
         for name, errs in self.errors.items():
             ax.loglog(self.h, errs, "-o", ms=4, label=f"{name} ({self.orders[name]:.2f})")
         if math.isfinite(self.reference_accuracy):
             ax.axhline(self.reference_accuracy, color="grey", ls=":", lw=1, label="reference accuracy")
-        ax.set_xlabel("step size h")
-        ax.set_ylabel("relative max error at t_end")
-        ax.set_title(f"{self.problem}: convergence")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-        return save(fig, path)
+        return finish(
+            fig, ax, path, xlabel="step size h", ylabel=_ERROR_LABEL, title=f"{self.problem}: convergence"
+        )
 
 
 @dataclass
@@ -172,18 +171,20 @@ class WorkPrecisionResult:
 
     def plot(self, path: str | Path) -> Path:
         """Error against wall time, log–log."""
-        from .._plotting import pyplot, save
+        from .._plotting import finish, pyplot
 
         fig, ax = pyplot().subplots(figsize=(6.4, 4.6))
         for label, runs in self.series().items():
             ok = [r for r in runs if math.isfinite(r["error"])]
             ax.loglog([r["seconds"] for r in ok], [r["error"] for r in ok], "-o", ms=4, label=label)
-        ax.set_xlabel("wall time [s]")
-        ax.set_ylabel("relative max error at t_end")
-        ax.set_title(f"{self.problem}: work–precision")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-        return save(fig, path)
+        return finish(
+            fig,
+            ax,
+            path,
+            xlabel="wall time [s]",
+            ylabel=_ERROR_LABEL,
+            title=f"{self.problem}: work–precision",
+        )
 
 
 def _nan_safe(x: object) -> object:

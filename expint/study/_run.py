@@ -74,8 +74,10 @@ def _quiet_solve(*args: Any, **kwargs: Any) -> Any:
         return solve(*args, **kwargs)
 
 
-def _timed(fn: Callable[[], Any], repeat: int, budget: float) -> tuple[float, Any]:
-    """Best wall time of up to ``repeat`` calls (stopping once ``budget`` seconds are spent)."""
+def best_time(fn: Callable[[], Any], repeat: int = 3, budget: float = 2.0) -> tuple[float, Any]:
+    """``(best wall time, last result)`` of up to ``repeat`` calls of ``fn``, stopping
+    early once the calls so far plus one more would exceed ``budget`` seconds (machines
+    are noisy: the minimum is the least disturbed run)."""
     best, spent, out = math.inf, 0.0, None
     for _ in range(max(1, repeat)):
         t0 = time.perf_counter()
@@ -230,7 +232,7 @@ def work_precision(
             if bar is not None:
                 bar.update()
             continue
-        secs, out = _timed(fn, repeat, budget)
+        secs, out = best_time(fn, repeat, budget)
         if secs > max_seconds:
             too_slow.add(label)
         if hasattr(out, "stats"):
