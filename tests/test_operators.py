@@ -142,6 +142,7 @@ def test_sparse_matrices_are_a_linear_part_directly():
         expint.Sparse(a.tocsr()[:, :-1])
 
 
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 @needs_torch
 def test_torch_sparse_tensors_act_on_torch_states():
     a = _laplacian_1d(30).tocoo()

@@ -103,6 +103,7 @@ def test_chebyshev_differentiates_polynomials_exactly():
     assert math.isclose(x[0], 1.0) and math.isclose(x[-1], -1.0)
 
 
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 def test_allen_cahn_2d_fourier_and_finite_differences_agree():
     """Same PDE, two discretisations: they differ by the O(h²) error of the 5-point
     Laplacian (here ~2e-3 of a field of size ~0.5), far less than the field moves."""

@@ -55,6 +55,7 @@ def test_complex_states_use_the_real_linear_jacobian():
     assert np.all(observed > 3.4), observed
 
 
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 def test_adaptive_rosenbrock_meets_the_tolerance():
     bp = problems.nonstiff()
     ref = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="hochost4", n_steps=2000).y[-1]
@@ -98,6 +99,7 @@ def test_catalogue_records():
         assert (s.family, s.order, s.embedded_order, s.adaptive) == ("exprb", order, emb, True)
 
 
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 @needs_torch
 def test_torch_states_use_forward_mode_autodiff():
     a = 2.0 * np.eye(4) - 5.0 * np.diag(np.arange(4.0))

@@ -65,6 +65,7 @@ def test_a_failed_run_is_reported_not_raised():
     assert res.errors["lawson_euler"] == [math.inf, math.inf] and "failed" in res.table()
 
 
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 @needs_torch
 def test_tolerance_references_report_their_accuracy():
     bp = problems.nonstiff()
@@ -135,6 +136,7 @@ def test_bad_study_input(kwargs, match):
         expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], rtols=[2.0])
 
 
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 def test_study_command(tmp_path, capsys):
     args = ["study", "nonstiff", "--schemes", "etd2rk,krogstad", "--steps", "8,16,32", "--quiet"]
     assert main([*args, "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")]) == 0
