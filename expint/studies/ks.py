@@ -3,7 +3,8 @@
 1. The solution on t ∈ [0, 150] with ETDRK4 at h = 1/4, saved every 0.5 and drawn as a
    space–time image (``ks_spacetime.png``).
 2. A convergence table at T = 30 (before the flow's chaos amplifies errors beyond
-   use), by `expint.study.convergence`: relative max error of the final state for
+   use), by `expint.study.convergence`: relative max error of the final state (the
+   Fourier coefficients) for
    several schemes and step sizes against a reference from two different 4th-order
    schemes at h = 1/512 (their distance is printed as the reference's accuracy), with
    observed orders (``ks_convergence.png``).
