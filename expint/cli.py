@@ -48,7 +48,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"{sol.stats['nfev']} nonlinear evaluations; space-time plot: {png}\n"
     )
     res = ks.convergence()
-    print(f"convergence at T = {ks.T_CONV:g} (relative max error of the final state, Fourier coefficients):\n")
+    print(f"convergence at T = {ks.T_CONV:g} (relative max error of the final Fourier state):\n")
     print(ks.table(res))
     print(f"\nconvergence plot: {ks.plot(res, out / 'ks_convergence.png')}")
     return 0
