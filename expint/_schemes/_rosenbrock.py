@@ -205,7 +205,7 @@ class RosenbrockStepper:
         def g(tt: float, y: Any) -> Any:  # the remainder g_n(t, y) up to the constant g_n(t_n, u_n)
             return lin.apply(y, tt) + self._n(tt, y) - lin.apply(y, t) - jv(y) - v_n * (tt - t)
 
-        g0 = g(t, u)
+        g0 = n_u - jv(u)  # g(t_n, u_n) without evaluating N again (the L terms cancel)
         fr, vr = view.real(f_n), view.real(v_n)
         defects: list[Any] = [None]
         for i in range(1, self.tab.stages):
