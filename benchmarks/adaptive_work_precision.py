@@ -11,7 +11,7 @@ state against a fine run of two different fourth-order schemes (their distance i
 printed as the reference's accuracy).  Every configuration is timed in this process,
 best of up to three runs, through `expint.study.work_precision`:
 
-* expint ``krogstad43`` and ``hochost43`` over rtol 1e-3 … 1e-9 (``atol = rtol·max|y0|``),
+* expint ``krogstad43``, ``hochost43`` and ``whalen53`` over rtol 1e-3 … 1e-9 (``atol = rtol·max|y0|``),
   and ``krogstad`` on fixed steps;
 * rkstiff ETD34, ETD35 (Whalen, Brio & Moloney 2015) and IF45DP over the same tolerances
   (their ``epsilon``), solver construction (its φ-coefficients) included;
@@ -198,7 +198,7 @@ def main() -> None:
             bp,
             None,
             (0.0, t_end),
-            ["krogstad43", "hochost43", "krogstad"],
+            ["krogstad43", "hochost43", "whalen53", "krogstad"],
             steps=steps,
             rtols=rtols,
             peers=peers,

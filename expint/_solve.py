@@ -545,7 +545,7 @@ def _solve_adaptive(
             y0,
             t0,
             [float(p) for p in points[1:]],
-            tol,
+            tol.for_pair(sch.order, sch.embedded_order or 1),
             sch.embedded_order or 1,
             first_step=first_step,
             max_step=max_step if max_step is not None else math.inf,

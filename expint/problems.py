@@ -320,35 +320,22 @@ def gray_scott(
     dv: float = 1e-5,
     alpha: float = 0.035,
     beta: float = 0.065,
+    variant: str = "fourier",
 ) -> BuiltinProblem:
     r"""2-D Gray–Scott reaction–diffusion on a periodic square of side 2.5.
 
-    $u_t = D_u Δu − uv² + α(1 − u)$, $v_t = D_v Δv + uv² − (α + β)v$,
-    Fourier on an ``n × n`` grid.  The state is the two fields' 2-D FFTs flattened and
-    concatenated (length ``2n²``), so ``L = diag(−D_u|k|², −D_v|k|²)`` is
-    `Diagonal`.  Start: ``u = 1, v = 0`` with a perturbed square in the centre.
+    $u_t = D_u Δu − uv² + α(1 − u)$, $v_t = D_v Δv + uv² − (α + β)v$ on an ``n × n``
+    grid.  ``variant="fourier"``: the state is the two fields' real 2-D FFTs
+    (``rfft2``) flattened and concatenated (length ``2·n·(n/2 + 1)``), so
+    ``L = diag(−D_u|k|², −D_v|k|²)`` is `Diagonal`.  ``variant="fd"``: the state is
+    ``(u, v)`` on the grid (``2n²`` reals) and ``L`` the block-diagonal 5-point periodic
+    Laplacian scaled by ``D_u``, ``D_v`` as a scipy sparse matrix (`Sparse`: matrix-free
+    φ-products by Krylov).  Start: ``u = 1, v = 0`` with a seeded perturbed square in
+    the centre.
     """
     _check_size(n, "n", even=True)
-    k1 = 2 * np.pi * np.fft.fftfreq(n, length / n)
-    k2 = (k1[:, None] ** 2 + k1[None, :] ** 2).ravel()
-    lin = Diagonal(np.concatenate([-du * k2, -dv * k2]))
-    nn = n * n
-
-    def split(y: Any) -> tuple[Any, Any]:
-        f = _fft(y)
-        shape = (*y.shape[:-1], n, n)
-        u = _real(f.ifft2(y[..., :nn].reshape(shape)))
-        v = _real(f.ifft2(y[..., nn:].reshape(shape)))
-        return u, v
-
-    def nonlinear(t: float, y: Any) -> Any:
-        f = _fft(y)
-        u, v = split(y)
-        uvv = u * v * v
-        nu = f.fft2(-uvv + alpha * (1 - u)).reshape(*y.shape[:-1], nn)
-        nv = f.fft2(uvv - (alpha + beta) * v).reshape(*y.shape[:-1], nn)
-        return concat([nu, nv], -1)
-
+    if variant not in ("fourier", "fd"):
+        raise ValueError(f"variant must be 'fourier' or 'fd', got {variant!r}")
     xs = length * np.arange(n) / n
     u0 = np.ones((n, n))
     v0 = np.zeros((n, n))
@@ -356,21 +343,83 @@ def gray_scott(
     rng = np.random.default_rng(0)
     u0[mid, mid] = 0.5 + 0.01 * rng.standard_normal(u0[mid, mid].shape)
     v0[mid, mid] = 0.25 + 0.01 * rng.standard_normal(v0[mid, mid].shape)
-    y0 = np.concatenate([np.fft.fft2(u0).ravel(), np.fft.fft2(v0).ravel()])
 
-    def to_physical(y: Any) -> np.ndarray:
-        u, _ = split(as_array(y, name="y"))
-        return to_numpy(u)
+    def reaction(u: Any, v: Any) -> tuple[Any, Any]:
+        uvv = u * v * v
+        return -uvv + alpha * (1 - u), uvv - (alpha + beta) * v
+
+    if variant == "fd":
+        import scipy.sparse as sp
+
+        lap = _periodic_laplacian(n, length / n)
+        nn = n * n
+
+        def nonlinear_fd(t: float, y: Any) -> Any:
+            ru, rv = reaction(y[..., :nn], y[..., nn:])
+            return concat([ru, rv], -1)
+
+        prob = SemilinearProblem(
+            sp.block_diag([du * lap, dv * lap], format="csr"), nonlinear_fd, name="Gray–Scott 2-D FD"
+        )
+        return BuiltinProblem(
+            "gray_scott",
+            prob,
+            np.concatenate([u0.ravel(), v0.ravel()]),
+            (0.0, 1000.0),
+            1.0,
+            xs,
+            lambda y: to_numpy(y)[..., :nn].reshape(-1, n, n)[-1],
+            notes="finite differences, matrix-free (Sparse) linear part",
+        )
+    k = 2 * np.pi * np.fft.fftfreq(n, length / n)
+    kr = 2 * np.pi * np.fft.rfftfreq(n, length / n)
+    k2 = (k[:, None] ** 2 + kr[None, :] ** 2).ravel()
+    lin = Diagonal(np.concatenate([-du * k2, -dv * k2]))
+    shape = (n, n // 2 + 1)
+    half = k2.size
+
+    def fields(y: Any) -> tuple[Any, Any]:
+        f = _fft(y)
+        lead = y.shape[:-1]
+        u = f.irfft2(y[..., :half].reshape(*lead, *shape), s=(n, n))
+        v = f.irfft2(y[..., half:].reshape(*lead, *shape), s=(n, n))
+        return u, v
+
+    def transform(p: Any) -> Any:
+        return _fft(p).rfft2(p).reshape(*p.shape[:-2], half)
+
+    def nonlinear(t: float, y: Any) -> Any:
+        ru, rv = reaction(*fields(y))
+        return concat([transform(ru), transform(rv)], -1)
 
     def lift(p: Any) -> Any:
-        f = _fft(p)
-        shape = (*p.shape[:-1], n, n)
-        pu = f.fft2(p[..., :nn].reshape(shape)).reshape(*p.shape[:-1], nn)
-        pv = f.fft2(p[..., nn:].reshape(shape)).reshape(*p.shape[:-1], nn)
-        return concat([pu, pv], -1)
+        lead = p.shape[:-1]
+        pu = p[..., : n * n].reshape(*lead, n, n)
+        pv = p[..., n * n :].reshape(*lead, n, n)
+        return concat([transform(pu), transform(pv)], -1)
 
+    y0 = np.concatenate([np.fft.rfft2(u0).ravel(), np.fft.rfft2(v0).ravel()])
     prob = SemilinearProblem(lin, nonlinear, name="Gray–Scott 2-D")
-    return BuiltinProblem("gray_scott", prob, y0, (0.0, 1000.0), 1.0, xs, to_physical, lift=lift)
+    return BuiltinProblem(
+        "gray_scott",
+        prob,
+        y0,
+        (0.0, 1000.0),
+        1.0,
+        xs,
+        lambda y: to_numpy(fields(as_array(y, name="y"))[0]),
+        notes="real FFT",
+        lift=lift,
+    )
+
+
+def _periodic_laplacian(n: int, h: float) -> Any:
+    """The 5-point Laplacian on a periodic ``n × n`` grid of spacing ``h`` (scipy CSR)."""
+    import scipy.sparse as sp
+
+    ring = sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1], format="lil")
+    ring[0, -1] = ring[-1, 0] = 1.0
+    return ((sp.kron(ring, sp.eye(n)) + sp.kron(sp.eye(n), ring)) / h**2).tocsr()
 
 
 def allen_cahn_2d(n: int = 256, diffusion: float = 0.01, variant: str = "fourier") -> BuiltinProblem:
@@ -401,9 +450,7 @@ def allen_cahn_2d(n: int = 256, diffusion: float = 0.01, variant: str = "fourier
     if variant == "fd":
         import scipy.sparse as sp
 
-        ring = sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1], format="lil")
-        ring[0, -1] = ring[-1, 0] = 1.0
-        lap = (sp.kron(ring, sp.eye(n)) + sp.kron(sp.eye(n), ring)) / h**2
+        lap = _periodic_laplacian(n, h)
         prob = SemilinearProblem(
             diffusion * lap + sp.eye(n * n), lambda t, u: -(u * u * u), name="Allen–Cahn 2-D FD"
         )

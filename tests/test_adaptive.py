@@ -27,7 +27,7 @@ def _decay():
 
 
 def test_the_catalogue_has_validated_pairs():
-    assert {s.name for s in PAIRS} == {"krogstad43", "hochost43"}
+    assert {s.name for s in PAIRS} == {"krogstad43", "hochost43", "whalen53"}
     for s in PAIRS:
         tab = s.tableau
         assert tab.adaptive and s.embedded_order == tab.embedded().order < s.order
@@ -44,6 +44,17 @@ def test_broken_pairs_are_refused():
         replace(tab, b_err=(zero,) * 5)
     with pytest.raises(ValueError, match=r"embedded.*φ_1"):  # b̂ loses a quadrature condition
         replace(tab, b_err=(P(2), zero, zero, zero, -P(2) + P(1)))
+
+
+def test_whalen53_is_fifth_order_only_with_the_corrected_coefficient():
+    """Whalen, Brio & Moloney print 497 for the ψ_2 (= 2φ_2) coefficient of b_3; the
+    order conditions hold with 467 only."""
+    tab = expint.schemes.get("whalen53").tableau
+    assert tab.order == 5 and tab.embedded_order == 3 and tab.dense_order == 3
+    tab._check_classical_at(5)
+    b3_printed = (1 / 1350) * (1097 * P(1) - 2 * 497 * P(2) - 900 * P(3))
+    with pytest.raises(ValueError, match="whalen53"):
+        replace(tab, b=(*tab.b[:2], b3_printed, *tab.b[3:]))
 
 
 @pytest.mark.parametrize("scheme", PAIRS, ids=lambda s: s.name)
@@ -253,4 +264,11 @@ def test_tolerance_proportionality(tolerance_cases, problem, scheme):
     # a controller that ignored rtol would miss this end too
     assert np.all(ratio > 1e-3), dict(zip(rtols, ratio, strict=True))
     order = -1.0 / np.polyfit(np.log(rtols), np.log(steps), 1)[0]
-    assert scheme.order - 0.6 < order < scheme.order + 0.8, (order, steps)
+    if problem == "hochbruck_ostermann" and scheme.stiff_order < scheme.order:
+        # order reduction: whalen53's local error here is O(h^4.3), not O(h^6), and its
+        # fourth-difference estimate swings between 3× and 19× the true local error with
+        # no settled slope (6 to 51 steps over these rtols), so only the stiff order
+        # bounds the growth of the step count
+        assert order > scheme.stiff_order - 0.6, (order, steps)
+    else:
+        assert scheme.order - 0.6 < order < scheme.order + 0.8, (order, steps)

@@ -67,8 +67,11 @@ def test_matrix_free_laplacian_against_sine_transform(dim, n, t, rng):
 def test_happy_breakdown_is_exact(rng):
     d = np.repeat([-1.0, -5.0, -20.0], 30)
     v = rng.standard_normal(90)
-    w, info = expint.phiv(np.diag(d), [v, v, v], 0.7)
-    ref = _dense_reference(np.diag(d), [v, v, v], 0.7)
+    # p = 1: the augmented Krylov space is invariant after three vectors, and the
+    # breakdown is at rounding level (with p = 2 the residual stalls near 1e-13·‖A‖,
+    # above the test, and the run ends through the ordinary error control instead)
+    w, info = expint.phiv(np.diag(d), [v, v], 0.7)
+    ref = _dense_reference(np.diag(d), [v, v], 0.7)
     assert info.happy_breakdowns == 1
     assert _rel(w, ref) < 1e-13
 

@@ -102,7 +102,61 @@ def _tableaus() -> list[ExpRKTableau]:
             "Hochbruck–Ostermann 5-stage, stiff order 4",
         ),
     ]
-    return base + _pairs({t.name: t for t in base})
+    return base + _pairs({t.name: t for t in base}) + [_whalen53()]
+
+
+def _whalen53() -> ExpRKTableau:
+    """ETD(3,5) of Whalen, Brio & Moloney (2015), written in φ_k = ψ_k/k!.
+
+    Six stages on the nodes (0, ¼, ¼, ½, ¾, 1) and a fifth-order quadrature with
+    φ_1–φ_3 weights: classical order 5 at ``z = 0`` (checked on the 17 trees at
+    construction), stiff order 3: the stage defects
+    ``Σ_j a_ij c_j − c_i² φ_2(c_i z)`` vanish except at the second stage, whose weight
+    ``b_2`` is zero.  The paper prints 497 for the ψ_2 coefficient of
+    ``b_3``; only 467 passes the order conditions (`ExpRKTableau.validate` rejects 497),
+    as rkstiff's implementation also notes.  The estimate is the fourth difference
+    ``h b_5(hL) (−N_1 + 4N_3 − 6N_4 + 4N_5 − N_6)`` of the stages on the equispaced
+    nodes (0, ¼, ½, ¾, 1): it vanishes on cubic-in-time nonlinearities.
+    """
+    q, h, t = 0.25, 0.5, 0.75
+    p1, p2, p3 = P(1), P(2), P(3)
+    b5 = (1 / 1350) * (-313 * p1 + 1766 * p2 - 540 * p3)
+    b = [
+        (7 / 2700) * (257 * p1 - 994 * p2 + 1620 * p3),
+        PhiExpr(),
+        (1 / 1350) * (1097 * p1 - 934 * p2 - 900 * p3),
+        (2 / 225) * (-49 * p1 + 398 * p2 - 810 * p3),
+        b5,
+        (1 / 2700) * (509 * p1 - 4258 * p2 + 10980 * p3),
+    ]
+    a = {
+        (1, 0): q * P(1, q),
+        (2, 0): q * P(1, q) - q * P(2, q),
+        (2, 1): q * P(2, q),
+        (3, 0): h * P(1, h) - P(2, h),
+        (3, 2): P(2, h),
+        (4, 0): t * P(1, t) - (9 / 8) * P(2, t),
+        (4, 1): (-3 / 8) * P(1, t),
+        (4, 2): (3 / 8) * P(1, t),
+        (4, 3): (9 / 8) * P(2, t),
+        (5, 0): (1 / 42) * (-77 * p1 + 118 * p2),
+        (5, 1): (8 / 7) * p1,
+        (5, 2): (1 / 28) * (111 * p1 - 174 * p2),
+        (5, 3): (-12 / 7) * p1,
+        (5, 4): (1 / 84) * (-47 * p1 + 286 * p2),
+    }
+    return ExpRKTableau(
+        "whalen53",
+        "etdrk",
+        (0.0, q, q, h, t, 1.0),
+        a,
+        tuple(b),
+        5,
+        3,
+        "Whalen–Brio–Moloney ETD(3,5): fifth order with a fourth-difference estimate, 5(3) pair",
+        b_err=tuple(w * b5 for w in (-1.0, 0.0, 4.0, -6.0, 4.0, -1.0)),
+        embedded_order=3,
+    )
 
 
 def _pairs(by_name: dict[str, ExpRKTableau]) -> list[ExpRKTableau]:

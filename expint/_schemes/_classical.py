@@ -10,7 +10,7 @@ y_{n+1} = y_n + h \sum_i b_i k_i,
 $$
 
 and its order is checked at construction against the classical conditions (all eight
-for order 4, Butcher 2016, §31).
+for order 4 and the nine more of order 5, Butcher 2016, §31).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["CLASSICAL", "ClassicalTableau", "check_classical_order"]
 
 def check_classical_order(a: np.ndarray, b: np.ndarray, c: np.ndarray, order: int, name: str) -> None:
     """Raise a ``ValueError`` unless ``(c, a, b)`` satisfies the classical order
-    conditions up to ``order`` (1–4) and the row sums of ``a`` are ``c``."""
+    conditions up to ``order`` (1–5) and the row sums of ``a`` are ``c``."""
     if not np.allclose(a.sum(axis=1), c, atol=1e-14):
         raise ValueError(f"{name}: the rows of a do not sum to c")
     conds = [(b.sum(), 1.0)]
@@ -35,6 +35,13 @@ def check_classical_order(a: np.ndarray, b: np.ndarray, c: np.ndarray, order: in
     if order >= 4:
         conds += [(b @ c**3, 1 / 4), ((b * c) @ a @ c, 1 / 8)]
         conds += [(b @ a @ c**2, 1 / 12), (b @ a @ a @ c, 1 / 24)]
+    if order >= 5:
+        ac = a @ c
+        conds += [(b @ c**4, 1 / 5), ((b * c**2) @ ac, 1 / 10), ((b * c) @ a @ c**2, 1 / 15)]
+        conds += [((b * c) @ a @ ac, 1 / 30), (b @ ac**2, 1 / 20), (b @ a @ c**3, 1 / 20)]
+        conds += [(b @ a @ (c * ac), 1 / 40), (b @ a @ a @ c**2, 1 / 60), (b @ a @ a @ ac, 1 / 120)]
+    if order > 5:
+        raise ValueError(f"{name}: classical order conditions are implemented up to order 5")
     for got, want in conds:
         if abs(got - want) > 1e-13:
             raise ValueError(f"{name}: classical order-{order} condition fails")

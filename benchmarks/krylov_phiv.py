@@ -1,0 +1,136 @@
+"""Krylov φ-products: `expint.phiv` against SciPy's `expm_multiply` and
+`funm_multiply_krylov`, all in one run.
+
+Usage: python benchmarks/krylov_phiv.py [--sizes 64,128,256] [--tols 1e-6,1e-8,1e-10,1e-12]
+
+Problem: the 5-point Laplacian of the unit square with Dirichlet boundaries on an
+``n × n`` interior grid (scipy CSR, ``n²`` unknowns), scaled by a diffusion constant so
+that ``‖tA‖₁ ≈ 8 t D/h²`` is the stiffness an exponential step meets (D = 0.01, t = 0.05:
+‖tA‖₁ = 17, 67, 264 on 64², 128², 256²).  Two products:
+
+* ``exp``: ``w = e^{tA} v`` (one vector);
+* ``phi2``: ``w = e^{tA} v_0 + t φ_1(tA) v_1 + t² φ_2(tA) v_2`` (an exponential-RK
+  stage), which SciPy computes as ``e^{tÃ}`` times ``[v_0; 0; 1]`` of the augmented
+  matrix ``Ã = [[A, W], [0, J]]`` with ``W = [v_2, v_1]`` and ``J`` the 2 × 2 shift
+  (Al-Mohy & Higham 2011, Thm 2.1) — the same operator `phiv` works on.
+
+Vectors: smooth plus seeded noise.  Reference: `phiv` with ``tol = 1e-14`` and basis 60
+(its own accuracy is reported as its distance to `expm_multiply`).  `phiv` and
+``funm_multiply_krylov`` run at each tolerance of ``--tols`` (``expm_multiply`` has no
+tolerance argument and works to double precision), best of 5 wall times; the error is
+relative in the 2-norm.  The summary compares at *equal accuracy*: for each target
+error, the fastest run of each method that reached it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+from scipy.linalg import expm
+
+import expint
+
+
+def laplacian(n: int, diffusion: float = 0.01) -> sp.csr_matrix:
+    h = 1.0 / (n + 1)
+    ring = sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1])
+    return (diffusion * (sp.kron(ring, sp.eye(n)) + sp.kron(sp.eye(n), ring)) / h**2).tocsr()
+
+
+def vectors(n: int, count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 1, n + 2)[1:-1]
+    smooth = (np.sin(np.pi * x)[:, None] * np.sin(2 * np.pi * x)[None, :]).ravel()
+    return [smooth + 0.1 * rng.standard_normal(n * n) for _ in range(count)]
+
+
+def augmented(a: sp.csr_matrix, vs: list[np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``Ã`` and the start vector with ``e^{tÃ} [v_0; 0…0; 1]`` = the φ-combination."""
+    p = len(vs) - 1
+    w = np.column_stack(vs[:0:-1])  # [v_p, …, v_1]
+    j = sp.eye(p, k=1)
+    big = sp.bmat([[a, sp.csr_matrix(w)], [None, j]]).tocsr()
+    start = np.concatenate([vs[0], np.zeros(p - 1), [1.0]])
+    return big, start
+
+
+def best_time(fn, repeats: int = 5) -> tuple[float, np.ndarray]:
+    best, out = np.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def methods(a, vs, t: float) -> dict:
+    """``name -> run(tol)``; ``expm_multiply`` takes no tolerance (double precision)."""
+    n = a.shape[0]
+    if len(vs) == 1:
+        op, start, sym = a, vs[0], "hermitian"
+    else:
+        op, start, sym = (*augmented(a, vs), "general")
+    return {
+        "expint phiv": lambda tol: expint.phiv(a, vs, t, tol=tol).w,
+        "scipy funm_multiply_krylov": lambda tol: sla.funm_multiply_krylov(
+            expm, op, start, t=t, rtol=tol, assume_a=sym, max_restarts=200
+        )[:n],
+        "scipy expm_multiply": lambda tol: sla.expm_multiply(t * op, start)[:n],
+    }
+
+
+def time_to(runs: list[tuple[float, float]], target: float) -> float:
+    """Fastest run whose error is at most ``target`` (NaN if none)."""
+    ok = [sec for sec, err in runs if err <= target]
+    return min(ok) if ok else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="64,128,256")
+    ap.add_argument("--tols", default="1e-6,1e-8,1e-10,1e-12")
+    ap.add_argument("--targets", default="1e-6,1e-10")
+    ap.add_argument("--t", type=float, default=0.05)
+    args = ap.parse_args()
+    tols = [float(x) for x in args.tols.split(",")]
+    targets = [float(x) for x in args.targets.split(",")]
+    print(f"t = {args.t:g}; cells: best wall time in ms (relative error)\n")
+    print("| grid | product | ‖tA‖₁ | method | " + " | ".join(f"tol {x:.0e}" for x in tols) + " |")
+    print("|---|---|---|---|" + "---|" * len(tols))
+    summary = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        a = laplacian(n)
+        norm = args.t * sla.norm(a, 1)
+        for label, count in (("exp", 1), ("phi2", 3)):
+            vs = vectors(n, count)
+            ref = expint.phiv(a, vs, args.t, tol=1e-14, m=60).w
+            runs = {}
+            for name, run in methods(a, vs, args.t).items():
+                cells = []
+                for tol in tols[-1:] if name == "scipy expm_multiply" else tols:
+                    sec, w = best_time(lambda run=run, tol=tol: run(tol))
+                    cells.append((sec, np.linalg.norm(w - ref) / np.linalg.norm(ref)))
+                runs[name] = cells
+                shown = [f"{1e3 * sec:.1f} ({err:.0e})" for sec, err in cells]
+                print(f"| {n}² | {label} | {norm:.0f} | {name} | " + " | ".join(shown) + " |")
+            dist = np.linalg.norm(ref - methods(a, vs, args.t)["scipy expm_multiply"](0)) / np.linalg.norm(
+                ref
+            )
+            print(f"| {n}² | {label} | | reference vs expm_multiply: {dist:.0e} |" + " |" * len(tols))
+            for target in targets:
+                mine = time_to(runs["expint phiv"], target)
+                peer = min(time_to(v, target) for k, v in runs.items() if k.startswith("scipy"))
+                cells = f"{1e3 * mine:.1f} | {1e3 * peer:.1f} | {peer / mine:.2f}"
+                summary.append(f"| {n}² | {label} | {target:.0e} | {cells} |")
+    print("\ntime to reach a relative error (fastest run at or below it)\n")
+    print("| grid | product | error | expint phiv (ms) | faster scipy (ms) | scipy / expint |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
