@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -24,7 +25,9 @@ from ._backend import (
     stack,
     to_numpy,
 )
+from ._batch_steps import RowwiseNonlinear, run_independent
 from ._dense import DenseOutput
+from ._operators import Diagonal, ScalarTime
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
 from ._solution import Solution
@@ -260,6 +263,7 @@ def solve(
     max_steps: int = 100_000,
     dense_output: bool = False,
     progress: bool = False,
+    batch_steps: str = "shared",
 ) -> Solution:
     r"""Integrate $y' = L(t) y + N(t, y)$ with an exponential scheme.
 
@@ -302,6 +306,15 @@ def solve(
         and multistep schemes have none).  Memory: ``stages + 1`` states per step.
     progress : bool
         Show a tqdm progress bar.
+    batch_steps : {"shared", "independent"}
+        Adaptive runs on a batch ``y0`` of shape ``(..., n)``: ``"shared"`` (default)
+        takes one step sequence for the whole batch (the error norm runs over every
+        entry); ``"independent"`` gives each member its own steps, error norm and
+        controller (a `Diagonal` or `ScalarTime` linear part and an ETD pair; ``N``
+        then receives ``t`` as an array of shape ``(B, 1)``, one time per member, with
+        the state flattened to ``(B, n)``).  ``stats`` then holds ``steps_per_sample``
+        and ``rejected_per_sample``; ``steps`` is their maximum and ``rejected_steps``
+        their sum.
 
     Returns
     -------
@@ -350,6 +363,7 @@ def solve(
         raise ValueError(
             f"scheme {sch.name!r} has no continuous extension for dense_output; use one of {with_dense}"
         )
+    independent = _check_batch_steps(batch_steps, sch, adaptive, problem, y0, dense_output)
     if adaptive:
         return _solve_adaptive(
             problem,
@@ -364,6 +378,7 @@ def solve(
             max_steps,
             dense_output,
             progress,
+            independent,
         )
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
     return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress)
@@ -467,6 +482,54 @@ def _from_dense(
     return times, dense(times)
 
 
+def _check_batch_steps(
+    batch_steps: Any, sch: Scheme, adaptive: bool, problem: SemilinearProblem, y0: Any, dense_output: bool
+) -> bool:
+    """True for per-sample step sizes; a ``ValueError`` where they cannot apply."""
+    if batch_steps not in ("shared", "independent"):
+        raise ValueError(f"batch_steps must be 'shared' or 'independent', got {batch_steps!r}")
+    if batch_steps == "shared":
+        return False
+    if not adaptive:
+        raise ValueError("batch_steps='independent' needs an adaptive run (an embedded pair with rtol/atol)")
+    if sch.tableau is None:
+        raise ValueError(
+            f"batch_steps='independent' needs an exponential Runge–Kutta pair, not {sch.name!r} "
+            "(use krogstad43, hochost43 or whalen53)"
+        )
+    if not isinstance(problem.linear, (Diagonal, ScalarTime)):
+        raise ValueError(
+            "batch_steps='independent' needs a Diagonal or ScalarTime linear part (element-wise "
+            f"φ-coefficients), got {type(problem.linear).__name__}; use batch_steps='shared'"
+        )
+    if y0.ndim < 2:
+        raise ValueError(
+            f"batch_steps='independent' needs a batch: y0 of shape (B, n), got shape {tuple(y0.shape)}"
+        )
+    if dense_output:
+        raise ValueError("dense_output is not available with batch_steps='independent'")
+    return True
+
+
+def _independent_solution(
+    run: Any, work: _Work, stepper: Any, shape: tuple, points: np.ndarray, save_idx: list[int], sch: Scheme
+) -> Solution:
+    """The `Solution` of a per-sample run (`expint._batch_steps.run_independent`)."""
+    stats = work.stats(int(run.steps.max()), stepper, int(run.rejected.sum()))
+    stats["steps_per_sample"] = run.steps.reshape(shape[:-1]).tolist()
+    stats["rejected_per_sample"] = run.rejected.reshape(shape[:-1]).tolist()
+    at_point = [None, *run.saved]
+    keep = [k for k in range(len(save_idx)) if save_idx[k] == 0 or at_point[save_idx[k]] is not None]
+    t_out = [float(points[save_idx[k]]) for k in keep]
+    y_out = [run.y_start if save_idx[k] == 0 else at_point[save_idx[k]] for k in keep]
+    y_out = [y.reshape(shape) for y in y_out]
+    if not run.success:
+        stats["t_reached"] = run.t_reached.reshape(shape[:-1]).tolist()
+        t_out.append(float(run.t_reached.min() if points[-1] > points[0] else run.t_reached.max()))
+        y_out.append(run.y_reached.reshape(shape))
+    return Solution(np.array(t_out), stack(y_out), stats, run.success, run.message, sch.name)
+
+
 def _progress(show: bool, total: float, name: str, unit: str) -> Any:
     if not show:
         return None
@@ -530,17 +593,22 @@ def _solve_adaptive(
     max_steps: int,
     dense_output: bool,
     progress: bool,
+    independent: bool = False,
 ) -> Solution:
     te = _check_t_eval(t_eval, t0, tf) if dense_output and t_eval is not None else None
     points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
     work = _Work(problem.linear)
-    stepper = sch.make_stepper(
-        problem.linear, _CheckedNonlinear(problem.nonlinear), cache=32, jvp=problem.jvp
-    )
+    shape = tuple(y0.shape)
+    nonlinear: Any = _CheckedNonlinear(problem.nonlinear)
+    if independent:  # per-sample steps on a (B, n) view of the batch
+        nonlinear, y0 = RowwiseNonlinear(nonlinear), y0.reshape(-1, shape[-1])
+    stepper = sch.make_stepper(problem.linear, nonlinear, cache=64 if independent else 32, jvp=problem.jvp)
     dense = DenseOutput(stepper, t0) if dense_output else None
     bar = _progress(progress, abs(tf - t0), sch.name, "t")
+    runner = run_independent if independent else functools.partial(run_adaptive, dense=dense)
+    run: Any  # an AdaptiveRun, or a BatchRun for per-sample steps
     try:
-        run = run_adaptive(
+        run = runner(
             stepper,
             y0,
             t0,
@@ -551,13 +619,14 @@ def _solve_adaptive(
             max_step=max_step if max_step is not None else math.inf,
             max_steps=max_steps,
             bar=bar,
-            dense=dense,
         )
     finally:
         if bar is not None:
             bar.close()
     if not run.success:
         warnings.warn(f"expint.solve: {run.message}; stopping", RuntimeWarning, stacklevel=3)
+    if independent:
+        return _independent_solution(run, work, stepper, shape, points, save_idx, sch)
     stats = work.stats(run.steps, stepper, run.rejected)
     if dense is not None:
         ts_out, ys = _from_dense(dense, te, t0, run.t_reached, run.success)

@@ -9,6 +9,7 @@ for a constant ``L`` the offset is irrelevant.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 
@@ -79,12 +80,20 @@ class PhiExpr:
         """Value at a scalar ``z`` (used to validate tableaus)."""
         total = 0j
         for (k, c, _s), coef in self.terms.items():
-            total += coef * complex(phi_all(k, np.complex128(c * z))[k])
+            total += coef * _phi_scalar(c * z)[k]
         return total
 
     def at_zero(self) -> float:
         """Value at ``z = 0``: φ_k(0) = 1/k!."""
         return sum(coef / math.factorial(k) for (k, _c, _s), coef in self.terms.items())
+
+
+@functools.lru_cache(maxsize=1024)
+def _phi_scalar(w: complex) -> tuple[complex, ...]:
+    """φ_0 … φ_5 at one complex point: the catalogue's validation evaluates the same few
+    points for every tableau, and a scalar `phi_all` call costs ~1 ms of array overhead
+    (importing expint spent over a second here before this cache)."""
+    return tuple(complex(v) for v in phi_all(5, np.complex128(w)))
 
 
 def P(k: int, c: float = 1.0, s: float = 0.0) -> PhiExpr:

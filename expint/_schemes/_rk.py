@@ -40,6 +40,17 @@ class RKStepper:
         self._error = (PhiExpr(), [(i, e) for i, e in enumerate(tableau.b_err) if e])
 
     # -- coefficients -----------------------------------------------------------------
+    @property
+    def evaluated_coefficients(self) -> bool:
+        """True when the operator's φ-coefficients are concrete (the hot-loop path)."""
+        return self._evaluated_coefficients
+
+    def coefficients(self, h: float, t: float, like: Any) -> list:
+        """The tableau evaluated at step ``h`` from ``t`` for states like ``like`` (cached):
+        one ``(exp coefficient or None, [(j, a_ij coefficient)])`` per stage, then the
+        update row and, for a pair, the error row."""
+        return self._evaluated(h, t, like)
+
     def _evaluated(self, h: float, t: float, like: Any) -> list:
         key = (h, t if self.linear.time_dependent else None)
         hit = self._coeffs.get(key)
@@ -62,15 +73,28 @@ class RKStepper:
         return self._stages(t, h, u, n0, [] if stages is None else stages)
 
     def step_with_error(
-        self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None
+        self,
+        t: Any,
+        h: Any,
+        u: Any,
+        n0: Any = None,
+        stages: list | None = None,
+        coeffs: list | None = None,
     ) -> tuple[Any, Any, Any]:
         """``(u_{n+1}, err, n_next)`` for an embedded pair: the step, the error estimate
         ``h Σ_i e_i(hL) N_i`` and, for FSAL pairs, ``N(t + h, u_{n+1})`` (pass it as
-        ``n0`` of the next step; ``None`` otherwise).  ``stages`` as in `step`."""
+        ``n0`` of the next step; ``None`` otherwise).  ``stages`` as in `step`.
+
+        ``coeffs`` (evaluated operators only): coefficients from `coefficients`, or
+        stacked per batch member with ``t`` and ``h`` arrays of shape ``(batch, 1)``
+        (per-sample step sizes, `expint._batch_steps`)."""
         if not self.tab.adaptive:
             raise TypeError(f"scheme {self.tab.name!r} has no error estimate")
         n_vals: list[Any] = [] if stages is None else stages
-        u_new = self._stages(t, h, u, n0, n_vals)
+        if coeffs is not None:
+            u_new = self._step_evaluated(t, h, u, n0, n_vals, coeffs)
+        else:
+            u_new = self._stages(t, h, u, n0, n_vals)
         n_stages = len(n_vals)
         n_next = None
         if self.tab.fsal:
@@ -79,7 +103,7 @@ class RKStepper:
             n_vals.append(n_next)
         if self._evaluated_coefficients:
             apply = self.linear.apply_coefficient
-            row = self._evaluated(h, t, u)[-1][1]
+            row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[-1][1]
             err = None
             for j, a in row:
                 term = apply(a, n_vals[j])
@@ -114,10 +138,13 @@ class RKStepper:
         self.nfev += 1
         return self.nonlinear(t + self.tab.c[i] * h, stage)
 
-    def _step_evaluated(self, t: float, h: float, u: Any, n0: Any, n_vals: list[Any]) -> Any:
+    def _step_evaluated(
+        self, t: Any, h: Any, u: Any, n0: Any, n_vals: list[Any], coeffs: list | None = None
+    ) -> Any:
         lin = self.linear  # this loop is the hot path: bind the apply function once
         apply = lin.apply_coefficient
-        coeffs = self._evaluated(h, t, u)
+        if coeffs is None:
+            coeffs = self._evaluated(h, t, u)
         last = self.tab.stages
         for i, (e, row) in enumerate(coeffs):
             acc = u if e is None else apply(e, u)

@@ -1,0 +1,299 @@
+r"""Per-sample step sizes for a batch: ``solve(..., batch_steps="independent")``.
+
+With a `Diagonal` or `ScalarTime` linear part the φ-coefficients act entry by entry,
+so one step can advance every member of a batch ``y`` of shape ``(B, n)`` with its own
+time $t_b$ and step size $h_b$: the coefficients of member $b$ are those of the
+scalar step $(t_b, h_b)$, stacked into ``(B, n)`` arrays (``(B, 1)`` for `ScalarTime`),
+and the nonlinear part is called once for the whole batch with the stage times
+$t_b + c_i h_b$ as an array of shape ``(B, 1)``.  Each member has its own error norm
+
+$$
+\|\hat e\|_b = \Big(\frac1n \sum_i \Big(\frac{|\hat e_{b,i}|}
+{\mathrm{atol}_i + \mathrm{rtol}\max(|u_{b,i}|, |u^{+}_{b,i}|)}\Big)^2\Big)^{1/2},
+$$
+
+its own PI controller state, acceptance and rejection, so one stiff or fast-moving
+member no longer sets the step size of the whole batch.  Step sizes are rounded down
+to the ladder $2^{j/4}$ as in the shared mode: members on the same rung share one
+cached coefficient set, so a step costs one φ evaluation per distinct rung, not per
+member.  Members that reached ``t_end`` drop out of the batch; the others go on, so
+the nonlinear part is called on the members still running — a state of shape
+``(B', n)``, ``B' ≤ B`` — and must act row by row (checked on every call).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._adaptive import _EPS, _FAC_MAX, _FAC_MIN, _SAFETY, Tolerances, on_ladder
+from ._backend import array_namespace, from_host, is_torch_array, to_like, to_numpy
+
+
+def _gather(values: list[Any], inverse: np.ndarray, like: Any) -> Any:
+    """Coefficients of the distinct step sizes (``values``) for every member
+    (``inverse[b]`` indexes ``values``), with the batch on the leading axis."""
+    first = values[0]
+    if first is None:
+        return None
+    if isinstance(first, float):  # ScalarTime: one scalar per member, broadcast over n
+        return to_like(np.array(values, dtype=float)[inverse][:, None], like)
+    table = array_namespace(first).stack(values, 0)
+    return table[from_host(inverse, table) if is_torch_array(table) else inverse]
+
+
+def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) -> tuple[list, int]:
+    """The tableau's coefficients for members with steps ``(t_b, h_b)``, stacked, and how
+    many distinct coefficient sets that took."""
+    timed = stepper.linear.time_dependent
+    keys = [(float(hb), float(tb) if timed else None) for hb, tb in zip(h, t, strict=True)]
+    index: dict[tuple, int] = {}
+    sets: list[list] = []
+    inverse = np.empty(len(keys), dtype=np.int64)
+    for b, key in enumerate(keys):
+        if key not in index:
+            index[key] = len(sets)
+            sets.append(stepper.coefficients(key[0], float(t[b]), like))
+        inverse[b] = index[key]
+    if len(sets) == 1:
+        return sets[0], 1
+    out = []
+    for r, (_, row) in enumerate(sets[0]):
+        e = _gather([m[r][0] for m in sets], inverse, like)
+        out.append(
+            (e, [(j, _gather([m[r][1][q][1] for m in sets], inverse, like)) for q, (j, _) in enumerate(row)])
+        )
+    return out, len(sets)
+
+
+def member_norms(err: Any, y: Any, y_new: Any, tol: Tolerances) -> np.ndarray:
+    """``‖ê‖_b`` of the module docstring for each member (NaN where ``u⁺_b`` is not
+    finite), on the host."""
+    xp = array_namespace(y)
+    atol = tol.atol if isinstance(tol.atol, float) else to_like(tol.atol, y).real
+    an = xp.abs(y_new)
+    r = xp.abs(err) / (atol + tol.rtol * xp.maximum(xp.abs(y), an))
+    # 0·Σ|u⁺_b| is NaN exactly when member b's state has NaN or inf
+    return to_numpy(xp.sqrt(xp.mean(r * r, axis=-1) + 0.0 * xp.sum(an, axis=-1))).astype(float)
+
+
+class BatchController:
+    """The PI controller of `expint._adaptive.PIController`, one state per member."""
+
+    def __init__(self, embedded_order: int, size: int):
+        k = embedded_order + 1
+        self.alpha, self.beta = 0.7 / k, 0.4 / k
+        self.prev = np.ones(size)
+        self.rejected_last = np.zeros(size, dtype=bool)
+
+    def accept(self, idx: np.ndarray, err: np.ndarray) -> np.ndarray:
+        err = np.maximum(err, 1e-10)
+        fac = _SAFETY * err**-self.alpha * self.prev[idx] ** self.beta
+        fac = np.minimum(np.where(self.rejected_last[idx], 1.0, _FAC_MAX), np.maximum(_FAC_MIN, fac))
+        self.prev[idx], self.rejected_last[idx] = err, False
+        return fac
+
+    def reject(self, idx: np.ndarray, err: np.ndarray) -> np.ndarray:
+        self.rejected_last[idx] = True
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            fac = np.minimum(1.0, np.maximum(_FAC_MIN, _SAFETY * err**-self.alpha))
+        return np.where(np.isfinite(err), fac, _FAC_MIN)
+
+
+@dataclass
+class BatchRun:
+    """What `run_independent` returns: per target, the states of every member (``None``
+    where some member did not reach it), the time and state each member reached, counts
+    per member, and how the run ended."""
+
+    saved: list[Any]
+    y_start: Any
+    t_reached: np.ndarray
+    y_reached: Any
+    steps: np.ndarray
+    rejected: np.ndarray
+    coefficient_sets: int
+    success: bool
+    message: str
+
+
+def _put(y: Any, idx: np.ndarray, values: Any) -> None:
+    """``y[idx] = values`` in place (``y`` is the runner's own working copy)."""
+    y[from_host(idx, y) if is_torch_array(y) else idx] = values
+
+
+def _times(values: np.ndarray, like: Any) -> Any:
+    return to_like(values[:, None], like)
+
+
+class RowwiseNonlinear:
+    """``N(t, y)`` on a sub-batch, with the shape checked on every call (a function
+    written for the full batch, e.g. with per-member parameters, fails here clearly
+    instead of broadcasting)."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def __call__(self, t: Any, y: Any) -> Any:
+        try:
+            out = self.fn(t, y)
+        except (ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(
+                f"nonlinear(t, y) failed on {y.shape[0]} batch members ({err}): with "
+                "batch_steps='independent' it is called on the members still running and must "
+                "act row by row"
+            ) from err
+        if tuple(out.shape) != tuple(y.shape):
+            raise ValueError(
+                f"nonlinear(t, y) returned shape {tuple(out.shape)} for {y.shape[0]} batch members "
+                f"of shape {tuple(y.shape)}: with batch_steps='independent' it is called on the "
+                "members still running and must act row by row"
+            )
+        return out
+
+
+def first_steps(
+    stepper: Any, n0: Any, y0: Any, t0: float, direction: float, tol: Tolerances, k: int
+) -> np.ndarray:
+    """`expint._adaptive.initial_step` for each member (Hairer, Nørsett & Wanner)."""
+    zero = y0 * 0
+    d0 = member_norms(y0, zero, y0, tol)
+    d1 = member_norms(n0, zero, y0, tol)
+    h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.maximum(d1, 1e-300))
+    n1 = stepper.nonlinear(_times(t0 + direction * h0, y0), y0 + _times(direction * h0, y0) * n0)
+    d2 = member_norms(n1 - n0, zero, y0, tol) / h0
+    big = np.maximum(d1, d2)
+    with np.errstate(divide="ignore"):
+        h1 = np.where(
+            big <= 1e-15, np.maximum(1e-6, h0 * 1e-3), (0.01 / np.maximum(big, 1e-300)) ** (1.0 / k)
+        )
+    return np.minimum(100 * h0, h1)
+
+
+def run_independent(
+    stepper: Any,
+    y0: Any,
+    t0: float,
+    targets: list[float],
+    tol: Tolerances,
+    embedded_order: int,
+    *,
+    first_step: float | None,
+    max_step: float,
+    max_steps: int,
+    bar: Any = None,
+) -> BatchRun:
+    """Integrate each member of ``y0`` (shape ``(B, n)``) from ``t0`` through the save
+    times ``targets`` with its own steps (module docstring); ``saved[i]`` is the batch
+    at ``targets[i]``."""
+    size = y0.shape[0]
+    tf = targets[-1]
+    direction = math.copysign(1.0, tf - t0)
+    ctrl = BatchController(embedded_order, size)
+    n0 = stepper.nonlinear(_times(np.full(size, t0), y0), y0)
+    stepper.nfev += 1
+    if first_step is not None:
+        h = np.full(size, float(first_step))
+    else:
+        h = first_steps(stepper, n0, y0, t0, direction, tol, embedded_order + 1)
+        stepper.nfev += 1
+    t = np.full(size, t0)
+    nxt = np.zeros(size, dtype=int)  # each member's next target
+    rows: list[list[Any]] = [[None] * size for _ in targets]
+    steps = np.zeros(size, dtype=int)
+    rejected = np.zeros(size, dtype=int)
+    # working copies updated in place; saved rows are copied out
+    y = y0.clone() if is_torch_array(y0) else y0.copy()
+    n0 = n0.clone() if is_torch_array(n0) else n0.copy()
+    sets_used = 0
+    goal = np.asarray(targets, dtype=float)
+    while True:
+        idx = np.flatnonzero(nxt < len(targets))
+        if idx.size == 0:
+            return BatchRun(_batches(rows), y0, t, y, steps, rejected, sets_used, True, "reached t_end")
+        h[idx] = np.minimum(h[idx], max_step)
+        floor = 16 * _EPS * np.maximum(np.abs(t[idx]), abs(tf - t0))
+        why = _failure(idx, h[idx] < floor, steps + rejected >= max_steps, t, h, floor, max_steps, tf)
+        if why is not None:
+            return BatchRun(_batches(rows), y0, t, y, steps, rejected, sets_used, False, why)
+        remaining = np.abs(goal[nxt[idx]] - t[idx])
+        hit = h[idx] >= remaining * (1 - 1e-12)
+        h_step = np.where(hit, remaining, [on_ladder(x) for x in h[idx]])
+        ya = y if idx.size == size else y[from_host(idx, y) if is_torch_array(y) else idx]
+        n0a = n0 if idx.size == size else n0[from_host(idx, n0) if is_torch_array(n0) else idx]
+        coeffs, count = stacked_coefficients(stepper, t[idx], direction * h_step, ya)
+        sets_used += count
+        y_new, err, n_next = stepper.step_with_error(
+            _times(t[idx], ya), _times(direction * h_step, ya), ya, n0a, coeffs=coeffs
+        )
+        e = member_norms(err, ya, y_new, tol)
+        ok = e <= 1.0  # NaN: rejected
+        bad = idx[~ok]
+        rejected[bad] += 1
+        h[bad] = h_step[~ok] * ctrl.reject(bad, e[~ok])
+        good = idx[ok]
+        if good.size == 0:
+            continue
+        steps[good] += 1
+        hit_good = hit[ok]
+        t_before = t.min()
+        t[good] = np.where(hit_good, goal[nxt[good]], t[good] + direction * h_step[ok])
+        sel = np.flatnonzero(ok)
+        sel_like = from_host(sel, y_new) if is_torch_array(y_new) else sel
+        y_good = y_new[sel_like]
+        _put(y, good, y_good)
+        if n_next is None:
+            n_good = stepper.nonlinear(_times(t[good], y_good), y_good)
+            stepper.nfev += 1
+        else:
+            n_good = n_next[sel_like]
+        _put(n0, good, n_good)
+        # a step shortened to land on a save point does not shorten the next one
+        h[good] = np.where(hit_good, h[good], h_step[ok]) * ctrl.accept(good, e[ok])
+        for b in good[hit_good]:
+            row = y[int(b)]
+            rows[nxt[b]][b] = row.clone() if is_torch_array(row) else row.copy()
+            nxt[b] += 1
+        if bar is not None:
+            bar.update(abs(t.min() - t_before))
+
+
+def _failure(
+    idx: np.ndarray,
+    too_small: np.ndarray,
+    exhausted: np.ndarray,
+    t: np.ndarray,
+    h: np.ndarray,
+    floor: np.ndarray,
+    max_steps: int,
+    tf: float,
+) -> str | None:
+    if np.any(too_small):
+        i = int(np.flatnonzero(too_small)[0])
+        b = int(idx[i])
+        return (
+            f"sample {b}: the step size fell to {h[b]:.3g} (below the floor {floor[i]:.1e}) at "
+            f"t = {t[b]:.10g}: the solution may blow up or be non-smooth there, or rtol/atol are "
+            "too tight for the state's precision"
+        )
+    if np.any(exhausted[idx]):
+        b = int(idx[np.flatnonzero(exhausted[idx])[0]])
+        return (
+            f"sample {b}: max_steps = {max_steps} (accepted and rejected) reached at "
+            f"t = {t[b]:.10g} before t_end = {tf:g}; raise max_steps or loosen rtol/atol"
+        )
+    return None
+
+
+def _batches(rows: list[list[Any]]) -> list[Any]:
+    """Each target's batch, where every member reached it."""
+    out: list[Any] = []
+    for row in rows:
+        if any(r is None for r in row):
+            out.append(None)
+            continue
+        out.append(array_namespace(row[0]).stack(row, 0))
+    return out
