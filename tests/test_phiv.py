@@ -101,12 +101,47 @@ def test_zero_time_returns_v0(rng):
     assert info.matvecs == 0
 
 
+@pytest.mark.parametrize("matrix_free", [False, True])
+def test_several_right_hand_sides_at_once(matrix_free, rng):
+    """A block ``(B, n)`` of right-hand sides gives each row's own result (to the
+    tolerance), including a zero row and a row whose Krylov space is invariant."""
+    import scipy.sparse as sp
+
+    # a diffusion block (‖tA‖ ≈ 50) and a diagonal block with three eigenvalues; n is
+    # long enough for the Arnoldi checkpoints
+    op = sp.block_diag([1e-4 * sparse_1d(2500), sp.diags(np.repeat([-1.0, -5.0, -20.0], 167))], format="csr")
+    n, t = op.shape[0], 0.02
+    a = expint.MatrixFree(lambda v: op @ v, n) if matrix_free else op
+    v0, v1 = rng.standard_normal((4, n)), rng.standard_normal((4, n))
+    v0[2] = v1[2] = 0.0  # w = φ_1(tA)·0: zero (its augmented vector breaks down at once)
+    v0[3, :2500] = v1[3] = 0.0  # only the diagonal block: invariant after a few vectors
+    w, info = expint.phiv(a, [v0, v1], t, tol=1e-8)
+    assert w.shape == (4, n) and info.happy_breakdowns >= 2  # rows 2 and 3, every sub-step
+    for b in range(4):
+        alone, _ = expint.phiv(op, [v0[b], v1[b]], t, tol=1e-12)
+        assert np.linalg.norm(w[b] - alone) <= 1e-7 * np.linalg.norm(alone) or b == 2, b
+    assert not np.any(w[2])
+
+
+@needs_torch
+def test_several_right_hand_sides_on_torch_sparse(rng):
+    n = 400
+    lap = sparse_1d(n).tocoo()
+    at = torch.sparse_coo_tensor(np.vstack([lap.row, lap.col]), lap.data, size=lap.shape).coalesce()
+    vs = [torch.from_numpy(rng.standard_normal((3, n))) for _ in range(2)]
+    w, _ = expint.phiv(expint.Sparse(at), vs, 0.01, tol=1e-10)
+    ref = expint.phiv(lap.tocsr(), [v.numpy() for v in vs], 0.01, tol=1e-10).w
+    assert isinstance(w, torch.Tensor)
+    np.testing.assert_allclose(w.numpy(), ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize(
     ("a", "vs", "kw", "exc", "match"),
     [
         (np.ones((3, 4)), [np.ones(3)], {}, ValueError, "square"),
         (np.eye(3), [np.ones(4)], {}, ValueError, r"vs\[0\] must have shape \(3,\)"),
         (np.eye(3), [np.ones(3), np.ones(2)], {}, ValueError, r"vs\[1\]"),
+        (np.eye(3), [np.ones((2, 3)), np.ones(3)], {}, ValueError, "use one shape"),
         (np.eye(3), [np.arange(3)], {}, TypeError, "integer"),
         (np.eye(3), [np.array([1.0, np.nan, 0])], {}, ValueError, "finite"),
         (np.eye(3), [], {}, TypeError, "non-empty"),
