@@ -42,7 +42,7 @@ def _gather(values: list[Any], inverse: np.ndarray, like: Any) -> Any:
     if isinstance(first, float):  # ScalarTime: one scalar per member, broadcast over n
         return to_like(np.array(values, dtype=float)[inverse][:, None], like)
     table = array_namespace(first).stack(values, 0)
-    return table[from_host(inverse, table) if is_torch_array(table) else inverse]
+    return table[_index(inverse, table)]
 
 
 def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) -> tuple[list, int]:
@@ -120,9 +120,18 @@ class BatchRun:
     message: str
 
 
+def _index(idx: np.ndarray, like: Any) -> Any:
+    """Host row indices in the form ``like`` is indexed with."""
+    return from_host(idx, like) if is_torch_array(like) else idx
+
+
+def _copy(x: Any) -> Any:
+    return x.clone() if is_torch_array(x) else x.copy()
+
+
 def _put(y: Any, idx: np.ndarray, values: Any) -> None:
     """``y[idx] = values`` in place (``y`` is the runner's own working copy)."""
-    y[from_host(idx, y) if is_torch_array(y) else idx] = values
+    y[_index(idx, y)] = values
 
 
 def _times(values: np.ndarray, like: Any) -> Any:
@@ -206,8 +215,7 @@ def run_independent(
     steps = np.zeros(size, dtype=int)
     rejected = np.zeros(size, dtype=int)
     # working copies updated in place; saved rows are copied out
-    y = y0.clone() if is_torch_array(y0) else y0.copy()
-    n0 = n0.clone() if is_torch_array(n0) else n0.copy()
+    y, n0 = _copy(y0), _copy(n0)
     sets_used = 0
     goal = np.asarray(targets, dtype=float)
     while True:
@@ -222,8 +230,8 @@ def run_independent(
         remaining = np.abs(goal[nxt[idx]] - t[idx])
         hit = h[idx] >= remaining * (1 - 1e-12)
         h_step = np.where(hit, remaining, [on_ladder(x) for x in h[idx]])
-        ya = y if idx.size == size else y[from_host(idx, y) if is_torch_array(y) else idx]
-        n0a = n0 if idx.size == size else n0[from_host(idx, n0) if is_torch_array(n0) else idx]
+        ya = y if idx.size == size else y[_index(idx, y)]
+        n0a = n0 if idx.size == size else n0[_index(idx, n0)]
         coeffs, count = stacked_coefficients(stepper, t[idx], direction * h_step, ya)
         sets_used += count
         y_new, err, n_next = stepper.step_with_error(
@@ -241,8 +249,7 @@ def run_independent(
         hit_good = hit[ok]
         t_before = t.min()
         t[good] = np.where(hit_good, goal[nxt[good]], t[good] + direction * h_step[ok])
-        sel = np.flatnonzero(ok)
-        sel_like = from_host(sel, y_new) if is_torch_array(y_new) else sel
+        sel_like = _index(np.flatnonzero(ok), y_new)
         y_good = y_new[sel_like]
         _put(y, good, y_good)
         if n_next is None:
@@ -254,8 +261,7 @@ def run_independent(
         # a step shortened to land on a save point does not shorten the next one
         h[good] = np.where(hit_good, h[good], h_step[ok]) * ctrl.accept(good, e[ok])
         for b in good[hit_good]:
-            row = y[int(b)]
-            rows[nxt[b]][b] = row.clone() if is_torch_array(row) else row.copy()
+            rows[nxt[b]][b] = _copy(y[int(b)])
             nxt[b] += 1
         if bar is not None:
             bar.update(abs(t.min() - t_before))

@@ -310,9 +310,10 @@ def solve(
         Adaptive runs on a batch ``y0`` of shape ``(..., n)``: ``"shared"`` (default)
         takes one step sequence for the whole batch (the error norm runs over every
         entry); ``"independent"`` gives each member its own steps, error norm and
-        controller (a `Diagonal` or `ScalarTime` linear part and an ETD pair; ``N``
-        then receives ``t`` as an array of shape ``(B, 1)``, one time per member, with
-        the state flattened to ``(B, n)``).  ``stats`` then holds ``steps_per_sample``
+        controller (a `Diagonal` or `ScalarTime` linear part and an ETD pair).  ``N``
+        is then called on the members still running, the state flattened to
+        ``(B', n)`` and ``t`` an array of shape ``(B', 1)`` (one time per member), so it
+        must act row by row.  ``stats`` then holds ``steps_per_sample``
         and ``rejected_per_sample``; ``steps`` is their maximum and ``rejected_steps``
         their sum.
 
