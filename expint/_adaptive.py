@@ -63,10 +63,14 @@ class Tolerances:
 
     rtol: float
     atol: Any
+    norm: str = "rms"
 
     @staticmethod
-    def check(rtol: Any, atol: Any, n: int) -> Tolerances:
-        """Raise a ``TypeError``/``ValueError`` naming the argument for bad tolerances."""
+    def check(rtol: Any, atol: Any, n: int, norm: Any = "rms") -> Tolerances:
+        """Raise a ``TypeError``/``ValueError`` naming the argument for bad tolerances
+        (``norm``: ``"rms"`` or ``"max"``, how the scaled error is reduced)."""
+        if norm not in ("rms", "max"):
+            raise ValueError(f"error_norm must be 'rms' or 'max', got {norm!r}")
         if isinstance(rtol, bool) or not isinstance(rtol, (numbers.Real, np.floating)):
             raise TypeError(f"rtol must be a real number, got {type(rtol).__name__}")
         rtol = float(rtol)
@@ -85,7 +89,7 @@ class Tolerances:
             raise ValueError(f"atol must be a scalar or have shape ({n},), got shape {a.shape}")
         if not np.all(np.isfinite(a)) or np.any(a < 0):
             raise ValueError("atol must be finite and non-negative")
-        return Tolerances(rtol, float(a) if a.ndim == 0 else a)
+        return Tolerances(rtol, float(a) if a.ndim == 0 else a, norm)
 
     def for_pair(self, order: int, embedded_order: int) -> Tolerances:
         """The tolerances the estimate is held to (module docstring, *tolerance
@@ -95,7 +99,7 @@ class Tolerances:
         if alpha >= 1:
             return self
         f = self.rtol ** (alpha - 1.0)
-        return Tolerances(self.rtol * f, self.atol * f)
+        return Tolerances(self.rtol * f, self.atol * f, self.norm)
 
 
 class PIController:
@@ -136,15 +140,25 @@ class ErrorNorm:
     def __init__(self, tol: Tolerances, like: Any):
         self.rtol = tol.rtol
         self.atol = tol.atol if isinstance(tol.atol, float) else to_like(tol.atol, like).real
+        self.kind = tol.norm
 
     def __call__(self, err: Any, y: Any, y_new: Any) -> float:
-        xp = array_namespace(y)
-        ay, an = xp.abs(y), xp.abs(y_new)
-        scale = self.atol + self.rtol * xp.maximum(ay, an)
-        r = xp.abs(err) / scale
-        # 0·Σ|u_{n+1}| is NaN exactly when u_{n+1} has NaN or inf: the finiteness test
-        # rides on the same reduction
-        return float(xp.sqrt(xp.mean(r * r) + 0.0 * xp.sum(an)))
+        return float(scaled_error(err, y, y_new, self.rtol, self.atol, self.kind))
+
+
+def scaled_error(
+    err: Any, y: Any, y_new: Any, rtol: float, atol: Any, kind: str, axis: int | None = None
+) -> Any:
+    """``err / (atol + rtol·max(|y|, |y_new|))`` reduced by its RMS (``kind="rms"``) or
+    its largest entry (``"max"``) over all entries or along ``axis``; NaN where
+    ``y_new`` is not finite (one reduction, so one host synchronisation)."""
+    xp = array_namespace(y)
+    an = xp.abs(y_new)
+    r = xp.abs(err) / (atol + rtol * xp.maximum(xp.abs(y), an))
+    reduced = xp.sqrt(xp.mean(r * r, axis=axis)) if kind == "rms" else xp.max(r, axis=axis)
+    # 0·Σ|u_{n+1}| is NaN exactly when u_{n+1} has NaN or inf: the finiteness test
+    # rides on the same reduction
+    return reduced + 0.0 * xp.sum(an, axis=axis)
 
 
 def initial_step(

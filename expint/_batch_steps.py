@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._adaptive import _EPS, _FAC_MAX, _FAC_MIN, _SAFETY, Tolerances, on_ladder
+from ._adaptive import _EPS, _FAC_MAX, _FAC_MIN, _SAFETY, Tolerances, on_ladder, scaled_error
 from ._backend import array_namespace, from_host, is_torch_array, to_like, to_numpy
 
 
@@ -72,12 +72,8 @@ def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) 
 def member_norms(err: Any, y: Any, y_new: Any, tol: Tolerances) -> np.ndarray:
     """``‖ê‖_b`` of the module docstring for each member (NaN where ``u⁺_b`` is not
     finite), on the host."""
-    xp = array_namespace(y)
     atol = tol.atol if isinstance(tol.atol, float) else to_like(tol.atol, y).real
-    an = xp.abs(y_new)
-    r = xp.abs(err) / (atol + tol.rtol * xp.maximum(xp.abs(y), an))
-    # 0·Σ|u⁺_b| is NaN exactly when member b's state has NaN or inf
-    return to_numpy(xp.sqrt(xp.mean(r * r, axis=-1) + 0.0 * xp.sum(an, axis=-1))).astype(float)
+    return np.asarray(to_numpy(scaled_error(err, y, y_new, tol.rtol, atol, tol.norm, axis=-1)), dtype=float)
 
 
 class BatchController:

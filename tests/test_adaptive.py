@@ -272,3 +272,32 @@ def test_tolerance_proportionality(tolerance_cases, problem, scheme):
         assert order > scheme.stiff_order - 0.6, (order, steps)
     else:
         assert scheme.order - 0.6 < order < scheme.order + 0.8, (order, steps)
+
+
+@pytest.mark.slow
+def test_max_error_norm_holds_every_entry_to_the_tolerance():
+    """A small-amplitude Kuramoto–Sivashinsky state on 1024 modes: the error sits in the
+    few active modes, so the RMS over all entries lets the max-norm error reach ~15× the
+    tolerance; ``error_norm="max"`` keeps it within a few ×."""
+    ks = problems.kuramoto_sivashinsky(1024)
+    s = 0.05 * np.abs(ks.y0).max()
+    y0 = 0.1 * ks.y0
+    ref = expint.solve(ks.problem, y0, (0.0, 30.0), scheme="krogstad43", rtol=1e-11, atol=1e-11 * s).y[-1]
+    ratio, steps = {}, {}
+    for norm in ("rms", "max"):
+        sol = expint.solve(
+            ks.problem, y0, (0.0, 30.0), scheme="krogstad43", rtol=1e-5, atol=1e-5 * s, error_norm=norm
+        )
+        ratio[norm] = np.abs(sol.y[-1] - ref).max() / (1e-5 * s)
+        steps[norm] = sol.stats["steps"]
+    assert ratio["max"] < 10 and ratio["max"] < ratio["rms"] / 3, ratio
+    assert steps["max"] > steps["rms"], steps
+
+
+def test_error_norm_input():
+    with pytest.raises(ValueError, match="error_norm must be"):
+        expint.solve(
+            _decay(), np.ones(2), (0.0, 1.0), scheme="krogstad43", rtol=1e-6, atol=1e-8, error_norm="l2"
+        )
+    with pytest.raises(ValueError, match="error_norm applies to adaptive runs"):
+        expint.solve(_decay(), np.ones(2), (0.0, 1.0), scheme="krogstad", n_steps=4, error_norm="max")

@@ -22,13 +22,15 @@ def _ks_batch(n: int = 32):
     return ks, amp[:, None] * ks.y0[None, :]
 
 
-def test_each_member_takes_the_steps_it_would_take_alone():
+@pytest.mark.parametrize("norm", ["rms", "max"])
+def test_each_member_takes_the_steps_it_would_take_alone(norm):
     ks, y0 = _ks_batch()
     t_eval = [0.0, 2.5, 5.0]
-    batch = expint.solve(ks.problem, y0, (0.0, 5.0), t_eval=t_eval, batch_steps="independent", **KW)
+    kw = {**KW, "error_norm": norm}
+    batch = expint.solve(ks.problem, y0, (0.0, 5.0), t_eval=t_eval, batch_steps="independent", **kw)
     assert batch.success and batch.y.shape == (3, *y0.shape)
     np.testing.assert_array_equal(batch.t, t_eval)
-    alone = [expint.solve(ks.problem, y, (0.0, 5.0), t_eval=t_eval, **KW) for y in y0]
+    alone = [expint.solve(ks.problem, y, (0.0, 5.0), t_eval=t_eval, **kw) for y in y0]
     assert batch.stats["steps_per_sample"] == [a.stats["steps"] for a in alone]
     assert batch.stats["rejected_per_sample"] == [a.stats["rejected_steps"] for a in alone]
     assert batch.stats["steps"] == max(a.stats["steps"] for a in alone)
@@ -38,7 +40,7 @@ def test_each_member_takes_the_steps_it_would_take_alone():
     steps = batch.stats["steps_per_sample"]
     assert steps[2] > 3 * steps[0]
     # the shared controller averages the error over the batch: its run differs
-    shared = expint.solve(ks.problem, y0, (0.0, 5.0), **KW)
+    shared = expint.solve(ks.problem, y0, (0.0, 5.0), **kw)
     assert shared.stats["steps"] not in steps
 
 
