@@ -1,6 +1,6 @@
 """Tolerance proportionality of the adaptive pairs: achieved error against requested rtol.
 
-Usage: python benchmarks/adaptive_tolerance.py [--quick] [--rosenbrock]
+Usage: python benchmarks/adaptive_tolerance.py [--quick] [--rosenbrock] [--only NAME]
 
 For each embedded pair (and the variant of ``hochost43`` with the estimate weight
 ``γ = φ_2`` instead of ``4φ_2``, to show why the catalogue scales it) on four problems —
@@ -65,11 +65,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="KS with N = 64 and rtol down to 1e-8")
     ap.add_argument("--rosenbrock", action="store_true", help="the exponential Rosenbrock pairs instead")
+    ap.add_argument("--only", default="", help="run only the problems whose label contains this")
     args = ap.parse_args()
     rtols = np.logspace(-3, -8 if args.quick else -10, 6 if args.quick else 8)
     print("| problem | scheme | " + " | ".join(f"{r:.0e}" for r in rtols) + " | order from steps |")
     print("|---|---|" + "---|" * len(rtols) + "---|")
     for label, (bp, t_end, ref) in cases(args.quick).items():
+        if args.only not in label:
+            continue
         scale = np.max(np.abs(ref))
         for sch in schemes(args.rosenbrock):
             cells, steps = [], []
