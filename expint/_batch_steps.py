@@ -45,9 +45,9 @@ def _gather(values: list[Any], inverse: np.ndarray, like: Any) -> Any:
     return table[_index(inverse, table)]
 
 
-def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) -> tuple[list, int]:
-    """The tableau's coefficients for members with steps ``(t_b, h_b)``, stacked, and how
-    many distinct coefficient sets that took."""
+def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) -> list:
+    """The tableau's coefficients for members with steps ``(t_b, h_b)``, stacked (the
+    cached set itself when every member shares one)."""
     timed = stepper.linear.time_dependent
     keys = [(float(hb), float(tb) if timed else None) for hb, tb in zip(h, t, strict=True)]
     index: dict[tuple, int] = {}
@@ -59,14 +59,14 @@ def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) 
             sets.append(stepper.coefficients(key[0], float(t[b]), like))
         inverse[b] = index[key]
     if len(sets) == 1:
-        return sets[0], 1
+        return sets[0]
     out = []
     for r, (_, row) in enumerate(sets[0]):
         e = _gather([m[r][0] for m in sets], inverse, like)
         out.append(
             (e, [(j, _gather([m[r][1][q][1] for m in sets], inverse, like)) for q, (j, _) in enumerate(row)])
         )
-    return out, len(sets)
+    return out
 
 
 def member_norms(err: Any, y: Any, y_new: Any, tol: Tolerances) -> np.ndarray:
@@ -106,12 +106,10 @@ class BatchRun:
     per member, and how the run ended."""
 
     saved: list[Any]
-    y_start: Any
     t_reached: np.ndarray
     y_reached: Any
     steps: np.ndarray
     rejected: np.ndarray
-    coefficient_sets: int
     success: bool
     message: str
 
@@ -212,24 +210,22 @@ def run_independent(
     rejected = np.zeros(size, dtype=int)
     # working copies updated in place; saved rows are copied out
     y, n0 = _copy(y0), _copy(n0)
-    sets_used = 0
     goal = np.asarray(targets, dtype=float)
     while True:
         idx = np.flatnonzero(nxt < len(targets))
         if idx.size == 0:
-            return BatchRun(_batches(rows), y0, t, y, steps, rejected, sets_used, True, "reached t_end")
+            return BatchRun(_batches(rows), t, y, steps, rejected, True, "reached t_end")
         h[idx] = np.minimum(h[idx], max_step)
         floor = 16 * _EPS * np.maximum(np.abs(t[idx]), abs(tf - t0))
         why = _failure(idx, h[idx] < floor, steps + rejected >= max_steps, t, h, floor, max_steps, tf)
         if why is not None:
-            return BatchRun(_batches(rows), y0, t, y, steps, rejected, sets_used, False, why)
+            return BatchRun(_batches(rows), t, y, steps, rejected, False, why)
         remaining = np.abs(goal[nxt[idx]] - t[idx])
         hit = h[idx] >= remaining * (1 - 1e-12)
         h_step = np.where(hit, remaining, [on_ladder(x) for x in h[idx]])
         ya = y if idx.size == size else y[_index(idx, y)]
         n0a = n0 if idx.size == size else n0[_index(idx, n0)]
-        coeffs, count = stacked_coefficients(stepper, t[idx], direction * h_step, ya)
-        sets_used += count
+        coeffs = stacked_coefficients(stepper, t[idx], direction * h_step, ya)
         y_new, err, n_next = stepper.step_with_error(
             _times(t[idx], ya), _times(direction * h_step, ya), ya, n0a, coeffs=coeffs
         )

@@ -525,7 +525,14 @@ def _check_batch_steps(
 
 
 def _independent_solution(
-    run: Any, work: _Work, stepper: Any, shape: tuple, points: np.ndarray, save_idx: list[int], sch: Scheme
+    run: Any,
+    y_start: Any,
+    work: _Work,
+    stepper: Any,
+    shape: tuple,
+    points: np.ndarray,
+    save_idx: list[int],
+    sch: Scheme,
 ) -> Solution:
     """The `Solution` of a per-sample run (`expint._batch_steps.run_independent`)."""
     stats = work.stats(int(run.steps.max()), stepper, int(run.rejected.sum()))
@@ -534,7 +541,7 @@ def _independent_solution(
     at_point = [None, *run.saved]
     keep = [k for k in range(len(save_idx)) if save_idx[k] == 0 or at_point[save_idx[k]] is not None]
     t_out = [float(points[save_idx[k]]) for k in keep]
-    y_out = [run.y_start if save_idx[k] == 0 else at_point[save_idx[k]] for k in keep]
+    y_out = [y_start if save_idx[k] == 0 else at_point[save_idx[k]] for k in keep]
     y_out = [y.reshape(shape) for y in y_out]
     if not run.success:
         stats["t_reached"] = run.t_reached.reshape(shape[:-1]).tolist()
@@ -639,7 +646,7 @@ def _solve_adaptive(
     if not run.success:
         warnings.warn(f"expint.solve: {run.message}; stopping", RuntimeWarning, stacklevel=3)
     if independent:
-        return _independent_solution(run, work, stepper, shape, points, save_idx, sch)
+        return _independent_solution(run, y0, work, stepper, shape, points, save_idx, sch)
     stats = work.stats(run.steps, stepper, run.rejected)
     if dense is not None:
         ts_out, ys = _from_dense(dense, te, t0, run.t_reached, run.success)
