@@ -178,9 +178,9 @@ def with_timeout(peers: dict, seconds: int) -> dict:
 def cases(quick: bool) -> dict:
     gs_n = 64 if quick else 256
     return {
-        "ks": (problems.kuramoto_sivashinsky(256), 30.0, [120, 240, 480, 960]),
-        "nls": (problems.nls(amplitude=2.0), math.pi / 2, [100, 200, 400, 800]),
-        "allen_cahn": (problems.allen_cahn(), 20.0, [40, 80, 160, 320]),
+        "ks": (problems.kuramoto_sivashinsky(256), 30.0, [150, 212, 300, 424, 600, 848, 1200]),
+        "nls": (problems.nls(amplitude=2.0), math.pi / 2, [100, 141, 200, 283, 400, 566, 800]),
+        "allen_cahn": (problems.allen_cahn(), 20.0, [40, 57, 80, 113, 160, 226, 320]),
         "gray_scott": (problems.gray_scott(gs_n), 100.0, [25, 50, 100, 200]),
         "gray_scott_fd": (problems.gray_scott(gs_n, variant="fd"), 100.0, [25, 50, 100, 200]),
     }
@@ -224,7 +224,7 @@ def main() -> None:
             bp,
             None,
             (0.0, t_end),
-            ["krogstad43", "hochost43", "whalen53", "krogstad"],
+            ["krogstad43", "hochost43", "whalen53", "krogstad", "etdab5"],
             steps=steps,
             rtols=rtols,
             peers=peers,

@@ -58,6 +58,11 @@ class AdamsStepper:
         self.history: deque = deque(maxlen=order)  # (t, N) newest first
         self._nfev = 0
         self._coeffs = LRUCache(_CACHE)
+        # the sizes of the steps just taken, newest first: with the current step they fix
+        # the interpolation nodes, so on a uniform grid every step reuses the last step's
+        # coefficients without rebuilding and hashing a cache key
+        self._sizes: deque = deque(maxlen=order)
+        self._last: tuple[Any, Any] = (None, None)
 
     @property
     def nfev(self) -> int:
@@ -67,18 +72,30 @@ class AdamsStepper:
         n_now = self.nonlinear(t, u)
         self._nfev += 1
         self.history.appendleft((t, n_now))
+        self._sizes.appendleft(h)
         if len(self.history) < self.q:
             return self.starter.step(t, h, u, n0=n_now)
-        thetas = tuple(round((tj - t) / h, 12) for tj, _ in self.history)
         if self._evaluated_coefficients:
-            coeffs = self._evaluated(h, t, thetas, u)
-            acc = self.linear.apply_coefficient(coeffs[0], u)
+            coeffs = self._step_coefficients(t, h, u)
+            apply = self.linear.apply_coefficient
+            acc = apply(coeffs[0], u)
             for w, (_, nj) in zip(coeffs[1:], self.history, strict=True):
-                acc = acc + self.linear.apply_coefficient(w, nj)
+                acc = acc + apply(w, nj)
             return acc
+        thetas = tuple(round((tj - t) / h, 12) for tj, _ in self.history)
         weights = phi_adams_weights(thetas)
         parts = [(nj, h * w) for w, (_, nj) in zip(weights, self.history, strict=True)]
         return _combine_grouped(self.linear, h, t, u, P(0), parts)
+
+    def _step_coefficients(self, t: float, h: float, like: Any) -> list:
+        shape = tuple(self._sizes)
+        key, coeffs = self._last
+        if key == shape and not self.linear.time_dependent:
+            return coeffs
+        thetas = tuple(round((tj - t) / h, 12) for tj, _ in self.history)
+        coeffs = self._evaluated(h, t, thetas, like)
+        self._last = (shape, coeffs)
+        return coeffs
 
     def _evaluated(self, h: float, t: float, thetas: tuple[float, ...], like: Any) -> list:
         key = (h, thetas, t if self.linear.time_dependent else None)
