@@ -1,9 +1,11 @@
 """Tolerance proportionality of the adaptive pairs: achieved error against requested rtol.
 
-Usage: python benchmarks/adaptive_tolerance.py [--quick] [--rosenbrock] [--only NAME]
+Usage: python benchmarks/adaptive_tolerance.py [--quick] [--rosenbrock | --adams] [--only NAME]
 
-For each embedded pair (and the variant of ``hochost43`` with the estimate weight
-``γ = φ_2`` instead of ``4φ_2``, to show why the catalogue scales it) on four problems —
+For each embedded pair (the ETD Runge–Kutta pairs, the variant of ``hochost43`` with
+the estimate weight ``γ = φ_2`` instead of ``4φ_2`` to show why the catalogue scales
+it, then the exponential Adams pairs ``etdab43``/``etdab54``, which ``--adams`` runs
+alone) on four problems —
 Kuramoto–Sivashinsky (N = 128, T = 10), Allen–Cahn (Chebyshev N = 20, T = 10), cubic
 NLS (soliton, T = π) and Hochbruck–Ostermann (T = 1) — runs ``expint.solve`` with
 ``rtol`` = 1e-3 … 1e-10 and ``atol = rtol · max|y0|``, and prints the achieved error
@@ -47,24 +49,28 @@ def cases(quick: bool) -> dict:
     }
 
 
-def schemes(rosenbrock: bool = False) -> list:
+def schemes(rosenbrock: bool = False, adams: bool = False) -> list:
     # the ETD pairs; the Rosenbrock pairs' Krylov products on L + J make KS at rtol 1e-10
     # take many minutes (tests/test_rosenbrock.py checks their tolerance on small
     # problems), so they run only with --rosenbrock
     if rosenbrock:
         return [s for s in expint.schemes.catalog() if s.rosenbrock is not None]
+    adams_pairs = [s for s in expint.schemes.catalog() if s.adaptive and s.family == "etdab"]
+    if adams:
+        return adams_pairs
     out = [s for s in expint.schemes.catalog() if s.adaptive and s.tableau is not None]
     base = expint.schemes.get("hochost43")
     zero, g = PhiExpr(), P(2)
     tab = replace(base.tableau, name="hochost43 (γ = φ2)", b_err=(zero, zero, zero, g, zero, -g))
     out.append(replace(base, name=tab.name, tableau=tab))
-    return out
+    return out + adams_pairs
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="KS with N = 64 and rtol down to 1e-8")
     ap.add_argument("--rosenbrock", action="store_true", help="the exponential Rosenbrock pairs instead")
+    ap.add_argument("--adams", action="store_true", help="only the exponential Adams pairs")
     ap.add_argument("--only", default="", help="run only the problems whose label contains this")
     args = ap.parse_args()
     rtols = np.logspace(-3, -8 if args.quick else -10, 6 if args.quick else 8)
@@ -74,7 +80,7 @@ def main() -> None:
         if args.only not in label:
             continue
         scale = np.max(np.abs(ref))
-        for sch in schemes(args.rosenbrock):
+        for sch in schemes(args.rosenbrock, args.adams):
             cells, steps = [], []
             for rtol in rtols:
                 sol = expint.solve(

@@ -14,8 +14,9 @@ state against a fine run of two different fourth-order schemes (their distance i
 printed as the reference's accuracy).  Every configuration is timed in this process,
 best of up to three runs, through `expint.study.work_precision`:
 
-* expint ``krogstad43``, ``hochost43`` and ``whalen53`` over rtol 1e-3 … 1e-9 (``atol = rtol·max|y0|``),
-  and ``krogstad`` on fixed steps;
+* expint ``krogstad43``, ``hochost43``, ``whalen53`` and the Adams pairs ``etdab43``,
+  ``etdab54`` over rtol 1e-3 … 1e-9 (``atol = rtol·max|y0|``), and ``krogstad`` and
+  ``etdab5`` on fixed steps;
 * rkstiff ETD34, ETD35 (Whalen, Brio & Moloney 2015) and IF45DP over the same tolerances
   (their ``epsilon``), solver construction (its φ-coefficients) included;
 * scipy ``solve_ivp`` BDF, Radau and LSODA on the real form of the same ODE (dense
@@ -224,7 +225,7 @@ def main() -> None:
             bp,
             None,
             (0.0, t_end),
-            ["krogstad43", "hochost43", "whalen53", "krogstad", "etdab5"],
+            ["krogstad43", "hochost43", "whalen53", "etdab43", "etdab54", "krogstad", "etdab5"],
             steps=steps,
             rtols=rtols,
             peers=peers,

@@ -28,6 +28,7 @@ from ._backend import (
     cast,
     is_complex,
     is_inexact,
+    is_torch_array,
     promote_working,
     sparse_kind,
     sparse_product,
@@ -225,6 +226,26 @@ class EvaluatedOperator(LinearOperatorBase):
             total = self._identity_like() * 0.0
         return self._prepare(total, like)
 
+    def phi_rows(self, h: float, mat: Any, t: float | None, like: Any) -> list:
+        r"""Coefficients $\sum_m A_{jm} \varphi_{m+1}(hL)$, one per row ``j`` of the
+        real matrix ``A`` (``mat``), converted for states like ``like``: the weights of a
+        multistep method in one contraction of the cached φ stack (building each with
+        `phi_expr` costs a Python loop over its terms)."""
+        mat = np.asarray(mat, dtype=float)
+        kmax = mat.shape[1]
+        phis = self.coefficients(h, 1.0, kmax, t)[1 : kmax + 1]  # the cache may hold more
+        if is_torch_array(phis):
+            import torch
+
+            rows = torch.tensordot(cast(to_like(mat, phis), phis.dtype), phis, dims=1)
+        else:
+            rows = np.tensordot(mat, phis, axes=1)
+        return self._prepare_rows(rows, like)
+
+    def _prepare_rows(self, rows: Any, like: Any) -> list:
+        """`_prepare` for a stack of coefficients (one conversion for element-wise ones)."""
+        return [self._prepare(r, like) for r in rows]
+
     def _identity_like(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -283,6 +304,9 @@ class Diagonal(EvaluatedOperator):
     def to_dense(self) -> Any:
         """The dense matrix ``diag(d)`` (numpy)."""
         return np.diag(to_numpy(self.d))
+
+    def _prepare_rows(self, rows: Any, like: Any) -> list:
+        return list(self._prepare(rows, like))
 
 
 class Dense(EvaluatedOperator):

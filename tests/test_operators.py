@@ -159,3 +159,47 @@ def test_torch_sparse_tensors_act_on_torch_states():
         n_steps=8,
     )
     np.testing.assert_allclose(got.y[-1].numpy(), want.y[-1], atol=1e-11)
+
+
+def _phi_rows_cases():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 4)) - 3 * np.eye(4)
+    return {
+        "diagonal": (expint.Diagonal(np.array([-2.0, -0.5 + 1j, 0.3])), np.array([1.0, 2.0 - 1j, -0.5])),
+        "dense": (expint.Dense(a), rng.standard_normal(4)),
+        "scalar_time": (
+            # a(t) = −1 − ½ sin t, ∫_s^t a = −(t − s) + ½(cos t − cos s)
+            expint.ScalarTime(
+                lambda t: -1.0 - 0.5 * np.sin(t), lambda s, t: -(t - s) + 0.5 * (np.cos(t) - np.cos(s))
+            ),
+            np.array([0.7, -1.2]),
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "dense", "scalar_time"])
+def test_phi_rows_equal_the_term_by_term_coefficients(kind):
+    """`phi_rows` (one contraction of the cached φ stack, used by the Adams steppers)
+    gives what `phi_expr` builds term by term, also when the cache already holds a
+    longer stack (a φ_7 request before a φ_3 one)."""
+    op, w = _phi_rows_cases()[kind]
+    mat = np.array([[1.0, -2.0, 0.5], [0.25, 0.0, 3.0]])
+    h, t = 0.3, 0.2
+    op.coefficients(h, 1.0, 7, t)
+    rows = op.phi_rows(h, mat, t, w)
+    for row, coef in zip(mat, rows, strict=True):
+        terms = {(m + 1, 1.0, 0.0): a for m, a in enumerate(row) if a}
+        want = op.apply_coefficient(op.phi_expr(h, terms, t, w), w)
+        np.testing.assert_allclose(op.apply_coefficient(coef, w), want, rtol=1e-13, atol=1e-15)
+
+
+@needs_torch
+def test_phi_rows_on_torch():
+    op = expint.Diagonal(torch.tensor([-2.0, -0.5, 0.3], dtype=torch.float64))
+    w = torch.tensor([1.0 + 1j, 2.0, -0.5], dtype=torch.complex128)
+    mat = np.array([[1.0, -2.0], [0.25, 3.0]])
+    rows = op.phi_rows(0.3, mat, None, w)
+    assert all(isinstance(r, torch.Tensor) and r.dtype == torch.complex128 for r in rows)
+    ref = expint.Diagonal(np.array([-2.0, -0.5, 0.3])).phi_rows(0.3, mat, None, w.numpy())
+    for a, b in zip(rows, ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-14)

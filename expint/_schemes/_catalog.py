@@ -245,7 +245,9 @@ class Scheme:
             return RosenbrockStepper(self.rosenbrock, linear, nonlinear, jvp)
         if self.tableau is not None:
             return RKStepper(self.tableau, linear, nonlinear, cache)
-        starter = _BY_NAME["etd2rk" if self.adams_order == 2 else "hochost4"].tableau
+        # an adaptive Adams pair starts with an error-controlled pair of its own
+        first = "krogstad43" if self.adaptive else "etd2rk" if self.adams_order == 2 else "hochost4"
+        starter = _BY_NAME[first].tableau
         if starter is None or self.adams_order is None:  # pragma: no cover - catalogue invariant
             raise RuntimeError(f"scheme {self.name!r} has neither a tableau nor an Adams order")
         return AdamsStepper(self.adams_order, linear, nonlinear, RKStepper(starter, linear, nonlinear))
@@ -285,6 +287,19 @@ def _build() -> dict[str, Scheme]:
             q,
             f"exponential Adams–Bashforth of order {q} (Nørsett), variable step",
             adams_order=q,
+        )
+    for q in (4, 5):
+        name = f"etdab{q}{q - 1}"
+        out[name] = Scheme(
+            name,
+            "etdab",
+            1,
+            q,
+            q,
+            f"exponential Adams–Bashforth {q}({q - 1}) pair: the order-{q - 1} prediction from the same "
+            "history as the estimate, one N per step",
+            adams_order=q,
+            embedded_order=q - 1,
         )
     return out
 

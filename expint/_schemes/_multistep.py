@@ -13,41 +13,79 @@ $$
 with ``V_{jm} = θ_j^m``.  This is exact for ``N`` a polynomial of degree ``< q`` in
 ``t``; for a constant step, ``q = 2`` gives the weights ``φ_1 + φ_2`` and ``−φ_2``.
 
-The first ``q - 1`` steps use a one-step scheme whose local error is
-``O(h^{q+1})`` or better (``etd2rk`` for ``q = 2``, ``hochost4`` — stiff order 4 —
-for ``q ≥ 3``), so the start-up does not reduce the global order ``q``.
+The first ``q - 1`` steps use a one-step scheme whose local error is ``O(h^q)`` or
+better (``etd2rk`` for ``q = 2``, ``hochost4`` — stiff order 4 — for ``q ≥ 3``): a
+fixed number of such steps leaves the global order ``q``.
+
+**Adaptive pairs** (``etdab43``, ``etdab54``).  The same history also gives the
+order-``(q-1)`` prediction from the ``q - 1`` newest values; their difference
+
+$$
+\mathrm{err} = \sum_j \bigl(w_j^{(q)} - w_j^{(q-1)}\bigr)(hL)\, N_{n-j}
+$$
+
+estimates the local error of the order-``(q-1)`` method, at the cost of ``q``
+multiply–adds and no evaluation of ``N``: a ``q(q-1)`` pair with one evaluation of
+``N`` per step.  A rejected step is retried from the same history; an accepted one
+adds ``N(t_{n+1}, u_{n+1})`` to it.  The start-up steps are taken by the 4(3) pair
+``krogstad43`` under the same error control, and a step may grow by at most a factor
+2 (variable-step Adams methods lose stability under large step ratios).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from typing import Any
 
+import numpy as np
+
 from .._cache import LRUCache
 from .._interp import lagrange_monomials
 from .._operators import EvaluatedCoefficients
-from ._phiexpr import P, PhiExpr
+from ._phiexpr import E, P, PhiExpr
 from ._rk import RKStepper, _combine_grouped
 
 _CACHE = 8
 
 
+@functools.lru_cache(maxsize=256)
+def adams_weight_matrix(thetas: tuple[float, ...]) -> np.ndarray:
+    """``A[j, m]``: the weight ``w_j / h`` is ``Σ_m A[j, m] φ_{m+1}`` for nodes ``thetas``
+    (``A[j, m] = m! (V^{-1})_{mj}``).  Cached (read-only): an adaptive run's step sizes lie
+    on a ladder, so the same node patterns recur at every change of step size."""
+    q = len(thetas)
+    fact = np.array([math.factorial(m) for m in range(q)], dtype=float)
+    out = (lagrange_monomials(thetas) * fact[:, None]).T
+    out.setflags(write=False)
+    return out
+
+
+def _as_exprs(mat: np.ndarray) -> list[PhiExpr]:
+    return [PhiExpr({(m + 1, 1.0, 0.0): float(a) for m, a in enumerate(row)}) for row in mat]
+
+
 def phi_adams_weights(thetas: tuple[float, ...]) -> list[PhiExpr]:
     """Weights ``w_j / h`` as φ-expressions for interpolation nodes ``thetas``."""
-    q = len(thetas)
-    vinv = lagrange_monomials(thetas)
-    weights = []
-    for j in range(q):
-        expr = PhiExpr()
-        for m in range(q):
-            expr = expr + (math.factorial(m) * vinv[m, j]) * P(m + 1)
-        weights.append(expr)
-    return weights
+    return _as_exprs(adams_weight_matrix(thetas))
+
+
+def _error_matrix(thetas: tuple[float, ...]) -> np.ndarray:
+    """Weights (as in `adams_weight_matrix`) of ``w^{(q)}_j − w^{(q-1)}_j``: the order-``q``
+    prediction minus the one from the ``q − 1`` newest values (none on the oldest)."""
+    full = adams_weight_matrix(thetas)
+    lower = np.zeros_like(full)
+    lower[:-1, :-1] = adams_weight_matrix(thetas[:-1])
+    return full - lower
 
 
 class AdamsStepper:
-    """Variable-step exponential Adams–Bashforth stepper with one-step start-up."""
+    """Variable-step exponential Adams–Bashforth stepper with one-step start-up; with
+    ``adaptive=True`` also the error estimate of the ``q(q-1)`` pair (module docstring)."""
+
+    # largest step growth the adaptive controller may propose (see module docstring)
+    max_growth = 2.0
 
     def __init__(self, order: int, linear: Any, nonlinear: Any, starter: RKStepper):
         self.q = order
@@ -56,53 +94,103 @@ class AdamsStepper:
         self.starter = starter
         self._evaluated_coefficients = isinstance(linear, EvaluatedCoefficients)
         self.history: deque = deque(maxlen=order)  # (t, N) newest first
-        self._nfev = 0
+        # the sizes of the accepted steps between the history's times, newest first:
+        # with the current step they fix the interpolation nodes, so on a uniform grid
+        # every step reuses the last step's coefficients without hashing a cache key
+        self._gaps: deque = deque(maxlen=order - 1)
+        self._last_h: float | None = None
+        self._own_nfev = 0
         self._coeffs = LRUCache(_CACHE)
-        # the sizes of the steps just taken, newest first: with the current step they fix
-        # the interpolation nodes, so on a uniform grid every step reuses the last step's
-        # coefficients without rebuilding and hashing a cache key
-        self._sizes: deque = deque(maxlen=order)
         self._last: tuple[Any, Any] = (None, None)
 
     @property
     def nfev(self) -> int:
-        return self._nfev + self.starter.nfev
+        return self._own_nfev + self.starter.nfev
+
+    @nfev.setter
+    def nfev(self, value: int) -> None:  # the adaptive driver counts the N it evaluates
+        self._own_nfev = value - self.starter.nfev
+
+    def _record(self, t: float, n_now: Any) -> None:
+        """Add ``N(t, u(t))`` to the history unless ``t`` is already its newest time
+        (a retry after a rejected step)."""
+        if self.history and self.history[0][0] == t:
+            return
+        if self.history:
+            self._gaps.appendleft(self._last_h)
+        self.history.appendleft((t, n_now))
 
     def step(self, t: float, h: float, u: Any) -> Any:
         n_now = self.nonlinear(t, u)
-        self._nfev += 1
-        self.history.appendleft((t, n_now))
-        self._sizes.appendleft(h)
+        self._own_nfev += 1
+        self._record(t, n_now)
+        self._last_h = h
         if len(self.history) < self.q:
             return self.starter.step(t, h, u, n0=n_now)
-        if self._evaluated_coefficients:
-            coeffs = self._step_coefficients(t, h, u)
-            apply = self.linear.apply_coefficient
-            acc = apply(coeffs[0], u)
-            for w, (_, nj) in zip(coeffs[1:], self.history, strict=True):
-                acc = acc + apply(w, nj)
-            return acc
-        thetas = tuple(round((tj - t) / h, 12) for tj, _ in self.history)
-        weights = phi_adams_weights(thetas)
-        parts = [(nj, h * w) for w, (_, nj) in zip(weights, self.history, strict=True)]
-        return _combine_grouped(self.linear, h, t, u, P(0), parts)
+        return self._combine(t, h, u, error=False)[0]
 
-    def _step_coefficients(self, t: float, h: float, like: Any) -> list:
-        shape = tuple(self._sizes)
+    def step_with_error(
+        self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None, coeffs: Any = None
+    ) -> tuple[Any, Any, Any]:
+        """``(u_{n+1}, err, n_next)`` as for an embedded Runge–Kutta pair; ``n0`` is
+        ``N(t, u)`` (evaluated here if not given); ``n_next`` is ``None`` except during
+        the start-up (whose pair is FSAL)."""
+        if coeffs is not None:
+            raise TypeError("per-sample step sizes take exponential Runge–Kutta pairs, not Adams schemes")
+        if n0 is None:
+            n0 = self.nonlinear(t, u)
+            self._own_nfev += 1
+        self._record(t, n0)
+        self._last_h = h
+        if len(self.history) < self.q:
+            return self.starter.step_with_error(t, h, u, n0, stages)
+        u_new, err = self._combine(t, h, u, error=True)
+        return u_new, err, None
+
+    def _combine(self, t: float, h: float, u: Any, error: bool) -> tuple[Any, Any]:
+        """``e^{hL}u + Σ_j w_j N_{n-j}`` and, with ``error``, ``Σ_j e_j N_{n-j}``."""
+        values = [nj for _, nj in self.history]
+        if not self._evaluated_coefficients:
+            thetas = self._thetas(t, h)
+            full = adams_weight_matrix(thetas)
+            weights = _as_exprs(h * full)
+            new = _combine_grouped(self.linear, h, t, u, P(0), list(zip(values, weights, strict=True)))
+            if not error:
+                return new, None
+            diffs = list(zip(values, _as_exprs(h * _error_matrix(thetas)), strict=True))
+            return new, _combine_grouped(self.linear, h, t, u, PhiExpr(), diffs)
+        coeffs = self._step_coefficients(t, h, u, error)
+        apply = self.linear.apply_coefficient
+        acc = apply(coeffs[0], u)
+        for w, nj in zip(coeffs[1 : self.q + 1], values, strict=True):
+            acc = acc + apply(w, nj)
+        if not error:
+            return acc, None
+        err = None
+        for e, nj in zip(coeffs[self.q + 1 :], values, strict=True):
+            term = apply(e, nj)
+            err = term if err is None else err + term
+        return acc, err
+
+    def _thetas(self, t: float, h: float) -> tuple[float, ...]:
+        return tuple(round((tj - t) / h, 12) for tj, _ in self.history)
+
+    def _step_coefficients(self, t: float, h: float, like: Any, error: bool) -> list:
+        shape = (h, error, *self._gaps)
         key, coeffs = self._last
         if key == shape and not self.linear.time_dependent:
             return coeffs
-        thetas = tuple(round((tj - t) / h, 12) for tj, _ in self.history)
-        coeffs = self._evaluated(h, t, thetas, like)
+        coeffs = self._evaluated(h, t, self._thetas(t, h), like, error)
         self._last = (shape, coeffs)
         return coeffs
 
-    def _evaluated(self, h: float, t: float, thetas: tuple[float, ...], like: Any) -> list:
-        key = (h, thetas, t if self.linear.time_dependent else None)
+    def _evaluated(self, h: float, t: float, thetas: tuple[float, ...], like: Any, error: bool) -> list:
+        key = (h, thetas, error, t if self.linear.time_dependent else None)
         hit = self._coeffs.get(key)
         if hit is not None:
             return hit
         lin = self.linear
-        exprs = [P(0)] + [h * w for w in phi_adams_weights(thetas)]
-        lin.prefetch(h, exprs, t)
-        return self._coeffs.put(key, [lin.phi_expr(h, e.terms, t, like) for e in exprs])
+        full = adams_weight_matrix(thetas)
+        mat = h * (np.concatenate([full, _error_matrix(thetas)]) if error else full)
+        lin.prefetch(h, [P(self.q)], t)
+        return self._coeffs.put(key, [lin.phi_expr(h, E(1.0).terms, t, like), *lin.phi_rows(h, mat, t, like)])
