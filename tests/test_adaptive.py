@@ -347,3 +347,27 @@ def test_adams_pair_on_torch_matches_numpy():
     b = expint.solve(ks.problem, torch.from_numpy(ks.y0), (0.0, 10.0), **kw)
     assert isinstance(b.y, torch.Tensor) and b.stats["steps"] == a.stats["steps"]
     np.testing.assert_allclose(b.y.numpy(), a.y, rtol=1e-12, atol=1e-12 * np.abs(a.y).max())
+
+
+def test_adams_weights_without_phi_rows_come_term_by_term():
+    """An evaluated-coefficient operator need not offer `phi_rows`; the Adams stepper
+    then builds its weights with `phi_expr` and takes the same steps."""
+
+    class WithoutRows(expint.Diagonal):
+        @property
+        def phi_rows(self):
+            raise AttributeError("phi_rows")
+
+    d = np.array([-1.0, -50.0])
+    kw = {"scheme": "etdab54", "rtol": 1e-8, "atol": 1e-10}
+
+    def nonlinear(t, y):
+        return np.sin(y) + math.cos(t)
+
+    def run(op):
+        return expint.solve(expint.SemilinearProblem(op, nonlinear), np.ones(2), (0.0, 3.0), **kw)
+
+    plain, other = run(expint.Diagonal(d)), run(WithoutRows(d))
+    assert not hasattr(WithoutRows(d), "phi_rows")
+    assert other.stats["steps"] == plain.stats["steps"]
+    np.testing.assert_allclose(other.y, plain.y, rtol=1e-13)

@@ -193,4 +193,9 @@ class AdamsStepper:
         full = adams_weight_matrix(thetas)
         mat = h * (np.concatenate([full, _error_matrix(thetas)]) if error else full)
         lin.prefetch(h, [P(self.q)], t)
-        return self._coeffs.put(key, [lin.phi_expr(h, E(1.0).terms, t, like), *lin.phi_rows(h, mat, t, like)])
+        if hasattr(lin, "phi_rows"):  # one contraction (EvaluatedOperator)
+            rows = lin.phi_rows(h, mat, t, like)
+        else:  # any other EvaluatedCoefficients: term by term
+            terms = [{(m + 1, 1.0, 0.0): float(a) for m, a in enumerate(r)} for r in mat]
+            rows = [lin.phi_expr(h, tm, t, like) for tm in terms]
+        return self._coeffs.put(key, [lin.phi_expr(h, E(1.0).terms, t, like), *rows])
