@@ -309,8 +309,11 @@ def test_no_nan_for_any_step_count():
     sch = DiscreteVP.from_betas()
     mix = toy.GaussianMixture([[1.0, 0.5, 0.0], [-1.0, -0.3, 0.5]], [0.3, 0.5], sch)
     for n in (1, 2, 3, 5, 25, 100):
+        # at 100 steps only the grids with the shortest last steps (where λ and ρ are
+        # most extreme): the other two kinds there took a quarter of this test's time
+        kinds = ("logsnr", "quadratic") if n == 100 else ("logsnr", "karras", "quadratic", "uniform")
         for name in NAMES:
-            for kind in ("logsnr", "karras", "quadratic", "uniform"):
+            for kind in kinds:
                 out = sample(mix, X_T, sch, grid(sch, n, kind, final_zero=True), method=name)
                 assert torch.isfinite(out).all(), (n, name, kind)
 
