@@ -95,9 +95,10 @@ def _as_float_array(value: Any, name: str) -> Any:
     return to_float_array(value)
 
 
-def _matrix_like(arr: Any, like: Any) -> Any:
-    """``to_like`` for a matrix that multiplies ``like``: torch's matmul does not mix
-    real and complex dtypes, so a real matrix acting on a complex state is made complex."""
+def _coefficient_like(arr: Any, like: Any) -> Any:
+    """``to_like`` for a coefficient (array or matrix) that multiplies ``like``, made
+    complex when ``like`` is: torch's matmul does not mix real and complex dtypes, and an
+    element-wise real × complex product converts the real operand on every call."""
     out = to_like(arr, like)
     if is_complex(like) and not is_complex(out):
         out = cast(out, like.dtype)
@@ -252,7 +253,7 @@ class EvaluatedOperator(LinearOperatorBase):
     def _prepare(self, coef: Any, like: Any) -> Any:
         # a real coefficient that multiplies complex states is stored complex: a mixed
         # real × complex product converts the real operand on every call (~1.7× the time)
-        return _matrix_like(coef, like)
+        return _coefficient_like(coef, like)
 
     # ``coef · w`` for a coefficient made by `phi_expr`: element-wise here (a builtin, so
     # the steppers' hot loop makes no Python call per term); Dense overrides it
@@ -360,7 +361,7 @@ class Dense(EvaluatedOperator):
         self._eig = np.linalg.eigh(host) if np.array_equal(host, host.conj().T) else None
 
     def apply(self, y: Any, t: float | None = None) -> Any:
-        return y @ _matrix_like(self.a, y).T
+        return y @ _coefficient_like(self.a, y).T
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         if self._eig is not None:
@@ -374,7 +375,7 @@ class Dense(EvaluatedOperator):
         for k, w in enumerate(ws):
             if w is None:
                 continue
-            term = w @ _matrix_like(coeffs[k], w).T
+            term = w @ _coefficient_like(coeffs[k], w).T
             out = term if out is None else out + term
         return out
 
@@ -383,7 +384,7 @@ class Dense(EvaluatedOperator):
 
     def _prepare(self, coef: Any, like: Any) -> Any:
         # stored transposed: the operator acts on the trailing axis, y @ M^T
-        return _matrix_like(coef, like).T
+        return _coefficient_like(coef, like).T
 
     def apply_coefficient(self, coef: Any, w: Any) -> Any:
         return w @ coef

@@ -66,11 +66,6 @@ def _as_exprs(mat: np.ndarray) -> list[PhiExpr]:
     return [PhiExpr({(m + 1, 1.0, 0.0): float(a) for m, a in enumerate(row)}) for row in mat]
 
 
-def phi_adams_weights(thetas: tuple[float, ...]) -> list[PhiExpr]:
-    """Weights ``w_j / h`` as φ-expressions for interpolation nodes ``thetas``."""
-    return _as_exprs(adams_weight_matrix(thetas))
-
-
 def _error_matrix(thetas: tuple[float, ...]) -> np.ndarray:
     """Weights (as in `adams_weight_matrix`) of ``w^{(q)}_j − w^{(q-1)}_j``: the order-``q``
     prediction minus the one from the ``q − 1`` newest values (none on the oldest)."""
@@ -81,8 +76,8 @@ def _error_matrix(thetas: tuple[float, ...]) -> np.ndarray:
 
 
 class AdamsStepper:
-    """Variable-step exponential Adams–Bashforth stepper with one-step start-up; with
-    ``adaptive=True`` also the error estimate of the ``q(q-1)`` pair (module docstring)."""
+    """Variable-step exponential Adams–Bashforth stepper with one-step start-up;
+    `step_with_error` adds the estimate of the ``q(q-1)`` pair (module docstring)."""
 
     # largest step growth the adaptive controller may propose (see module docstring)
     max_growth = 2.0
