@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import polyforcing
 import pytest
 from _optional import needs_torch, torch
 
@@ -379,16 +380,9 @@ def test_adams_pair_is_exact_for_quadratic_forcing(name):
     predictions are exact, so the estimate vanishes, the steps grow at the 2× cap through
     ever-changing step patterns, and the end state is exact:
     ∫_0^T e^{λ(T−s)} s^m ds = m! T^{m+1} φ_{m+1}(λT)."""
-    lam = np.array([-3.0, -0.5 + 2.0j, 0.7])
-    coef = [0.3, -1.2, 0.8]
-    prob = expint.SemilinearProblem(
-        expint.Diagonal(lam), lambda t, y: np.full_like(y, sum(a * t**m for m, a in enumerate(coef)))
-    )
-    y0 = np.array([1.0, 0.5 - 0.2j, -0.3], dtype=complex)
-    sol = expint.solve(prob, y0, (0.0, 4.0), scheme=name, rtol=1e-10, atol=1e-12, first_step=1e-3)
-    exact = np.exp(lam * 4.0) * y0 + sum(
-        a * math.factorial(m) * 4.0 ** (m + 1) * expint.phi(m + 1, lam * 4.0) for m, a in enumerate(coef)
-    )
+    tol = {"rtol": 1e-10, "atol": 1e-12, "first_step": 1e-3}
+    sol = expint.solve(polyforcing.problem(), polyforcing.Y0, (0.0, 4.0), scheme=name, **tol)
+    exact = polyforcing.exact(4.0)
     np.testing.assert_allclose(sol.y[-1], exact, rtol=1e-11)
     # from 1e-3 to 4 at the 2× cap is 12 doublings, plus ladder rounding and the start-up;
     # a non-vanishing estimate held to rtol 1e-10 would need hundreds of steps

@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import polyforcing
 import pytest
 from _optional import needs_torch, torch
 
@@ -264,17 +265,8 @@ def test_variable_step_adams_is_exact_for_polynomial_forcing(q):
     and changes its step pattern, so a step that reused the coefficients of another
     node pattern would not be exact.  Exact solution:
     ∫_0^T e^{λ(T−s)} s^m ds = m! T^{m+1} φ_{m+1}(λT)."""
-    lam = np.array([-3.0, -0.5 + 2.0j, 0.7])
-    coef = [0.3, -1.2, 0.8]
-    prob = expint.SemilinearProblem(
-        expint.Diagonal(lam), lambda t, y: np.full_like(y, sum(a * t**m for m, a in enumerate(coef)))
-    )
-    y0 = np.array([1.0, 0.5 - 0.2j, -0.3], dtype=complex)
     steps = [0.1, 0.2] * 4 + [0.15] * 5 + [0.05, 0.3, 0.05, 0.3] + [0.1] * 3
     ts = np.concatenate([[0.0], np.cumsum(steps)])
-    sol = expint.solve(prob, y0, (0.0, ts[-1]), scheme=f"etdab{q}", ts=ts)
-    big_t = ts[-1]
-    exact = np.exp(lam * big_t) * y0 + sum(
-        a * math.factorial(m) * big_t ** (m + 1) * expint.phi(m + 1, lam * big_t) for m, a in enumerate(coef)
-    )
+    sol = expint.solve(polyforcing.problem(), polyforcing.Y0, (0.0, ts[-1]), scheme=f"etdab{q}", ts=ts)
+    exact = polyforcing.exact(ts[-1])
     np.testing.assert_allclose(sol.y[-1], exact, rtol=1e-12, atol=1e-12)
