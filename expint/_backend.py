@@ -36,6 +36,7 @@ __all__ = [
     "promote_types",
     "promote_working",
     "same_array_type",
+    "sparse_is_hermitian",
     "sparse_kind",
     "sparse_product",
     "stack",
@@ -281,6 +282,17 @@ def sparse_kind(a: Any) -> str | None:
     if is_torch_array(a) and a.is_sparse:
         return "torch"
     return None
+
+
+def sparse_is_hermitian(a: Any) -> bool:
+    """Whether a scipy or torch (COO) sparse matrix equals its conjugate transpose
+    exactly (O(nonzeros))."""
+    if sparse_kind(a) == "scipy":
+        return (a != a.conj().T).nnz == 0
+    b = a.coalesce()
+    bt = b.t().coalesce()
+    values = bt.values().conj() if bt.is_complex() else bt.values()
+    return bool(b.indices().equal(bt.indices()) and b.values().equal(values))
 
 
 def sparse_product(a: Any, b: Any) -> Any:

@@ -30,6 +30,7 @@ from ._backend import (
     is_inexact,
     is_torch_array,
     promote_working,
+    sparse_is_hermitian,
     sparse_kind,
     sparse_product,
     stack,
@@ -409,11 +410,25 @@ class MatrixFree(LinearOperatorBase):
         Size of the operator.
     tol : float
         Relative tolerance passed to `expint.phiv`.
-    m : int
-        Maximum Krylov basis size.
+    m : int or None
+        Maximum Krylov basis size (None: `expint.phiv`'s default).
+    hermitian : bool
+        Whether ``L = L^H`` (e.g. a symmetric diffusion operator).  Then the pure
+        exponentials ``e^{hL} v`` (Lawson schemes, and any combination with only
+        ``w_0``) are computed with the Lanczos recurrence, whose work per product does
+        not grow with the basis (`expint.phiv`).  Not checked: a wrong ``True`` gives
+        wrong exponentials.
     """
 
-    def __init__(self, matvec: Callable[[Any], Any], n: int, *, tol: float = 1e-10, m: int = 30):
+    def __init__(
+        self,
+        matvec: Callable[[Any], Any],
+        n: int,
+        *,
+        tol: float = 1e-10,
+        m: int | None = None,
+        hermitian: bool = False,
+    ):
         super().__init__()
         if isinstance(matvec, type) or not callable(matvec):
             raise TypeError("matvec must be a callable v -> L v (an instance, not a class)")
@@ -422,8 +437,11 @@ class MatrixFree(LinearOperatorBase):
         self._user_matvec = matvec
         self._checked = False
         self.n = int(n)
+        if not isinstance(hermitian, bool):
+            raise TypeError(f"hermitian must be True or False, got {hermitian!r}")
         self.tol = tol
         self.m = m
+        self.hermitian = hermitian
         self.krylov_info = KrylovInfo()
 
     def matvec(self, v: Any) -> Any:
@@ -476,9 +494,11 @@ class Sparse(MatrixFree):
         Square, real or complex.
     tol, m
         As for `MatrixFree`.
+    hermitian : bool or None
+        As for `MatrixFree`; None (default) checks ``A = A^H`` exactly, once.
     """
 
-    def __init__(self, a: Any, *, tol: float = 1e-10, m: int = 30):
+    def __init__(self, a: Any, *, tol: float = 1e-10, m: int | None = None, hermitian: bool | None = None):
         kind = sparse_kind(a)
         if kind == "scipy":
             a = a.tocsr()
@@ -491,7 +511,14 @@ class Sparse(MatrixFree):
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"A must be square, got shape {shape}")
         self.a = a
-        super().__init__(self._product, shape[0], tol=tol, m=m)
+        exact = sparse_is_hermitian(a)
+        if hermitian and not exact:
+            raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
+        if hermitian is not None and not isinstance(hermitian, bool):
+            raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
+        super().__init__(
+            self._product, shape[0], tol=tol, m=m, hermitian=exact if hermitian is None else hermitian
+        )
 
     def _product(self, v: Any) -> Any:
         return sparse_product(self.a, v.reshape(-1, 1)).reshape(v.shape)

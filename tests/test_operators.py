@@ -142,6 +142,24 @@ def test_sparse_matrices_are_a_linear_part_directly():
         expint.Sparse(a.tocsr()[:, :-1])
 
 
+def test_lawson_on_a_symmetric_sparse_matrix_uses_lanczos():
+    """A Lawson scheme needs only e^{chL}v: on a symmetric sparse L these go through
+    the Lanczos path, and agree with Arnoldi (hermitian=False) and the dense operator."""
+    a = _laplacian_1d(60)
+    y0 = np.sin(np.pi * np.linspace(0, 1, 62)[1:-1])
+    kw = {"scheme": "lawson_rk4", "n_steps": 10}
+    runs = {}
+    for herm in (None, False):
+        op = expint.Sparse(a, tol=1e-12, hermitian=herm)
+        runs[herm] = expint.solve(expint.SemilinearProblem(op, lambda t, y: np.sin(y)), y0, (0.0, 0.05), **kw)
+        assert op.krylov_info.lanczos is (herm is None)
+    dense = expint.solve(
+        expint.SemilinearProblem(expint.Dense(a.toarray()), lambda t, y: np.sin(y)), y0, (0.0, 0.05), **kw
+    )
+    np.testing.assert_allclose(runs[None].y[-1], dense.y[-1], atol=1e-10)
+    np.testing.assert_allclose(runs[False].y[-1], dense.y[-1], atol=1e-10)
+
+
 @pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
 @needs_torch
 def test_torch_sparse_tensors_act_on_torch_states():

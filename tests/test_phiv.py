@@ -149,6 +149,9 @@ def test_several_right_hand_sides_on_torch_sparse(rng):
         (np.eye(3), [np.ones(3)], {"t": float("inf")}, ValueError, "finite real"),
         (expint.MatrixFree, [np.ones(3)], {}, TypeError, "class"),
         ("matrix", [np.ones(3)], {}, TypeError, "A must be"),
+        (np.triu(np.ones((3, 3))), [np.ones(3)], {"hermitian": True}, ValueError, "not Hermitian"),
+        (np.eye(3), [np.ones(3)], {"hermitian": "yes"}, TypeError, "hermitian"),
+        (np.eye(3), [np.ones(3)], {"m": 0}, ValueError, "m must"),
     ],
 )
 def test_bad_input(a, vs, kw, exc, match):
@@ -168,3 +171,88 @@ def test_the_error_estimate_is_not_an_underestimate(n, t, p, tol):
     w, info = expint.phiv(a, vs, t, tol=tol)
     actual = np.linalg.norm(w - _dense_reference(a.toarray(), vs, t))
     assert actual > 0 and info.error_estimate >= 0.5 * actual, (actual, info.error_estimate)
+
+
+# ---------------------------------------------------------------------------------------
+# the Lanczos path (Hermitian A, pure exponential)
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-10, 1e-13])
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3)])
+def test_lanczos_meets_tolerance_on_laplacians(dim, n, t, tol, rng):
+    """A symmetric sparse matrix is detected and its exponential built by Lanczos, to
+    the tolerance against the sine-transform solution (long vectors: the checkpoints
+    and sub-steps both run); Arnoldi on the same input agrees."""
+    import scipy.sparse as sp
+
+    lap = sparse_1d(n)
+    a = lap if dim == 1 else (sp.kron(lap, sp.eye(n)) + sp.kron(sp.eye(n), lap)).tocsr()
+    v = rng.standard_normal(a.shape[0])
+    w, info = expint.phiv(a, [v], t, tol=tol)
+    assert info.lanczos and info.substeps >= 1
+    ref = exact_phiv(dim, n, [v], t)
+    assert _rel(w, ref) <= tol
+    w_arnoldi, info_arnoldi = expint.phiv(a, [v], t, tol=tol, hermitian=False)
+    assert not info_arnoldi.lanczos and _rel(w_arnoldi, ref) <= tol
+
+
+def test_lanczos_on_a_complex_hermitian_matrix_and_negative_time(rng):
+    b = rng.standard_normal((80, 80)) + 1j * rng.standard_normal((80, 80))
+    a = -(b @ b.conj().T) / 40 + (b + b.conj().T) / 10
+    a = (a + a.conj().T) / 2  # Hermitian to the last bit (rounding may break it above)
+    v = rng.standard_normal(80) + 1j * rng.standard_normal(80)
+    for t in (0.5, -0.05):
+        w, info = expint.phiv(a, [v], t, tol=1e-12)
+        assert info.lanczos
+        assert _rel(w, _dense_reference(a, [v], t)) < 1e-11
+
+
+def test_lanczos_on_a_block_of_right_hand_sides_matches_one_at_a_time(rng):
+    a = 1e-4 * sparse_1d(2500)
+    vs = rng.standard_normal((3, 2500))
+    vs[1] = 0.0
+    w, info = expint.phiv(a, [vs], 0.05, tol=1e-9)
+    assert info.lanczos
+    for b in (0, 2):
+        alone = expint.phiv(a, [vs[b]], 0.05, tol=1e-12).w
+        assert _rel(w[b], alone) <= 1e-8
+    assert not np.any(w[1])
+
+
+def test_which_process_runs():
+    """Lanczos only for a pure exponential of a Hermitian A: trailing zero vectors
+    are dropped, a φ-combination (augmented, non-Hermitian operator) uses Arnoldi,
+    and a matrix-free operator is Hermitian only when it says so."""
+    a = sparse_1d(50)
+    v = np.linspace(0, 1, 50)
+    zero = np.zeros(50)
+    assert expint.phiv(a, [v, zero, zero], 1e-3).info.lanczos
+    assert not expint.phiv(a, [v, v], 1e-3).info.lanczos
+    assert not expint.phiv(a + sparse_1d(50).T * 0 + _upper(50), [v], 1e-3).info.lanczos
+    assert not expint.phiv(expint.MatrixFree(lambda x: a @ x, 50), [v], 1e-3).info.lanczos
+    free = expint.MatrixFree(lambda x: a @ x, 50, hermitian=True)
+    w, info = expint.phiv(free, [v], 1e-3, tol=1e-12)
+    assert info.lanczos and _rel(w, expint.phiv(a, [v], 1e-3, tol=1e-12, hermitian=False).w) < 1e-11
+    assert expint.Sparse(a).hermitian and not expint.Sparse(a + _upper(50)).hermitian
+    with pytest.raises(ValueError, match="not Hermitian"):
+        expint.Sparse(a + _upper(50), hermitian=True)
+
+
+def _upper(n):
+    import scipy.sparse as sp
+
+    return sp.diags([np.ones(n - 1)], [1], format="csr")
+
+
+@needs_torch
+def test_lanczos_with_torch_dense_and_sparse_matrices(rng):
+    n = 300
+    lap = sparse_1d(n)
+    coo = lap.tocoo()
+    sparse_t = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, size=coo.shape).coalesce()
+    v = rng.standard_normal(n)
+    ref = exact_phiv(1, n, [v], 1e-3)
+    for a in (torch.from_numpy(lap.toarray()), expint.Sparse(sparse_t)):
+        w, info = expint.phiv(a, [torch.from_numpy(v)], 1e-3, tol=1e-11)
+        assert info.lanczos and isinstance(w, torch.Tensor)
+        assert _rel(w.numpy(), ref) <= 1e-10
