@@ -14,6 +14,7 @@ be written) are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +30,11 @@ def _writable(folder: str) -> Path:
     out = Path(folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".expint-write-test"
+        # one probe per process: the ranks of a `torchrun` job check the same folder at
+        # once, and a shared name let one rank delete another's probe (exit status 2)
+        probe = out / f".expint-write-test-{os.getpid()}"
         probe.write_bytes(b"")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot write to {folder!r}: {exc.strerror or exc}") from None
     return out

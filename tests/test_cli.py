@@ -93,3 +93,25 @@ def test_help_shows_parameters_and_returns(obj):
         target = getattr(getattr(importlib.import_module(owner), cls), attr)
     text = pydoc.render_doc(target)
     assert "Parameters" in text and "Returns" in text, obj
+
+
+def _check_writable_many_times(folder: str) -> None:
+    from expint.cli import _writable
+
+    for _ in range(300):
+        _writable(folder)
+
+
+def test_out_folder_check_survives_concurrent_ranks(tmp_path):
+    """The ranks of a torchrun job check the same --out folder at once; each must use its
+    own probe file (a shared one let a rank delete another's: exit status 2 at random)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_check_writable_many_times, args=(str(tmp_path / "out"),)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert list((tmp_path / "out").iterdir()) == []
