@@ -546,7 +546,11 @@ def _expv(
             broken |= newly
             hval = np.where(broken, 0.0, hnext)
             h[:, j + 1, j] = hval
-            basis[:, j + 1] = u * _column(np.where(broken, 0.0, 1.0 / np.where(hval > 0, hval, 1.0)), u)
+            scale = _column(np.where(broken, 0.0, 1.0 / np.where(hval > 0, hval, 1.0)), u)
+            if lanczos:  # u is already the slot
+                u *= scale
+            else:
+                basis[:, j + 1] = u * scale
             if broken.all():
                 mj = j + 1
                 break
@@ -594,20 +598,27 @@ def _expv(
 
 
 def _lanczos_orthogonalise(u: Any, basis: Any, h: np.ndarray, j: int, conj: Callable[[Any], Any]) -> Any:
-    """``u = A v_j`` minus its components along ``v_j`` and ``v_{j−1}``, filling column
-    ``j`` of the (tridiagonal) ``h``.  For Hermitian ``A``, ``h[j−1, j] = h[j, j−1]``
-    is known from the previous step, and ``α_j = v_j^H u`` is computed after that
-    subtraction (the modified form, as in Paige's analysis)."""
+    """``u = A v_j`` minus its components along ``v_j`` and ``v_{j−1}``, written into
+    the basis slot ``j + 1`` (returned, a view) and filling column ``j`` of the
+    (tridiagonal) ``h``.  For Hermitian ``A``, ``h[j−1, j] = h[j, j−1]`` is known from
+    the previous step, and ``α_j = v_j^H u`` is computed after that subtraction (the
+    modified form, as in Paige's analysis).  In place in the slot: on long vectors the
+    recurrence is memory-bound, and every temporary is another pass."""
+    out = basis[:, j + 1]
     if j > 0:
         h[:, j - 1, j] = h[:, j, j - 1]
-        u = u - basis[:, j - 1] * _column(h[:, j, j - 1].real, u)
-    if u.shape[0] == 1:
-        alpha = (conj(basis[0, j]) @ u[0])[None]
+        out[...] = basis[:, j - 1]
+        out *= _column(-h[:, j, j - 1].real, u)
+        out += u
     else:
-        alpha = (conj(basis[:, j])[:, None, :] @ u[:, :, None])[:, 0, 0]
-    u = u - basis[:, j] * alpha[:, None]
+        out[...] = u
+    if u.shape[0] == 1:
+        alpha = (conj(basis[0, j]) @ out[0])[None]
+    else:
+        alpha = (conj(basis[:, j])[:, None, :] @ out[:, :, None])[:, 0, 0]
+    out -= basis[:, j] * alpha[:, None]
     h[:, j, j] = to_numpy(alpha).real  # real for Hermitian A, up to rounding
-    return u
+    return out
 
 
 def _column(values: np.ndarray, like: Any) -> Any:
