@@ -56,6 +56,41 @@ def test_lab_matches_diffusers_deis(setup, order, n_steps):
     assert float((out - exact).abs().max()) <= 1e-12 * float(exact.abs().max())
 
 
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("n_steps", [6, 20])
+def test_unipc_weights_match_diffusers_unipc(setup, order, n_steps):
+    """``weights="unipc"`` with UniPC's order taper and no guard is diffusers' UniPC
+    (bh2, data prediction, corrector on every step but the last): to float32 rounding
+    of its sigmas, and to 1e-12 with float64 sigmas.  The exact weights differ from it
+    by far more than that (else this test could not tell them apart)."""
+    sch, model, x = setup
+    ref_sched = diffusers.UniPCMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        solver_order=order,
+        timestep_spacing="trailing",
+        final_sigmas_type="sigma_min",
+    )
+    ref_sched.set_timesteps(n_steps)
+    ts = np.concatenate([ref_sched.timesteps.numpy().astype(float), [0.0]])
+    kw = dict(corrector=True, lower_order_final="always", max_gain=None)
+    unipc = Sampler(sch, ts, method=ExponentialAdams(order - 1, "lam", "x0", weights="unipc", **kw))(
+        model, x.clone()
+    )
+    exact = Sampler(sch, ts, method=ExponentialAdams(order - 1, "lam", "x0", **kw))(model, x.clone())
+    stock = _run_diffusers(ref_sched, model, x.clone())
+    scale = float(stock.abs().max())
+    assert float((unipc - stock).abs().max()) <= 1e-4 * scale
+    ref_sched.set_timesteps(n_steps)
+    sig = np.sqrt((1 - sch.alphas_cumprod) / sch.alphas_cumprod)
+    ref_sched.sigmas = torch.from_numpy(np.concatenate([sig[ref_sched.timesteps.numpy()], sig[:1]]))
+    f64 = _run_diffusers(ref_sched, model, x.clone())
+    assert float((unipc - f64).abs().max()) <= 1e-12 * scale
+    assert float((exact - f64).abs().max()) >= 1e-6 * scale
+
+
 def test_ddim_matches_diffusers_ddim(setup):
     sch, model, x = setup
     ref_sched = diffusers.DDIMScheduler(

@@ -399,3 +399,40 @@ def test_equal_step_gain_is_the_adams_bashforth_coefficient_sum():
                     c = P.polymul(c, np.array([m, 1.0]) / (m - j))
             total += abs(P.polyval(1.0, P.polyint(c)))
         assert total == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"degree": 6}, "degree must be an integer in 0..5"),
+        ({"degree": True}, "degree must be an integer"),
+        ({"variable": "sigma"}, "variable must be one of"),
+        ({"target": "v"}, "target must be 'eps' or 'x0'"),
+        ({"startup": "euler"}, "startup must be"),
+        ({"max_gain": 0.5}, "max_gain must be a number ≥ 1"),
+        ({"max_disagreement": -1.0}, "max_disagreement must be"),
+        ({"lower_order_final": "sometimes"}, "lower_order_final must be True, False or 'always'"),
+        ({"weights": "bh1"}, "weights must be 'exact' or 'unipc'"),
+        ({"weights": "unipc", "target": "eps"}, "weights='unipc' is defined for target='x0'"),
+        ({"weights": "unipc", "variable": "rho"}, "variable='lam'"),
+    ],
+)
+def test_bad_exponential_adams_arguments(kwargs, match):
+    args = {"degree": 1, "variable": "lam", "target": "x0"} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ExponentialAdams(args.pop("degree"), args.pop("variable"), args.pop("target"), **args)
+
+
+def test_unipc_taper_and_weights_in_the_plan():
+    """``lower_order_final="always"`` caps the degree by the steps left on any grid;
+    ``weights="unipc"`` changes exactly the two-node steps, keeping their sum (the DDIM
+    weight plus a slope term that sums to zero)."""
+    ts = grid(SCH, 20, "logsnr", t_start=T0, t_end=T1)
+    taper = ExponentialAdams(2, "lam", "x0", lower_order_final="always", max_gain=None)
+    assert [s.degree for s in taper.plan(SCH, ts).steps][-4:] == [2, 2, 1, 0]
+    exact = ExponentialAdams(1, "lam", "x0", max_gain=None).plan(SCH, ts).steps
+    unipc = ExponentialAdams(1, "lam", "x0", max_gain=None, weights="unipc").plan(SCH, ts).steps
+    for e, u in zip(exact[1:], unipc[1:], strict=True):
+        we, wu = (np.array([w for _, w in s.out_terms]) for s in (e, u))
+        assert len(we) == len(wu) == 2 and abs(we.sum() - wu.sum()) < 1e-14 * abs(we.sum())
+        assert 0 < wu[0] < we[0]  # the slope enters with ½(1 − e^{−h}) < (h − 1 + e^{−h})/h
