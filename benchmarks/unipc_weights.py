@@ -42,6 +42,7 @@ def diffusers_unipc3(net, ts: np.ndarray, x_T: torch.Tensor) -> torch.Tensor:
     betas = 1.0 - ac / np.concatenate([[1.0], ac[:-1]])
     s = diffusers.UniPCMultistepScheduler(
         trained_betas=betas.tolist(),
+        prediction_type={"eps": "epsilon", "v": "v_prediction", "x0": "sample"}[net.prediction],
         solver_order=3,
         timestep_spacing="trailing",
         final_sigmas_type="sigma_min",
