@@ -276,8 +276,8 @@ def phiv(
         matrices) and read from an expint operator's ``hermitian`` attribute; an
         operator known only by its products is treated as non-Hermitian.  ``True`` for
         an explicit matrix that is not Hermitian is an error; for a matrix-free ``A``
-        it is the caller's promise.  ``p > 0`` always uses Arnoldi: the augmented
-        operator is not Hermitian.
+        it is the caller's promise.  ``p > 0`` always uses Arnoldi (the augmented
+        operator is not Hermitian), and ``A`` is then not inspected.
 
     Returns
     -------
@@ -290,7 +290,7 @@ def phiv(
     TypeError, ValueError
         For a non-square ``A``, vectors of the wrong length, integer dtypes,
         non-finite input, a non-positive ``tol`` or ``m``, ``hermitian=True`` for an
-        explicit matrix that is not Hermitian.
+        explicit matrix that is not Hermitian (with ``p = 0``).
     """
     matvec, n = _as_matvec(A)
     vs = _check_vectors(vs, n)
@@ -304,10 +304,6 @@ def phiv(
     if hermitian is not None and not isinstance(hermitian, bool):
         raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
     t, tol = float(t), float(tol)
-    p = len(vs) - 1
-    exact = _hermitian(A) if hermitian is not False else None
-    if hermitian and exact is False:
-        raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
     info = KrylovInfo()
     if t == 0.0:
         return PhivResult(vs[0] + 0 * vs[0], info)
@@ -326,6 +322,10 @@ def phiv(
         norms.pop()
         vs.pop()
     p = len(vs) - 1
+    # symmetry matters (and is checked, O(entries)) only for a pure exponential
+    exact = _hermitian(A) if p == 0 and hermitian is not False else None
+    if hermitian and exact is False:
+        raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
     lanczos = p == 0 and bool(hermitian or exact)
     m = (_DEFAULT_M_LANCZOS if lanczos else _DEFAULT_M) if m is None else int(m)
     # t < 0: t^k φ_k(tA) v_k = |t|^k φ_k(|t|(-A)) (-1)^k v_k
