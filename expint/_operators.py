@@ -511,11 +511,11 @@ class Sparse(MatrixFree):
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"A must be square, got shape {shape}")
         self.a = a
-        exact = sparse_is_hermitian(a)
-        if hermitian and not exact:
-            raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
         if hermitian is not None and not isinstance(hermitian, bool):
             raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
+        exact = hermitian is not False and sparse_is_hermitian(a)  # O(nonzeros), once
+        if hermitian and not exact:
+            raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
         super().__init__(
             self._product, shape[0], tol=tol, m=m, hermitian=exact if hermitian is None else hermitian
         )
