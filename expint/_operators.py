@@ -413,11 +413,11 @@ class MatrixFree(LinearOperatorBase):
     m : int or None
         Maximum Krylov basis size (None: `expint.phiv`'s default).
     hermitian : bool
-        Whether ``L = L^H`` (e.g. a symmetric diffusion operator).  Then the pure
-        exponentials ``e^{hL} v`` (Lawson schemes, and any combination with only
-        ``w_0``) are computed with the Lanczos recurrence, whose work per product does
-        not grow with the basis (`expint.phiv`).  Not checked: a wrong ``True`` gives
-        wrong exponentials.
+        Whether ``L = L^H`` (e.g. a symmetric diffusion operator).  Then every
+        φ-combination is computed with the Lanczos recurrence on ``L``, whose work per
+        product does not grow with the basis (`expint.phiv`; combinations with
+        ``w_1, w_2, …`` through phipm's single-vector form).  Not checked: a wrong
+        ``True`` gives wrong results.
     """
 
     def __init__(

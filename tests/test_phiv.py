@@ -101,10 +101,11 @@ def test_zero_time_returns_v0(rng):
     assert info.matvecs == 0
 
 
-@pytest.mark.parametrize("matrix_free", [False, True])
-def test_several_right_hand_sides_at_once(matrix_free, rng):
+@pytest.mark.parametrize(("matrix_free", "hermitian"), [(False, False), (True, None), (False, None)])
+def test_several_right_hand_sides_at_once(matrix_free, hermitian, rng):
     """A block ``(B, n)`` of right-hand sides gives each row's own result (to the
-    tolerance), including a zero row and a row whose Krylov space is invariant."""
+    tolerance), including a zero row and a row whose Krylov space is invariant; on
+    Arnoldi (the augmented operator) and on Lanczos (the symmetric explicit matrix)."""
     import scipy.sparse as sp
 
     # a diffusion block (‖tA‖ ≈ 50) and a diagonal block with three eigenvalues; n is
@@ -115,8 +116,10 @@ def test_several_right_hand_sides_at_once(matrix_free, rng):
     v0, v1 = rng.standard_normal((4, n)), rng.standard_normal((4, n))
     v0[2] = v1[2] = 0.0  # w = φ_1(tA)·0: zero (its augmented vector breaks down at once)
     v0[3, :2500] = v1[3] = 0.0  # only the diagonal block: invariant after a few vectors
-    w, info = expint.phiv(a, [v0, v1], t, tol=1e-8)
-    assert w.shape == (4, n) and info.happy_breakdowns >= 2  # rows 2 and 3, every sub-step
+    w, info = expint.phiv(a, [v0, v1], t, tol=1e-8, hermitian=hermitian)
+    assert info.lanczos == (hermitian is None and not matrix_free)
+    # rows 2 and 3 on the augmented operator; on Lanczos row 2 (w_1 = 0) never starts
+    assert w.shape == (4, n) and info.happy_breakdowns >= (1 if info.lanczos else 2)
     for b in range(4):
         alone, _ = expint.phiv(op, [v0[b], v1[b]], t, tol=1e-12)
         assert np.linalg.norm(w[b] - alone) <= 1e-7 * np.linalg.norm(alone) or b == 2, b
@@ -174,7 +177,7 @@ def test_the_error_estimate_is_not_an_underestimate(n, t, p, tol):
 
 
 # ---------------------------------------------------------------------------------------
-# the Lanczos path (Hermitian A, pure exponential)
+# the Lanczos path (Hermitian A)
 
 
 @pytest.mark.parametrize("tol", [1e-6, 1e-10, 1e-13])
@@ -196,15 +199,63 @@ def test_lanczos_meets_tolerance_on_laplacians(dim, n, t, tol, rng):
     assert not info_arnoldi.lanczos and _rel(w_arnoldi, ref) <= tol
 
 
+@pytest.mark.parametrize("tol", [1e-6, 1e-10, 1e-13])
+@pytest.mark.parametrize("p", [1, 3])
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3)])
+def test_lanczos_phi_combinations_meet_tolerance(dim, n, t, p, tol, rng):
+    """Σ t^k φ_k(tA) v_k of a symmetric matrix by Lanczos on A (the single-vector form):
+    to the tolerance against the sine-transform solution, and Arnoldi on the augmented
+    operator agrees.  At 1e-13 on the rough vectors used here the single-vector form's
+    cancellation may not reach the tolerance, and then Arnoldi must take over."""
+    import scipy.sparse as sp
+
+    lap = sparse_1d(n)
+    a = lap if dim == 1 else (sp.kron(lap, sp.eye(n)) + sp.kron(sp.eye(n), lap)).tocsr()
+    vs = list(rng.standard_normal((p + 1, a.shape[0])))
+    w, info = expint.phiv(a, vs, t, tol=tol)
+    assert info.lanczos or tol < 1e-12
+    ref = exact_phiv(dim, n, vs, t)
+    assert _rel(w, ref) <= tol
+    w_arnoldi, info_arnoldi = expint.phiv(a, vs, t, tol=tol, hermitian=False)
+    assert not info_arnoldi.lanczos and _rel(w_arnoldi, ref) <= tol
+
+
+def test_a_stiff_phi_combination_falls_back_to_arnoldi(rng):
+    """‖tA‖ ≈ 1.6e5 and rough vectors: the terms of the single-vector form are ~1e5
+    times the result, so at tol 1e-10 rounding rules it out and the augmented Arnoldi
+    process runs instead; at 1e-6 Lanczos is fine."""
+    a = sparse_1d(200)
+    vs = list(rng.standard_normal((3, 200)))
+    ref = _dense_reference(a.toarray(), vs, 1.0)
+    for tol, lanczos in ((1e-6, True), (1e-10, False)):
+        w, info = expint.phiv(a, vs, 1.0, tol=tol)
+        assert info.lanczos == lanczos and _rel(w, ref) <= tol, (tol, _rel(w, ref))
+
+
+def test_lanczos_phi_combination_special_vectors(rng):
+    """A steady state (A v_0 + v_1 = 0, so u(t) = v_0 for all t: w_1 = 0 and no basis is
+    built) and a zero v_0 (pure φ-terms)."""
+    a = sparse_1d(300)
+    v0 = rng.standard_normal(300)
+    w, info = expint.phiv(a, [v0, -(a @ v0)], 1e-3, tol=1e-10)
+    assert info.lanczos and info.substeps == 0
+    assert _rel(w, v0) < 1e-13
+    vs = [np.zeros(300), rng.standard_normal(300), rng.standard_normal(300)]
+    w, info = expint.phiv(a, vs, 1e-3, tol=1e-10)
+    assert info.lanczos and _rel(w, _dense_reference(a.toarray(), vs, 1e-3)) <= 1e-10
+
+
 def test_lanczos_on_a_complex_hermitian_matrix_and_negative_time(rng):
     b = rng.standard_normal((80, 80)) + 1j * rng.standard_normal((80, 80))
     a = -(b @ b.conj().T) / 40 + (b + b.conj().T) / 10
     a = (a + a.conj().T) / 2  # Hermitian to the last bit (rounding may break it above)
     v = rng.standard_normal(80) + 1j * rng.standard_normal(80)
+    v1 = rng.standard_normal(80) + 1j * rng.standard_normal(80)
     for t in (0.5, -0.05):
-        w, info = expint.phiv(a, [v], t, tol=1e-12)
-        assert info.lanczos
-        assert _rel(w, _dense_reference(a, [v], t)) < 1e-11
+        for vs in ([v], [v, v1, v]):
+            w, info = expint.phiv(a, vs, t, tol=1e-12)
+            assert info.lanczos
+            assert _rel(w, _dense_reference(a, vs, t)) < 1e-11
 
 
 def test_lanczos_on_a_block_of_right_hand_sides_matches_one_at_a_time(rng):
@@ -220,14 +271,15 @@ def test_lanczos_on_a_block_of_right_hand_sides_matches_one_at_a_time(rng):
 
 
 def test_which_process_runs():
-    """Lanczos only for a pure exponential of a Hermitian A: trailing zero vectors
-    are dropped, a φ-combination (augmented, non-Hermitian operator) uses Arnoldi,
+    """Lanczos for a Hermitian A, pure exponential or φ-combination (trailing zero
+    vectors are dropped), Arnoldi when told ``hermitian=False`` or A is not Hermitian,
     and a matrix-free operator is Hermitian only when it says so."""
     a = sparse_1d(50)
     v = np.linspace(0, 1, 50)
     zero = np.zeros(50)
     assert expint.phiv(a, [v, zero, zero], 1e-3).info.lanczos
-    assert not expint.phiv(a, [v, v], 1e-3).info.lanczos
+    assert expint.phiv(a, [v, v], 1e-3).info.lanczos
+    assert not expint.phiv(a, [v, v], 1e-3, hermitian=False).info.lanczos
     assert not expint.phiv(a + sparse_1d(50).T * 0 + _upper(50), [v], 1e-3).info.lanczos
     assert not expint.phiv(expint.MatrixFree(lambda x: a @ x, 50), [v], 1e-3).info.lanczos
     free = expint.MatrixFree(lambda x: a @ x, 50, hermitian=True)
