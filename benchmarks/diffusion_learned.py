@@ -1,7 +1,8 @@
 """Samplers on the shipped learned networks: expint against diffusers and k-diffusion.
 
 Usage: python benchmarks/diffusion_learned.py [--model digits_eps] [--device cpu] [--batch 512]
-       [--nfe 3,4,5,6,8,10,15,20,30] [--opt-methods dpmpp2m_pc] [--opt-evals 200] [--out results]
+       [--nfe 3,4,5,6,8,10,15,20,30] [--opt-methods dpmpp2m_pc] [--opt-evals 200]
+       [--opt-skip 0.03,0.08] [--out results]
 
 Every sampler integrates the same probability-flow ODE of the model from t = 999 to
 t = 0 (σ > 0 there) from the same float64 noise.  Reference: dopri5 in v = x/α against
@@ -11,8 +12,12 @@ samples (with the split-half noise floor of the reference set).
 
 - expint: every preset on every grid kind (uniform, quadratic, logsnr, karras); the
   default (``sample``'s method and grid); and grids from ``optimize_grid`` for the
-  methods in ``--opt-methods``, calibrated on a batch of other noise (seed 1, 128
-  samples) and measured on the evaluation batch (seed 0).
+  methods in ``--opt-methods`` (presets, or ``unipc2``/``unipc3``: the engine's UniPC
+  form), calibrated on a batch of other noise (seed 1, 128 samples) and measured on the
+  evaluation batch (seed 0).  ``--opt-skip 0.03,0.08`` also searches grids whose first
+  call is where the signal level α reaches each value, the interval before crossed by
+  the prior flow (``optimize_grid(skip=...)``, up to NFE 10), keeping the best on the
+  calibration batch.
 - diffusers (if installed): DDIM, DEIS-1/2/3, DPM-Solver++ 2M/3M, UniPC-2/3, each with
   its default spacing, ``trailing``, Karras sigmas and λ-uniform steps where the
   scheduler offers them, all ending at t = 0 (``final_sigmas_type="sigma_min"``,
@@ -46,7 +51,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _kdiffusion import load_sampling
 
-from expint.diffusion import DEFAULT_METHOD, METHODS, Sampler, grid, metrics, optimize_grid, pretrained
+from expint.diffusion import (
+    DEFAULT_METHOD,
+    METHODS,
+    ExponentialAdams,
+    Sampler,
+    grid,
+    metrics,
+    optimize_grid,
+    pretrained,
+)
 from expint.diffusion.models import conversion
 from expint.diffusion.reference import pf_ode_reference
 
@@ -75,8 +89,30 @@ def report(name, row):
     print(f"  {name}: " + ", ".join(f"{n}: {c}" for n, c in zip(row, cells, strict=True)), flush=True)
 
 
+# configurations of the engine that are not presets: the UniPC "bh2" form (two-node
+# steps weighted as diffusers' UniPC does, its predictor–corrector, no gain guard, order
+# capped by the steps left), with 2 and 3 interpolation points
+EXTRA = {
+    f"unipc{k}": ExponentialAdams(
+        k - 1, "lam", "x0", corrector=True, weights="unipc", max_gain=None,
+        lower_order_final="always", name=f"unipc{k}",
+    )
+    for k in (2, 3)
+}  # fmt: skip
+
+
+def method_of(name: str):
+    return EXTRA.get(name, name)
+
+
 def stages(method: str) -> int:
-    return getattr(METHODS[method], "stages", 1)
+    return getattr(EXTRA.get(method) or METHODS[method], "stages", 1)
+
+
+def skip_times(schedule, alphas: list[float]) -> list[float]:
+    """The times at which the signal level α reaches each of ``alphas`` (VP: λ = log α/√(1−α²))."""
+    lam = np.log(np.asarray(alphas) / np.sqrt(1.0 - np.asarray(alphas) ** 2))
+    return [float(t) for t in np.asarray(schedule.t_of_lam(lam), dtype=np.float64)]
 
 
 def expint_runs(net, x_T, ref, nfes, methods, samples):
@@ -105,9 +141,12 @@ def expint_runs(net, x_T, ref, nfes, methods, samples):
     return out
 
 
-def optimized_runs(net, x_T, ref, nfes, methods, evals, samples):
-    """optimize_grid on a calibration batch (seed 1), scored on the evaluation batch."""
+def optimized_runs(net, x_T, ref, nfes, methods, evals, samples, skip_alphas=(), skip_max_nfe=10):
+    """optimize_grid on a calibration batch (seed 1), scored on the evaluation batch; up to
+    ``skip_max_nfe`` calls, also with the first call at each signal level of
+    ``skip_alphas`` (the prior flow before it), the best on the calibration batch kept."""
     out, grids, cost = {}, {}, {}
+    skips = skip_times(net.schedule, list(skip_alphas)) if skip_alphas else []
     calib = torch.randn(128, *net.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     calib = calib.to(x_T.device)
     calib_ref = pf_ode_reference(net.model, net.schedule, net.prediction, calib, T0, T1, 1e-7)
@@ -118,12 +157,16 @@ def optimized_runs(net, x_T, ref, nfes, methods, evals, samples):
             if nfe % k or nfe // k < 2:
                 continue
             ts, info = optimize_grid(
-                net.model, net.schedule, nfe, name, prediction=net.prediction, x_T=calib,
-                reference=calib_ref, start=KINDS, t_start=T0, t_end=T1, max_evals=evals, full_output=True,
+                net.model, net.schedule, nfe, method_of(name), prediction=net.prediction, x_T=calib,
+                reference=calib_ref, start=KINDS, t_start=T0, t_end=T1, max_evals=evals,
+                skip=skips if nfe <= skip_max_nfe else (), full_output=True,
             )  # fmt: skip
-            x = Sampler(net.schedule, ts, name, net.prediction)(net.model, x_T, check_finite=False)
+            sampler = Sampler(
+                net.schedule, ts, method_of(name), net.prediction, prior_from=info["prior_from"]
+            )
+            x = sampler(net.model, x_T, check_finite=False)
             row[nfe] = score(x, ref)
-            grids[f"{name} {nfe}"] = ts.tolist()
+            grids[f"{name} {nfe}"] = {"ts": ts.tolist(), "prior_from": info["prior_from"]}
             cost[f"{name} {nfe}"] = info
             samples.setdefault(nfe, {})[f"expint {name} (optimised)"] = x
         out[f"expint {name} (optimised)"] = row
@@ -376,6 +419,11 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(m for m in METHODS if not m.endswith("_x0")))
     ap.add_argument("--opt-methods", default="dpmpp2m_pc", help="comma-separated; empty for none")
     ap.add_argument("--opt-evals", type=int, default=200, help="sampler runs per optimised grid")
+    ap.add_argument(
+        "--opt-skip",
+        default="",
+        help="signal levels α for the first model call (prior flow before), e.g. 0.03,0.08",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
@@ -397,7 +445,8 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     results = expint_runs(net, x_T, ref, nfes, methods, samples)
     opt_methods = [m for m in args.opt_methods.split(",") if m]
-    opt, grids, cost = optimized_runs(net, x_T, ref, nfes, opt_methods, args.opt_evals, samples)
+    skip_alphas = [float(a) for a in args.opt_skip.split(",") if a]
+    opt, grids, cost = optimized_runs(net, x_T, ref, nfes, opt_methods, args.opt_evals, samples, skip_alphas)
     results.update(opt)
     results.update(diffusers_runs(net, args.model, x_T, ref, nfes, samples))
     results.update(kdiffusion_runs(net, x_T, ref, nfes, samples))
@@ -413,7 +462,9 @@ def main() -> None:
             f"optimised {key}: calibration loss {info['loss_start']:.4f} ({info['start']}) → "
             f"{info['loss']:.4f}, {info['model_calls']} model calls on {info['batch']} samples + "
             f"{info['reference_calls']} for the reference"
-        )
+            + (f"; first call at t = {grids[key]['ts'][0]:.1f} (prior flow from {info['prior_from']:g})"
+               if info["prior_from"] is not None else "")
+        )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"diffusion_learned_{args.model}"

@@ -19,7 +19,7 @@ from .methods import (
 )
 from .models import PREDICTIONS
 from .optimize import optimize_grid
-from .sampler import Sampler, sample
+from .sampler import Sampler, prior_flow, sample
 from .schedules import EDM, VE, DiscreteVP, FlowMatching, Schedule, VPCosine, VPLinear
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "metrics",
     "optimize_grid",
     "pretrained",
+    "prior_flow",
     "sample",
     "toy",
 ]

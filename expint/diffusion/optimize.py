@@ -25,7 +25,7 @@ Cost in model calls: the reference (adaptive dopri5, reported in ``info``) plus
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,8 @@ def optimize_grid(
     reference: Any = None,
     reference_rtol: float = 1e-7,
     max_evals: int = 200,
+    skip: Sequence[float] = (),
+    prior_mean: Any = 0.0,
     full_output: bool = False,
     progress: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
@@ -121,7 +123,18 @@ def optimize_grid(
     reference_rtol : float
         Tolerance of the default reference.
     max_evals : int
-        Sampler runs the search may spend (each costs ``nfe`` model calls on the batch).
+        Sampler runs the search may spend (each costs ``nfe`` model calls on the batch),
+        per entry of ``skip`` plus one.
+    skip : sequence of float
+        Candidate times for the first model call below the start (``x_T`` stays at the
+        start time): the interval between is crossed without model calls by the prior
+        flow (`expint.diffusion.prior_flow`; see ``Sampler``'s ``prior_from``).  Each
+        candidate's grid is searched as the plain one is, and the best on the
+        calibration batch wins; with ``full_output`` its ``info["prior_from"]`` is the
+        time of ``x_T`` to pass as ``Sampler(..., prior_from=...)`` (None when the plain
+        grid won).  Empty (default): the grid starts at the start time.
+    prior_mean : float or tensor
+        The data mean the prior flow assumes (``Sampler``'s ``prior_mean``).
     full_output : bool
         Also return a dict with the loss before and after, the calls spent and the
         reference's own calls.
@@ -131,17 +144,18 @@ def optimize_grid(
     Returns
     -------
     numpy.ndarray or (numpy.ndarray, dict)
-        The grid, strictly decreasing, float64, with the ends of ``start``; never worse
-        on the calibration batch than ``start`` (the best point seen is returned).  Save
-        it with ``numpy.save`` and pass it to ``Sampler``/``sample`` as ``ts``.
+        The grid, strictly decreasing, float64, with the ends of ``start`` (its first
+        time is a ``skip`` candidate when one wins); never worse on the calibration
+        batch than ``start`` (the best point seen is returned).  Save it with
+        ``numpy.save`` and pass it to ``Sampler``/``sample`` as ``ts``.
 
     Raises
     ------
     TypeError, ValueError
         For a model that is not callable, an ``nfe`` that is not a positive integer (or
         not a multiple of a Runge–Kutta method's stages), neither ``x_T`` nor ``shape``,
-        a reference of another shape, ``max_evals < 1``, or σ = 0 at ``t_end`` without a
-        ``reference``.
+        a reference of another shape, ``max_evals < 1``, σ = 0 at ``t_end`` without a
+        ``reference``, or a ``skip`` time that is not strictly between the grid's ends.
 
     Notes
     -----
@@ -174,6 +188,7 @@ def optimize_grid(
     n = _steps(method, int(nfe))
     several = isinstance(start, (list, tuple)) and all(isinstance(k, str) for k in start) and start
     starts = [make_grid(schedule, n, k, t_start, t_end) for k in (start if several else [start])]
+    kinds = list(start) if several else ([start] if isinstance(start, str) else [])
     ts0 = starts[0]
     if x_T is None:
         if shape is None:
@@ -199,23 +214,92 @@ def optimize_grid(
         if tuple(reference.shape) != tuple(x_T.shape):
             raise ValueError(f"reference has shape {tuple(reference.shape)}, x_T {tuple(x_T.shape)}")
 
+    skips = [float(c) for c in skip]
+    for c in skips:
+        if not ts0[-1] < c < ts0[0]:
+            raise ValueError(
+                f"skip times must lie strictly between the grid's ends {ts0[-1]} and {ts0[0]}, got {c}"
+            )
+    bar = None
+    if progress and n >= 2 and max_evals > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_evals * (len(skips) + 1), desc=f"optimize_grid nfe {nfe}", unit="run")
+    evals = [0]
+    results = []
+    for first in [None, *skips]:
+        if first is None:
+            cand = starts
+        elif kinds:  # the spacing rules again, from the candidate on
+            cand = [make_grid(schedule, n, k, first, float(ts0[-1])) for k in kinds]
+        else:
+            cand = [_moved(ts, first) for ts in starts]
+        prior_from = None if first is None else float(ts0[0])
+        results.append(
+            (*_search(method, schedule, prediction, model, x_T, reference, cand, max_evals, evals, bar,
+                      prior_from, prior_mean), prior_from, first)
+        )  # fmt: skip
+    if bar is not None:
+        bar.close()
+    initial = results[0][3]
+    best_ts, best_loss, start_index, _, prior_from, _ = min(results, key=lambda r: r[1])
+    if not full_output:
+        return best_ts
+    info = {
+        "loss_start": initial,
+        "loss": best_loss,
+        "sampler_runs": evals[0],
+        "model_calls": evals[0] * nfe,
+        "reference_calls": ref_calls,
+        "batch": int(x_T.shape[0]),
+        "start": start[start_index] if several else (start if isinstance(start, str) else "explicit"),
+        "prior_from": prior_from,
+    }
+    return best_ts, info
+
+
+def _moved(ts: np.ndarray, first: float) -> np.ndarray:
+    """``ts`` with its first time moved to ``first``, the others mapped affinely so the
+    spacing keeps its shape (the last time is kept)."""
+    out = ts[-1] + (ts - ts[-1]) * (first - ts[-1]) / (ts[0] - ts[-1])
+    out[0], out[-1] = first, ts[-1]
+    return out
+
+
+def _search(
+    method: Any,
+    schedule: Schedule,
+    prediction: str,
+    model: Callable[[Any, Any], Any],
+    x_T: Any,
+    reference: Any,
+    starts: list[np.ndarray],
+    max_evals: int,
+    evals: list[int],
+    bar: Any,
+    prior_from: float | None,
+    prior_mean: Any,
+) -> tuple[np.ndarray, float, int, float]:
+    """Nelder–Mead over the logits of the best of ``starts`` (ends kept): the best
+    grid seen, its loss, the index of the start it came from and that start's loss."""
+    import torch
+
     def loss_of(ts: np.ndarray) -> float:
-        out = Sampler(schedule, ts, method, prediction)(model, x_T, check_finite=False)
+        sampler = Sampler(schedule, ts, method, prediction, prior_from=prior_from, prior_mean=prior_mean)
+        out = sampler(model, x_T, check_finite=False)
         return rmse(out, reference) if bool(torch.isfinite(out).all()) else np.inf
 
     tried = [(loss_of(ts), i) for i, ts in enumerate(starts)]
+    evals[0] += len(starts)
     initial, first = min(tried)
     ts0 = starts[first]
     best: dict[str, Any] = {"loss": initial, "ts": ts0}
-    evals = [len(starts)]
-    if n >= 2 and max_evals > 1:
+    runs = [len(starts)]
+    if len(ts0) >= 3 and max_evals > 1:
         from scipy.optimize import minimize
 
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=max_evals, initial=evals[0], desc=f"optimize_grid nfe {nfe}", unit="run")
+        if bar is not None:
+            bar.update(len(starts))
 
         def objective(z: np.ndarray) -> float:
             ts = grid_from_logits(z, ts0[0], ts0[-1])
@@ -223,6 +307,7 @@ def optimize_grid(
                 return np.inf  # increments below float resolution
             value = loss_of(ts)
             evals[0] += 1
+            runs[0] += 1
             if bar is not None:
                 bar.update()
             if value < best["loss"]:
@@ -233,19 +318,11 @@ def optimize_grid(
             objective,
             logits_from_grid(ts0),
             method="Nelder-Mead",
-            options={"maxfev": max(1, max_evals - evals[0]), "xatol": 1e-4, "fatol": 1e-7, "adaptive": n > 4},
+            options={
+                "maxfev": max(1, max_evals - runs[0]),
+                "xatol": 1e-4,
+                "fatol": 1e-7,
+                "adaptive": len(ts0) > 5,
+            },
         )
-        if bar is not None:
-            bar.close()
-    if not full_output:
-        return best["ts"]
-    info = {
-        "loss_start": initial,
-        "loss": best["loss"],
-        "sampler_runs": evals[0],
-        "model_calls": evals[0] * nfe,
-        "reference_calls": ref_calls,
-        "batch": int(x_T.shape[0]),
-        "start": start[first] if several else (start if isinstance(start, str) else "explicit"),
-    }
-    return best["ts"], info
+    return best["ts"], best["loss"], first, initial

@@ -22,7 +22,7 @@ from .methods import DEFAULT_METHOD, Method, get_method
 from .models import check_prediction
 from .schedules import Schedule
 
-__all__ = ["Sampler", "sample"]
+__all__ = ["Sampler", "prior_flow", "sample"]
 
 
 class Sampler:
@@ -44,6 +44,19 @@ class Sampler:
         ``ExponentialAdams(2, "t", "x0")``.  diffusers' DEIS ``solver_order=3`` is ``lab2``.
     prediction : {"eps", "x0", "v", "score", "flow"}
         What the model returns.
+    prior_from : float, optional
+        The time of ``x_T`` when it is earlier in sampling than the first model call
+        (``prior_from > ts[0]``): the interval ``[prior_from, ts[0]]`` is crossed
+        without model calls by `prior_flow`, the probability-flow ODE of a data
+        distribution concentrated at ``prior_mean``.  At high noise a network's data
+        estimate ``x̂_0 = (x − σ ε̂)/α`` amplifies its ε error by ``σ/α`` (about 157 at
+        t = 999 of the linear DDPM schedule) while carrying almost no information about
+        the sample, so with a handful of calls it pays to spend none there
+        (``optimize_grid(..., skip=...)`` chooses where).  The price is a bias of
+        about ``α(ts[0])·‖x_0 − prior_mean‖`` that does not shrink with more calls.
+    prior_mean : float or tensor
+        The data mean the prior flow assumes (a scalar, or a tensor broadcasting
+        against one sample); 0 for centred data.
 
     Notes
     -----
@@ -54,7 +67,16 @@ class Sampler:
     the step).  Returning the same unchanged tensor every call is fine.
     """
 
-    def __init__(self, schedule: Schedule, ts: Any, method: Any = DEFAULT_METHOD, prediction: str = "eps"):
+    def __init__(
+        self,
+        schedule: Schedule,
+        ts: Any,
+        method: Any = DEFAULT_METHOD,
+        prediction: str = "eps",
+        *,
+        prior_from: float | None = None,
+        prior_mean: Any = 0.0,
+    ):
         if isinstance(schedule, type):
             raise TypeError(f"schedule must be an instance, e.g. {schedule.__name__}(), not the class")
         if not isinstance(schedule, Schedule):
@@ -75,6 +97,8 @@ class Sampler:
         #: Interpolation degree of each step of an Adams method (``None`` for Runge–Kutta steps).
         self.degrees = [step.degree for step in plans[0].steps]
         self._device_cache: dict = {}
+        self.prior_from = _check_prior_from(schedule, prior_from, rows[:, 0])
+        self.prior_mean = prior_mean
 
     @property
     def stages_per_step(self) -> list[int]:
@@ -176,6 +200,8 @@ class Sampler:
         if x_T.dim() < 1:
             raise ValueError("x_T must have a leading batch axis")
         views, times = self._on(x_T)
+        if self.prior_from is not None:
+            x_T = prior_flow(self.schedule, x_T, self.prior_from, self.ts[..., 0], self.prior_mean)
         sums = None
         if check_finite:  # one slot per step, the last for x_T; read once at the end
             real = x_T.real.dtype if x_T.is_complex() else x_T.dtype
@@ -307,6 +333,57 @@ def _combine(c0: Any, x: Any, terms: Sequence[tuple[int, int]], views: list, pre
     for idx, slot in terms:
         acc.addcmul_(views[slot], preds[idx])
     return acc
+
+
+def prior_flow(schedule: Schedule, x: Any, t_from: float, t_to: Any, mean: Any = 0.0) -> Any:
+    r"""Carry ``x`` from ``t_from`` to ``t_to`` along the probability-flow ODE of a data
+    distribution concentrated at ``mean``, without a model call.
+
+    For a point mass the data prediction is ``x̂_0 = μ`` everywhere, so the noise
+    ``ε = (x − α_s μ)/σ_s`` is constant along each path and
+
+    $$x_t = α_t μ + \frac{σ_t}{σ_s}\,(x_s − α_s μ).$$
+
+    ``t_to`` may be one time or, for per-sample grids, an array of shape ``(batch,)``.
+    `Sampler` uses it for ``prior_from``.
+    """
+    import torch
+
+    if not is_torch_array(x):
+        raise TypeError("x must be a torch tensor")
+    t_to = np.asarray(t_to, dtype=np.float64).reshape(-1)
+    t_from_arr = np.full(1, float(t_from))
+    a_s, s_s = schedule.alpha(t_from_arr), schedule.sigma(t_from_arr)
+    a_t, s_t = schedule.alpha(t_to), schedule.sigma(t_to)
+    if not np.all(s_s > 0):
+        raise ValueError(f"sigma must be positive at t_from = {t_from}")
+    ratio = s_t / s_s
+    shift = a_t - ratio * a_s  # the coefficient of μ
+    real = x.real.dtype if x.is_complex() else x.dtype
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    r = torch.as_tensor(ratio, dtype=real, device=x.device).reshape(shape)
+    out = x * r
+    if not (isinstance(mean, (int, float)) and mean == 0):
+        m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+        out = out + torch.as_tensor(shift, dtype=real, device=x.device).reshape(shape) * m
+    return out
+
+
+def _check_prior_from(schedule: Schedule, prior_from: Any, firsts: np.ndarray) -> float | None:
+    if prior_from is None:
+        return None
+    if isinstance(prior_from, bool) or not isinstance(prior_from, (int, float, np.integer, np.floating)):
+        raise TypeError(f"prior_from must be a time (a float) or None, got {prior_from!r}")
+    value = float(prior_from)
+    schedule.check_times(np.array([value]), "prior_from")
+    if not np.all(value > firsts):
+        raise ValueError(
+            f"prior_from = {value} must be later in sampling than the first grid time ts[0] = "
+            f"{float(np.max(firsts))} (it is the time of x_T; the model is first called at ts[0])"
+        )
+    if not float(schedule.sigma(np.array([value]))[0]) > 0:
+        raise ValueError(f"sigma must be positive at prior_from = {value}")
+    return value
 
 
 def sample(
