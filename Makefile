@@ -30,7 +30,7 @@ docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 test: lint docs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules expint
 
 # the numpy core without torch installed (tests/conftest.py collects the core modules only)
