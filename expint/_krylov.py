@@ -593,7 +593,8 @@ def _expv(
         for z in zs:
             ws.append(matvec(ws[-1]) + z)
             info.matvecs += 1
-        beta = _row_norms(ws[-1])
+        wnorms = [_row_norms(x) for x in ws[1:]]
+        beta = wnorms[-1] if p else _row_norms(w)
         # the tolerance is relative to the size of the solution over what is left of the
         # interval (for p = 0 the norm of the propagated vector)
         scale = (
@@ -603,7 +604,7 @@ def _expv(
             + sum((t - t_now) ** k / math.factorial(k) * _row_norms(z) for k, z in enumerate(zs, 1))
         )
         if p:
-            tau = _cap_for_rounding(ws, tau, tol * scale / t)
+            tau = _cap_for_rounding(wnorms, tau, tol * scale / t)
         if not np.any(beta > 0):
             if p:  # A w_{p−1} + z_p = 0: the solution is the polynomial part, exactly
                 w = _taylor(ws[:-1], t - t_now)
@@ -620,7 +621,7 @@ def _expv(
         anorm = np.zeros(rows)
         mj, early = m, None
 
-        proj = _Projection(h, beta, ws, m, p)
+        proj = _Projection(h, beta, wnorms, m, p)
 
         for j in range(m):
             u = matvec(basis[:, j])
@@ -672,10 +673,13 @@ def _expv(
                     early = (j + 1, err, f)
                     break
         if broken.all():
-            # every Krylov space is invariant: the remaining interval in one exact step
-            # (the error terms of the small exponential are zero with h_{mj+1,mj} = 0)
-            tau, err_loc, xm = t - t_now, np.zeros(rows), 1.0 / mj
-            f = _small_phi(h, mj, tau, p)
+            # every Krylov space is invariant: the small exponential is exact (its error
+            # terms vanish with h_{mj+1,mj} = 0), for the whole remaining interval at
+            # p = 0; with p > 0 the rounding cap on τ still holds
+            if p == 0:
+                tau = t - t_now
+            err_loc = _rounding(wnorms, tau) if p else np.zeros(rows)
+            f, xm = _small_phi(h, mj, tau, p), 1.0 / mj
         else:
             if early is not None:
                 mj, err_loc, f = early
@@ -716,7 +720,7 @@ def _expv(
         info.substeps += 1
         estimates += err_loc
         info.basis_sizes.append(mj)
-        if broken.all():
+        if broken.all() and t_now >= t:
             break
         if np.any(err_loc > 0):
             tau = _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm))
@@ -729,12 +733,13 @@ def _expv(
 @dataclass
 class _Projection:
     """One sub-step's projected problem: the Hessenberg matrix ``h`` of the basis of
-    ``w_p = ws[-1]`` (norms ``beta``, basis limit ``m``), and ``‖A v_{m+1}‖`` once the
-    full basis is built (``avnorm``, Saad's second term)."""
+    ``w_p`` (norms ``beta``, basis limit ``m``; ``wnorms`` = ``‖w_1‖ … ‖w_p‖`` for the
+    rounding term), and ``‖A v_{m+1}‖`` once the full basis is built (``avnorm``,
+    Saad's second term)."""
 
     h: np.ndarray
     beta: np.ndarray
-    ws: list[Any]
+    wnorms: list[np.ndarray]
     m: int
     p: int
     avnorm: np.ndarray | None = None
@@ -751,33 +756,33 @@ class _Projection:
             p1 = np.abs(f[:, self.m]) * self.beta
             p2 = np.abs(f[:, self.m + 1]) * self.beta * (0.0 if self.avnorm is None else self.avnorm)
             err, xm = _saad_estimate(p1, p2, self.m)
-        return f, err + _rounding(self.ws, tau), xm
+        return f, (err + _rounding(self.wnorms, tau)) if self.p else err, xm
 
 
 class _RoundingFloor(Exception):
     """The single-vector form cannot reach the tolerance in floating point."""
 
 
-def _rounding(ws: Sequence[Any], tau: float) -> np.ndarray:
-    """Rounding error of ``Σ_{j<p} τ^j/j! w_j + τ^p φ_p(τA) w_p`` per row: its terms grow
-    like ``‖τA‖^j`` and cancel when ``A`` is stiff, so a few ulps of the largest is lost
-    (zero for ``p = 0``, a single term)."""
+def _rounding(wnorms: Sequence[np.ndarray], tau: float) -> np.ndarray:
+    """Rounding error of ``Σ_{j<p} τ^j/j! w_j + τ^p φ_p(τA) w_p`` per row, from the norms
+    ``‖w_1‖, …, ‖w_p‖``: the terms grow like ``‖τA‖^j`` and cancel when ``A`` is stiff,
+    so a few ulps of the largest is lost (zero for ``p = 0``, a single term)."""
     eps = np.finfo(float).eps
-    return sum(
-        (8 * eps * tau**j / math.factorial(j) * _row_norms(x) for j, x in enumerate(ws[1:], 1)),
-        np.zeros(ws[0].shape[0]),
-    )
+    out = np.zeros_like(wnorms[0])
+    for j, norm in enumerate(wnorms, 1):
+        out = out + 8 * eps * tau**j / math.factorial(j) * norm
+    return out
 
 
-def _cap_for_rounding(ws: Sequence[Any], tau: float, rate: np.ndarray) -> float:
+def _cap_for_rounding(wnorms: Sequence[np.ndarray], tau: float, rate: np.ndarray) -> float:
     """The largest ``τ`` (halving from the given one) whose rounding error stays below
     half of ``rate · τ``, the error allowed for the sub-step; `_RoundingFloor` when even
     ``τ → 0`` cannot (``8ε‖w_1‖`` above half of ``rate``)."""
     eps = np.finfo(float).eps
-    if np.any(8 * eps * _row_norms(ws[1]) > 0.5 * rate):
+    if np.any(8 * eps * wnorms[0] > 0.5 * rate):
         raise _RoundingFloor
     for _ in range(60):
-        if np.all(_rounding(ws, tau) <= 0.5 * rate * tau):
+        if np.all(_rounding(wnorms, tau) <= 0.5 * rate * tau):
             break
         tau *= 0.5
     return tau

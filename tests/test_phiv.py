@@ -232,6 +232,22 @@ def test_a_stiff_phi_combination_falls_back_to_arnoldi(rng):
         assert info.lanczos == lanczos and _rel(w, ref) <= tol, (tol, _rel(w, ref))
 
 
+@pytest.mark.parametrize("tol", [1e-6, 1e-9, 1e-12])
+def test_a_stiff_invariant_subspace_keeps_the_rounding_cap(tol, rng):
+    """Three eigenvalues (−1e4, −3, −0.5): the Krylov space is invariant after three
+    vectors, so the small exponential is exact — but with p > 0 the single-vector form's
+    terms still cancel, so the sub-step stays capped (or Arnoldi takes over) and the
+    result meets tol."""
+    a = np.diag(np.repeat([-1e4, -3.0, -0.5], 40))
+    vs = list(rng.standard_normal((3, 120)))
+    w, info = expint.phiv(a, vs, 1.0, tol=tol)
+    # (at 1e-6 Lanczos, without reorthogonalisation, runs past the invariance unnoticed;
+    # at 1e-12 rounding hands the call to Arnoldi)
+    assert info.happy_breakdowns >= 1 or tol == 1e-6
+    assert info.lanczos == (tol > 1e-10)
+    assert _rel(w, _dense_reference(a, vs, 1.0)) <= tol
+
+
 def test_lanczos_phi_combination_special_vectors(rng):
     """A steady state (A v_0 + v_1 = 0, so u(t) = v_0 for all t: w_1 = 0 and no basis is
     built) and a zero v_0 (pure φ-terms)."""
