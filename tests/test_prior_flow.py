@@ -130,3 +130,25 @@ def test_skip_times_must_lie_inside_the_grid(digits, skip):
         optimize_grid(
             net.model, net.schedule, 4, "ddim", x_T=x_T, reference=ref, t_start=999.0, t_end=0.0, skip=skip
         )
+
+
+def test_an_explicit_start_grid_is_moved_to_each_skip_candidate(digits):
+    """With an explicit start grid (no spacing rule to rebuild) a candidate's grid is the
+    start mapped onto [candidate, end], keeping its shape."""
+    net, x_T, ref = digits
+    start = np.array([999.0, 600.0, 300.0, 100.0, 0.0])
+    ts, info = optimize_grid(
+        net.model, net.schedule, 4, "dpmpp2m_pc", x_T=x_T, reference=ref, start=start,
+        max_evals=1, skip=(700.0,), full_output=True,
+    )  # fmt: skip
+    # one run per candidate, no search: the better of the two starts comes back
+    assert info["sampler_runs"] == 2 and info["start"] == "explicit"
+    if info["prior_from"] is None:
+        np.testing.assert_array_equal(ts, start)
+    else:
+        np.testing.assert_allclose(ts, start * (700.0 / 999.0), rtol=1e-12)
+    moved = Sampler(net.schedule, start * (700.0 / 999.0), "dpmpp2m_pc", prior_from=999.0)
+    plain = Sampler(net.schedule, start, "dpmpp2m_pc")
+    losses = [metrics.rmse(s(net.model, x_T), ref) for s in (plain, moved)]
+    assert info["loss"] == pytest.approx(min(losses), rel=1e-12)
+    assert info["prior_from"] == (999.0 if losses[1] < losses[0] else None)
