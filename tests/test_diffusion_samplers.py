@@ -4,6 +4,7 @@ predictions, per-sample grids, input errors."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from expint.diffusion import (
     DiscreteVP,
     ExponentialAdams,
     FlowMatching,
+    RhoRK,
     Sampler,
     VPLinear,
     get_method,
@@ -203,8 +205,34 @@ def test_nfe_and_model_calls():
         MIX.calls = 0
         s(MIX, X_T)
         assert s.nfe == expected == MIX.calls
+    # the step to σ = 0 spends its two calls on DDIM sub-steps: never a call at σ = 0
     ts0 = np.concatenate([ts, [0.0]])
-    assert Sampler(SCH, ts0, "rhork2").nfe == 2 * 10 + 1  # the step to σ = 0 is an Euler step
+    times = []
+
+    def model(x, t):
+        times.append(t.min().item())
+        return MIX(x, t)
+
+    s = Sampler(SCH, ts0, "rhork2")
+    x = s(model, X_T)
+    assert s.nfe == 2 * 11 == len(times)
+    assert min(times) > 0.0 and bool(torch.isfinite(x).all())
+
+
+@pytest.mark.parametrize("tableau", ["heun", "kutta3", "rk4"])
+def test_guarded_rk_steps_are_ddim_substeps_uniform_in_t(tableau):
+    # max_stiffness=0 guards every step: the sampler must equal DDIM on the grid with each
+    # interval cut into `stages` equal pieces in t, with the same number of calls
+    ts = grid(SCH, 5, "logsnr", t_start=T0, t_end=T1)
+    method = RhoRK(tableau, "guarded", max_stiffness=0.0)
+    k = method.stages
+    fine = np.concatenate([np.linspace(a, b, k + 1)[:-1] for a, b in itertools.pairwise(ts)] + [ts[-1:]])
+    rk, ddim = Sampler(SCH, ts, method), Sampler(SCH, fine, "ddim")
+    assert rk.nfe == ddim.nfe == 5 * k
+    assert torch.allclose(rk(MIX, X_T), ddim(MIX, X_T), rtol=0, atol=1e-12)
+    # unguarded steps are the tableau's, which differ from sub-steps
+    plain = Sampler(SCH, ts, RhoRK(tableau, "plain", max_stiffness=None))(MIX, X_T)
+    assert float((plain - ddim(MIX, X_T)).abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize("prediction", ["x0", "v", "score"])

@@ -537,22 +537,35 @@ class ExponentialAdams(Method):
 class RhoRK(Method):
     """Runge–Kutta in ρ on ``v = x/α`` (``dv/dρ = ε``): Heun, Kutta-3, classical RK4.
 
-    A step that ends at σ = 0 is an Euler step (the model is never evaluated at σ = 0,
-    where ε is undefined), as k-diffusion's Heun sampler does.
+    Every step costs ``stages`` model calls, so a grid of ``n`` steps is ``stages × n``
+    calls.  Where the tableau cannot be trusted the step spends them on ``stages`` DDIM
+    (Euler-in-ρ) sub-steps instead, equally spaced in ``t`` over the step — as one step
+    whose tableau is the composition of those Euler steps (`substep_tableau`).  That
+    happens
 
-    Stability: near the data ``ε ≈ (x − α x0)/σ``, so ``∂ε/∂v ≈ 1/ρ`` — the ODE is stiff
-    in ρ, with stiffness ``1/ρ`` growing as ρ → 0.  An explicit stage evaluated at the
-    step's low-noise end sees ``|h|/ρ_{i+1}``, and beyond the tableau's real stability
-    interval (about 2–2.8) errors are multiplied at every stage: on the shipped learned
-    models, 3–10 evaluations gave errors of 10²–10⁴.  A step with
-    ``|ρ_{i+1} − ρ_i| / ρ_{i+1} > max_stiffness`` (default 2) is therefore an Euler
-    (DDIM) step, whose only evaluation is at the noisy end, where ``|h|/ρ_i < 1``
-    always.  ``None`` keeps the tableau on every step.
+    * on a step that ends at σ = 0: the model is never evaluated at σ = 0, where ε is
+      undefined (k-diffusion's Heun sampler takes one Euler step there);
+    * on a stiff step.  Near the data ``ε ≈ (x − α x0)/σ``, so ``∂ε/∂v ≈ 1/ρ`` — the
+      ODE is stiff in ρ, with stiffness ``1/ρ`` growing as ρ → 0.  A stage evaluated at
+      the step's low-noise end sees ``|h|/ρ_{i+1}``; beyond the tableau's real stability
+      interval (about 2–2.8) errors are multiplied at every stage (on the shipped
+      learned models, 3–10 calls gave errors of 10²–10⁴), and well inside it the stage
+      is still far less accurate than DDIM steps, whose evaluations are at the noisier
+      end of each sub-step.  A step with ``|ρ_{i+1} − ρ_i| / ρ_{i+1} > max_stiffness``
+      (default 1) is therefore taken by sub-steps.  ``None`` keeps the tableau on
+      every step except the last one to σ = 0.
+
+    The threshold and the spacing were chosen on the shipped learned models
+    (tests/test_learned_stability.py): with threshold 1 and sub-steps uniform in ``t``
+    each preset is at most 3% less accurate than DDIM on the same grid kind with the
+    same number of calls in 83 of 84 cells at 3–30 calls; threshold 2 leaves the Heun
+    steps with ``1 < |h|/ρ ≤ 2`` up to 35% worse than DDIM on ``digits_eps``, and
+    sub-steps uniform in ρ or in ``√t`` are up to 6× worse than uniform in ``t``.
     """
 
     target = "eps"
 
-    def __init__(self, tableau: str, name: str, max_stiffness: float | None = 2.0):
+    def __init__(self, tableau: str, name: str, max_stiffness: float | None = 1.0):
         self.tableau = CLASSICAL[tableau]
         self.order = self.tableau.order
         self.name = name
@@ -572,11 +585,35 @@ class RhoRK(Method):
         steps, count = [], 0
         for i in range(len(ts) - 1):
             t0, t1 = float(ts[i]), float(ts[i + 1])
-            euler = _ab(schedule, t1)[1] == 0.0 or self._stiff(schedule, t0, t1)
-            step = _rk_step(schedule, "eps", t0, t1, CLASSICAL["euler"] if euler else self.tableau, count)
+            if _ab(schedule, t1)[1] == 0.0 or self._stiff(schedule, t0, t1):
+                tableau = substep_tableau(schedule, np.linspace(t0, t1, self.stages + 1))
+            else:
+                tableau = self.tableau
+            step = _rk_step(schedule, "eps", t0, t1, tableau, count)
             count += len(step.stages)
             steps.append(step)
         return Plan(steps, "eps")
+
+
+def substep_tableau(schedule: Schedule, t_sub: np.ndarray) -> ClassicalTableau:
+    r"""The tableau (in ρ) of consecutive DDIM steps through the times ``t_sub``.
+
+    DDIM is the Euler step of ``dv/dρ = ε``, so Euler steps from ``ρ_0`` through
+    ``ρ_1, …, ρ_s`` are one explicit Runge–Kutta step of length ``h = ρ_s − ρ_0`` with
+    nodes $c_k = (ρ_k − ρ_0)/h$ and $a_{km} = b_m = (ρ_{m+1} − ρ_m)/h$ for $m < k$: every
+    stage reuses the earlier slopes with their own sub-step lengths (first order).
+    """
+    rho = np.asarray(schedule.rho(np.asarray(t_sub, dtype=float)), dtype=float)
+    frac = (rho - rho[0]) / (rho[-1] - rho[0])
+    widths = tuple(float(w) for w in np.diff(frac))
+    s = len(widths)
+    return ClassicalTableau(
+        name=f"{s} DDIM sub-steps",
+        c=tuple(float(c) for c in frac[:-1]),
+        a=tuple(widths[:k] for k in range(s)),
+        b=widths,
+        order=1,
+    )
 
 
 class IPNDM(Method):
