@@ -10,13 +10,14 @@ t = 0 (σ > 0 there) from the same float64 noise.  Reference: dopri5 in v = x/α
 RMSE against the reference and the Fréchet distance in data space to the reference
 samples (with the split-half noise floor of the reference set).
 
-- expint: every preset on every grid kind (uniform, quadratic, logsnr, karras); the
+- expint: every preset on every grid kind (uniform, quadratic, tempered, logsnr, karras); the
   default (``sample``'s method and grid); and grids from ``optimize_grid`` for the
-  methods in ``--opt-methods`` (presets, or ``unipc2``/``unipc3``: the engine's UniPC
-  form), calibrated on a batch of other noise (seed 1, 128 samples) and measured on the
-  evaluation batch (seed 0).  ``--opt-skip 0.03,0.08`` also searches grids whose first
-  call is where the signal level α reaches each value, the interval before crossed by
-  the prior flow (``optimize_grid(skip=...)``, up to NFE 10), keeping the best on the
+  methods in ``--opt-methods`` (presets, or ``unipc2_diffusers``/``unipc3_diffusers``:
+  diffusers' UniPC in expint's engine, no stability guard), calibrated on a batch of
+  other noise (seed 1, 128 samples) and measured on the evaluation batch (seed 0).
+  ``--opt-skip 0.03,0.08`` also searches grids whose first call is where the signal
+  level α reaches each value, the interval before crossed by the prior flow
+  (``optimize_grid(skip=...)``, up to NFE 10), keeping the best on the
   calibration batch.
 - diffusers (if installed): DDIM, DEIS-1/2/3, DPM-Solver++ 2M/3M, UniPC-2/3, each with
   its default spacing, ``trailing``, Karras sigmas and λ-uniform steps where the
@@ -93,9 +94,9 @@ def report(name, row):
 # steps weighted as diffusers' UniPC does, its predictor–corrector, no gain guard, order
 # capped by the steps left), with 2 and 3 interpolation points
 EXTRA = {
-    f"unipc{k}": ExponentialAdams(
+    f"unipc{k}_diffusers": ExponentialAdams(
         k - 1, "lam", "x0", corrector=True, weights="unipc", max_gain=None,
-        lower_order_final="always", name=f"unipc{k}",
+        lower_order_final="always", name=f"unipc{k}_diffusers",
     )
     for k in (2, 3)
 }  # fmt: skip

@@ -84,6 +84,8 @@ EXPECTED = {
     "dpmpp3m": 3,
     "dpmpp2m_pc": 3,
     "dpmpp3m_pc": 4,
+    "unipc2": 3,
+    "unipc3": 4,
 }
 EXPECTED.update({f"{v}{r}": r + 1 for v in ("tab", "rhoab", "lab") for r in (1, 2, 3)})
 EXPECTED.update({f"rhoab{r}_x0": r + 1 for r in (1, 2)})
@@ -150,7 +152,9 @@ def test_order_on_single_gaussian(name, gaussian):
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "ipndm"])
 def test_order_on_gaussian_mixture(name, mixture_reference):
     p, errs = _order(name, MIX, mixture_reference, [80, 160, 320, 640])
-    assert abs(p - EXPECTED[name]) <= 0.3 or (name == "dpmpp3m_pc" and p >= EXPECTED[name] - 0.3), (
+    # the corrected degree-2 methods are still above their asymptotic order 4 here (4.5)
+    pre_asymptotic = name in ("dpmpp3m_pc", "unipc3")
+    assert abs(p - EXPECTED[name]) <= 0.3 or (pre_asymptotic and p >= EXPECTED[name] - 0.3), (
         name,
         p,
         errs,

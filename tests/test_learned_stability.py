@@ -27,16 +27,12 @@ KNOWN = {
     ("digits_eps", "lab1", "logsnr", 3),  # 1.55: the first λ-extrapolated step, from t = 999
     ("digits_eps", "lab2", "logsnr", 3),  # 1.55 (the same step)
     ("digits_eps", "lab3", "logsnr", 3),  # 1.55
-    # the tempered grid (the VP default since it helps the default method at 3–10 calls):
-    # a degree-2/3 ε extrapolation in t over its long last step
-    ("digits_eps", "tab2", "tempered", 3),  # 1.73
-    ("digits_eps", "tab3", "tempered", 3),  # 1.73
-    ("digits_eps", "tab3", "tempered", 4),  # 1.11
-    ("spiral_v", "ipndm", "tempered", 5),  # 1.05: fixed AB weights
-    # all four steps are DDIM sub-steps, uniform in t over a 4-step tempered grid (κ = 1.45),
-    # against DDIM on the 8-step one (κ = 1.65); with max_stiffness=2 (Heun on the two
-    # middle steps) this cell is 0.35 but three Heun cells on digits_eps are 1.12–1.35
-    ("spiral_v", "rhork2", "tempered", 8),  # 1.06
+    # the tempered grid (the VP default): an ε extrapolation in t over its long last step
+    ("digits_eps", "tab1", "tempered", 3),  # 1.22
+    ("digits_eps", "tab2", "tempered", 3),  # 1.22 (the same step)
+    ("digits_eps", "tab2", "tempered", 4),  # 1.07
+    ("digits_eps", "tab3", "tempered", 3),  # 1.22
+    ("digits_eps", "tab3", "tempered", 4),
 }
 
 

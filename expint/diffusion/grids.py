@@ -8,7 +8,7 @@ Kinds (``grid(schedule, n_steps, kind, t_start=None, t_end=None, **kw)``):
 * ``"quadratic"`` / ``"power"`` — $t_i = \big(t_s^{1/κ}(1 - i/n) + t_e^{1/κ} i/n\big)^κ$,
   ``κ = 2`` is DEIS's quadratic grid (``kappa=`` sets κ);
 * ``"tempered"`` — the power grid with κ growing with the number of steps,
-  ``κ(n) = min(1.75, 1.25 + n/20)``: close to uniform in ``t`` for a few steps (where the
+  ``κ(n) = min(1.75, 1.1 + n/20)``: close to uniform in ``t`` for a few steps (where the
   quadratic grid's long first steps cost most), close to quadratic for many
   (``benchmarks/default_grid_study.py``: on the shipped models κ = 1–1.5 wins at 3–6 calls
   and κ = 1.75–2 from about 15);
@@ -213,8 +213,8 @@ def _spaced(
 
 
 def tempered_kappa(n_steps: int) -> float:
-    """Exponent of the ``"tempered"`` grid for ``n_steps`` steps: ``min(1.75, 1.25 + n/20)``."""
-    return min(1.75, 1.25 + n_steps / 20.0)
+    """Exponent of the ``"tempered"`` grid for ``n_steps`` steps: ``min(1.75, 1.1 + n/20)``."""
+    return min(1.75, 1.1 + n_steps / 20.0)
 
 
 def _distinct_timesteps(ts: np.ndarray, rounding: str, n_train: int) -> np.ndarray:

@@ -679,6 +679,12 @@ def _presets() -> dict[str, Method]:
     # with the zero-cost exponential Adams–Moulton corrector: one order higher, same NFE
     out["dpmpp2m_pc"] = ExponentialAdams(1, "lam", "x0", corrector=True, name="dpmpp2m_pc")
     out["dpmpp3m_pc"] = ExponentialAdams(2, "lam", "x0", corrector=True, name="dpmpp3m_pc")
+    # the same with UniPC's "bh2" weights on two-node steps (diffusers' UniPC-2/-3 with
+    # expint's guards; diffusers' own: max_gain=None, lower_order_final="always")
+    for r in (1, 2):
+        out[f"unipc{r + 1}"] = ExponentialAdams(
+            r, "lam", "x0", corrector=True, weights="unipc", name=f"unipc{r + 1}"
+        )
     return out
 
 
@@ -686,7 +692,7 @@ METHODS = _presets()
 
 #: The method ``sample``, ``Sampler``, ``ExpintScheduler`` and ``sample_expint`` use
 #: when none is named.
-DEFAULT_METHOD = "dpmpp2m_pc"
+DEFAULT_METHOD = "unipc2"
 #: ``ExpintScheduler``'s default for flow-matching configs, whose grids are uniform in
 #: σ = t (before the shift): interpolating x0 in λ there (dpmpp*) loses to Euler, in ρ
 #: it beats Euler on every grid tried (tests/test_diffusers_scheduler.py).

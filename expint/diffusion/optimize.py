@@ -237,12 +237,12 @@ def optimize_grid(
         prior_from = None if first is None else float(ts0[0])
         results.append(
             (*_search(method, schedule, prediction, model, x_T, reference, cand, max_evals, evals, bar,
-                      prior_from, prior_mean), prior_from, first)
+                      prior_from, prior_mean), prior_from)
         )  # fmt: skip
     if bar is not None:
         bar.close()
     initial = results[0][3]
-    best_ts, best_loss, start_index, _, prior_from, _ = min(results, key=lambda r: r[1])
+    best_ts, best_loss, start_index, _, prior_from = min(results, key=lambda r: r[1])
     if not full_output:
         return best_ts
     info = {
@@ -291,15 +291,14 @@ def _search(
 
     tried = [(loss_of(ts), i) for i, ts in enumerate(starts)]
     evals[0] += len(starts)
+    if bar is not None:
+        bar.update(len(starts))
     initial, first = min(tried)
     ts0 = starts[first]
     best: dict[str, Any] = {"loss": initial, "ts": ts0}
     runs = [len(starts)]
     if len(ts0) >= 3 and max_evals > 1:
         from scipy.optimize import minimize
-
-        if bar is not None:
-            bar.update(len(starts))
 
         def objective(z: np.ndarray) -> float:
             ts = grid_from_logits(z, ts0[0], ts0[-1])

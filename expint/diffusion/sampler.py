@@ -36,11 +36,11 @@ class Sampler:
         Decreasing times, shape ``(n_steps + 1,)``, or ``(batch, n_steps + 1)`` for a
         separate grid per sample.
     method : str or Method
-        A preset from `METHODS` (default ``dpmpp2m_pc``, `DEFAULT_METHOD`):
+        A preset from `METHODS` (default ``unipc2``, `DEFAULT_METHOD`):
         ``ddim``, ``tab1``, ``rhoab1``, ``lab1``, ``tab2``, ``rhoab2``, ``lab2``, ``tab3``,
         ``rhoab3``, ``lab3``, ``rhork2``, ``rhork3``, ``rhork4``, ``ipndm``, ``rhoab1_x0``,
-        ``rhoab2_x0``, ``dpmpp2m``, ``dpmpp3m``, ``dpmpp2m_pc``, ``dpmpp3m_pc`` (the tests
-        check this list against the registry), or an instance such as
+        ``rhoab2_x0``, ``dpmpp2m``, ``dpmpp3m``, ``dpmpp2m_pc``, ``dpmpp3m_pc``, ``unipc2``,
+        ``unipc3`` (the tests check this list against the registry), or an instance such as
         ``ExponentialAdams(2, "t", "x0")``.  diffusers' DEIS ``solver_order=3`` is ``lab2``.
     prediction : {"eps", "x0", "v", "score", "flow"}
         What the model returns.
