@@ -10,7 +10,7 @@ t = 0 (σ > 0 there) from the same float64 noise.  Reference: dopri5 in v = x/α
 RMSE against the reference and the Fréchet distance in data space to the reference
 samples (with the split-half noise floor of the reference set).
 
-- expint: every preset on every grid kind (uniform, quadratic, tempered, logsnr, karras); the
+- expint: every preset on every grid kind (uniform, quadratic, logsnr, karras); the
   default (``sample``'s method and grid); and grids from ``optimize_grid`` for the
   methods in ``--opt-methods`` (presets, or ``unipc2_diffusers``/``unipc3_diffusers``:
   diffusers' UniPC in expint's engine, no stability guard), calibrated on a batch of
