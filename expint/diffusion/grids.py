@@ -10,8 +10,8 @@ Kinds (``grid(schedule, n_steps, kind, t_start=None, t_end=None, **kw)``):
 * ``"tempered"`` — the power grid with κ growing with the number of steps,
   ``κ(n) = min(1.75, 1.1 + n/20)``: close to uniform in ``t`` for a few steps (where the
   quadratic grid's long first steps cost most), close to quadratic for many
-  (``benchmarks/default_grid_study.py``: on the shipped models κ = 1–1.5 wins at 3–6 calls
-  and κ = 1.75–2 from about 15);
+  (``benchmarks/default_grid_study.py``, the default method on the shipped models:
+  κ = 1–1.25 wins at 3–5 calls, 1.5–1.75 at 8–10 and 1.5–2.5 from 15);
 * ``"logsnr"`` — uniform in ``λ = log(α/σ)``;
 * ``"karras"`` — Karras et al.'s power-ρ spacing in σ = ρ(t):
   $ρ_i = (ρ_s^{1/p} + \tfrac{i}{n}(ρ_e^{1/p} - ρ_s^{1/p}))^p$, ``p = 7``

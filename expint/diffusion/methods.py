@@ -555,12 +555,13 @@ class RhoRK(Method):
       (default 1) is therefore taken by sub-steps.  ``None`` keeps the tableau on
       every step except the last one to σ = 0.
 
-    The threshold and the spacing were chosen on the shipped learned models
-    (tests/test_learned_stability.py): with threshold 1 and sub-steps uniform in ``t``
-    each preset is at most 3% less accurate than DDIM on the same grid kind with the
-    same number of calls in 83 of 84 cells at 3–30 calls; threshold 2 leaves the Heun
-    steps with ``1 < |h|/ρ ≤ 2`` up to 35% worse than DDIM on ``digits_eps``, and
-    sub-steps uniform in ρ or in ``√t`` are up to 6× worse than uniform in ``t``.
+    The threshold and the spacing were chosen on the shipped learned models: with
+    threshold 1 and sub-steps uniform in ``t`` (on a grid uniform in ``t`` the
+    sub-stepped steps are exactly DDIM's steps with ``stages`` times the calls) each
+    preset is at most 3% less accurate than DDIM on the same grid kind with the same
+    number of calls at 3–10 calls (tests/test_learned_stability.py); threshold 2 keeps
+    Heun steps with ``1 < |h|/ρ ≤ 2`` that are worse than DDIM on ``digits_eps``
+    (``python benchmarks/learned_vs_ddim.py --methods rhork2 --max-stiffness 2``).
     """
 
     target = "eps"
