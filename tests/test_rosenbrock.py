@@ -44,12 +44,15 @@ def test_classical_order_on_a_time_dependent_problem(name, order):
 @pytest.mark.slow
 def test_complex_states_use_the_real_linear_jacobian():
     """KS in Fourier space: N is not complex-differentiable; exprb43 still converges at
-    order 4 (a complex-linear Jacobian would stall it at order 1)."""
+    order 4 (a complex-linear Jacobian would stall it at order 1).  The steps stay
+    coarse: the forward-difference Jacobian is good to ~1e-8 relative, which puts a
+    floor of ~6e-8 under the final error (reached near 40 steps, where the order would
+    read 3.2; with an exact ``jvp=`` the order stays 4.0 to 80 steps)."""
     bp = problems.kuramoto_sivashinsky(32)
     ref = expint.solve(bp.problem, bp.y0, (0.0, 5.0), scheme="hochost4", n_steps=4000).y[-1]
     errs = [
         np.max(np.abs(expint.solve(bp.problem, bp.y0, (0.0, 5.0), scheme="exprb43", n_steps=n).y[-1] - ref))
-        for n in (10, 20, 40)
+        for n in (5, 10, 20)
     ]
     observed = np.diff(np.log(errs)) / np.log(0.5)
     assert np.all(observed > 3.4), observed
