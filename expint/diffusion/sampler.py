@@ -400,7 +400,7 @@ def sample(
     """Sample in one call: ``Sampler(schedule, ts, method, prediction)(model, x_T, ...)``.
 
     A grid of ``n`` steps costs ``n`` model calls for multistep methods and
-    ``stages × n`` for Runge–Kutta methods (an RK step ending at σ = 0 is one call).
+    ``stages × n`` for Runge–Kutta methods.
 
     Parameters
     ----------
