@@ -106,6 +106,9 @@ def test_logsnr_and_karras_spacing():
         ((DiscreteVP.from_betas(), 1000), {"rounding": "round"}, ValueError, "has 1000"),
         ((DiscreteVP.from_betas(), 1001), {"rounding": "trailing"}, ValueError, "1000 training timesteps"),
         ((DiscreteVP.from_betas(), 5), {"rounding": "leading"}, ValueError, "pass final_zero=True"),
+        # DiscreteVP's clean-data time is t = −1: a power law in t cannot reach it
+        ((DiscreteVP.from_betas(), 5, "quadratic"), {"t_end": -1.0}, ValueError, "needs t ≥ 0 at both ends"),
+        ((DiscreteVP.from_betas(), 5, "tempered"), {"t_end": -1.0}, ValueError, "use final_zero=True"),
     ],
 )
 def test_bad_grid_arguments(args, kwargs, exc, match):

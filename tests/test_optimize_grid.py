@@ -113,7 +113,8 @@ def test_runge_kutta_grids_count_stages(spiral):
         (dict(shape=None), ValueError, "pass x_T .* or shape"),
         (dict(method="rhork2", nfe=5), ValueError, "nfe must be a multiple of 2, got 5"),
         (dict(method="nope"), ValueError, "nope"),
-        (dict(t_end=-1.0), ValueError, "σ = 0 at the grid's end: pass reference="),
+        (dict(t_end=-1.0, start="uniform"), ValueError, "σ = 0 at the grid's end: pass reference="),
+        (dict(t_end=-1.0), ValueError, "power law in t and needs t ≥ 0"),  # the tempered start grid
         (dict(reference=torch.zeros(3, 2), x_T=torch.zeros(4, 2)), ValueError, "reference has shape"),
     ],
 )

@@ -186,6 +186,11 @@ def _spaced(
     if kind == "uniform":
         return np.linspace(t_start, t_end, n + 1)
     if kind in ("quadratic", "power", "tempered"):
+        if min(t_start, t_end) < 0:  # t^{1/κ} of a negative time is complex
+            raise ValueError(
+                f"a {kind!r} grid is a power law in t and needs t ≥ 0 at both ends, got "
+                f"t_start={t_start:g}, t_end={t_end:g}; to end at clean data (σ = 0) use final_zero=True"
+            )
         k = {"power": kappa, "quadratic": 2.0}.get(kind, tempered_kappa(n))
         ts = np.linspace(t_start ** (1 / k), t_end ** (1 / k), n + 1) ** k
         if exact_ends:
