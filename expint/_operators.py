@@ -26,6 +26,7 @@ import numpy as np
 
 from ._backend import (
     cast,
+    concat,
     is_complex,
     is_inexact,
     is_torch_array,
@@ -311,12 +312,48 @@ class Diagonal(EvaluatedOperator):
         return list(self._prepare(rows, like))
 
 
+#: Largest 2-norm condition number of the (unit-column) eigenvector matrix for which
+#: `Dense` evaluates φ-functions by eigendecomposition: the result's relative error is
+#: about κ₂(V)·u, so 1000 keeps it below 1e-13; beyond it, augmented-matrix exponentials.
+MAX_EIGENVECTOR_CONDITION = 1000.0
+
+#: Largest `Dense` size whose steppers fuse each stage into one product (`Dense.fusable`).
+FUSE_MAX_N = 512
+
+
+def _spectral_form(a: np.ndarray) -> tuple:
+    """``(method, λ, V, V^{-1}, real)`` for `Dense` (see its docstring); λ and V are
+    ``None`` for ``"expm"``."""
+    a = a.astype(np.result_type(a.dtype, np.float64))
+    real = not np.iscomplexobj(a)
+    if np.array_equal(a, a.conj().T):
+        lam, q = np.linalg.eigh(a)
+        return "eigh", lam, q, q.conj().T, real
+    lam, v = np.linalg.eig(a)
+    if np.all(np.isfinite(lam)) and np.linalg.cond(v) <= MAX_EIGENVECTOR_CONDITION:
+        return "eig", lam, v, np.linalg.inv(v), real
+    return "expm", None, None, None, real
+
+
 class Dense(EvaluatedOperator):
     r"""Dense linear part ``L = A`` (e.g. a Chebyshev differentiation matrix).
 
-    φ_k(chA) are computed once per step size — by one eigendecomposition for a
-    Hermitian ``A``, else by `expint.phi_matrix_all` (augmented-matrix
-    exponential) — and applied as ``y @ φ_k^T`` to the trailing axis.
+    φ_k(chA) are computed once per step size and applied as ``y @ φ_k^T`` to the
+    trailing axis.  How (`phi_method`, decided on first use from ``A`` alone):
+
+    * ``"eigh"`` — ``A`` Hermitian: ``A = QΛQ^H`` once, then
+      $φ_k(chA) = Q\,φ_k(chΛ)\,Q^H$ (backward stable);
+    * ``"eig"`` — ``A`` diagonalisable with a well-conditioned eigenvector matrix,
+      $κ_2(V) \le$ `MAX_EIGENVECTOR_CONDITION` (= 1000): $φ_k(chA) = V\,φ_k(chΛ)\,V^{-1}$,
+      whose relative error is about $κ_2(V)$ times the rounding unit (Chebyshev
+      second-derivative matrices: $κ_2(V) < 3$ up to 64 points);
+    * ``"expm"`` — otherwise (highly non-normal or defective ``A``):
+      `expint.phi_matrix_all`, one augmented-matrix exponential per step size.
+
+    The decomposition is done once in float64 (complex128 for complex ``A``); after it a
+    new step size costs a few ``n × n`` products instead of an exponential of an
+    ``n(k+1)``-sized matrix, which is what makes adaptive steps cheap on spectral
+    (Chebyshev) operators.
 
     Parameters
     ----------
@@ -355,21 +392,29 @@ class Dense(EvaluatedOperator):
         check_finite(a, name="A")
         self.a = a
         self.dtype = a.dtype
-        # A Hermitian A is unitarily diagonalisable: φ_k(chA) = Q φ_k(chΛ) Q^H is then
-        # backward stable and needs one eigendecomposition for all step sizes, instead
-        # of one augmented-matrix exponential per step size.
-        host = to_numpy(a)
-        self._eig = np.linalg.eigh(host) if np.array_equal(host, host.conj().T) else None
+        self._spectral: tuple | None = None  # (method, λ, V, V^{-1}, real A) once decided
+
+    @property
+    def phi_method(self) -> str:
+        """How φ_k(chA) are evaluated: ``"eigh"``, ``"eig"`` or ``"expm"`` (see the class
+        docstring)."""
+        return self._spectral_form()[0]
+
+    def _spectral_form(self) -> tuple:
+        if self._spectral is None:
+            self._spectral = _spectral_form(to_numpy(self.a))
+        return self._spectral
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         return y @ _coefficient_like(self.a, y).T
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
-        if self._eig is not None:
-            lam, q = self._eig
-            vals = phi_all(kmax, lam * (c * h))
-            return np.stack([(q * v) @ q.conj().T for v in vals])
-        return to_numpy(phi_matrix_all(kmax, self.a * (c * h)))
+        method, lam, v, v_inv, real = self._spectral_form()
+        if method == "expm":
+            return to_numpy(phi_matrix_all(kmax, self.a * (c * h)))
+        out = np.stack([(v * p) @ v_inv for p in phi_all(kmax, lam * (c * h))])
+        # a real A has real φ_k(chA); the imaginary parts left by complex eigenpairs are rounding
+        return out.real if real else out
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         out = None
@@ -380,6 +425,33 @@ class Dense(EvaluatedOperator):
             out = term if out is None else out + term
         return out
 
+    def phi_combination(self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None) -> Any:
+        r"""$\sum_k φ_k(chA) w_k$ (see `LinearOperatorBase.phi_combination`).
+
+        With an eigendecomposition (``"eigh"``/``"eig"``) and numpy vectors this is
+        $V \sum_k φ_k(chΛ) V^{-1} w_k$: ``O(n²)`` per vector once the ``n`` scalars
+        φ_k(chλ_j) are known, where forming the matrices φ_k(chA) costs ``O(n³)`` each
+        (what a one-off product, e.g. an exponential Rosenbrock step, would pay)."""
+        method, lam, v, v_inv, real = self._spectral_form()
+        if method == "expm" or not all(w is None or isinstance(w, np.ndarray) for w in ws):
+            return super().phi_combination(h, c, ws, t)
+        kmax = len(ws) - 1
+        key = ("eigenvalues", float(h), float(c))
+        phis = self._cache.get(key, usable=lambda entry: len(entry) > kmax)
+        if phis is None:
+            self.phi_evaluations += 1
+            phis = self._cache.put(key, phi_all(kmax, lam * (c * h)))
+        acc = None
+        for k, w in enumerate(ws):
+            if w is None:
+                continue
+            term = (w @ v_inv.T) * phis[k]
+            acc = term if acc is None else acc + term
+        if acc is None:
+            return None
+        out = acc @ v.T
+        return out.real if real and not any(np.iscomplexobj(w) for w in ws if w is not None) else out
+
     def _identity_like(self) -> Any:
         return np.eye(self.n)
 
@@ -389,6 +461,26 @@ class Dense(EvaluatedOperator):
 
     def apply_coefficient(self, coef: Any, w: Any) -> Any:
         return w @ coef
+
+    @property
+    def fusable(self) -> bool:
+        """Whether the steppers should combine a stage's terms with `fuse`/`apply_fused`:
+        for small ``n`` the cost of a stage is the number of array operations, not the
+        flops, and ``k`` products plus ``k − 1`` sums become one concatenation and one
+        product; for large ``n`` the stacked matrices would only cost memory."""
+        return self.n <= FUSE_MAX_N
+
+    def fuse(self, coefs: Sequence[Any]) -> Any:
+        r"""The coefficients of $\sum_j C_j w_j$ (as made by `phi_expr`) stacked into
+        one ``(k n, n)`` matrix for `apply_fused`."""
+        return concat(list(coefs), axis=0)
+
+    def apply_fused(self, fused: Any, ws: Sequence[Any]) -> Any:
+        r"""$\sum_j C_j w_j$ for ``fused = fuse([C_1, …, C_k])`` and ``ws = [w_1, …, w_k]``
+        (states on the trailing axis)."""
+        if type(fused) is np.ndarray:  # the hot path of small problems: skip the dispatch
+            return np.concatenate(ws, axis=-1) @ fused
+        return concat(list(ws), axis=-1) @ fused
 
     def to_dense(self) -> Any:
         return to_numpy(self.a)

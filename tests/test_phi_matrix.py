@@ -53,6 +53,37 @@ def test_against_mpmath(references, name, backend):
         assert err <= 1e-12, (name, k, err)
 
 
+DENSE_METHOD = {
+    "random8": "eig",
+    "random_complex6": "eig",
+    "stiff12": "eig",
+    "jordan_nonnormal": "expm",  # defective: no eigenvector basis
+    "skew_dispersive": "eig",  # normal (κ(V) = 1) but not Hermitian
+    "stiff32": "eig",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_dense_operator_against_mpmath(references, name):
+    """`Dense` picks its φ evaluation by the eigenvector condition number, and every
+    path meets the same accuracy as `phi_matrix_all`."""
+    a, kmax = CASES[name]
+    op = expint.Dense(a)
+    assert op.phi_method == DENSE_METHOD[name]
+    vals = op.coefficients(1.0, 1.0, kmax)
+    assert np.isrealobj(vals) == np.isrealobj(a)
+    for k in range(kmax + 1):
+        err = frobenius_relative(vals[k], references[name][k])
+        assert err <= 1e-12, (name, k, err)
+
+
+def test_dense_hermitian_uses_eigh():
+    a = CASES["random8"][0]
+    assert expint.Dense(a + a.T).phi_method == "eigh"
+    assert expint.Dense(np.triu(np.ones((5, 5)))).phi_method == "expm"  # a Jordan block
+
+
 def test_batched_equals_unbatched():
     batch = np.stack([CASES["random8"][0], CASES["stiff12"][0][:8, :8], np.eye(8)])
     out = expint.phi_matrix_all(3, batch[None])  # shape (1, 3, 8, 8)

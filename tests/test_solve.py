@@ -94,6 +94,34 @@ def test_numpy_and_torch_agree_and_batch_equals_separate(scheme):
         np.testing.assert_allclose(sol_np.y[-1, i], single, rtol=1e-13, atol=1e-13 * np.abs(single).max())
 
 
+@pytest.mark.parametrize("scheme", ["krogstad", "lawson_rk4", "etd1", "etdab4", "whalen53"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_fused_dense_stages_equal_term_by_term(scheme, backend, monkeypatch):
+    """Small `Dense` operators combine a stage's terms in one product (`Dense.fuse`);
+    the result is the term-by-term sum's, batched and complex states included."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    a = (A + 0.3 * np.triu(np.ones((12, 12)), 1)) * 0.5  # non-normal: the "eig" φ path
+    base = Y0 * 0.5 + 0.2j * np.roll(Y0, 3)
+    y0 = np.stack([base, 0.5 * base, base[::-1]])
+
+    def nonlinear(t, y):
+        return 1j * y * (y * y.conj()) + 0.1 * math.cos(t)
+
+    def run():
+        x0 = torch.from_numpy(y0) if backend == "torch" else y0
+        prob = expint.SemilinearProblem(expint.Dense(a), nonlinear)
+        kw = {"rtol": 1e-6, "atol": 1e-9} if scheme == "whalen53" else {"n_steps": 12}
+        out = expint.solve(prob, x0, (0.0, 0.6), scheme=scheme, **kw).y[-1]
+        return out.numpy() if backend == "torch" else out
+
+    assert expint.Dense(a).fusable and expint.Dense(a).phi_method == "eig"
+    fused = run()
+    monkeypatch.setattr("expint._operators.FUSE_MAX_N", 0)
+    assert not expint.Dense(a).fusable
+    np.testing.assert_allclose(fused, run(), rtol=1e-13, atol=1e-14)
+
+
 @needs_torch
 def test_float32_state_stays_float32():
     bp = problems.kuramoto_sivashinsky(64)

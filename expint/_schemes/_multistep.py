@@ -97,6 +97,9 @@ class AdamsStepper:
         self._own_nfev = 0
         self._coeffs = LRUCache(_CACHE)
         self._last: tuple[Any, Any] = (None, None)
+        # small Dense operators: the last coefficient set stacked for one product
+        self._fusing = self._evaluated_coefficients and getattr(linear, "fusable", False)
+        self._last_fused: tuple[Any, Any] = (None, None)
 
     @property
     def nfev(self) -> int:
@@ -155,6 +158,12 @@ class AdamsStepper:
             diffs = list(zip(values, _as_exprs(h * _error_matrix(thetas)), strict=True))
             return new, _combine_grouped(self.linear, h, t, u, PhiExpr(), diffs)
         coeffs = self._step_coefficients(t, h, u, error)
+        if self._fusing and not error:
+            key, fused = self._last_fused
+            if key is not coeffs:
+                fused = self.linear.fuse(coeffs[: self.q + 1])
+                self._last_fused = (coeffs, fused)
+            return self.linear.apply_fused(fused, [u, *values]), None
         apply = self.linear.apply_coefficient
         acc = apply(coeffs[0], u)
         for w, nj in zip(coeffs[1 : self.q + 1], values, strict=True):

@@ -30,8 +30,10 @@ class RKStepper:
         # which of the two operator protocols the step uses (decided once: an isinstance
         # check against a runtime protocol costs microseconds)
         self._evaluated_coefficients = isinstance(linear, EvaluatedCoefficients)
+        self._fusing = self._evaluated_coefficients and getattr(linear, "fusable", False)
         self.nfev = 0
         self._coeffs = LRUCache(cache)
+        self._fused = LRUCache(cache)
         # stage i: (exp(c_i hL) expr, [(j, a_ij expr)]); then the update
         self._rows = [(tableau.stage_exp[i], tableau.row(i)) for i in range(tableau.stages)]
         self._final = (E(1.0), [(i, b) for i, b in enumerate(tableau.b) if b])
@@ -138,9 +140,44 @@ class RKStepper:
         self.nfev += 1
         return self.nonlinear(t + self.tab.c[i] * h, stage)
 
+    def _fused_rows(self, h: float, t: float, like: Any) -> list:
+        """Per stage (then the update): ``(indices into [u, N_1, N_2, …], fused)`` with
+        ``fused`` the operator's `fuse` of those vectors' coefficients (``None`` for a
+        stage value that is ``u`` itself)."""
+        key = (h, t if self.linear.time_dependent else None)
+        hit = self._fused.get(key)
+        if hit is not None:
+            return hit
+        out = []
+        for e, row in self._evaluated(h, t, like):
+            idx = [0] + [j + 1 for j, _ in row]
+            coefs = [e] + [a for _, a in row]
+            if e is None:  # the exponential is the identity: e^{0·hL} u = u
+                if not row:
+                    out.append(([0], None))
+                    continue
+                coefs[0] = self.linear.phi_expr(h, {(0, 0.0, 0.0): 1.0}, t, like)
+            out.append((idx, self.linear.fuse(coefs)))
+        return self._fused.put(key, out)
+
+    def _step_fused(self, t: Any, h: Any, u: Any, n0: Any, n_vals: list[Any]) -> Any:
+        fuse = self.linear.apply_fused
+        vals = [u]  # u, then N_1, N_2, …: the indices of `_fused_rows`
+        last = self.tab.stages
+        for i, (idx, fused) in enumerate(self._fused_rows(h, t, u)):
+            acc = u if fused is None else fuse(fused, [vals[j] for j in idx])
+            if i == last:
+                return acc
+            n_i = self._stage_value(i, t, h, acc, n0)
+            n_vals.append(n_i)
+            vals.append(n_i)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _step_evaluated(
         self, t: Any, h: Any, u: Any, n0: Any, n_vals: list[Any], coeffs: list | None = None
     ) -> Any:
+        if coeffs is None and self._fusing:
+            return self._step_fused(t, h, u, n0, n_vals)
         lin = self.linear  # this loop is the hot path: bind the apply function once
         apply = lin.apply_coefficient
         if coeffs is None:

@@ -17,11 +17,24 @@ depends on $t$).
 
 Every product with a φ-function of $hJ_n$ is one Krylov approximation (`expint.phiv`)
 on the operator $v \mapsto L v + \partial_u N\, v$, so the linear part may be any
-operator.  Jacobian–vector products come from the problem's ``jvp`` if it has one,
-else ``torch.func.jvp`` for real tensors, else a forward difference
-$(N(u + εv) - N(u))/ε$, $ε = \sqrt{\text{eps}}\,(1 + \|u\|)/\|v\|$.  A complex state is
-handled as the real vector of its real and imaginary parts: ``N`` is often not
-complex-differentiable (``|u|²u``, ``Re(ifft(·))``), so its Jacobian is only real-linear.
+operator.  Jacobian–vector products come from the problem's ``jvp`` if it has one, else
+``torch.func.jvp`` for real tensors, else a forward difference
+$(N(u + εv) - N(u))/ε$, $ε = \sqrt{\text{eps}}\,(1 + \|u\|)/\|v\|$.
+
+Small systems (numpy states of at most `RosenbrockStepper.dense_max` real unknowns)
+form $J_n$ as a matrix instead: the columns of $\partial_u N$ from ``jvp`` or by central
+differences (error ~eps^{2/3}, against the forward difference's ~eps^{1/2}: a Jacobian
+error δ adds δ·(U_j − u_n) to the defects, which is what floors the forward-difference
+Krylov path near 1e-8), one batched call where ``N`` takes a batch.  Its φ-functions
+are evaluated as `expint.Dense` does: one symmetric eigendecomposition when $J_n$ is
+symmetric (a diffusion operator plus a pointwise reaction), a well-conditioned one up
+to `RosenbrockStepper.dense_eig_max` unknowns; otherwise Krylov runs on the formed
+matrix.  On a stiff problem this is what makes a step cheap: Krylov on $hJ_n$ with
+$\|hJ_n\| \sim 10^3$–$10^5$ needs hundreds of products per step.
+
+A complex state is handled as the real vector of its real and imaginary parts: ``N`` is
+often not complex-differentiable (``|u|²u``, ``Re(ifft(·))``), so its Jacobian is only
+real-linear.
 One state at a time: each state has its own Jacobian, so batches are refused.
 """
 
@@ -34,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import concat, is_complex, is_torch_array, make_complex, vector_norm
-from .._operators import MatrixFree
+from .._operators import Dense, MatrixFree
 from ._phiexpr import P, PhiExpr, _phi_scalar
 from ._rk import _combine_grouped
 
@@ -121,13 +134,13 @@ class _RealView:
         self.on = complex_state
 
     def real(self, v: Any) -> Any:
-        return concat([v.real, v.imag]) if self.on else v
+        return concat([v.real, v.imag], axis=-1) if self.on else v
 
     def back(self, x: Any) -> Any:
         if not self.on:
             return x
         n = x.shape[-1] // 2
-        return make_complex(x[:n], x[n:])
+        return make_complex(x[..., :n], x[..., n:])
 
 
 class RosenbrockStepper:
@@ -136,6 +149,13 @@ class RosenbrockStepper:
     #: relative tolerance of every Krylov product: far below the schemes' own errors, so
     #: that the time discretisation is what a convergence study or tolerance measures
     krylov_tol = 1e-12
+    #: largest real dimension for which J_n is formed as a matrix (numpy states): its
+    #: columns cost that many products, and a symmetric eigendecomposition of this size
+    #: a few milliseconds
+    dense_max = 256
+    #: largest real dimension for which a non-symmetric J_n is eigendecomposed (a
+    #: general eigensolver costs ~1 ms at 50 unknowns, ~15 ms at 128)
+    dense_eig_max = 64
 
     def __init__(self, tableau: RosenbrockTableau, linear: Any, nonlinear: Any, jvp: Any = None):
         self.tab = tableau
@@ -144,6 +164,7 @@ class RosenbrockStepper:
         self.user_jvp = jvp
         self.nfev = 0
         self.krylov_matvecs = 0
+        self._batched: dict[str, bool] = {}  # whether `nonlinear`/`jvp` take a batch (once known)
 
     def _n(self, t: float, u: Any) -> Any:
         self.nfev += 1
@@ -189,17 +210,25 @@ class RosenbrockStepper:
             )
         lin = self.linear
         n_u = self._n(t, u) if n0 is None else n0
-        jv = self._jvp(t, u, n_u)
+        view = _RealView(is_complex(u))
+        m = 2 * u.shape[-1] if view.on else u.shape[-1]
+        jn = self._dense_jacobian_of_n(t, u, view, m)
+        if jn is None:
+            jv = self._jvp(t, u, n_u)
+        else:
+
+            def jv(w: Any) -> Any:  # one state or a batch of them (rows)
+                return view.back(view.real(w) @ jn.T)
+
         dt = math.sqrt(np.finfo(float).eps) * max(1.0, abs(t))
         v_n = (self._n(t + dt, u) - n_u) / dt  # ∂N/∂t by a forward difference
         f_n = lin.apply(u, t) + n_u
-        view = _RealView(is_complex(u))
 
         def matvec(x: Any) -> Any:
             w = view.back(x)
             return view.real(lin.apply(w, t) + jv(w))
 
-        jac = MatrixFree(matvec, 2 * u.shape[-1] if view.on else u.shape[-1], tol=self.krylov_tol, m=40)
+        jac = self._operator(matvec, m, jn)
 
         def g(tt: float, y: Any) -> Any:  # the remainder g_n(t, y) up to the constant g_n(t_n, u_n)
             out = self._n(tt, y) - jv(y) - v_n * (tt - t)
@@ -222,8 +251,66 @@ class RosenbrockStepper:
         if with_error:
             eparts = [(defects[i], h * e) for i, e in enumerate(self.tab.b_err) if e]
             err = view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), eparts))
-        self.krylov_matvecs += jac.krylov_info.matvecs
+        if isinstance(jac, MatrixFree):
+            self.krylov_matvecs += jac.krylov_info.matvecs
         return u_new, err
+
+    def _dense_jacobian_of_n(self, t: float, u: Any, view: _RealView, m: int) -> Any:
+        """``∂N/∂u`` at ``(t, u)`` as an ``(m, m)`` matrix on the real view, or ``None``
+        (a large or non-numpy state: products only).  Columns from the problem's ``jvp``,
+        else by central differences: their error, ~ε^{2/3} instead of the forward
+        difference's ~ε^{1/2}, is what lets the defects ``D_j`` stay second order down to
+        tolerances near 1e-10 (a Jacobian error δ adds ``δ·(U_j − u_n)`` to them)."""
+        if m > self.dense_max or not isinstance(u, np.ndarray) or not np.all(np.isfinite(u)):
+            return None
+        directions = view.back(np.eye(m, dtype=u.real.dtype))  # row k: the k-th real direction
+        if self.user_jvp is not None:
+            jn = view.real(self._rows("jvp", lambda d: _checked_jvp(self.user_jvp(t, u, d), d), directions)).T
+        else:
+            step = np.finfo(float).eps ** (1 / 3) * (1.0 + float(np.max(np.abs(u))))
+
+            def n_at(y: Any) -> Any:
+                self.nfev += y.shape[0] if y.ndim > 1 else 1
+                return self.nonlinear(t, y)
+
+            diff = self._rows("n", n_at, u + step * directions) - self._rows("n", n_at, u - step * directions)
+            jn = view.real(diff).T / (2 * step)
+        return jn if np.all(np.isfinite(jn)) else None
+
+    def _rows(self, which: str, fn: Any, rows: Any) -> Any:
+        """``fn`` of each row of ``rows``: one batched call where the user function treats
+        leading axes as batch axes (as every expint problem does), else row by row.
+        Which applies is found on the first call (remembered per ``which``): the batch
+        must come back with the right shape and agree with the last row computed alone
+        (``A @ y`` instead of ``y @ A.T`` would transpose a square batch silently)."""
+        known = self._batched.get(which)
+        if known is not False:
+            try:
+                out = fn(rows)
+                ok = tuple(getattr(out, "shape", ())) == tuple(rows.shape)
+            except Exception:  # any failure on a batch means: one state at a time
+                ok = False
+            if ok and known is None:
+                alone = fn(rows[-1])
+                scale = float(np.max(np.abs(alone))) if alone.size else 0.0
+                ok = bool(np.allclose(out[-1], alone, rtol=1e-10, atol=1e-12 * scale))
+            self._batched[which] = ok
+            if ok:
+                return out
+        return np.stack([fn(r) for r in rows])
+
+    def _operator(self, matvec: Any, m: int, jn: Any) -> Any:
+        """The operator whose φ-functions the step applies: `Dense` on the formed
+        ``J_n = L + ∂N/∂u`` where its eigendecomposition is cheap and well conditioned,
+        else Krylov (on the formed matrix when there is one: a product is then one
+        matrix–vector product instead of an evaluation of ``N``)."""
+        if jn is None:
+            return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
+        jmat = matvec(np.eye(m, dtype=jn.dtype)).T  # columns J e_k: every operator takes a batch
+        dense = Dense(jmat)
+        if dense.phi_method == "eigh" or (m <= self.dense_eig_max and dense.phi_method == "eig"):
+            return dense
+        return MatrixFree(lambda x: jmat @ x, m, tol=self.krylov_tol, m=40)
 
 
 def _checked_jvp(out: Any, v: Any) -> Any:
