@@ -27,7 +27,14 @@ class SemilinearProblem:
     jvp : callable, optional
         ``jvp(t, y, v) -> ∂N/∂y (t, y) · v``, used by the exponential Rosenbrock
         schemes (``exprb32``, ``exprb43``); without it they use ``torch.func.jvp`` for
-        real tensors and a forward difference otherwise.
+        real tensors and difference quotients otherwise.
+    jac : callable, optional
+        ``jac(t, y) -> ∂N/∂y (t, y)`` as a matrix, for the exponential Rosenbrock
+        schemes: ``(n, n)`` for a real state; for a complex state the ``(2n, 2n)`` real
+        matrix that maps ``[Re δy, Im δy]`` to ``[Re δN, Im δN]`` (``|y|²y`` and other
+        nonlinearities that are not complex-differentiable have only this real-linear
+        Jacobian).  The step then forms ``J = L + jac`` with no evaluations of ``N``
+        for it; preferred over ``jvp`` when both are given.
     """
 
     def __init__(
@@ -36,6 +43,7 @@ class SemilinearProblem:
         nonlinear: Callable[[float, Any], Any],
         name: str = "",
         jvp: Callable[[float, Any, Any], Any] | None = None,
+        jac: Callable[[float, Any], Any] | None = None,
     ):
         if isinstance(linear, type):
             raise TypeError(
@@ -57,10 +65,13 @@ class SemilinearProblem:
             raise TypeError("nonlinear must be a callable (t, y) -> array, not a class or a value")
         if jvp is not None and (isinstance(jvp, type) or not callable(jvp)):
             raise TypeError("jvp must be a callable (t, y, v) -> ∂N/∂y · v")
+        if jac is not None and (isinstance(jac, type) or not callable(jac)):
+            raise TypeError("jac must be a callable (t, y) -> the matrix ∂N/∂y")
         self.linear = linear
         self.nonlinear = nonlinear
         self.name = name
         self.jvp = jvp
+        self.jac = jac
 
     def rhs(self, t: float, y: Any) -> Any:
         """The full right-hand side ``L(t) y + N(t, y)`` (for reference solvers)."""

@@ -433,7 +433,9 @@ def _solve_fixed(
     progress: bool,
 ) -> Solution:
     work = _Work(problem.linear)
-    stepper = sch.make_stepper(problem.linear, _CheckedNonlinear(problem.nonlinear), jvp=problem.jvp)
+    stepper = sch.make_stepper(
+        problem.linear, _CheckedNonlinear(problem.nonlinear), jvp=problem.jvp, jac=problem.jac
+    )
     dense = DenseOutput(stepper, float(grid[0])) if dense_output else None
     te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
     grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
@@ -624,7 +626,9 @@ def _solve_adaptive(
     nonlinear: Any = _CheckedNonlinear(problem.nonlinear)
     if independent:  # per-sample steps on a (B, n) view of the batch
         nonlinear, y0 = RowwiseNonlinear(nonlinear), y0.reshape(-1, shape[-1])
-    stepper = sch.make_stepper(problem.linear, nonlinear, cache=64 if independent else 32, jvp=problem.jvp)
+    stepper = sch.make_stepper(
+        problem.linear, nonlinear, cache=64 if independent else 32, jvp=problem.jvp, jac=problem.jac
+    )
     dense = DenseOutput(stepper, t0) if dense_output else None
     bar = _progress(progress, abs(tf - t0), sch.name, "t")
     runner = run_independent if independent else functools.partial(run_adaptive, dense=dense)

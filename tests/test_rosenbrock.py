@@ -137,6 +137,53 @@ def test_a_user_jvp_is_used_and_checked():
         expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jvp=3)
 
 
+def test_a_user_jacobian_matrix_replaces_the_difference_quotients(jacobian_path):
+    bp = problems.nonstiff()
+    lin, nl = bp.problem.linear, bp.problem.nonlinear
+
+    def jvp(t, y, v):
+        return (0.5 * np.cos(y) + 0.3 * np.cos(t) * 2 * y / (1 + y * y) ** 2) * v
+
+    def jac(t, y):
+        return np.diag(jvp(t, y, np.ones_like(y)))
+
+    with_jvp = expint.solve(
+        expint.SemilinearProblem(lin, nl, jvp=jvp), bp.y0, (0.0, 1.0), scheme="exprb43", n_steps=6
+    )
+    with_jac = expint.solve(
+        expint.SemilinearProblem(lin, nl, jac=jac), bp.y0, (0.0, 1.0), scheme="exprb43", n_steps=6
+    )
+    np.testing.assert_allclose(with_jac.y[-1], with_jvp.y[-1], rtol=1e-12, atol=1e-13)
+    assert with_jac.stats["nfev"] <= with_jvp.stats["nfev"]
+    wrong = expint.SemilinearProblem(lin, nl, jac=lambda t, y: np.eye(y.shape[-1] + 1))
+    with_shape = r"jac\(t, y\) returned shape \(7, 7\); for a real state of length 6 it must be \(6, 6\)"
+    with pytest.raises(ValueError, match=with_shape):
+        expint.solve(wrong, bp.y0, (0.0, 1.0), scheme="exprb32", n_steps=2)
+    with pytest.raises(TypeError, match="jac must be a callable"):
+        expint.SemilinearProblem(lin, nl, jac=np.eye(6))
+
+
+def test_a_complex_state_takes_the_real_jacobian_matrix():
+    """NLS: the (2n, 2n) real matrix of δy ↦ δN, built here from the problem's exact
+    jvp, gives the jvp run's result; an (n, n) matrix is refused with the shape asked for."""
+    bp = problems.nls(16, length=20.0)
+    jvp = bp.problem.jvp
+    n = bp.y0.shape[0]
+
+    def jac(t, y):
+        dirs = np.concatenate([np.eye(n), 1j * np.eye(n)])
+        out = np.stack([jvp(t, y, d) for d in dirs], axis=1)
+        return np.concatenate([out.real, out.imag])
+
+    prob = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jac=jac)
+    got = expint.solve(prob, bp.y0, (0.0, 0.5), scheme="exprb43", n_steps=4).y[-1]
+    want = expint.solve(bp.problem, bp.y0, (0.0, 0.5), scheme="exprb43", n_steps=4).y[-1]
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12)
+    square = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jac=lambda t, y: np.eye(n))
+    with pytest.raises(ValueError, match=r"complex state's real view of length 16 it must be \(32, 32\)"):
+        expint.solve(square, bp.y0, (0.0, 0.5), scheme="exprb43", n_steps=1)
+
+
 def test_batches_are_refused_with_a_way_out():
     bp = problems.nonstiff()
     with pytest.raises(ValueError, match="one state at a time"):

@@ -238,11 +238,14 @@ class Scheme:
         """True for an embedded pair (error-controlled steps with ``rtol``/``atol``)."""
         return self.embedded_order is not None
 
-    def make_stepper(self, linear: Any, nonlinear: Any, cache: int = 8, jvp: Any = None) -> Any:
+    def make_stepper(
+        self, linear: Any, nonlinear: Any, cache: int = 8, jvp: Any = None, jac: Any = None
+    ) -> Any:
         """A fresh stepper for one integration (``cache``: φ-coefficient sets kept;
-        ``jvp``: the problem's Jacobian–vector product, for Rosenbrock schemes)."""
+        ``jvp``, ``jac``: the problem's Jacobian product and matrix, for Rosenbrock
+        schemes)."""
         if self.rosenbrock is not None:
-            return RosenbrockStepper(self.rosenbrock, linear, nonlinear, jvp)
+            return RosenbrockStepper(self.rosenbrock, linear, nonlinear, jvp, jac)
         if self.tableau is not None:
             return RKStepper(self.tableau, linear, nonlinear, cache)
         # an adaptive Adams pair starts with an error-controlled pair of its own

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import concat, is_complex, is_torch_array, make_complex, vector_norm
+from .._backend import concat, is_complex, is_torch_array, make_complex, to_like, vector_norm
 from .._operators import Dense, MatrixFree
 from ._phiexpr import P, PhiExpr, _phi_scalar
 from ._rk import _combine_grouped
@@ -157,11 +157,14 @@ class RosenbrockStepper:
     #: general eigensolver costs ~1 ms at 50 unknowns, ~15 ms at 128)
     dense_eig_max = 64
 
-    def __init__(self, tableau: RosenbrockTableau, linear: Any, nonlinear: Any, jvp: Any = None):
+    def __init__(
+        self, tableau: RosenbrockTableau, linear: Any, nonlinear: Any, jvp: Any = None, jac: Any = None
+    ):
         self.tab = tableau
         self.linear = linear
         self.nonlinear = nonlinear
         self.user_jvp = jvp
+        self.user_jac = jac
         self.nfev = 0
         self.krylov_matvecs = 0
         self._batched: dict[str, bool] = {}  # whether `nonlinear`/`jvp` take a batch (once known)
@@ -212,7 +215,11 @@ class RosenbrockStepper:
         n_u = self._n(t, u) if n0 is None else n0
         view = _RealView(is_complex(u))
         m = 2 * u.shape[-1] if view.on else u.shape[-1]
-        jn = self._dense_jacobian_of_n(t, u, view, m)
+        jn = (
+            self._user_jacobian(t, u, m)
+            if self.user_jac is not None
+            else self._dense_jacobian_of_n(t, u, view, m)
+        )
         if jn is None:
             jv = self._jvp(t, u, n_u)
         else:
@@ -254,6 +261,18 @@ class RosenbrockStepper:
         if isinstance(jac, MatrixFree):
             self.krylov_matvecs += jac.krylov_info.matvecs
         return u_new, err
+
+    def _user_jacobian(self, t: float, u: Any, m: int) -> Any:
+        """The problem's ``jac(t, u)``, checked, as an array like the state's real part."""
+        out = self.user_jac(t, u)
+        shape = tuple(getattr(out, "shape", ()))
+        if shape != (m, m):
+            what = "a complex state's real view" if is_complex(u) else "a real state"
+            raise ValueError(
+                f"jac(t, y) returned shape {shape}; for {what} of length {u.shape[-1]} it must be "
+                f"({m}, {m}), the matrix ∂N/∂y" + (" on [Re y, Im y]" if is_complex(u) else "")
+            )
+        return to_like(out, u.real)
 
     def _dense_jacobian_of_n(self, t: float, u: Any, view: _RealView, m: int) -> Any:
         """``∂N/∂u`` at ``(t, u)`` as an ``(m, m)`` matrix on the real view, or ``None``
@@ -304,7 +323,7 @@ class RosenbrockStepper:
         ``J_n = L + ∂N/∂u`` where its eigendecomposition is cheap and well conditioned,
         else Krylov (on the formed matrix when there is one: a product is then one
         matrix–vector product instead of an evaluation of ``N``)."""
-        if jn is None:
+        if jn is None or m > self.dense_max or not isinstance(jn, np.ndarray):
             return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
         jmat = matvec(np.eye(m, dtype=jn.dtype)).T  # columns J e_k: every operator takes a batch
         dense = Dense(jmat)
