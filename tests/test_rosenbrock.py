@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from _optional import needs_torch, torch
 from scipy.linalg import expm
+from tolerance import RTOLS, order_from_steps, sweep
 
 import expint
 from expint import problems
@@ -253,22 +254,12 @@ def test_tolerance_proportionality(small_tolerance_cases, problem, name):
     """Achieved error within 10× of rtol from rtol = 1e-3 to 1e-10, and steps growing
     like rtol^{-1/p} for the scheme's order p (as for the Runge–Kutta pairs)."""
     bp, t_end, ref = small_tolerance_cases[problem]
-    order_of = {"exprb32": 3, "exprb43": 4}[name]
-    rtols = np.logspace(-3, -10, 8)
-    scale = np.max(np.abs(ref))
-    errs, steps = [], []
-    for rtol in rtols:
-        sol = expint.solve(
-            bp.problem, bp.y0, (0.0, t_end), scheme=name, rtol=rtol, atol=rtol * np.max(np.abs(bp.y0))
-        )
-        assert sol.success, sol.message
-        errs.append(np.max(np.abs(sol.y[-1] - ref)) / scale)
-        steps.append(sol.stats["steps"])
-    ratio = np.array(errs) / rtols
-    assert np.all(ratio < 10), dict(zip(rtols, ratio, strict=True))
+    ratio, steps = sweep(bp, t_end, name, ref)
+    assert np.all(ratio < 10), dict(zip(RTOLS, ratio, strict=True))
     # the step is sized by the embedded solution's error, which on Allen–Cahn and
     # Hochbruck–Ostermann is 1e3–1e4 × the error of the solution kept (measured down to
     # 1.4e-4 × rtol); the step count's growth below is what shows the control working
-    assert np.all(ratio > 1e-5), dict(zip(rtols, ratio, strict=True))
-    order = -1.0 / np.polyfit(np.log(rtols), np.log(steps), 1)[0]
-    assert order_of - 0.6 < order < order_of + 0.8, (order, steps)
+    assert np.all(ratio > 1e-5), dict(zip(RTOLS, ratio, strict=True))
+    order = order_from_steps(RTOLS, steps)
+    expected = {"exprb32": 3, "exprb43": 4}[name]
+    assert expected - 0.6 < order < expected + 0.8, (order, steps)

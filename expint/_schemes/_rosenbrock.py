@@ -326,9 +326,10 @@ class RosenbrockStepper:
         if jn is None or m > self.dense_max or not isinstance(jn, np.ndarray):
             return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
         jmat = matvec(np.eye(m, dtype=jn.dtype)).T  # columns J e_k: every operator takes a batch
-        dense = Dense(jmat)
-        if dense.phi_method == "eigh" or (m <= self.dense_eig_max and dense.phi_method == "eig"):
-            return dense
+        if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):  # a general eigensolver: ~10× a symmetric one
+            dense = Dense(jmat)
+            if dense.phi_method != "expm":
+                return dense
         return MatrixFree(lambda x: jmat @ x, m, tol=self.krylov_tol, m=40)
 
 
