@@ -326,7 +326,8 @@ class RosenbrockStepper:
         if jn is None or m > self.dense_max or not isinstance(jn, np.ndarray):
             return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
         jmat = matvec(np.eye(m, dtype=jn.dtype)).T  # columns J e_k: every operator takes a batch
-        if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):  # a general eigensolver: ~10× a symmetric one
+        # a general eigensolver costs ~10× a symmetric one: only small J_n try it
+        if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):
             dense = Dense(jmat)
             if dense.phi_method != "expm":
                 return dense
