@@ -183,6 +183,11 @@ def test_a_complex_state_takes_the_real_jacobian_matrix():
     square = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear, jac=lambda t, y: np.eye(n))
     with pytest.raises(ValueError, match=r"complex state's real view of length 16 it must be \(32, 32\)"):
         expint.solve(square, bp.y0, (0.0, 0.5), scheme="exprb43", n_steps=1)
+    cplx = expint.SemilinearProblem(
+        bp.problem.linear, bp.problem.nonlinear, jac=lambda t, y: 1j * np.eye(2 * n)
+    )
+    with pytest.raises(ValueError, match="returned a complex matrix; it must be real"):
+        expint.solve(cplx, bp.y0, (0.0, 0.5), scheme="exprb43", n_steps=1)
 
 
 def test_batches_are_refused_with_a_way_out():

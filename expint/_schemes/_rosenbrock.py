@@ -272,6 +272,11 @@ class RosenbrockStepper:
                 f"jac(t, y) returned shape {shape}; for {what} of length {u.shape[-1]} it must be "
                 f"({m}, {m}), the matrix ∂N/∂y" + (" on [Re y, Im y]" if is_complex(u) else "")
             )
+        if is_complex(out):
+            raise ValueError(
+                "jac(t, y) returned a complex matrix; it must be real: for a complex state, the "
+                "real matrix of ∂N/∂y on [Re y, Im y] (shape (2n, 2n))"
+            )
         return to_like(out, u.real)
 
     def _dense_jacobian_of_n(self, t: float, u: Any, view: _RealView, m: int) -> Any:
