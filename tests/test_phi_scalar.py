@@ -210,3 +210,14 @@ def test_keeps_shape_dtype_device_and_scalars():
 def test_bad_input(k, z, exc, match):
     with pytest.raises(exc, match=match):
         expint.phi(k, z)
+
+
+def test_lower_indices_by_backward_recurrence_match_their_own_series():
+    """``phi_all(K)`` sums the Taylor series for φ_K only and gets φ_k, k < K, by
+    ``φ_k = z φ_{k+1} + 1/k!`` inside the discs; ``phi_all(k)`` sums φ_k's own series."""
+    mags = np.concatenate([np.logspace(-12, 0.9, 200), np.linspace(0.5, 8.0, 200)])
+    z = np.concatenate([mags * r for r in (-1.0, 1j, np.exp(0.75j * np.pi), np.exp(2j), 1.0)])
+    high = expint.phi_all(8, z)
+    for k in range(1, 8):
+        own = expint.phi_all(k, z)[k]
+        np.testing.assert_allclose(high[k], own, rtol=1e-15, atol=0)
