@@ -94,7 +94,7 @@ EXPECTED.update({f"rhoab{r}_x0": r + 1 for r in (1, 2)})
 def unguarded(method):
     """The method with its published weights on every step (stability guards off)."""
     m = copy.copy(get_method(method))
-    for guard in ("max_gain", "max_disagreement"):
+    for guard in ("max_gain", "max_disagreement", "max_gap_stiffness"):
         if hasattr(m, guard):
             setattr(m, guard, None)
     return m
@@ -109,6 +109,25 @@ def _order(method, model, exact_fn, ns, kind="logsnr"):
         out = sample(model, X_T, SCH, grid(SCH, n, kind, t_start=T0, t_end=T1), method=method)
         errs.append(float((out - exact_fn).abs().max()))
     return float(-np.polyfit(np.log(ns), np.log(errs), 1)[0]), errs
+
+
+def test_gap_stiffness_guard_drops_nodes_across_a_stiff_gap():
+    """ε interpolated in t: on a 3-step grid from t = 999 the first gap is
+    |ρ_0 − ρ_1|/ρ_1 ≈ 20, so with the guard the second step does not reach back to t = 999
+    (degree 0); without it, or with ε in ρ (the natural variable), it does (degree 1)."""
+    sch = DiscreteVP.from_betas()
+    ts = grid(sch, 3, "uniform", t_start=999.0, t_end=0.0)
+    rho = np.asarray(sch.rho(ts[:2]), float)
+    assert abs(rho[0] - rho[1]) / rho[1] > 10
+
+    def degrees(method):
+        return [step.degree for step in method.plan(sch, ts).steps]
+
+    assert degrees(ExponentialAdams(1, "t", "eps"))[1] == 0
+    assert degrees(ExponentialAdams(1, "t", "eps", max_gap_stiffness=None, max_disagreement=None))[1] == 1
+    assert degrees(ExponentialAdams(1, "rho", "eps"))[1] == 1
+    assert ExponentialAdams(1, "t", "eps").max_gap_stiffness == 10.0
+    assert ExponentialAdams(1, "lam", "x0").max_gap_stiffness is None
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -457,6 +476,8 @@ def test_equal_step_gain_is_the_adams_bashforth_coefficient_sum():
         ({"startup": "euler"}, "startup must be"),
         ({"max_gain": 0.5}, "max_gain must be a number ≥ 1"),
         ({"max_disagreement": -1.0}, "max_disagreement must be"),
+        ({"max_gap_stiffness": -1.0}, "max_gap_stiffness must be"),
+        ({"max_gap_stiffness": "loose"}, "max_gap_stiffness must be"),
         ({"lower_order_final": "sometimes"}, "lower_order_final must be True, False or 'always'"),
         ({"weights": "bh1"}, "weights must be 'exact' or 'unipc'"),
         ({"weights": "unipc", "target": "eps"}, "weights='unipc' is defined for target='x0'"),

@@ -49,6 +49,8 @@ NATURAL_VARIABLE = {"eps": "rho", "x0": "lam"}
 AUTO_MAX_GAIN = {"x0": 1.75, "eps": None}
 #: ``max_disagreement="auto"`` per target.
 AUTO_MAX_DISAGREEMENT = {"eps": 0.6, "x0": None}
+#: ``max_gap_stiffness="auto"`` per target.
+AUTO_MAX_GAP_STIFFNESS = {"eps": 10.0, "x0": None}
 #: Error gain of Adams–Bashforth weights of degree 0, 1, 2, … on equal steps
 #: (sum of the absolute AB coefficients, e.g. (55 + 59 + 37 + 9)/24 = 20/3 for degree 3).
 EQUAL_STEP_GAIN = (1.0, 2.0, 11 / 3, 20 / 3, 8816 / 720, 32832 / 1440)
@@ -378,13 +380,26 @@ class ExponentialAdams(Method):
         both be trusted over that step: DEIS's tAB extrapolates ε linearly in t across
         the last step of a uniform grid, where ε changes fastest.  ``"auto"``
         (default): 0.6 for the ε target, none for x0 (whose gain guard covers it).
+    max_gap_stiffness : float, None or "auto"
+        Third guard, for the same interpolants: they do not reach back across a stiff
+        gap between consecutive nodes, ``|ρ_j − ρ_{j+1}| / ρ_{j+1} >
+        max_gap_stiffness`` (the oldest nodes are dropped).  Across such a gap — the
+        first step of a 3–4-call grid, from ρ ≈ 157 at t = 999 to ρ ≈ 5–15 — ε turns
+        from the noise itself into the network's estimate, a change a polynomial in t or
+        λ through both ends extrapolates badly (a DDIM step is exact in ρ and does not
+        care).  ``"auto"`` (default): 10 for the ε target, none for x0.  On the shipped
+        models every threshold from 3 to 10 keeps the t/λ-interpolating ε presets at
+        least as accurate as DDIM at 3–10 calls; lower ones drop more nodes and give
+        back more of their lead at 5–10 calls, 15 and above leave failures at 3–4
+        calls (`benchmarks/gap_stiffness_study.py`).
 
     Notes
     -----
-    Both guards were chosen on the shipped learned models (``digits_eps``,
+    The guards were chosen on the shipped learned models (``digits_eps``,
     ``spiral_v``), where without them tab3, lab3, ipndm and the dpmpp* methods are up to
     30× less accurate than DDIM at 3–10 steps; pass ``max_gain=None,
-    max_disagreement=None`` for the published methods' exact weights on every step.
+    max_disagreement=None, max_gap_stiffness=None`` for the published methods' exact
+    weights on every step.
     """
 
     def __init__(
@@ -398,6 +413,7 @@ class ExponentialAdams(Method):
         corrector: bool = False,
         max_gain: float | str | None = "auto",
         max_disagreement: float | str | None = "auto",
+        max_gap_stiffness: float | str | None = "auto",
         weights: str = "exact",
         name: str | None = None,
     ):
@@ -405,7 +421,13 @@ class ExponentialAdams(Method):
             max_gain = AUTO_MAX_GAIN.get(target) if isinstance(target, str) else None
         if max_disagreement == "auto":
             max_disagreement = AUTO_MAX_DISAGREEMENT.get(target) if isinstance(target, str) else None
-        for key, value, low in (("max_gain", max_gain, 1.0), ("max_disagreement", max_disagreement, 0.0)):
+        if max_gap_stiffness == "auto":
+            max_gap_stiffness = AUTO_MAX_GAP_STIFFNESS.get(target) if isinstance(target, str) else None
+        for key, value, low in (
+            ("max_gain", max_gain, 1.0),
+            ("max_disagreement", max_disagreement, 0.0),
+            ("max_gap_stiffness", max_gap_stiffness, 0.0),
+        ):
             ok = value is None or (
                 not isinstance(value, bool) and isinstance(value, (int, float)) and value >= low
             )
@@ -430,6 +452,7 @@ class ExponentialAdams(Method):
         self.startup, self.lower_order_final, self.corrector = startup, lower_order_final, bool(corrector)
         self.max_gain = None if max_gain is None else float(max_gain)
         self.max_disagreement = None if max_disagreement is None else float(max_disagreement)
+        self.max_gap_stiffness = None if max_gap_stiffness is None else float(max_gap_stiffness)
         self.weights = weights
         suffix = ", corrector=True" if corrector else ""
         self.name = name or f"ExponentialAdams({degree}, {variable!r}, {target!r}{suffix})"
@@ -438,7 +461,8 @@ class ExponentialAdams(Method):
         return (
             f"ExponentialAdams(degree={self.degree}, variable={self.variable!r}, target={self.target!r}, "
             f"startup={self.startup!r}, corrector={self.corrector}, max_gain={self.max_gain}, "
-            f"max_disagreement={self.max_disagreement}, lower_order_final={self.lower_order_final!r}, "
+            f"max_disagreement={self.max_disagreement}, max_gap_stiffness={self.max_gap_stiffness}, "
+            f"lower_order_final={self.lower_order_final!r}, "
             f"weights={self.weights!r})"
         )
 
@@ -455,6 +479,7 @@ class ExponentialAdams(Method):
 
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
         n = len(ts) - 1
+        stiff_gap = self._stiff_gaps(schedule, ts)
         steps: list[StepPlan] = []
         pred_at: list[int] = []  # prediction index at t_i
         count = 0
@@ -475,6 +500,8 @@ class ExponentialAdams(Method):
                 r = 0  # λ is unbounded at σ = 0
             while r > 0 and not np.isfinite(_variable(schedule, self.variable, ts[i - r])):
                 r -= 1  # a node where the variable is infinite (α = 0: λ = −∞, ρ = ∞) cannot be used
+            while r > 0 and stiff_gap[i - r]:
+                r -= 1  # the interpolant does not reach back across a stiff gap (max_gap_stiffness)
             a0, s0 = _ab(schedule, t0)
             a1, _ = _ab(schedule, t1)
             out_x, c0 = degree0_weight(self.target, a0, s0, a1, s1)
@@ -495,6 +522,18 @@ class ExponentialAdams(Method):
                 self._add_corrector(step, schedule, ts, i, pred_at, self.degree if prev is None else prev)
             steps.append(step)
         return Plan(steps, self.target)
+
+    def _stiff_gaps(self, schedule: Schedule, ts: np.ndarray) -> np.ndarray:
+        """``gap[j]``: whether ``|ρ_j − ρ_{j+1}| / ρ_{j+1}`` exceeds ``max_gap_stiffness``
+        (always false without the guard, or for the natural variable)."""
+        gaps = np.zeros(len(ts), dtype=bool)
+        if self.max_gap_stiffness is None or self.variable == NATURAL_VARIABLE[self.target]:
+            return gaps
+        rho = np.asarray(schedule.rho(np.asarray(ts, dtype=float)), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):  # ρ = ∞ at α = 0, 0 at σ = 0
+            ratio = np.abs(rho[:-1] - rho[1:]) / rho[1:]
+        gaps[:-1] = ~(ratio <= self.max_gap_stiffness)  # NaN/inf count as stiff
+        return gaps
 
     def _weights(self, schedule: Schedule, nodes: np.ndarray, t0: float, t1: float) -> np.ndarray:
         if self.weights == "unipc" and len(nodes) == 2 and _ab(schedule, t1)[1] > 0:
