@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/diffusion_learned.py [--model digits_eps] [--device cpu] [--batch 512]
        [--nfe 3,4,5,6,8,10,15,20,30] [--opt-methods dpmpp2m_pc] [--opt-evals 200]
-       [--opt-skip 0.03,0.08] [--out results]
+       [--opt-skip 0.03,0.08] [--peers UniPC,DEIS-2] [--out results]
 
 Every sampler integrates the same probability-flow ODE of the model from t = 999 to
 t = 0 (σ > 0 there) from the same float64 noise.  Reference: dopri5 in v = x/α against
@@ -216,9 +216,18 @@ def diffusers_peers(model_name):
     return peers
 
 
-def diffusers_runs(net, model_name, x_T, ref, nfes, samples):
+def peer_filter(spec: str):
+    """``--peers``: comma-separated substrings a peer's name must contain one of; empty:
+    every peer, ``none``: no peer."""
+    parts = [p for p in spec.split(",") if p]
+    if parts == ["none"]:
+        return lambda name: False
+    return lambda name: not parts or any(p in name for p in parts)
+
+
+def diffusers_runs(net, model_name, x_T, ref, nfes, samples, keep=lambda name: True):
     try:
-        peers = diffusers_peers(model_name)
+        peers = {k: v for k, v in diffusers_peers(model_name).items() if keep(k)}
     except ImportError as exc:
         print(f"(diffusers not available: {exc}; its rows are skipped)")
         return {}
@@ -244,7 +253,7 @@ def diffusers_runs(net, model_name, x_T, ref, nfes, samples):
     return out
 
 
-def kdiffusion_runs(net, x_T, ref, nfes, samples):
+def kdiffusion_runs(net, x_T, ref, nfes, samples, keep=lambda name: True):
     kd = load_sampling()
     if kd is None:
         print("(k-diffusion not installed: pip install --no-deps k-diffusion; its rows are skipped)")
@@ -270,6 +279,8 @@ def kdiffusion_runs(net, x_T, ref, nfes, samples):
     for sampler in ("euler", "heun", "lms", "dpm_2", "dpmpp_2m"):
         fn = getattr(kd, f"sample_{sampler}")
         for sname, make in spacing.items():
+            if not keep(f"k-diffusion {sampler} ({sname})"):
+                continue
             row = {}
             for nfe in nfes:
                 per = 2 if sampler in two_call else 1
@@ -425,6 +436,12 @@ def main() -> None:
         default="",
         help="signal levels α for the first model call (prior flow before), e.g. 0.03,0.08",
     )
+    ap.add_argument(
+        "--peers",
+        default="",
+        help="only the peers whose name contains one of these comma-separated strings "
+        "(e.g. 'UniPC,DEIS-2'); 'none' for no peer; default: all",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
@@ -449,8 +466,9 @@ def main() -> None:
     skip_alphas = [float(a) for a in args.opt_skip.split(",") if a]
     opt, grids, cost = optimized_runs(net, x_T, ref, nfes, opt_methods, args.opt_evals, samples, skip_alphas)
     results.update(opt)
-    results.update(diffusers_runs(net, args.model, x_T, ref, nfes, samples))
-    results.update(kdiffusion_runs(net, x_T, ref, nfes, samples))
+    keep = peer_filter(args.peers)
+    results.update(diffusers_runs(net, args.model, x_T, ref, nfes, samples, keep))
+    results.update(kdiffusion_runs(net, x_T, ref, nfes, samples, keep))
     print("| configuration | " + " | ".join(f"NFE {n}" for n in nfes) + " |")
     print("|---" * (len(nfes) + 1) + "|")
     for name, row in results.items():

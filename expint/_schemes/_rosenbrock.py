@@ -168,6 +168,7 @@ class RosenbrockStepper:
         self.nfev = 0
         self.krylov_matvecs = 0
         self._batched: dict[str, bool] = {}  # whether `nonlinear`/`jvp` take a batch (once known)
+        self._l_matrix: np.ndarray | None = None  # L on the real view, for the formed J_n
 
     def _n(self, t: float, u: Any) -> Any:
         self.nfev += 1
@@ -235,7 +236,7 @@ class RosenbrockStepper:
             w = view.back(x)
             return view.real(lin.apply(w, t) + jv(w))
 
-        jac = self._operator(matvec, m, jn)
+        jac = self._operator(matvec, m, jn, view, t)
 
         def g(tt: float, y: Any) -> Any:  # the remainder g_n(t, y) up to the constant g_n(t_n, u_n)
             out = self._n(tt, y) - jv(y) - v_n * (tt - t)
@@ -323,20 +324,30 @@ class RosenbrockStepper:
                 return out
         return np.stack([fn(r) for r in rows])
 
-    def _operator(self, matvec: Any, m: int, jn: Any) -> Any:
+    def _operator(self, matvec: Any, m: int, jn: Any, view: _RealView, t: float) -> Any:
         """The operator whose φ-functions the step applies: `Dense` on the formed
         ``J_n = L + ∂N/∂u`` where its eigendecomposition is cheap and well conditioned,
         else Krylov (on the formed matrix when there is one: a product is then one
         matrix–vector product instead of an evaluation of ``N``)."""
         if jn is None or m > self.dense_max or not isinstance(jn, np.ndarray):
             return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
-        jmat = matvec(np.eye(m, dtype=jn.dtype)).T  # columns J e_k: every operator takes a batch
+        jmat = self._linear_matrix(m, view, t, jn.dtype) + jn
         # a general eigensolver costs ~10× a symmetric one: only small J_n try it
         if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):
             dense = Dense(jmat)
             if dense.phi_method != "expm":
                 return dense
         return MatrixFree(lambda x: jmat @ x, m, tol=self.krylov_tol, m=40)
+
+    def _linear_matrix(self, m: int, view: _RealView, t: float, dtype: Any) -> np.ndarray:
+        """``L`` on the real view as an ``(m, m)`` matrix: one batched product with the
+        identity, kept for the whole run unless ``L`` depends on time."""
+        cached = self._l_matrix
+        if cached is not None and cached.shape == (m, m) and not self.linear.time_dependent:
+            return cached
+        rows = view.real(self.linear.apply(view.back(np.eye(m, dtype=dtype)), t))  # row k: L e_k
+        self._l_matrix = np.asarray(rows).T
+        return self._l_matrix
 
 
 def _checked_jvp(out: Any, v: Any) -> Any:
