@@ -381,9 +381,11 @@ class ExponentialAdams(Method):
         the last step of a uniform grid, where ε changes fastest.  ``"auto"``
         (default): 0.6 for the ε target, none for x0 (whose gain guard covers it).
     max_gap_stiffness : float, None or "auto"
-        Third guard, for the same interpolants: they do not reach back across a stiff
-        gap between consecutive nodes, ``|ρ_j − ρ_{j+1}| / ρ_{j+1} >
-        max_gap_stiffness`` (the oldest nodes are dropped).  Across such a gap — the
+        Third guard, for the same interpolants: the oldest node is dropped while the gap
+        between it and the next node is stiff, ``|ρ_j − ρ_{j+1}| / ρ_{j+1} >
+        max_gap_stiffness`` (a stiff gap between newer nodes is left to the other
+        guards: at the low-noise end of Karras grids it is a step's own length).  Across
+        such a gap — the
         first step of a 3–4-call grid, from ρ ≈ 157 at t = 999 to ρ ≈ 5–15 — ε turns
         from the noise itself into the network's estimate, a change a polynomial in t or
         λ through both ends extrapolates badly (a DDIM step is exact in ρ and does not
@@ -501,7 +503,7 @@ class ExponentialAdams(Method):
             while r > 0 and not np.isfinite(_variable(schedule, self.variable, ts[i - r])):
                 r -= 1  # a node where the variable is infinite (α = 0: λ = −∞, ρ = ∞) cannot be used
             while r > 0 and stiff_gap[i - r]:
-                r -= 1  # the interpolant does not reach back across a stiff gap (max_gap_stiffness)
+                r -= 1  # the oldest node sits across a stiff gap from the rest (max_gap_stiffness)
             a0, s0 = _ab(schedule, t0)
             a1, _ = _ab(schedule, t1)
             out_x, c0 = degree0_weight(self.target, a0, s0, a1, s1)
