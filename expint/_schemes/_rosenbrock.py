@@ -171,8 +171,11 @@ class RosenbrockStepper:
         self._l_matrix: np.ndarray | None = None  # L on the real view, for the formed J_n
 
     def _n(self, t: float, u: Any) -> Any:
-        self.nfev += 1
+        self.nfev += u.shape[0] if u.ndim > 1 else 1  # a batch of states counts each
         return self.nonlinear(t, u)
+
+    def _krylov(self, matvec: Any, m: int) -> MatrixFree:
+        return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
 
     def _jvp(self, t: float, u: Any, n_u: Any) -> Any:
         """``v -> ∂N(t, u)/∂u · v``."""
@@ -295,8 +298,7 @@ class RosenbrockStepper:
             step = np.finfo(float).eps ** (1 / 3) * (1.0 + float(np.max(np.abs(u))))
 
             def n_at(y: Any) -> Any:
-                self.nfev += y.shape[0] if y.ndim > 1 else 1
-                return self.nonlinear(t, y)
+                return self._n(t, y)
 
             diff = self._rows("n", n_at, u + step * directions) - self._rows("n", n_at, u - step * directions)
             jn = view.real(diff).T / (2 * step)
@@ -330,14 +332,14 @@ class RosenbrockStepper:
         else Krylov (on the formed matrix when there is one: a product is then one
         matrix–vector product instead of an evaluation of ``N``)."""
         if jn is None or m > self.dense_max or not isinstance(jn, np.ndarray):
-            return MatrixFree(matvec, m, tol=self.krylov_tol, m=40)
+            return self._krylov(matvec, m)
         jmat = self._linear_matrix(m, view, t, jn.dtype) + jn
         # a general eigensolver costs ~10× a symmetric one: only small J_n try it
         if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):
             dense = Dense(jmat)
             if dense.phi_method != "expm":
                 return dense
-        return MatrixFree(lambda x: jmat @ x, m, tol=self.krylov_tol, m=40)
+        return self._krylov(lambda x: jmat @ x, m)
 
     def _linear_matrix(self, m: int, view: _RealView, t: float, dtype: Any) -> np.ndarray:
         """``L`` on the real view as an ``(m, m)`` matrix: one batched product with the
