@@ -24,9 +24,16 @@ Vectors: smooth plus seeded noise.  Reference: ``expm_multiply`` (double precisi
 distance to `phiv`'s Arnoldi path at ``tol = 1e-14`` is reported).  `phiv` and
 ``funm_multiply_krylov`` run at each tolerance of ``--tols`` (``expm_multiply`` has no
 tolerance argument and works to double precision), best of 5 wall times; the error is
-relative in the 2-norm.  The summary compares at *equal accuracy*: for each target
-error, the fastest run of each method that reached it.  Last, eight right-hand sides
-of the "phi2" product on the second-largest grid: one block call against one call each.
+relative in the 2-norm.  Each method runs twice per cell, with the BLAS thread pools at
+their default size and limited to one thread (``threadpoolctl``), and keeps its faster
+configuration (marked ``¹`` for one thread): numpy and SciPy each ship an OpenBLAS with
+its own pool, and a pool left spinning by one library slows the next call of the other
+(docs/benchmarks.md), so either default can handicap either side.  `phiv` itself limits
+BLAS to one thread inside its Krylov loop on long numpy vectors; the row "expint phiv
+(BLAS threads untouched)" switches that off, at the default pool size.  The summary compares
+at *equal accuracy*: for each target error, the fastest run of each method that reached
+it.  Last, eight right-hand sides of the "phi2" product on the second-largest grid: one
+block call against one call each.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from scipy.linalg import expm
+from threadpoolctl import threadpool_limits
 
 import expint
 
@@ -74,6 +82,15 @@ def best_time(fn, repeats: int = 5) -> tuple[float, np.ndarray]:
     return best, out
 
 
+def best_configuration(fn, repeats: int = 5) -> tuple[float, np.ndarray, bool]:
+    """`best_time` with the BLAS pools at their default size and at one thread:
+    ``(seconds, result, one_thread)`` of the faster."""
+    sec, out = best_time(fn, repeats)
+    with threadpool_limits(limits=1):
+        sec1, out1 = best_time(fn, repeats)
+    return (sec1, out1, True) if sec1 < sec else (sec, out, False)
+
+
 def methods(a, vs, t: float) -> dict:
     """``name -> run(tol)``; ``expm_multiply`` takes no tolerance (double precision)."""
     n = a.shape[0]
@@ -85,12 +102,30 @@ def methods(a, vs, t: float) -> dict:
     # augmented operator for "phi2") for comparison
     return {
         "expint phiv": lambda tol: expint.phiv(a, vs, t, tol=tol).w,
+        UNTOUCHED: lambda tol: threads_untouched(lambda: expint.phiv(a, vs, t, tol=tol).w),
         "expint phiv (Arnoldi)": lambda tol: expint.phiv(a, vs, t, tol=tol, hermitian=False).w,
         "scipy funm_multiply_krylov": lambda tol: sla.funm_multiply_krylov(
             expm, op, start, t=t, rtol=tol, assume_a=sym, max_restarts=200
         )[:n],
         "scipy expm_multiply": lambda tol: sla.expm_multiply(t * op, start)[:n],
     }
+
+
+# `phiv` runs its Krylov loop with BLAS on one thread for numpy vectors of 2^13 … 2^20
+# entries; this row switches that off (the window is private, hence the access) and runs
+# at the pools' default size only, to show what the limit saves
+UNTOUCHED = "expint phiv (BLAS threads untouched)"
+
+
+def threads_untouched(run):
+    from expint import _krylov
+
+    saved = _krylov._ONE_THREAD_SIZES
+    _krylov._ONE_THREAD_SIZES = (1, 0)  # an empty window
+    try:
+        return run()
+    finally:
+        _krylov._ONE_THREAD_SIZES = saved
 
 
 def time_to(runs: list[tuple[float, float]], target: float) -> float:
@@ -123,11 +158,16 @@ def main() -> None:
             runs = {}
             for name, run in methods(a, vs, args.t).items():
                 cells = []
+                marks = []
                 for tol in tols[-1:] if name == "scipy expm_multiply" else tols:
-                    sec, w = best_time(lambda run=run, tol=tol: run(tol))
+                    if name == UNTOUCHED:
+                        (sec, w), one = best_time(lambda run=run, tol=tol: run(tol)), False
+                    else:
+                        sec, w, one = best_configuration(lambda run=run, tol=tol: run(tol))
                     cells.append((sec, np.linalg.norm(w - ref) / np.linalg.norm(ref)))
+                    marks.append("¹" if one else "")
                 runs[name] = cells
-                shown = [f"{1e3 * sec:.1f} ({err:.0e})" for sec, err in cells]
+                shown = [f"{1e3 * c[0]:.1f}{mark} ({c[1]:.0e})" for c, mark in zip(cells, marks, strict=True)]
                 print(f"| {n}² | {label} | {norm:.0f} | {name} | " + " | ".join(shown) + " |")
             tight = expint.phiv(a, vs, args.t, tol=1e-14, hermitian=False, m=60).w
             dist = np.linalg.norm(ref - tight) / np.linalg.norm(ref)

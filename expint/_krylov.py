@@ -54,7 +54,9 @@ and ``funm_multiply_krylov``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -361,23 +363,24 @@ def phiv(
         # terms cancel when A is stiff; where rounding would keep them from tol, Arnoldi
         # on the augmented operator, which has no such cancellation, takes over.
         try:
-            return _retry(
-                lambda step_tol: _expv(
-                    amul,
-                    vs[0],
-                    abs(t),
-                    tol=step_tol,
-                    m_max=min(limit, n),
-                    max_substeps=max_substeps,
-                    lanczos=True,
-                    forcing=vs[1:],
-                ),
-                tol,
-                n,
-                single,
-                info,
-                strict=p > 0,
-            )
+            with _one_blas_thread(vs[0]):
+                return _retry(
+                    lambda step_tol: _expv(
+                        amul,
+                        vs[0],
+                        abs(t),
+                        tol=step_tol,
+                        m_max=min(limit, n),
+                        max_substeps=max_substeps,
+                        lanczos=True,
+                        forcing=vs[1:],
+                    ),
+                    tol,
+                    n,
+                    single,
+                    info,
+                    strict=p > 0,
+                )
         except _RoundingFloor:
             info.lanczos = False
             limit = _DEFAULT_M if m is None else int(m)
@@ -402,15 +405,67 @@ def phiv(
     if p:
         tail[:, -1] = 1.0 / eta
     w = concat([vs[0], as_like(tail, vs[0])], -1) if p else vs[0]
-    return _retry(
-        lambda step_tol: _expv(
-            aug_matvec, w, abs(t), tol=step_tol, m_max=min(limit, n + p), max_substeps=max_substeps
-        ),
-        tol,
-        n,
-        single,
-        info,
-    )
+    with _one_blas_thread(vs[0]):
+        return _retry(
+            lambda step_tol: _expv(
+                aug_matvec, w, abs(t), tol=step_tol, m_max=min(limit, n + p), max_substeps=max_substeps
+            ),
+            tol,
+            n,
+            single,
+            info,
+        )
+
+
+# numpy arrays whose size lies in this window run phiv with BLAS on one thread: the Krylov
+# loop is a chain of level-1/-2 operations (dot products, scaled additions, short matrix–
+# vector products) on long vectors, and waking OpenBLAS's threads for each costs more than
+# it saves — on this project's 2-core machine an exponential-RK stage on the 128² and
+# 256² Laplacians ran 1.3–1.5× faster on one thread (`python benchmarks/krylov_phiv.py`,
+# rows "BLAS threads untouched").  Below the window OpenBLAS keeps such operations on one thread
+# anyway (and switching costs ~20 µs); above it one operation outweighs the wake-up.
+_ONE_THREAD_SIZES = (2**13, 2**20)
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@contextmanager
+def _one_blas_thread(like: Any) -> Iterator[None]:
+    """Limit the BLAS thread pools to one thread while ``phiv`` runs on ``like`` (a numpy
+    block in `_ONE_THREAD_SIZES`; otherwise nothing changes).  Reference-counted under a
+    lock, so overlapping calls from several Python threads restore the caller's setting
+    exactly once, when the last one leaves."""
+    global _blas_users, _blas_limiter
+    low, high = _ONE_THREAD_SIZES
+    if not (isinstance(like, np.ndarray) and low <= like.size <= high):
+        yield
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = _controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
+_blas_controller: Any = None
+
+
+def _controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, built once (a few ms)."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller
 
 
 def _retry(
@@ -454,9 +509,12 @@ def _round2(x: float) -> float:
     return math.ceil(x / s) * s
 
 
-# Arnoldi checks whether a smaller basis already meets the tolerance at these sizes
-# (only for long vectors: each check costs a small ``expm``, worth it when it can save
-# orthogonalising against tens of vectors of length n)
+# The Krylov process checks whether a smaller basis already meets the tolerance at these
+# sizes.  Each check costs a small ``expm``: Arnoldi checks only on long vectors, where it
+# can save orthogonalising against tens of vectors of length n; Lanczos always, as its
+# default basis (60) is far larger than an easy sub-step needs and the final ``expm`` of
+# a 62 × 62 matrix alone outweighs a few checks (`python benchmarks/krylov_phiv.py --sizes
+# 16,32`: below n = 2000 every call used to build all 60 vectors)
 _CHECKPOINTS = (6, 10, 14, 19, 24, 30, 38, 48, 60, 75, 95)
 _CHECK_MIN_N = 2000
 # default basis limits: Arnoldi's orthogonalisation costs O(j n) for the j-th vector,
@@ -578,7 +636,7 @@ def _expv(
     t_now = 0.0
     tau = t
     gamma, delta = 0.9, 1.2
-    checks = set(_CHECKPOINTS) if size >= _CHECK_MIN_N else set()
+    checks = set(_CHECKPOINTS) if size >= _CHECK_MIN_N or lanczos else set()
     xp = array_namespace(v)
     conj = xp.conj if is_complex(v) else (lambda x: x)
     basis = None

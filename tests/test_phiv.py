@@ -181,11 +181,11 @@ def test_the_error_estimate_is_not_an_underestimate(n, t, p, tol):
 
 
 @pytest.mark.parametrize("tol", [1e-6, 1e-10, 1e-13])
-@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3)])
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3), (1, 400, 1e-4), (2, 30, 2e-3)])
 def test_lanczos_meets_tolerance_on_laplacians(dim, n, t, tol, rng):
     """A symmetric sparse matrix is detected and its exponential built by Lanczos, to
-    the tolerance against the sine-transform solution (long vectors: the checkpoints
-    and sub-steps both run); Arnoldi on the same input agrees."""
+    the tolerance against the sine-transform solution (the checkpoints and sub-steps both
+    run, on long and on short vectors); Arnoldi on the same input agrees."""
     import scipy.sparse as sp
 
     lap = sparse_1d(n)
@@ -201,7 +201,7 @@ def test_lanczos_meets_tolerance_on_laplacians(dim, n, t, tol, rng):
 
 @pytest.mark.parametrize("tol", [1e-6, 1e-10, 1e-13])
 @pytest.mark.parametrize("p", [1, 3])
-@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3)])
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3), (2, 30, 2e-3)])
 def test_lanczos_phi_combinations_meet_tolerance(dim, n, t, p, tol, rng):
     """Σ t^k φ_k(tA) v_k of a symmetric matrix by Lanczos on A (the single-vector form):
     to the tolerance against the sine-transform solution, and Arnoldi on the augmented
@@ -324,3 +324,69 @@ def test_lanczos_with_torch_dense_and_sparse_matrices(rng):
         w, info = expint.phiv(a, [torch.from_numpy(v)], 1e-3, tol=1e-11)
         assert info.lanczos and isinstance(w, torch.Tensor)
         assert _rel(w.numpy(), ref) <= 1e-10
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("hermitian", [None, False])
+def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
+    """Inside the Krylov loop on a long numpy vector BLAS runs on one thread (seen from the
+    matvec); afterwards every pool is back to what it was — also when the matvec raises,
+    and when calls overlap from two Python threads.  Short vectors leave BLAS alone."""
+    from threadpoolctl import threadpool_limits
+
+    n = 128
+    apply = matvec_2d(n)
+    with threadpool_limits(limits=2, user_api="blas"):  # a known starting point on any machine
+        before = _blas_threads()
+        seen: list[list[int]] = []
+
+        def recording(x):
+            seen.append(_blas_threads())
+            return apply(x)
+
+        free = expint.MatrixFree(recording, n * n, hermitian=bool(hermitian is None))
+        v = np.sin(np.linspace(0, 3, n * n))
+        w = expint.phiv(free, [v], 1e-4, tol=1e-8, hermitian=hermitian).w
+        assert _rel(w, exact_phiv(2, n, [v], 1e-4)) < 1e-7
+        assert seen and all(threads == [1] * len(before) for threads in seen[1:])
+        assert _blas_threads() == before
+
+        calls = []
+
+        def failing(x):  # fails inside the Krylov loop (the first product is a probe)
+            calls.append(1)
+            if len(calls) > 3:
+                raise RuntimeError("matvec failed")
+            return apply(x)
+
+        with pytest.raises(RuntimeError, match="matvec failed"):
+            expint.phiv(expint.MatrixFree(failing, n * n), [v], 1e-4)
+        assert _blas_threads() == before
+
+        import threading
+
+        errors: list[BaseException] = []
+
+        def worker():
+            try:
+                for _ in range(5):
+                    expint.phiv(expint.MatrixFree(apply, n * n, hermitian=True), [v], 1e-4, tol=1e-8)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors and _blas_threads() == before
+
+        seen.clear()
+        short = expint.MatrixFree(lambda x: (seen.append(_blas_threads()), -x)[1], 50)
+        expint.phiv(short, [np.ones(50)], 1e-3)
+        assert seen and all(threads == before for threads in seen)
