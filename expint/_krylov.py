@@ -312,6 +312,13 @@ def phiv(
         For a non-square ``A``, vectors of the wrong length, integer dtypes,
         non-finite input, a non-positive ``tol`` or ``m``, ``hermitian=True`` for an
         explicit matrix that is not Hermitian.
+
+    Notes
+    -----
+    For numpy vectors of ``2**13`` to ``2**20`` entries (per block) the Krylov loop runs
+    with the BLAS thread pools limited to one thread — process-wide, as BLAS has no
+    per-thread setting — and restores them on return: its dot products and short
+    matrix–vector products on long vectors lose more to waking threads than they gain.
     """
     matvec, n = _as_matvec(A)
     vs = _check_vectors(vs, n)
