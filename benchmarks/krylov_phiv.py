@@ -111,7 +111,7 @@ def methods(a, vs, t: float) -> dict:
     }
 
 
-# `phiv` runs its Krylov loop with BLAS on one thread for numpy vectors of 2^13 … 2^20
+# `phiv` runs its Krylov loop with BLAS on one thread for numpy vectors of 2^13 … 2^17
 # entries; this row switches that off (the window is private, hence the access) and runs
 # at the pools' default size only, to show what the limit saves
 UNTOUCHED = "expint phiv (BLAS threads untouched)"

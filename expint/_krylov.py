@@ -315,7 +315,7 @@ def phiv(
 
     Notes
     -----
-    For numpy vectors of ``2**13`` to ``2**20`` entries (per block) the Krylov loop runs
+    For numpy vectors of ``2**13`` to ``2**17`` entries (per block) the Krylov loop runs
     with the BLAS thread pools limited to one thread — process-wide, as BLAS has no
     per-thread setting — and restores them on return: its dot products and short
     matrix–vector products on long vectors lose more to waking threads than they gain.
@@ -429,9 +429,11 @@ def phiv(
 # vector products) on long vectors, and waking OpenBLAS's threads for each costs more than
 # it saves — on this project's 2-core machine an exponential-RK stage on the 128² and
 # 256² Laplacians ran 1.3–1.5× faster on one thread (`python benchmarks/krylov_phiv.py`,
-# rows "BLAS threads untouched").  Below the window OpenBLAS keeps such operations on one thread
-# anyway (and switching costs ~20 µs); above it one operation outweighs the wake-up.
-_ONE_THREAD_SIZES = (2**13, 2**20)
+# rows "BLAS threads untouched").  Below the window OpenBLAS keeps such operations on one
+# thread anyway (and switching costs ~20 µs).  The upper end is kept low (2 · 256²):
+# on larger blocks one operation outweighs the wake-up, and on a machine with many cores
+# (not measured here) several threads can draw more memory bandwidth than one.
+_ONE_THREAD_SIZES = (2**13, 2**17)
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter: Any = None
