@@ -24,9 +24,10 @@ Vectors: smooth plus seeded noise.  Reference: ``expm_multiply`` (double precisi
 distance to `phiv`'s Arnoldi path at ``tol = 1e-14`` is reported).  `phiv` and
 ``funm_multiply_krylov`` run at each tolerance of ``--tols`` (``expm_multiply`` has no
 tolerance argument and works to double precision), best of 5 wall times; the error is
-relative in the 2-norm.  Each method runs twice per cell, with the BLAS thread pools at
-their default size and limited to one thread (``threadpoolctl``), and keeps its faster
-configuration (marked ``¹`` for one thread): numpy and SciPy each ship an OpenBLAS with
+relative in the 2-norm.  A second table counts the products with the operator per call
+and times those products alone (a floor no cut in overhead can go below).  Each method
+runs twice per cell, with the BLAS thread pools at their default size and limited to
+one thread (``threadpoolctl``), and keeps its faster configuration (marked ``¹`` for one thread): numpy and SciPy each ship an OpenBLAS with
 its own pool, and a pool left spinning by one library slows the next call of the other
 (docs/benchmarks.md), so either default can handicap either side.  `phiv` itself limits
 BLAS to one thread inside its Krylov loop on long numpy vectors; the row "expint phiv
@@ -184,7 +185,42 @@ def main() -> None:
     print("| grid | product | error | expint phiv (ms) | faster scipy (ms) | scipy / expint |")
     print("|---|---|---|---|---|---|")
     print("\n".join(summary))
+    products_table(args.t, [int(s) for s in args.sizes.split(",")], targets)
     block_table(args.t, int(args.sizes.split(",")[-2 if "," in args.sizes else -1]))
+
+
+def counting(op, tally: list[int]) -> sla.LinearOperator:
+    """``op`` as a LinearOperator that adds each product with it to ``tally[0]``."""
+
+    def mv(x):
+        tally[0] += 1
+        return op @ x
+
+    return sla.LinearOperator(op.shape, matvec=mv, rmatvec=mv, dtype=op.dtype)
+
+
+def products_table(t: float, sizes: list[int], tols: list[float]) -> None:
+    """Products with the operator per call (untimed runs) and the wall time of those
+    products alone: a method cannot be faster than its products, so this bounds what
+    lower overhead per product could still gain."""
+    print("\nproducts with the operator per call, and their time alone\n")
+    print("| grid | product | tol | phiv | funm_multiply_krylov | one product (ms) | phiv's products (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in sizes:
+        a = laplacian(n)
+        x = vectors(n, 1)[0]
+        with threadpool_limits(limits=1):  # phiv's own setting on these vectors
+            one, _ = best_time(lambda a=a, x=x: a @ x, repeats=50)
+        for label, count in (("exp", 1), ("phi2", 3)):
+            vs = vectors(n, count)
+            op, start, sym = (a, vs[0], "hermitian") if count == 1 else (*augmented(a, vs), "general")
+            for tol in tols:
+                mine = expint.phiv(a, vs, t, tol=tol).info.matvecs
+                tally = [0]
+                counted = counting(op, tally)
+                sla.funm_multiply_krylov(expm, counted, start, t=t, rtol=tol, assume_a=sym, max_restarts=200)
+                cells = f"{mine} | {tally[0]} | {1e3 * one:.3f} | {1e3 * one * mine:.1f}"
+                print(f"| {n}² | {label} | {tol:.0e} | {cells} |")
 
 
 def block_table(t: float, n: int, count: int = 8) -> None:
