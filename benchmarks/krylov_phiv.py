@@ -27,12 +27,13 @@ tolerance argument and works to double precision), best of 5 wall times; the err
 relative in the 2-norm.  A second table counts the products with the operator per call
 and times those products alone (a floor no cut in overhead can go below).  Each method
 runs twice per cell, with the BLAS thread pools at their default size and limited to
-one thread (``threadpoolctl``), and keeps its faster configuration (marked ``¹`` for one thread): numpy and SciPy each ship an OpenBLAS with
-its own pool, and a pool left spinning by one library slows the next call of the other
-(docs/benchmarks.md), so either default can handicap either side.  `phiv` itself limits
-BLAS to one thread inside its Krylov loop on long numpy vectors; the row "expint phiv
-(BLAS threads untouched)" switches that off, at the default pool size.  The summary compares
-at *equal accuracy*: for each target error, the fastest run of each method that reached
+one thread (``threadpoolctl``), and keeps its faster configuration (marked ``¹`` for
+one thread): numpy and SciPy each ship an OpenBLAS with its own pool, and a pool left
+spinning by one library slows the next call of the other (docs/benchmarks.md), so
+either default can handicap either side.  `phiv` itself limits BLAS to one thread
+inside its Krylov loop on long numpy vectors; the row "expint phiv (BLAS threads
+untouched)" switches that off, at the default pool size.  The summary compares at
+*equal accuracy*: for each target error, the fastest run of each method that reached
 it.  Last, eight right-hand sides of the "phi2" product on the second-largest grid: one
 block call against one call each.
 """
