@@ -119,18 +119,24 @@ def test_dense_with_complex_torch_state_matches_numpy():
 # -- solve stops where the state blows up ------------------------------------------------------
 
 
-def test_blow_up_is_caught_on_the_step_it_happens():
+# small states are tested entry by entry, larger ones by their sum (_FiniteWatch)
+STATE_SIZES = [1, 5000]
+
+
+@pytest.mark.parametrize("size", STATE_SIZES)
+def test_blow_up_is_caught_on_the_step_it_happens(size):
     calls = []
 
     def n(t, y):
         calls.append(t)
         return y**3
 
-    prob = expint.SemilinearProblem(expint.Diagonal([-1.0]), n)
+    prob = expint.SemilinearProblem(expint.Diagonal(-np.ones(size)), n)
+    y0 = np.full(size, 3.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with np.errstate(over="ignore", invalid="ignore"):
-            sol = expint.solve(prob, np.array([3.0]), (0.0, 10.0), scheme="etdrk4", dt=0.01)
+            sol = expint.solve(prob, y0, (0.0, 10.0), scheme="etdrk4", dt=0.01)
     assert not sol.success
     # y' ≈ y³ from 3 blows up near t = 1/18 ≈ 0.056: the named step is there, not at t = 10
     assert "(t = 0.07 to 0.08)" in sol.message, sol.message
@@ -140,9 +146,10 @@ def test_blow_up_is_caught_on_the_step_it_happens():
     np.testing.assert_array_equal(sol.t, [0.0])  # what was saved before the blow-up is kept
 
 
-def test_a_finite_state_whose_sum_overflows_is_not_an_error():
-    prob = expint.SemilinearProblem(expint.Diagonal([0.0, 0.0]), lambda t, y: 0 * y)
-    y0 = np.array([1e308, 1e308])
+@pytest.mark.parametrize("size", STATE_SIZES)
+def test_a_finite_state_whose_sum_overflows_is_not_an_error(size):
+    prob = expint.SemilinearProblem(expint.Diagonal(np.zeros(size + 1)), lambda t, y: 0 * y)
+    y0 = np.full(size + 1, 1e308)
     sol = expint.solve(prob, y0, (0.0, 1.0), scheme="etd1", n_steps=3)
     assert sol.success and np.all(sol.y[-1] == 1e308)
 
