@@ -82,6 +82,7 @@ from ._backend import (
     to_like,
     to_numpy,
 )
+from ._phi import phi_all
 
 __all__ = ["KrylovInfo", "PhivResult", "phiv"]
 
@@ -281,8 +282,10 @@ def phiv(
         misses ``tol · ‖w‖``, the call is repeated with ``tol'`` reduced, at most twice).
     m : int or None
         Maximum Krylov basis size per sub-step.  None (default): 30 for Arnoldi, whose
-        work per vector grows with the basis, and 60 for Lanczos, whose does not (long
-        vectors stop earlier at a checkpoint once a smaller basis meets ``tol``).
+        work per vector grows with the basis; for Lanczos, whose does not, 60, and on
+        blocks of at least 2000 entries as many as fit in 32 MiB (``B · n · (m + 1)``
+        entries), up to 120.  Long vectors stop earlier, at a checkpoint, once a
+        smaller basis meets ``tol``.
     max_substeps : int
         Safety limit on sub-steps.
     hermitian : bool or None
@@ -354,7 +357,10 @@ def phiv(
     if hermitian and exact is False:
         raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
     lanczos = bool(hermitian or exact)
-    limit = (_DEFAULT_M_LANCZOS if lanczos else _DEFAULT_M) if m is None else int(m)
+    if m is not None:
+        limit = int(m)
+    else:
+        limit = _lanczos_limit(math.prod(vs[0].shape), vs[0].itemsize) if lanczos else _DEFAULT_M
     # t < 0: t^k φ_k(tA) v_k = |t|^k φ_k(|t|(-A)) (-1)^k v_k
     if sign < 0:
         vs = [v * (-1.0) ** k for k, v in enumerate(vs)]
@@ -524,13 +530,42 @@ def _round2(x: float) -> float:
 # default basis (60) is far larger than an easy sub-step needs and the final ``expm`` of
 # a 62 × 62 matrix alone outweighs a few checks (`python benchmarks/krylov_phiv.py --sizes
 # 16,32`: below n = 2000 every call used to build all 60 vectors)
-_CHECKPOINTS = (6, 10, 14, 19, 24, 30, 38, 48, 60, 75, 95)
+_CHECKPOINTS = (6, 10, 14, 19, 24, 30, 38, 48, 60, 75, 85, 95, 107, 120)
 _CHECK_MIN_N = 2000
 # default basis limits: Arnoldi's orthogonalisation costs O(j n) for the j-th vector,
 # Lanczos's O(n), so Lanczos affords a larger basis and fewer, longer sub-steps
-# (`python benchmarks/krylov_phiv.py`: 128²/256² Laplacians 1.2–1.6× faster than with 30)
+# (`python benchmarks/krylov_phiv.py`: 128²/256² Laplacians 1.2–1.6× faster than with 30).
+# Lanczos keeps its whole basis for the final combination, so on long vectors, where a
+# product costs more than the small matrix work, its limit grows with what memory allows:
+# a sub-step that needs 95 vectors then runs as one, not as several with rejections.
+# The basis stays below 32 MiB: glibc serves larger blocks by a fresh mmap on every
+# call, whose page faults cost more than the products saved on easy calls.  `python
+# benchmarks/lanczos_basis_limit.py` (fastest of 18 interleaved calls): 1-D Laplacian,
+# n = 3000, ‖tA‖₁ = 360 (120 vectors in 32 MiB) 2.3–2.5× faster than with 60 for "exp"
+# (185 → 76 products at tol 1e-6, 267 → 96 at 1e-10); 256² Laplacian (62 vectors in
+# 32 MiB) no slower, while 64 MiB (120 vectors) was 8–24% slower at tol 1e-6 and
+# 7–23% faster at 1e-10.  Short vectors keep 60: there the small matrices dominate and
+# a larger basis only makes them larger.
 _DEFAULT_M = 30
 _DEFAULT_M_LANCZOS = 60
+_LANCZOS_M_LONG = 120
+_LANCZOS_BASIS_BYTES = 32 * 2**20
+# above this basis size a Lanczos sub-step takes its small φ-evaluations from the
+# eigendecomposition of its tridiagonal matrix (`_small_phi_tridiagonal`) instead of a
+# Padé exponential of the augmented matrix: at 120 the exponential costs ~2× the
+# decomposition, and every rejected or stretched τ on the same basis would pay it again
+_EIGEN_MIN = 60
+
+
+def _lanczos_limit(entries: int, itemsize: int) -> int:
+    """Lanczos basis limit for a block of ``entries`` numbers (rows × n) of
+    ``itemsize`` bytes each."""
+    if entries < _CHECK_MIN_N:
+        return _DEFAULT_M_LANCZOS
+    # m + 1 vectors, strictly below the budget (an array of exactly 32 MiB, with
+    # numpy's header, is already past glibc's threshold)
+    fits = _LANCZOS_BASIS_BYTES // (entries * itemsize) - 2
+    return max(_DEFAULT_M_LANCZOS, min(_LANCZOS_M_LONG, fits))
 
 
 # Padé(13) numerator coefficients (Higham 2005, Table 2.3 / eq. 2.1) and its bound θ_13
@@ -599,6 +634,39 @@ def _small_phi(h: np.ndarray, mj: int, tau: float, p: int) -> np.ndarray:
     f = _expm_small(tau * small)
     col = 0 if p == 0 else mj + 1 + p
     return f[:, : mj + 2, col]
+
+
+def _small_phi_tridiagonal(
+    lam: np.ndarray, q: np.ndarray, h_next: np.ndarray, tau: float, p: int
+) -> np.ndarray | None:
+    """`_small_phi` for Lanczos, from ``T = Q diag(λ) Q^T`` of each row's real symmetric
+    tridiagonal block (``lam``: ``(rows, k)``, ``q``: ``(rows, k, k)``) and its
+    ``h_{k+1,k}`` (``h_next``): entries ``0 … k − 1`` are ``τ^p Q φ_p(τλ) Q^T e_1``,
+    entries ``k`` and ``k + 1`` are ``τ^{p+j} h_{k+1,k} e_k^T Q φ_{p+j}(τλ) Q^T e_1``
+    for ``j = 1, 2`` — what the exponential of the augmented matrix gives (its
+    lower-left blocks are ``τ h e_k^T φ_{p+1}(τT)`` and the next term).
+
+    One decomposition serves every ``τ`` tried on a basis (a rejected or stretched
+    sub-step then costs ``O(k²)`` instead of an ``O(k³)`` exponential), and it is
+    backward stable: ``Q`` is orthogonal.  The two error entries, though, are sums of
+    ``k`` terms that cancel down to far below their size once the basis has converged
+    (the Padé exponential resolves them, e.g. 1e-44 against terms of 1e-2); the sum then
+    carries rounding of ``k·eps·Σ|terms|``.  None where an error entry is within 100×
+    of that floor: the caller takes the exponential instead, so a tight ``tol`` is never
+    compared with rounding noise."""
+    phis = phi_all(p + 2, tau * lam)  # (p + 3, rows, k)
+    head = q[:, 0, :]  # Q^T e_1, row by row
+    last = q[:, -1, :]  # e_k^T Q
+    k = lam.shape[1]
+    out = np.empty((lam.shape[0], k + 2))
+    out[:, :k] = tau**p * (q @ (phis[p] * head)[:, :, None])[:, :, 0]
+    for j in (1, 2):
+        terms = last * phis[p + j] * head
+        entry, floor = terms.sum(axis=1), k * np.finfo(float).eps * np.abs(terms).sum(axis=1)
+        if np.any(np.abs(entry) <= 100.0 * floor):
+            return None
+        out[:, k + j - 1] = tau ** (p + j) * h_next * entry
+    return out
 
 
 def _expv(
@@ -688,7 +756,7 @@ def _expv(
         anorm = np.zeros(rows)
         mj, early = m, None
 
-        proj = _Projection(h, beta, wnorms, m, p)
+        proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos)
 
         for j in range(m):
             u = matvec(basis[:, j])
@@ -746,7 +814,7 @@ def _expv(
             if p == 0:
                 tau = t - t_now
             err_loc = _rounding(wnorms, tau) if p else np.zeros(rows)
-            f, xm = _small_phi(h, mj, tau, p), 1.0 / mj
+            f, xm = proj.small_phi(tau, mj), 1.0 / mj
         else:
             if early is not None:
                 mj, err_loc, f = early
@@ -810,13 +878,27 @@ class _Projection:
     m: int
     p: int
     avnorm: np.ndarray | None = None
+    lanczos: bool = False
+    _eigen: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def small_phi(self, tau: float, size: int) -> np.ndarray:
+        """`_small_phi` on the first ``size`` vectors; for a Lanczos basis of more than
+        `_EIGEN_MIN` vectors from the (cached) eigendecomposition of its tridiagonal
+        matrix."""
+        if not self.lanczos or size <= _EIGEN_MIN:
+            return _small_phi(self.h, size, tau, self.p)
+        if size not in self._eigen:
+            self._eigen[size] = np.linalg.eigh(self.h[:, :size, :size].real)
+        lam, q = self._eigen[size]
+        f = _small_phi_tridiagonal(lam, q, self.h[:, size, size - 1].real, tau, self.p)
+        return _small_phi(self.h, size, tau, self.p) if f is None else f
 
     def local_error(self, tau: float, size: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(f, err, xm)``: `_small_phi` on the first ``size`` vectors, the local error
+        """``(f, err, xm)``: `small_phi` on the first ``size`` vectors, the local error
         estimate (a checkpoint, ``size < m``, uses the first term of Saad's expansion,
         the full basis both; plus the rounding of the single-vector form) and the
         exponent of the step-size update."""
-        f = _small_phi(self.h, size, tau, self.p)
+        f = self.small_phi(tau, size)
         if size < self.m:
             err, xm = np.abs(f[:, size]) * self.beta, 1.0 / size
         else:

@@ -286,6 +286,71 @@ def test_lanczos_on_a_block_of_right_hand_sides_matches_one_at_a_time(rng):
     assert not np.any(w[1])
 
 
+def test_long_vectors_take_one_lanczos_sub_step_beyond_60_vectors(rng):
+    """On a long vector the Lanczos basis may grow past 60 (up to 120, within 32 MiB):
+    ‖tA‖₁ = 360 at tol 1e-10 is one sub-step instead of several with rejections, and
+    meets the tolerance against the sine-transform solution.  Short vectors keep 60;
+    very long blocks fall back to 60 as memory allows."""
+    from expint._krylov import _lanczos_limit
+
+    a = sparse_1d(3000)
+    v = rng.standard_normal(3000)
+    w, info = expint.phiv(a, [v], 1e-5, tol=1e-10)
+    assert info.lanczos and info.substeps == 1 and info.rejected == 0, info
+    assert 60 < max(info.basis_sizes) <= 120
+    assert _rel(w, exact_phiv(1, 3000, [v], 1e-5)) <= 1e-10
+    assert _lanczos_limit(1999, 8) == 60 and _lanczos_limit(3000, 8) == 120
+    assert _lanczos_limit(65536, 8) == 62 and _lanczos_limit(65536, 16) == 60
+    assert _lanczos_limit(2**20, 8) == 60
+
+
+def _tridiagonal_stack(k: int, rng) -> np.ndarray:
+    """Two ``(k + 2)²`` Hessenberg arrays holding a symmetric tridiagonal ``T`` like a
+    Lanczos basis of a 1-D Laplacian builds (spectrum in ``[−4000, 0)``) and
+    ``h_{k+1,k}``."""
+    h = np.zeros((2, k + 2, k + 2))
+    for r in range(2):
+        off = 1000.0 * (1 - 1e-3 * rng.random(k))
+        h[r, range(k), range(k)] = -1000.0 * (2 + 1e-3 * rng.random(k))
+        h[r, range(1, k + 1), range(k)] = off  # includes h_{k+1,k}
+        h[r, range(k - 1), range(1, k)] = off[: k - 1]
+    return h
+
+
+@pytest.mark.parametrize("tau", [0.3, 3.0])
+@pytest.mark.parametrize("p", [0, 1, 2])
+def test_small_phi_from_the_tridiagonal_eigendecomposition_matches_pade(p, tau, rng):
+    """Large Lanczos bases take their small φ-evaluations from ``T = QΛQ^T``: the same
+    coefficients and error terms as the exponential of the augmented matrix, on a basis
+    that has not converged (error terms 1e-8 … 1e-2)."""
+    from expint._krylov import _small_phi, _small_phi_tridiagonal
+
+    k = 70
+    h = _tridiagonal_stack(k, rng)
+    want = _small_phi(h, k, tau, p)
+    lam, q = np.linalg.eigh(h[:, :k, :k])
+    got = _small_phi_tridiagonal(lam, q, h[:, k, k - 1], tau, p)
+    assert got is not None
+    np.testing.assert_allclose(got[:, k:], want[:, k:], rtol=1e-10)
+    scale = np.abs(want[:, :k]).max()
+    np.testing.assert_allclose(got[:, :k] / scale, want[:, :k] / scale, rtol=0, atol=1e-11)
+
+
+def test_small_phi_error_terms_below_the_decompositions_rounding_are_left_to_pade(rng):
+    """On a converged basis the error terms cancel to ~1e-38, far below the rounding of
+    the eigenvector sum: `_small_phi_tridiagonal` declines (None), so a tight ``tol``
+    is never compared with that rounding; the caller's result is the exponential's."""
+    from expint._krylov import _Projection, _small_phi, _small_phi_tridiagonal
+
+    k = 70
+    h = _tridiagonal_stack(k, rng)
+    lam, q = np.linalg.eigh(h[:, :k, :k])
+    assert _small_phi_tridiagonal(lam, q, h[:, k, k - 1], 0.01, 0) is None
+    proj = _Projection(h, np.ones(2), [], k + 1, 0, lanczos=True)
+    np.testing.assert_array_equal(proj.small_phi(0.01, k), _small_phi(h, k, 0.01, 0))
+    assert abs(proj.small_phi(0.01, k)[:, k]).max() < 1e-30
+
+
 def test_which_process_runs():
     """Lanczos for a Hermitian A, pure exponential or φ-combination (trailing zero
     vectors are dropped), Arnoldi when told ``hermitian=False`` or A is not Hermitian,
