@@ -527,8 +527,8 @@ def _round2(x: float) -> float:
 # The Krylov process checks whether a smaller basis already meets the tolerance at these
 # sizes.  Each check costs a small ``expm``: Arnoldi checks only on long vectors, where it
 # can save orthogonalising against tens of vectors of length n; Lanczos always, as its
-# default basis (60) is far larger than an easy sub-step needs and the final ``expm`` of
-# a 62 × 62 matrix alone outweighs a few checks (`python benchmarks/krylov_phiv.py --sizes
+# basis limit (60 or more) is far larger than an easy sub-step needs and the final
+# ``expm`` of a 62 × 62 matrix alone outweighs a few checks (`python benchmarks/krylov_phiv.py --sizes
 # 16,32`: below n = 2000 every call used to build all 60 vectors)
 _CHECKPOINTS = (6, 10, 14, 19, 24, 30, 38, 48, 60, 75, 85, 95, 107, 120)
 _CHECK_MIN_N = 2000
@@ -552,8 +552,9 @@ _LANCZOS_M_LONG = 120
 _LANCZOS_BASIS_BYTES = 32 * 2**20
 # above this basis size a Lanczos sub-step takes its small φ-evaluations from the
 # eigendecomposition of its tridiagonal matrix (`_small_phi_tridiagonal`) instead of a
-# Padé exponential of the augmented matrix: at 120 the exponential costs ~2× the
-# decomposition, and every rejected or stretched τ on the same basis would pay it again
+# Padé exponential of the augmented matrix: the exponential's cost grows faster with
+# the size (squarings of a full matrix), and every rejected or stretched τ on the same
+# basis would pay it again, where the decomposition is reused
 _EIGEN_MIN = 60
 
 
@@ -650,8 +651,8 @@ def _small_phi_tridiagonal(
     sub-step then costs ``O(k²)`` instead of an ``O(k³)`` exponential), and it is
     backward stable: ``Q`` is orthogonal.  The two error entries, though, are sums of
     ``k`` terms that cancel down to far below their size once the basis has converged
-    (the Padé exponential resolves them, e.g. 1e-44 against terms of 1e-2); the sum then
-    carries rounding of ``k·eps·Σ|terms|``.  None where an error entry is within 100×
+    (the Padé exponential resolves them: below 1e-30 in ``tests/test_phiv.py``); the sum
+    then carries rounding of ``k·eps·Σ|terms|``.  None where an error entry is within 100×
     of that floor: the caller takes the exponential instead, so a tight ``tol`` is never
     compared with rounding noise."""
     phis = phi_all(p + 2, tau * lam)  # (p + 3, rows, k)
