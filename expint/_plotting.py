@@ -26,11 +26,33 @@ def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
+_COLOURS = 10  # matplotlib's default cycle ("tab10")
+_DASHES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*")
+# above this many lines the legend goes beside the axes instead of over the curves
+_LEGEND_INSIDE_MAX = 8
+
+
+def line_style(i: int) -> dict[str, Any]:
+    """Keyword arguments that tell line ``i`` apart from lines ``0 … i − 1``: the ten
+    default colours, then the same colours dashed, dotted, …, each with its own
+    marker (a work–precision figure has 15 configurations; colours alone repeat)."""
+    return {
+        "color": f"C{i % _COLOURS}",
+        "ls": _DASHES[(i // _COLOURS) % len(_DASHES)],
+        "marker": _MARKERS[(i + i // _COLOURS) % len(_MARKERS)],
+    }
+
+
 def finish(fig: Any, ax: Any, path: str | Path, *, xlabel: str, ylabel: str, title: str) -> Path:
-    """Label a single-axes figure, add a light grid and a small legend, and `save` it."""
+    """Label a single-axes figure, add a light grid and a small legend (beside the axes
+    when there are many lines), and `save` it."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    if len(ax.get_lines()) > _LEGEND_INSIDE_MAX:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8)
     return save(fig, path)

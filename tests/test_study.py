@@ -157,6 +157,17 @@ def test_study_command(tmp_path, capsys):
         main(["study", "nonstiff", "--schemes", "etd2rk", "--steps", "8,-1"])
 
 
+def test_figures_tell_many_lines_apart():
+    """A work–precision figure carries ~15 configurations: no two of the first 40 lines
+    share colour, dash and marker, and the first ten differ in colour and marker."""
+    from expint._plotting import line_style
+
+    styles = [tuple(sorted(line_style(i).items())) for i in range(40)]
+    assert len(set(styles)) == 40
+    assert len({line_style(i)["color"] for i in range(10)}) == 10
+    assert len({line_style(i)["marker"] for i in range(10)}) == 10
+
+
 def test_a_slow_configuration_is_not_run_at_tighter_settings():
     import time
 

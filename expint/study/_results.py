@@ -83,11 +83,11 @@ class ConvergenceResult:
 
     def plot(self, path: str | Path) -> Path:
         """Error against step size, log–log, with a reference slope per fitted order."""
-        from .._plotting import finish, pyplot
+        from .._plotting import finish, line_style, pyplot
 
         fig, ax = pyplot().subplots(figsize=(6, 4.4))
-        for name, errs in self.errors.items():
-            ax.loglog(self.h, errs, "-o", ms=4, label=f"{name} ({self.orders[name]:.2f})")
+        for i, (name, errs) in enumerate(self.errors.items()):
+            ax.loglog(self.h, errs, ms=4, label=f"{name} ({self.orders[name]:.2f})", **line_style(i))
         if math.isfinite(self.reference_accuracy):
             ax.axhline(self.reference_accuracy, color="grey", ls=":", lw=1, label="reference accuracy")
         return finish(
@@ -171,12 +171,14 @@ class WorkPrecisionResult:
 
     def plot(self, path: str | Path) -> Path:
         """Error against wall time, log–log."""
-        from .._plotting import finish, pyplot
+        from .._plotting import finish, line_style, pyplot
 
-        fig, ax = pyplot().subplots(figsize=(6.4, 4.6))
-        for label, runs in self.series().items():
+        series = self.series()
+        fig, ax = pyplot().subplots(figsize=(8.4 if len(series) > 8 else 6.4, 4.6))
+        for i, (label, runs) in enumerate(series.items()):
             ok = [r for r in runs if math.isfinite(r["error"])]
-            ax.loglog([r["seconds"] for r in ok], [r["error"] for r in ok], "-o", ms=4, label=label)
+            secs, errs = [r["seconds"] for r in ok], [r["error"] for r in ok]
+            ax.loglog(secs, errs, ms=4, label=label, **line_style(i))
         return finish(
             fig,
             ax,
