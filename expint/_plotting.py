@@ -52,6 +52,8 @@ def finish(fig: Any, ax: Any, path: str | Path, *, xlabel: str, ylabel: str, tit
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     if len(ax.get_lines()) > _LEGEND_INSIDE_MAX:
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width + 2.0, height)  # room for the legend, same axes
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     else:
         ax.legend(fontsize=8)

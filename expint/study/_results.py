@@ -173,9 +173,8 @@ class WorkPrecisionResult:
         """Error against wall time, log–log."""
         from .._plotting import finish, line_style, pyplot
 
-        series = self.series()
-        fig, ax = pyplot().subplots(figsize=(8.4 if len(series) > 8 else 6.4, 4.6))
-        for i, (label, runs) in enumerate(series.items()):
+        fig, ax = pyplot().subplots(figsize=(6.4, 4.6))
+        for i, (label, runs) in enumerate(self.series().items()):
             ok = [r for r in runs if math.isfinite(r["error"])]
             secs, errs = [r["seconds"] for r in ok], [r["error"] for r in ok]
             ax.loglog(secs, errs, ms=4, label=label, **line_style(i))
