@@ -198,8 +198,14 @@ def _row_norms(x: Any) -> np.ndarray:
         # the hot path: one BLAS dot per row (np.linalg.norm along an axis squares into
         # a temporary first, several times slower on long vectors, real or complex)
         flat = x.reshape(-1, x.shape[-1])
-        squares = np.array([np.vdot(row, row).real for row in flat])
-        return np.sqrt(squares).reshape(x.shape[:-1])
+        with np.errstate(over="ignore"):
+            squares = np.array([np.vdot(row, row).real for row in flat])
+        norms = np.sqrt(squares)
+        for i in np.flatnonzero(~np.isfinite(norms)):  # the squares overflowed: scale first
+            top = np.max(np.abs(flat[i]))
+            if np.isfinite(top):
+                norms[i] = top * math.sqrt(np.vdot(flat[i] / top, flat[i] / top).real)
+        return norms.reshape(x.shape[:-1])
     xp = array_namespace(x)
     return np.asarray(to_numpy(xp.sqrt(xp.sum(xp.abs(x) ** 2, axis=-1))), dtype=float)
 
@@ -318,7 +324,8 @@ def phiv(
     TypeError, ValueError
         For a non-square ``A``, vectors of the wrong length, integer dtypes,
         non-finite input, a non-positive ``tol`` or ``m``, ``hermitian=True`` for an
-        explicit matrix that is not Hermitian.
+        explicit matrix that is not Hermitian, and a result past the floating-point
+        range (``t`` times the largest real part of an eigenvalue beyond ~700).
 
     Notes
     -----
@@ -508,6 +515,8 @@ def _retry(
         info.merge(sub_info)
         info.error_estimate = float(estimates.max())
         target = tol * _row_norms(w[:, :n])
+        if not np.all(np.isfinite(target)):
+            raise _overflow()
         if np.all(estimates <= target) or step_tol < 1e-15:
             break
         over = estimates > target  # (a zero row has target 0 and estimate 0)
@@ -518,6 +527,13 @@ def _retry(
             raise _RoundingFloor
     out = w[:, :n]
     return PhivResult(out[0] if single else out, info)
+
+
+def _overflow() -> ValueError:
+    return ValueError(
+        "phiv: the result is not finite: e^{tA} grows past the floating-point range (t times "
+        "the largest real part of A's eigenvalues beyond ~700); shorten t or rescale the problem"
+    )
 
 
 def _round2(x: float) -> float:

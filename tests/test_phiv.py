@@ -8,7 +8,7 @@ import scipy.sparse.linalg as spla
 from _optional import needs_torch, torch
 
 import expint
-from laplacian import exact_phiv, matvec_2d, sparse_1d
+from laplacian import eigenvalues_1d, exact_phiv, matvec_2d, sparse_1d
 
 
 def _rel(a, b):
@@ -349,6 +349,31 @@ def test_small_phi_error_terms_below_the_decompositions_rounding_are_left_to_pad
     proj = _Projection(h, np.ones(2), [], k + 1, 0, lanczos=True)
     np.testing.assert_array_equal(proj.small_phi(0.01, k), _small_phi(h, k, 0.01, 0))
     assert abs(proj.small_phi(0.01, k)[:, k]).max() < 1e-30
+
+
+@pytest.mark.parametrize("p", [0, 1])
+def test_a_growing_exponential_near_the_overflow_threshold(p, rng):
+    """``e^{tA}`` with ``t·λ`` up to 360 (results near 1e156, whose squared norms
+    overflow): computed to tolerance against the sine-transform solution, where the
+    row norms used to give inf or NaN (and the step control with them)."""
+    n = 800
+    a = sparse_1d(n)
+    t = -360.0 / np.abs(eigenvalues_1d(n)).max()
+    vs = [rng.standard_normal(n) for _ in range(p + 1)]
+    w = expint.phiv(a, vs, t, tol=1e-10).w
+    ref = exact_phiv(1, n, vs, t)
+    assert np.abs(ref).max() > 1e150 and np.isfinite(w).all()
+    scale = np.abs(ref).max()
+    assert np.linalg.norm((w - ref) / scale) <= 1e-9 * np.linalg.norm(ref / scale)
+
+
+@pytest.mark.parametrize("p", [0, 1])
+def test_an_exponential_past_the_floating_point_range_is_a_clear_error(p):
+    """``e^{720}`` is not representable: a ValueError that says so (it used to be an
+    empty ``min()`` deep in the tolerance check)."""
+    a = np.diag([720.0, -1.0, 3.0])
+    with pytest.raises(ValueError, match="floating-point range"):
+        expint.phiv(a, [np.ones(3)] * (p + 1), 1.0, tol=1e-8)
 
 
 def test_which_process_runs():
