@@ -905,7 +905,12 @@ class _Projection:
     def small_phi(self, tau: float, size: int) -> np.ndarray:
         """`_small_phi` on the first ``size`` vectors; for a Lanczos basis of more than
         `_EIGEN_MIN` vectors from the (cached) eigendecomposition of its tridiagonal
-        matrix."""
+        matrix.  A trial ``τ`` too long for a growing exponential overflows here; the
+        step control rejects it (no warning: nothing is wrong with the call)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._small_phi(tau, size)
+
+    def _small_phi(self, tau: float, size: int) -> np.ndarray:
         if not self.lanczos or size <= _EIGEN_MIN:
             return _small_phi(self.h, size, tau, self.p)
         if size not in self._eigen:
