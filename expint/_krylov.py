@@ -908,9 +908,9 @@ class _Projection:
         matrix.  A trial ``τ`` too long for a growing exponential overflows here; the
         step control rejects it (no warning: nothing is wrong with the call)."""
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._small_phi(tau, size)
+            return self._evaluate(tau, size)
 
-    def _small_phi(self, tau: float, size: int) -> np.ndarray:
+    def _evaluate(self, tau: float, size: int) -> np.ndarray:
         if not self.lanczos or size <= _EIGEN_MIN:
             return _small_phi(self.h, size, tau, self.p)
         if size not in self._eigen:
