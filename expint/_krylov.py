@@ -536,6 +536,11 @@ def _overflow() -> ValueError:
     )
 
 
+# e^{τH} overflows once τ times H's largest eigenvalue passes ~709; a tenth of such a
+# τ is below 71, where the estimate is finite again and the usual rule takes over
+_OVERFLOW_SHRINK = 0.1
+
+
 def _round2(x: float) -> float:
     """Round to two significant digits (keeps step sizes from drifting by ulps)."""
     if x <= 0 or not math.isfinite(x):
@@ -751,6 +756,14 @@ def _expv(
             info.matvecs += 1
         wnorms = [_row_norms(x) for x in ws[1:]]
         beta = wnorms[-1] if p else _row_norms(w)
+        if not np.all(np.isfinite(beta)) or not all(np.all(np.isfinite(x)) for x in wnorms):
+            # The state itself past the range (p = 0) is the result's overflow; with
+            # p > 0 it may be only w_j = A w_{j−1} + z_j, which grow like ‖A‖^j ‖w‖,
+            # so the caller's augmented Arnoldi (no such products) takes over.  Left
+            # alone, a NaN β would read as β = 0 below and return a wrong, finite w.
+            if p:
+                raise _RoundingFloor
+            raise _overflow()
         # the tolerance is relative to the size of the solution over what is left of the
         # interval (for p = 0 the norm of the propagated vector)
         scale = (
@@ -865,9 +878,11 @@ def _expv(
                     break
                 tau, f, err_loc, xm = trial, f_try, err_try, xm_try
         # m + 1 vectors: the corrected approximation of Expokit's expv (the last term is
-        # the first of the error expansion; zero after a breakdown)
-        coeffs = beta[:, None] * f[:, : mj + 1]
-        w = _combine(basis[:, : mj + 1], coeffs, w)
+        # the first of the error expansion; zero after a breakdown).  Where this
+        # overflows, the result is past the range, and that check raises (no warning).
+        with np.errstate(over="ignore", invalid="ignore"):
+            coeffs = beta[:, None] * f[:, : mj + 1]
+            w = _combine(basis[:, : mj + 1], coeffs, w)
         if p:
             w = w + _taylor(ws[:-1], tau)
             # the forcing seen from the new time: z_k ← Σ_{j≥k} τ^{j−k}/(j−k)! z_j
@@ -923,15 +938,17 @@ class _Projection:
         """``(f, err, xm)``: `small_phi` on the first ``size`` vectors, the local error
         estimate (a checkpoint, ``size < m``, uses the first term of Saad's expansion,
         the full basis both; plus the rounding of the single-vector form) and the
-        exponent of the step-size update."""
+        exponent of the step-size update.  A trial ``τ`` too long for a growing
+        exponential gives an infinite estimate (no warning), which `_shrink` rejects."""
         f = self.small_phi(tau, size)
-        if size < self.m:
-            err, xm = np.abs(f[:, size]) * self.beta, 1.0 / size
-        else:
-            p1 = np.abs(f[:, self.m]) * self.beta
-            p2 = np.abs(f[:, self.m + 1]) * self.beta * (0.0 if self.avnorm is None else self.avnorm)
-            err, xm = _saad_estimate(p1, p2, self.m)
-        return f, (err + _rounding(self.wnorms, tau)) if self.p else err, xm
+        with np.errstate(over="ignore", invalid="ignore"):
+            if size < self.m:
+                err, xm = np.abs(f[:, size]) * self.beta, 1.0 / size
+            else:
+                p1 = np.abs(f[:, self.m]) * self.beta
+                p2 = np.abs(f[:, self.m + 1]) * self.beta * (0.0 if self.avnorm is None else self.avnorm)
+                err, xm = _saad_estimate(p1, p2, self.m)
+            return f, (err + _rounding(self.wnorms, tau)) if self.p else err, xm
 
 
 class _RoundingFloor(Exception):
@@ -1013,7 +1030,14 @@ def _saad_estimate(p1: np.ndarray, p2: np.ndarray, m: int) -> tuple[np.ndarray, 
 
 
 def _shrink(err: np.ndarray, allowed: np.ndarray, xm: float) -> float:
-    """Step-size factor of the row that needs the smallest step."""
+    """Step-size factor of the row that needs the smallest step.
+
+    An estimate that is not finite comes from a trial ``τ`` whose small exponential
+    overflowed (a growing ``e^{τA}``); it says nothing about the right step, and the
+    formula would give a factor of 0 (a sub-step of length zero, repeated forever), so
+    such a trial shrinks by the fixed `_OVERFLOW_SHRINK` instead."""
+    if not np.all(np.isfinite(err)):
+        return _OVERFLOW_SHRINK
     mask = err > 0
     if not np.any(mask):
         return 1.0

@@ -367,6 +367,53 @@ def test_a_growing_exponential_near_the_overflow_threshold(p, rng):
     assert np.linalg.norm((w - ref) / scale) <= 1e-9 * np.linalg.norm(ref / scale)
 
 
+@pytest.mark.parametrize("hermitian", [None, False])
+@pytest.mark.parametrize("p", [0, 1, 2])
+def test_a_growing_exponential_whose_trial_sub_step_overflows(p, hermitian, rng):
+    """``e^{A}`` with eigenvalues up to 690 (results near 1e299, representable): the
+    first trial sub-step, the whole interval, overflows the small exponential.  Its
+    non-finite error estimate used to give a step factor of 0, and ``phiv`` repeated
+    sub-steps of length zero until ``max_substeps``; now it shrinks and goes on.
+    Exact reference: A is diagonal.  Both processes (Lanczos, and Arnoldi on the
+    augmented operator)."""
+    n = 120
+    d = np.linspace(-690.0, 690.0, n)
+    vs = [rng.standard_normal(n) for _ in range(p + 1)]
+    ref = sum(expint.phi(k, d) * v for k, v in enumerate(vs))
+    w = expint.phiv(np.diag(d), vs, 1.0, tol=1e-8, max_substeps=2000, hermitian=hermitian).w
+    assert np.abs(ref).max() > 1e290
+    assert np.linalg.norm((w - ref) / 1e290) <= 1e-7 * np.linalg.norm(ref / 1e290)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_phi_terms_whose_single_vector_form_overflows(seed):
+    """``t φ_1(tA) v_1`` growing like ``e^{705}`` on the 1-D Laplacian: the result
+    (~3e305) is representable, but the single-vector form's ``w_1 = A w_0 + v_1``
+    (``‖A‖ ≈ 6e5`` times a state near 1e301) is not.  Its NaN norm used to read as a
+    zero vector, and ``phiv`` returned a finite result 86% wrong for seeds 0 and 2;
+    now the augmented Arnoldi process, which forms no such products, takes over."""
+    n = 400
+    rng = np.random.default_rng(seed)
+    vs = [rng.standard_normal(n) for _ in range(2)]
+    t = -705.0 / np.abs(eigenvalues_1d(n)).max()
+    ref = exact_phiv(1, n, vs, t)
+    w = expint.phiv(sparse_1d(n), vs, t, tol=1e-8, max_substeps=2000).w
+    assert np.abs(ref).max() > 1e305
+    assert np.linalg.norm((w - ref) / 1e305) <= 1e-7 * np.linalg.norm(ref / 1e305)
+
+
+@pytest.mark.parametrize("hermitian", [None, False])
+@pytest.mark.parametrize("p", [0, 1])
+def test_a_result_past_the_range_is_a_clear_error_on_every_process(p, hermitian):
+    """Eigenvalues up to 800 on a diagonal of 120: the result overflows.  Each
+    process ends in the range error within a few sub-steps (the Arnoldi process
+    used to run to ``max_substeps``, or blame the operator for non-finite values)."""
+    d = np.linspace(-800.0, 800.0, 120)
+    vs = [np.cos(np.arange(120.0) + k) for k in range(p + 1)]
+    with pytest.raises(ValueError, match="floating-point range"):
+        expint.phiv(np.diag(d), vs, 1.0, tol=1e-8, max_substeps=2000, hermitian=hermitian)
+
+
 @pytest.mark.parametrize("p", [0, 1])
 def test_an_exponential_past_the_floating_point_range_is_a_clear_error(p):
     """``e^{720}`` is not representable: a ValueError that says so (it used to be an
