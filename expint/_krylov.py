@@ -743,13 +743,18 @@ def _expv(
     xp = array_namespace(v)
     conj = xp.conj if is_complex(v) else (lambda x: x)
     basis = None
+    # Half the shortest trial τ whose estimate overflowed (a growing exponential).  The
+    # state only grows, so such a τ would overflow again later; without the cap the
+    # usual rule, after an accepted short step, grows τ straight back into overflow,
+    # and every sub-step costs a rejection or two.
+    ceiling = math.inf
     while t_now < t:
         if info.substeps + info.rejected >= max_substeps:
             raise RuntimeError(
                 f"phiv: no convergence after {max_substeps} sub-steps at t = {t_now:.3e} of "
                 f"{t:.3e}; loosen tol or raise max_substeps"
             )
-        tau = min(tau, t - t_now)
+        tau = min(tau, t - t_now, ceiling)
         ws = [w]
         for z in zs:
             ws.append(matvec(ws[-1]) + z)
@@ -861,6 +866,8 @@ def _expv(
                     if np.all(err_loc <= delta * tol * (tau / t) * scale):
                         break
                     info.rejected += 1
+                    if not np.all(np.isfinite(err_loc)):
+                        ceiling = min(ceiling, 0.5 * tau)
                     tau = _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm))
                     if info.rejected > max_substeps:
                         raise RuntimeError("phiv: step size collapsed; the operator norm may be infinite")
@@ -871,6 +878,9 @@ def _expv(
                 if tau >= t - t_now:
                     break
                 trial = min(t - t_now, _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm)))
+                if trial <= 1.1 * tau:
+                    break
+                trial = min(trial, ceiling)
                 if trial <= 1.1 * tau:
                     break
                 f_try, err_try, xm_try = proj.local_error(trial, mj)
