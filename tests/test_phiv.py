@@ -392,9 +392,10 @@ def test_a_growing_exponential_whose_trial_sub_step_overflows(p, hermitian, rng)
 def test_phi_terms_whose_single_vector_form_overflows(seed):
     """``t φ_1(tA) v_1`` growing like ``e^{705}`` on the 1-D Laplacian: the result
     (~3e305) is representable, but the single-vector form's ``w_1 = A w_0 + v_1``
-    (``‖A‖ ≈ 6e5`` times a state near 1e301) is not.  Its NaN norm used to read as a
-    zero vector, and ``phiv`` returned a finite result 86% wrong for seeds 0 and 2;
-    now the augmented Arnoldi process, which forms no such products, takes over."""
+    (``‖A‖ ≈ 6e5`` times a state near 1e301) is not.  Its NaN norm, read as a zero
+    vector, gives a finite result 86% wrong for seeds 0 and 2 (hidden until the
+    overflow spin was fixed); the augmented Arnoldi process, which forms no such
+    products, takes over instead."""
     n = 400
     rng = np.random.default_rng(seed)
     vs = [rng.standard_normal(n) for _ in range(2)]
