@@ -207,7 +207,13 @@ def _row_norms(x: Any) -> np.ndarray:
                 norms[i] = top * math.sqrt(np.vdot(flat[i] / top, flat[i] / top).real)
         return norms.reshape(x.shape[:-1])
     xp = array_namespace(x)
-    return np.asarray(to_numpy(xp.sqrt(xp.sum(xp.abs(x) ** 2, axis=-1))), dtype=float)
+    norms = np.asarray(to_numpy(xp.sqrt(xp.sum(xp.abs(x) ** 2, axis=-1))), dtype=float)
+    if not np.all(np.isfinite(norms)):  # squares past the range (rare: a second pass)
+        top = xp.max(xp.abs(x), axis=-1, keepdims=True)
+        safe = xp.where(top > 0, top, xp.ones_like(top))
+        scaled = xp.sqrt(xp.sum(xp.abs(x / safe) ** 2, axis=-1)) * safe[..., 0]
+        norms = np.asarray(to_numpy(scaled), dtype=float)
+    return norms
 
 
 def _check_product(out: Any, v: Any, n: int) -> Any:

@@ -130,7 +130,7 @@ def test_several_right_hand_sides_at_once(matrix_free, hermitian, rng):
 def test_several_right_hand_sides_on_torch_sparse(rng):
     n = 400
     lap = sparse_1d(n).tocoo()
-    at = torch.sparse_coo_tensor(np.vstack([lap.row, lap.col]), lap.data, size=lap.shape).coalesce()
+    at = torch.sparse_coo_tensor(np.vstack([lap.row, lap.col]), lap.data, size=lap.shape, check_invariants=True).coalesce()
     vs = [torch.from_numpy(rng.standard_normal((3, n))) for _ in range(2)]
     w, _ = expint.phiv(expint.Sparse(at), vs, 0.01, tol=1e-10)
     ref = expint.phiv(lap.tocsr(), [v.numpy() for v in vs], 0.01, tol=1e-10).w
@@ -386,6 +386,25 @@ def test_a_growing_exponential_whose_trial_sub_step_overflows(p, hermitian, rng)
     # rejections; without that cap ~200 sub-steps and ~400 rejections)
     assert info.rejected < 20
     assert np.linalg.norm((w - ref) / 1e290) <= 1e-7 * np.linalg.norm(ref / 1e290)
+
+
+@needs_torch
+@pytest.mark.parametrize("hermitian", [None, False])
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_a_growing_exponential_on_torch_tensors(dtype, hermitian, rng):
+    """The same on torch tensors, real and complex: their row norms used to square past
+    the range from results near 1e154 on, and every such call ended in the range
+    error although the result (near 1e299 here) is representable."""
+    n = 120
+    d = np.linspace(-690.0, 690.0, n)
+    vs = [rng.standard_normal(n) for _ in range(2)]
+    ref = expint.phi(0, d) * vs[0] + expint.phi(1, d) * vs[1]
+    tdtype = getattr(torch, dtype)
+    a = torch.from_numpy(np.diag(d)).to(tdtype)
+    w = expint.phiv(a, [torch.from_numpy(v).to(tdtype) for v in vs], 1.0, tol=1e-8, hermitian=hermitian).w
+    assert isinstance(w, torch.Tensor) and w.dtype == tdtype
+    err = w.numpy() - ref
+    assert np.linalg.norm(err / 1e290) <= 1e-7 * np.linalg.norm(ref / 1e290)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
