@@ -164,7 +164,7 @@ def test_lawson_on_a_symmetric_sparse_matrix_uses_lanczos():
 @needs_torch
 def test_torch_sparse_tensors_act_on_torch_states():
     a = _laplacian_1d(30).tocoo()
-    at = torch.sparse_coo_tensor(np.vstack([a.row, a.col]), a.data, size=a.shape)
+    at = torch.sparse_coo_tensor(np.vstack([a.row, a.col]), a.data, size=a.shape, check_invariants=True)
     y0 = np.sin(np.pi * np.linspace(0, 1, 32)[1:-1]) + 0j
     want = expint.solve(
         expint.SemilinearProblem(a, lambda t, y: np.sin(y)), y0, (0.0, 0.05), scheme="etdrk4", n_steps=8

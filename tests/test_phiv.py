@@ -130,7 +130,9 @@ def test_several_right_hand_sides_at_once(matrix_free, hermitian, rng):
 def test_several_right_hand_sides_on_torch_sparse(rng):
     n = 400
     lap = sparse_1d(n).tocoo()
-    at = torch.sparse_coo_tensor(np.vstack([lap.row, lap.col]), lap.data, size=lap.shape, check_invariants=True).coalesce()
+    at = torch.sparse_coo_tensor(
+        np.vstack([lap.row, lap.col]), lap.data, size=lap.shape, check_invariants=True
+    ).coalesce()
     vs = [torch.from_numpy(rng.standard_normal((3, n))) for _ in range(2)]
     w, _ = expint.phiv(expint.Sparse(at), vs, 0.01, tol=1e-10)
     ref = expint.phiv(lap.tocsr(), [v.numpy() for v in vs], 0.01, tol=1e-10).w
@@ -477,7 +479,9 @@ def test_lanczos_with_torch_dense_and_sparse_matrices(rng):
     n = 300
     lap = sparse_1d(n)
     coo = lap.tocoo()
-    sparse_t = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, size=coo.shape).coalesce()
+    sparse_t = torch.sparse_coo_tensor(
+        np.vstack([coo.row, coo.col]), coo.data, size=coo.shape, check_invariants=True
+    ).coalesce()
     v = rng.standard_normal(n)
     ref = exact_phiv(1, n, [v], 1e-3)
     for a in (torch.from_numpy(lap.toarray()), expint.Sparse(sparse_t)):
