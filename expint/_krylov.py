@@ -329,7 +329,7 @@ def phiv(
     ------
     TypeError, ValueError
         For a non-square ``A``, vectors of the wrong length, integer dtypes,
-        non-finite input, a non-positive ``tol`` or ``m``, ``hermitian=True`` for an
+        non-finite input, a non-positive ``tol``, ``m`` or ``max_substeps``, ``hermitian=True`` for an
         explicit matrix that is not Hermitian, and a result past the floating-point
         range (``t`` times the largest real part of an eigenvalue beyond ~700).
 
@@ -351,9 +351,13 @@ def phiv(
         raise ValueError(f"m must be a positive integer, got {m!r}")
     if hermitian is not None and not isinstance(hermitian, bool):
         raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
+    if isinstance(max_substeps, bool) or not (
+        isinstance(max_substeps, (int, np.integer)) and max_substeps >= 1
+    ):
+        raise ValueError(f"max_substeps must be a positive integer, got {max_substeps!r}")
     t, tol = float(t), float(tol)
     info = KrylovInfo()
-    if t == 0.0:
+    if t == 0.0 or n == 0:  # φ_0(0) = 1 and t^k = 0 for k > 0; or nothing to compute
         return PhivResult(vs[0] + 0 * vs[0], info)
 
     sign = 1.0 if t > 0 else -1.0

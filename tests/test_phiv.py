@@ -157,11 +157,21 @@ def test_several_right_hand_sides_on_torch_sparse(rng):
         (np.triu(np.ones((3, 3))), [np.ones(3)], {"hermitian": True}, ValueError, "not Hermitian"),
         (np.eye(3), [np.ones(3)], {"hermitian": "yes"}, TypeError, "hermitian"),
         (np.eye(3), [np.ones(3)], {"m": 0}, ValueError, "m must"),
+        (np.eye(3), [np.ones(3)], {"max_substeps": 0}, ValueError, "max_substeps must"),
+        (np.eye(3), [np.ones(3)], {"max_substeps": 2.5}, ValueError, "max_substeps must"),
     ],
 )
 def test_bad_input(a, vs, kw, exc, match):
     with pytest.raises(exc, match=match):
         expint.phiv(a, vs, **kw)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0)])
+def test_an_empty_system_gives_an_empty_result(shape):
+    """``n = 0`` (a 0 × 0 operator) is a valid, if trivial, input: an empty result of
+    the vectors' shape, not a reshape error from deep inside."""
+    w, info = expint.phiv(np.zeros((0, 0)), [np.ones(shape)] * 2, 0.5)
+    assert w.shape == shape and info.matvecs == 0
 
 
 @pytest.mark.parametrize(
