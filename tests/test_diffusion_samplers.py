@@ -383,6 +383,22 @@ def test_no_nan_for_any_step_count():
                 assert torch.isfinite(out).all(), (n, name, kind)
 
 
+def test_the_toy_mixture_names_a_wrong_sample_shape():
+    """A sample without its batch axis, or of the wrong size, is a ValueError naming the
+    expected shape (it was an IndexError from inside the posterior)."""
+    t = torch.full((1,), 0.5, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"batch axis"):
+        MIX(X_T[0], t)
+    with pytest.raises(ValueError, match=r"\(batch, \*\(3,\)\)"):
+        MIX(X_T[:, :2], t[:1].expand(X_T.shape[0]))
+    with pytest.raises(ValueError, match=r"\(batch, 3\)"):
+        MIX.eps(X_T[0], t)
+    shaped = toy.GaussianMixture.random(SCH, shape=(2, 3, 3), components=2)
+    assert shaped(torch.zeros(4, 2, 3, 3, dtype=torch.float64), t.expand(4)).shape == (4, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"\(batch, \*\(2, 3, 3\)\)"):
+        shaped(torch.zeros(4, 18, dtype=torch.float64), t.expand(4))
+
+
 def test_nan_in_x_T_is_refused():
     x = X_T.clone()
     x[3, 1] = float("nan")

@@ -87,6 +87,11 @@ class GaussianMixture:
     def _posterior(self, x: Any, t: Any) -> tuple:
         import torch
 
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(
+                f"x must have shape (batch, {self.dim}) (flattened samples), got {tuple(x.shape)}; "
+                f"call the model itself for samples of shape (batch, *{self.shape})"
+            )
         mu, s, log_w = self._params(x)
         t = t.to(x.dtype)
         a = self.schedule.alpha(t)[:, None, None]
@@ -109,6 +114,11 @@ class GaussianMixture:
 
     def __call__(self, x: Any, t: Any) -> Any:
         """``ε*(x, t)`` for ``x`` of shape ``(batch, *shape)``, ``t`` of shape ``(batch,)``."""
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(
+                f"x must have shape (batch, *{self.shape}) for this mixture, got {tuple(x.shape)}; "
+                "a single sample needs a batch axis (x[None])"
+            )
         self.calls += 1
         if self.shape == (self.dim,):
             return self.eps(x, t)
