@@ -55,7 +55,15 @@ def make_reference(
     * an array: the final state, used as given (accuracy NaN).
     """
     if is_array(reference) or isinstance(reference, (list, tuple)):
-        return Reference(np.asarray(to_numpy(reference)), math.nan, "given by the caller")
+        given = np.asarray(to_numpy(reference))
+        shape = tuple(np.shape(to_numpy(y0)))
+        if given.shape != shape:
+            raise ValueError(
+                f"reference must be the final state, shaped like y0 {shape}; got shape {given.shape}"
+            )
+        if given.dtype.kind not in "fc" or not np.all(np.isfinite(given)):
+            raise ValueError("reference must be a finite floating-point (or complex) final state")
+        return Reference(given, math.nan, "given by the caller")
     if reference is None or reference == "fine":
         n = 16 * finest_steps
         a = to_numpy(solve(problem, y0, t_span, scheme="hochost4", n_steps=n).y[-1])

@@ -46,7 +46,11 @@ def _counts(values: Any, name: str) -> list[int]:
         isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)) or v < 1 for v in vals
     ):
         raise ValueError(f"{name} must be a non-empty sequence of positive integers (numbers of steps)")
-    return sorted(int(v) for v in vals)
+    out = sorted(int(v) for v in vals)
+    if len(set(out)) != len(out):
+        # a repeated count would enter the order fit twice, weighting that point double
+        raise ValueError(f"{name} must not repeat a number of steps, got {list(vals)}")
+    return out
 
 
 def _schemes(schemes: Any) -> list[Scheme]:
