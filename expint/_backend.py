@@ -274,19 +274,23 @@ def to_float_array(value: Any) -> Any:
 
 def sparse_kind(a: Any) -> str | None:
     """``"scipy"`` for a ``scipy.sparse`` matrix or array, ``"torch"`` for a torch sparse
-    tensor, else None (scipy.sparse is imported only for objects from it)."""
+    tensor of any layout (COO, CSR, CSC, BSR, BSC), else None (scipy.sparse is imported
+    only for objects from it)."""
     if type(a).__module__.startswith("scipy.sparse"):
         import scipy.sparse
 
         return "scipy" if scipy.sparse.issparse(a) else None
-    if is_torch_array(a) and a.is_sparse:
-        return "torch"
+    if is_torch_array(a):
+        import torch
+
+        # ``is_sparse`` is True for COO only; CSR and the others differ in their layout
+        return "torch" if a.layout != torch.strided else None
     return None
 
 
 def sparse_is_hermitian(a: Any) -> bool:
-    """Whether a scipy or torch (COO) sparse matrix equals its conjugate transpose
-    exactly (O(nonzeros))."""
+    """Whether a scipy or torch sparse matrix equals its conjugate transpose exactly
+    (O(nonzeros))."""
     if sparse_kind(a) == "scipy":
         c = a.tocsr()
         ct = (c.conj() if np.iscomplexobj(c.data) else c).T.tocsr()
@@ -302,7 +306,7 @@ def sparse_is_hermitian(a: Any) -> bool:
             return True
         # (explicitly stored zeros, duplicates or unsorted indices need the full test)
         return (a != a.conj().T).nnz == 0
-    b = a.coalesce()
+    b = a.to_sparse_coo().coalesce()  # compressed layouts compare in COO form
     bt = b.t().coalesce()
     values = bt.values().conj() if bt.is_complex() else bt.values()
     return bool(b.indices().equal(bt.indices()) and b.values().equal(values))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -583,7 +584,8 @@ class Sparse(MatrixFree):
     Parameters
     ----------
     a : scipy.sparse matrix or array, or torch sparse tensor
-        Square, real or complex.
+        Square, real or complex.  Stored in CSR form (scipy's ``tocsr()``; torch COO
+        and CSC tensors by ``to_sparse_csr()``), whose products are the fastest.
     tol, m
         As for `MatrixFree`.
     hermitian : bool or None
@@ -594,6 +596,17 @@ class Sparse(MatrixFree):
         kind = sparse_kind(a)
         if kind == "scipy":
             a = a.tocsr()
+        elif kind == "torch":
+            import torch  # already loaded: a is a tensor
+
+            if a.layout in (torch.sparse_coo, torch.sparse_csc):
+                # a phiv call with torch's COO product took 7× the CSR one on a CPU
+                # (benchmarks/torch_sparse_layouts.py); CSR is also cuSPARSE's format
+                with warnings.catch_warnings():  # "CSR support is in beta": ours to choose
+                    warnings.filterwarnings(
+                        "ignore", message="Sparse CSR tensor support", category=UserWarning
+                    )
+                    a = a.to_sparse_csr()
         elif kind is None:
             raise TypeError(
                 f"A must be a scipy.sparse matrix or a torch sparse tensor, got {type(a).__name__}; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
@@ -138,6 +140,29 @@ def test_several_right_hand_sides_on_torch_sparse(rng):
     ref = expint.phiv(lap.tocsr(), [v.numpy() for v in vs], 0.01, tol=1e-10).w
     assert isinstance(w, torch.Tensor)
     np.testing.assert_allclose(w.numpy(), ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+
+
+@needs_torch
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+def test_compressed_torch_sparse_matrices(layout, rng):
+    """Raw CSR and CSC tensors as ``A`` (they used to fail in the symmetry check, which
+    took them for dense tensors): one vector and a block, real and complex, against
+    the scipy matrix; Lanczos where the matrix is symmetric."""
+    n = 60
+    lap = sparse_1d(n).tocoo()
+    coo = torch.sparse_coo_tensor(
+        np.vstack([lap.row, lap.col]), lap.data, size=lap.shape, check_invariants=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: "CSR support is in beta"
+        at = coo.to_sparse_csr() if layout == "csr" else coo.to_sparse_csc()
+    vs = [rng.standard_normal((2, n)) for _ in range(2)]
+    ref = expint.phiv(lap.tocsr(), vs, 1e-3, tol=1e-12).w
+    w, info = expint.phiv(at, [torch.from_numpy(v) for v in vs], 1e-3, tol=1e-12)
+    assert info.lanczos and _rel(w.numpy(), ref) < 1e-11
+    w1 = expint.phiv(at, [torch.from_numpy(vs[0][0]) * (1 + 2j)], 1e-3, tol=1e-12).w
+    ref1 = expint.phiv(lap.tocsr(), [vs[0][0] * (1 + 2j)], 1e-3, tol=1e-12).w
+    assert w1.dtype == torch.complex128 and _rel(w1.numpy(), ref1) < 1e-11
 
 
 @pytest.mark.parametrize(
