@@ -147,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     acc.add_argument("--points", type=int, default=60, help="arguments per family (default: 60)")
     acc.set_defaults(func=_phi_accuracy)
     sub.add_parser("schemes", help="print the scheme catalogue").set_defaults(func=_schemes)
-    from expint.problems import PROBLEMS
+    from expint.problems import ALIASES, PROBLEMS, canonical_name
 
     st = sub.add_parser("study", help="convergence or work–precision study on a built-in problem")
-    st.add_argument("problem", choices=sorted(PROBLEMS), help="built-in problem")
+    aliases = ", ".join(f"{k} = {v}" for k, v in ALIASES.items())
+    st.add_argument(
+        "problem", type=canonical_name, choices=sorted(PROBLEMS), help=f"built-in problem ({aliases})"
+    )
     st.add_argument("--schemes", required=True, help="comma-separated scheme names (see `expint schemes`)")
     st.add_argument("--adaptive", action="store_true", help="work–precision: adaptive schemes over --rtols")
     st.add_argument(

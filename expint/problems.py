@@ -26,6 +26,7 @@ from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
 
 __all__ = [
+    "ALIASES",
     "PROBLEMS",
     "BuiltinProblem",
     "allen_cahn",
@@ -539,6 +540,14 @@ PROBLEMS: dict[str, Callable[[], BuiltinProblem]] = {
     "nonstiff": nonstiff,
 }
 """The built-in problems by name, with their default sizes."""
+
+ALIASES: dict[str, str] = {"ks": "kuramoto_sivashinsky", "ho": "hochbruck_ostermann"}
+"""Short names the command line accepts for `PROBLEMS` entries."""
+
+
+def canonical_name(name: str) -> str:
+    """The `PROBLEMS` key for ``name`` or one of its `ALIASES` (other names unchanged)."""
+    return ALIASES.get(name, name)
 
 
 def _check_size(n: Any, name: str, *, even: bool = False, minimum: int = 2) -> None:

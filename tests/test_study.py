@@ -154,6 +154,8 @@ def test_study_command(tmp_path, capsys):
         == 0
     )
     assert "| krogstad43 | rtol=1e-06 |" in capsys.readouterr().out
+    assert main(["study", "ks", "--schemes", "etd2rk", "--steps", "2,4", "--t-end", "0.5", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("expint study: convergence on kuramoto_sivashinsky")
     assert main(["study", "nonstiff", "--schemes", "nope", "--quiet"]) == 2
     assert "unknown scheme 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):

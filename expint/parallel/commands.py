@@ -125,7 +125,7 @@ def _ensemble(args: argparse.Namespace) -> int:
 def add_commands(sub: Any, writable: Callable[[str], Any]) -> None:
     """Register the three commands on the ``expint`` subparsers."""
     from ..diffusion.methods import DEFAULT_METHOD
-    from ..problems import PROBLEMS
+    from ..problems import ALIASES, PROBLEMS, canonical_name
 
     s = sub.add_parser("sample", help="draw samples from a diffusion model into resumable shards")
     s.add_argument(
@@ -165,7 +165,8 @@ def add_commands(sub: Any, writable: Callable[[str], Any]) -> None:
     f.set_defaults(func=_fd)
 
     e = sub.add_parser("ensemble", help="integrate perturbed copies of a built-in problem into shards")
-    e.add_argument("problem", choices=list(PROBLEMS), metavar="PROBLEM", help=", ".join(PROBLEMS))
+    names = ", ".join([*PROBLEMS, *(f"{k} = {v}" for k, v in ALIASES.items())])
+    e.add_argument("problem", type=canonical_name, choices=list(PROBLEMS), metavar="PROBLEM", help=names)
     e.add_argument("--n", type=_positive, required=True, help="number of members")
     e.add_argument("--perturb", type=float, required=True, help="std of the white-noise perturbation")
     e.add_argument("--t-end", type=float, default=None, help="final time (default: the problem's)")
