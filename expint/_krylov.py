@@ -763,6 +763,10 @@ def _expv(
     gamma, delta = 0.9, 1.2
     checks = set(_CHECKPOINTS) if size >= _CHECK_MIN_N or lanczos else set()
     xp = array_namespace(v)
+    # torch Lanczos keeps the recurrence's scalars on the device: one transfer per
+    # iteration (α and ‖u‖ together) instead of four
+    on_device = lanczos and is_torch_array(v)
+    beta_here: Any = None
     conj = xp.conj if is_complex(v) else (lambda x: x)
     basis = None
     # Half the shortest trial τ whose estimate overflowed (a growing exponential).  The
@@ -827,8 +831,12 @@ def _expv(
             # Gram–Schmidt repeated (the error estimate needs orthogonality to rounding
             # level), with all j + 1 inner products of every row as one batched product
             # and one transfer to the host instead of j + 1 synchronising dot products.
-            if lanczos:
+            norm_here = None  # ‖u‖ per row on u's device (torch Lanczos)
+            if on_device:
+                u, hnext, norm_here = _lanczos_on_device(u, basis, h, j, beta_here)
+            elif lanczos:
                 u = _lanczos_orthogonalise(u, basis, h, j, conj)
+                hnext = _row_norms(u)
             else:
                 for _ in range(2):
                     if rows == 1:  # plain matrix–vector products: a third faster than batched
@@ -838,13 +846,20 @@ def _expv(
                         c = (conj(basis[:, : j + 1]) @ u[:, :, None])[:, :, 0]
                         u = u - (c[:, None, :] @ basis[:, : j + 1])[:, 0]
                     h[:, : j + 1, j] += to_numpy(c)
-            hnext = _row_norms(u)
+                hnext = _row_norms(u)
             # ‖H‖_1 so far, kept as a running maximum of column sums
             anorm = np.maximum(anorm, np.abs(h[:, : j + 1, j]).sum(axis=1) + hnext)
             going = hnext > 64 * eps * anorm  # False for a breakdown, and for NaN
+            scaled = False
             if going.all() and not any_broken:  # the usual case, in few small-array operations
                 h[:, j + 1, j] = hnext
-                scale_u = _column(1.0 / hnext, u)
+                if norm_here is not None:  # scaled on the device: no transfer back
+                    u /= norm_here[:, None]
+                    beta_here, scaled = norm_here, True
+                else:
+                    scale_u = _column(1.0 / hnext, u)
+                    if on_device:
+                        beta_here = _column(hnext, u)[:, 0]
             else:
                 if not np.all(np.isfinite(hnext)):
                     raise ValueError(
@@ -857,7 +872,11 @@ def _expv(
                 hval = np.where(broken, 0.0, hnext)
                 h[:, j + 1, j] = hval
                 scale_u = _column(np.where(broken, 0.0, 1.0 / np.where(hval > 0, hval, 1.0)), u)
-            if lanczos:  # u is already the slot
+                if on_device:
+                    beta_here = _column(hval, u)[:, 0]
+            if scaled:
+                pass
+            elif lanczos:  # u is already the slot
                 u *= scale_u
             else:
                 basis[:, j + 1] = u * scale_u
@@ -1043,6 +1062,36 @@ def _lanczos_orthogonalise(u: Any, basis: Any, h: np.ndarray, j: int, conj: Call
     out -= basis[:, j] * alpha[:, None]
     h[:, j, j] = to_numpy(alpha).real  # real for Hermitian A, up to rounding
     return out
+
+
+def _lanczos_on_device(u: Any, basis: Any, h: np.ndarray, j: int, beta: Any) -> tuple[Any, np.ndarray, Any]:
+    """`_lanczos_orthogonalise` and the norm of the result for torch rows, with the
+    recurrence's scalars kept on the tensors' device: ``beta`` is the previous
+    ``h[j, j−1]`` there, and ``α_j`` and ``‖u‖`` come back to the host together, the
+    iteration's one synchronising transfer (each host scalar sent to a GPU, or read
+    from it, waits for the queued kernels).  Returns ``(slot, ‖u‖ on the host, ‖u‖ on
+    the device)``; the last is None where the norm needs the host's rescaling (its
+    squares overflowed) or is not finite."""
+    import torch
+
+    out = basis[:, j + 1]
+    out.copy_(u)
+    if j > 0:
+        h[:, j - 1, j] = h[:, j, j - 1]
+        out.addcmul_(basis[:, j - 1], beta[:, None], value=-1)  # fused: no temporary row
+    # as matrix products (BLAS dot); torch.linalg.vecdot was 10× slower on CPU rows
+    if out.shape[0] == 1:
+        alpha = (basis[0, j].conj() @ out[0])[None]
+    else:
+        alpha = (basis[:, j].conj()[:, None, :] @ out[:, :, None])[:, 0, 0]
+    out.addcmul_(basis[:, j], alpha[:, None], value=-1)
+    norm = torch.linalg.vector_norm(out, dim=-1)
+    both = to_numpy(torch.stack([alpha.real, norm]))
+    h[:, j, j] = both[0]  # real for Hermitian A, up to rounding
+    hnext = np.asarray(both[1], dtype=float)
+    if not math.isfinite(float(hnext.sum())):
+        return out, _row_norms(out), None
+    return out, hnext, norm
 
 
 def _column(values: np.ndarray, like: Any) -> Any:
