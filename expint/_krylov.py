@@ -752,7 +752,9 @@ def _expv(
     exponential exact.  With ``lanczos`` (Hermitian ``A``) each new vector is
     orthogonalised against the previous two only (the three-term recurrence)."""
     info = KrylovInfo(lanczos=lanczos)
-    eps = np.finfo(float).eps
+    # the vectors' unit roundoff (float32's is 5e8 × float64's): the rounding of the
+    # single-vector form and the breakdown test are in the working precision
+    eps = _unit_roundoff(v)
     rows, size = v.shape
     p = len(forcing)
     zs = list(forcing)
@@ -805,7 +807,7 @@ def _expv(
             + sum((t - t_now) ** k / math.factorial(k) * _row_norms(z) for k, z in enumerate(zs, 1))
         )
         if p:
-            tau = _cap_for_rounding(wnorms, tau, tol * scale / t)
+            tau = _cap_for_rounding(wnorms, tau, tol * scale / t, eps)
         if not np.any(beta > 0):
             if p:  # A w_{p−1} + z_p = 0: the solution is the polynomial part, exactly
                 w = _taylor(ws[:-1], t - t_now)
@@ -822,7 +824,7 @@ def _expv(
         anorm = np.zeros(rows)
         mj, early = m, None
 
-        proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos)
+        proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos, eps=eps)
 
         for j in range(m):
             u = matvec(basis[:, j])
@@ -894,7 +896,7 @@ def _expv(
             # p = 0; with p > 0 the rounding cap on τ still holds
             if p == 0:
                 tau = t - t_now
-            err_loc = _rounding(wnorms, tau) if p else np.zeros(rows)
+            err_loc = _rounding(wnorms, tau, eps) if p else np.zeros(rows)
             f, xm = proj.small_phi(tau, mj), 1.0 / mj
         else:
             if early is not None:
@@ -967,6 +969,7 @@ class _Projection:
     p: int
     avnorm: np.ndarray | None = None
     lanczos: bool = False
+    eps: float = float(np.finfo(float).eps)
     _eigen: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def small_phi(self, tau: float, size: int) -> np.ndarray:
@@ -1000,33 +1003,41 @@ class _Projection:
                 p1 = np.abs(f[:, self.m]) * self.beta
                 p2 = np.abs(f[:, self.m + 1]) * self.beta * (0.0 if self.avnorm is None else self.avnorm)
                 err, xm = _saad_estimate(p1, p2, self.m)
-            return f, (err + _rounding(self.wnorms, tau)) if self.p else err, xm
+            return f, (err + _rounding(self.wnorms, tau, self.eps)) if self.p else err, xm
+
+
+def _unit_roundoff(x: Any) -> float:
+    """Machine epsilon of ``x``'s (real) precision, numpy array or torch tensor."""
+    if is_torch_array(x):
+        import torch
+
+        return float(torch.finfo(x.dtype).eps)
+    return float(np.finfo(x.dtype).eps)
 
 
 class _RoundingFloor(Exception):
     """The single-vector form cannot reach the tolerance in floating point."""
 
 
-def _rounding(wnorms: Sequence[np.ndarray], tau: float) -> np.ndarray:
+def _rounding(wnorms: Sequence[np.ndarray], tau: float, eps: float) -> np.ndarray:
     """Rounding error of ``Σ_{j<p} τ^j/j! w_j + τ^p φ_p(τA) w_p`` per row, from the norms
     ``‖w_1‖, …, ‖w_p‖``: the terms grow like ``‖τA‖^j`` and cancel when ``A`` is stiff,
-    so a few ulps of the largest is lost (zero for ``p = 0``, a single term)."""
-    eps = np.finfo(float).eps
+    so a few ulps (``eps``: the vectors' unit roundoff) of the largest is lost (zero for
+    ``p = 0``, a single term)."""
     out = np.zeros_like(wnorms[0])
     for j, norm in enumerate(wnorms, 1):
         out = out + 8 * eps * tau**j / math.factorial(j) * norm
     return out
 
 
-def _cap_for_rounding(wnorms: Sequence[np.ndarray], tau: float, rate: np.ndarray) -> float:
+def _cap_for_rounding(wnorms: Sequence[np.ndarray], tau: float, rate: np.ndarray, eps: float) -> float:
     """The largest ``τ`` (halving from the given one) whose rounding error stays below
     half of ``rate · τ``, the error allowed for the sub-step; `_RoundingFloor` when even
     ``τ → 0`` cannot (``8ε‖w_1‖`` above half of ``rate``)."""
-    eps = np.finfo(float).eps
     if np.any(8 * eps * wnorms[0] > 0.5 * rate):
         raise _RoundingFloor
     for _ in range(60):
-        if np.all(_rounding(wnorms, tau) <= 0.5 * rate * tau):
+        if np.all(_rounding(wnorms, tau, eps) <= 0.5 * rate * tau):
             break
         tau *= 0.5
     return tau

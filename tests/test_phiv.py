@@ -196,6 +196,21 @@ def test_compressed_torch_sparse_matrices(layout, rng):
     assert w1.dtype == torch.complex128 and _rel(w1.numpy(), ref1) < 1e-11
 
 
+@pytest.mark.parametrize("t", [1e-3, 1e-2])
+def test_single_precision_phi_terms_meet_the_tolerance(t, rng):
+    """float32 vectors on a stiff symmetric ``A`` (‖tA‖ ≈ 160 and 1600), p = 2: the
+    single-vector form's rounding is estimated with float32's unit roundoff, so where
+    it would keep the sum from ``tol`` the augmented Arnoldi process takes over.  With
+    float64's in that estimate the call returned an error 77× ``tol`` (t = 1e-3)."""
+    n = 200
+    a = sparse_1d(n).toarray()
+    vs = [rng.standard_normal((2, n)) for _ in range(3)]
+    ref = expint.phiv(a, vs, t, tol=1e-12).w
+    w = expint.phiv(a.astype(np.float32), [v.astype(np.float32) for v in vs], t, tol=1e-5).w
+    assert w.dtype == np.float32
+    assert _rel(w.astype(float), ref) < 1e-5
+
+
 @pytest.mark.parametrize(
     ("a", "vs", "kw", "exc", "match"),
     [
