@@ -765,9 +765,9 @@ def _expv(
     gamma, delta = 0.9, 1.2
     checks = set(_CHECKPOINTS) if size >= _CHECK_MIN_N or lanczos else set()
     xp = array_namespace(v)
-    # torch Lanczos keeps the recurrence's scalars on the device: one transfer per
-    # iteration (α and ‖u‖ together) instead of four
-    on_device = lanczos and is_torch_array(v)
+    # torch keeps each iteration's scalars on the device and reads them back in one
+    # transfer (Lanczos: α and ‖u‖; Arnoldi: the column of h and ‖u‖) instead of 3–4
+    on_device = is_torch_array(v)
     beta_here: Any = None
     conj = xp.conj if is_complex(v) else (lambda x: x)
     basis = None
@@ -829,25 +829,18 @@ def _expv(
         for j in range(m):
             u = matvec(basis[:, j])
             info.matvecs += 1
-            # classical Gram–Schmidt in blocks, twice ("CGS2"): as orthogonal as modified
-            # Gram–Schmidt repeated (the error estimate needs orthogonality to rounding
-            # level), with all j + 1 inner products of every row as one batched product
-            # and one transfer to the host instead of j + 1 synchronising dot products.
-            norm_here = None  # ‖u‖ per row on u's device (torch Lanczos)
-            if on_device:
+            norm_here = None  # ‖u‖ per row on u's device (torch)
+            if on_device and lanczos:
                 u, hnext, norm_here = _lanczos_on_device(u, basis, h, j, beta_here)
+            elif on_device:
+                u, coeffs = _cgs2(u, basis, j, conj)
+                hnext, norm_here = _column_and_norm_to_host(u, coeffs, h, j)
             elif lanczos:
                 u = _lanczos_orthogonalise(u, basis, h, j, conj)
                 hnext = _row_norms(u)
             else:
-                for _ in range(2):
-                    if rows == 1:  # plain matrix–vector products: a third faster than batched
-                        c = (conj(basis[0, : j + 1]) @ u[0])[None]
-                        u = u - (c[0] @ basis[0, : j + 1])[None]
-                    else:
-                        c = (conj(basis[:, : j + 1]) @ u[:, :, None])[:, :, 0]
-                        u = u - (c[:, None, :] @ basis[:, : j + 1])[:, 0]
-                    h[:, : j + 1, j] += to_numpy(c)
+                u, coeffs = _cgs2(u, basis, j, conj)
+                h[:, : j + 1, j] += to_numpy(coeffs)
                 hnext = _row_norms(u)
             # ‖H‖_1 so far, kept as a running maximum of column sums
             anorm = np.maximum(anorm, np.abs(h[:, : j + 1, j]).sum(axis=1) + hnext)
@@ -856,7 +849,10 @@ def _expv(
             if going.all() and not any_broken:  # the usual case, in few small-array operations
                 h[:, j + 1, j] = hnext
                 if norm_here is not None:  # scaled on the device: no transfer back
-                    u /= norm_here[:, None]
+                    if lanczos:  # u is already the slot
+                        u /= norm_here[:, None]
+                    else:
+                        basis[:, j + 1] = u / norm_here[:, None]
                     beta_here, scaled = norm_here, True
                 else:
                     scale_u = _column(1.0 / hnext, u)
@@ -1073,6 +1069,40 @@ def _lanczos_orthogonalise(u: Any, basis: Any, h: np.ndarray, j: int, conj: Call
     out -= basis[:, j] * alpha[:, None]
     h[:, j, j] = to_numpy(alpha).real  # real for Hermitian A, up to rounding
     return out
+
+
+def _cgs2(u: Any, basis: Any, j: int, conj: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """``u`` orthogonalised against basis vectors ``0 … j`` by classical Gram–Schmidt in
+    blocks, twice ("CGS2"): as orthogonal as modified Gram–Schmidt repeated (the error
+    estimate needs orthogonality to rounding level), with all ``j + 1`` inner products
+    of every row as one batched product instead of ``j + 1`` dot products.  Returns
+    ``(u, c)``, ``c`` the ``(B, j + 1)`` coefficients of both passes summed (column
+    ``j`` of the Hessenberg matrix), in ``u``'s library."""
+    total = None
+    for _ in range(2):
+        if u.shape[0] == 1:  # plain matrix–vector products: a third faster than batched
+            c = (conj(basis[0, : j + 1]) @ u[0])[None]
+            u = u - (c[0] @ basis[0, : j + 1])[None]
+        else:
+            c = (conj(basis[:, : j + 1]) @ u[:, :, None])[:, :, 0]
+            u = u - (c[:, None, :] @ basis[:, : j + 1])[:, 0]
+        total = c if total is None else total + c
+    return u, total
+
+
+def _column_and_norm_to_host(u: Any, coeffs: Any, h: np.ndarray, j: int) -> tuple[np.ndarray, Any]:
+    """Torch Arnoldi: add the Gram–Schmidt coefficients to column ``j`` of ``h`` and
+    return ``‖u‖`` on the host and on the device, both read back in one transfer (see
+    `_lanczos_on_device`); the device norm is None where the host must rescale."""
+    import torch
+
+    norm = torch.linalg.vector_norm(u, dim=-1)
+    host = to_numpy(torch.cat([coeffs, norm[:, None].to(coeffs.dtype)], dim=1))
+    h[:, : j + 1, j] += host[:, : j + 1]
+    hnext = np.asarray(host[:, j + 1].real, dtype=float)
+    if not math.isfinite(float(hnext.sum())):
+        return _row_norms(u), None
+    return hnext, norm
 
 
 def _lanczos_on_device(u: Any, basis: Any, h: np.ndarray, j: int, beta: Any) -> tuple[Any, np.ndarray, Any]:

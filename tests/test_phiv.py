@@ -143,13 +143,15 @@ def test_several_right_hand_sides_on_torch_sparse(rng):
 
 
 @needs_torch
+@pytest.mark.parametrize("hermitian", [None, False])
 @pytest.mark.parametrize("p", [0, 2])
-def test_torch_lanczos_moves_one_pair_of_scalars_per_iteration(p, monkeypatch, rng):
+def test_torch_krylov_moves_one_set_of_scalars_per_iteration(p, hermitian, monkeypatch, rng):
     """On a GPU every host scalar sent to the device, or read from it, waits for the
-    queued kernels.  The torch Lanczos recurrence keeps its scalars on the device and
-    reads ``α_j`` and ``‖u‖`` back together: one transfer per iteration plus a few per
-    sub-step (it was four per iteration: 244 for 60).  Counted on the CPU through the
-    backend's conversion functions; the result matches numpy's."""
+    queued kernels.  The torch Krylov loop keeps its scalars on the device and reads an
+    iteration's back together (Lanczos: ``α_j`` and ``‖u‖``; Arnoldi: the column of
+    ``H`` and ``‖u‖``): one transfer per iteration plus a few per sub-step (Lanczos
+    made four per iteration: 244 for 60).  Counted on the CPU through the backend's
+    conversion functions; the result matches numpy's."""
     import expint._krylov as krylov
 
     counts = {"transfers": 0}
@@ -166,9 +168,10 @@ def test_torch_lanczos_moves_one_pair_of_scalars_per_iteration(p, monkeypatch, r
     n = 400
     a = sparse_1d(n).toarray()
     vs = [rng.standard_normal(n) for _ in range(p + 1)]
-    w, info = expint.phiv(torch.from_numpy(a), [torch.from_numpy(v) for v in vs], 2e-4, tol=1e-10)
+    tvs = [torch.from_numpy(v) for v in vs]
+    w, info = expint.phiv(torch.from_numpy(a), tvs, 2e-4, tol=1e-10, hermitian=hermitian)
     iterations = sum(info.basis_sizes)
-    assert info.lanczos and iterations >= 30
+    assert info.lanczos is (hermitian is None) and iterations >= 30
     assert counts["transfers"] <= iterations + 16 * info.substeps, (counts, iterations, info.substeps)
     assert _rel(w.numpy(), expint.phiv(a, vs, 2e-4, tol=1e-10).w) < 1e-9
 
