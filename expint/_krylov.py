@@ -308,6 +308,8 @@ def phiv(
         is brought below ``tol · ‖w‖`` (each sub-step keeps its local estimate below
         ``tol' · (τ/|t|) · β``, ``β`` the norm of the propagated vector; if the sum
         misses ``tol · ‖w‖``, the call is repeated with ``tol'`` reduced, at most twice).
+        At least 10 units of the vectors' roundoff: float32 vectors are computed to
+        ``max(tol, 1.2e-6)``, float64 to ``max(tol, 2.2e-15)``.
     m : int or None
         Maximum Krylov basis size per sub-step.  None (default): 30 for Arnoldi, whose
         work per vector grows with the basis; for Lanczos, whose does not, 60, and on
@@ -379,6 +381,9 @@ def phiv(
     dtype = promote_types([*vs, probe])
     # one block of right-hand sides, shape (B, n)
     vs = [cast(v[None] if single else v, dtype) for v in vs]
+    # a tolerance the working precision cannot meet (float32 vectors under the operators'
+    # default 1e-10) would only buy retries, rejected sub-steps and the Arnoldi fallback
+    tol = max(tol, _TOL_FLOOR_ULPS * _unit_roundoff(vs[0]))
     # zero trailing vectors (a pure exponential written as [v, 0, 0]) add nothing but
     # make the augmented operator larger and non-Hermitian
     norms = [float(_row_norms(v).max()) for v in vs[1:]]
@@ -1000,6 +1005,9 @@ class _Projection:
                 p2 = np.abs(f[:, self.m + 1]) * self.beta * (0.0 if self.avnorm is None else self.avnorm)
                 err, xm = _saad_estimate(p1, p2, self.m)
             return f, (err + _rounding(self.wnorms, tau, self.eps)) if self.p else err, xm
+
+
+_TOL_FLOOR_ULPS = 10  # phiv's tolerance floor, in units of the vectors' roundoff
 
 
 def _unit_roundoff(x: Any) -> float:

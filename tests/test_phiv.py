@@ -214,6 +214,25 @@ def test_single_precision_phi_terms_meet_the_tolerance(t, rng):
     assert _rel(w.astype(float), ref) < 1e-5
 
 
+def test_a_tolerance_below_single_precision_is_raised_to_its_floor(rng):
+    """float32 vectors cannot meet ``tol = 1e-10`` (the operators' default): it is
+    raised to 10 units of float32's roundoff, so the call does the work of
+    ``tol = 1.2e-6`` instead of chasing rounding noise (here 20 products, 25 without
+    the floor; on larger steps the chase ended in retries and the Arnoldi fallback)."""
+    n = 48
+    lap = sparse_1d(n) * 0.01
+    import scipy.sparse as sp
+
+    a = (sp.kron(lap, sp.eye(n)) + sp.kron(sp.eye(n), lap)).tocsr()
+    v = rng.standard_normal(n * n)
+    ref = expint.phiv(a, [v], 0.1, tol=1e-13).w
+    floor = 10 * float(np.finfo(np.float32).eps)
+    w, info = expint.phiv(a.astype(np.float32), [v.astype(np.float32)], 0.1, tol=1e-10)
+    _, at_floor = expint.phiv(a.astype(np.float32), [v.astype(np.float32)], 0.1, tol=floor)
+    assert info.matvecs == at_floor.matvecs and info.lanczos
+    assert _rel(w.astype(float), ref) < 1e-5
+
+
 @pytest.mark.parametrize(
     ("a", "vs", "kw", "exc", "match"),
     [
