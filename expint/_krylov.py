@@ -850,15 +850,10 @@ def _expv(
             # ‖H‖_1 so far, kept as a running maximum of column sums
             anorm = np.maximum(anorm, np.abs(h[:, : j + 1, j]).sum(axis=1) + hnext)
             going = hnext > 64 * eps * anorm  # False for a breakdown, and for NaN
-            scaled = False
             if going.all() and not any_broken:  # the usual case, in few small-array operations
                 h[:, j + 1, j] = hnext
-                if norm_here is not None:  # scaled on the device: no transfer back
-                    if lanczos:  # u is already the slot
-                        u /= norm_here[:, None]
-                    else:
-                        basis[:, j + 1] = u / norm_here[:, None]
-                    beta_here, scaled = norm_here, True
+                if norm_here is not None:  # the device's own norm: no transfer back
+                    scale_u, beta_here = 1.0 / norm_here[:, None], norm_here
                 else:
                     scale_u = _column(1.0 / hnext, u)
                     if on_device:
@@ -877,9 +872,7 @@ def _expv(
                 scale_u = _column(np.where(broken, 0.0, 1.0 / np.where(hval > 0, hval, 1.0)), u)
                 if on_device:
                     beta_here = _column(hval, u)[:, 0]
-            if scaled:
-                pass
-            elif lanczos:  # u is already the slot
+            if lanczos:  # u is already the slot
                 u *= scale_u
             else:
                 basis[:, j + 1] = u * scale_u
@@ -922,10 +915,8 @@ def _expv(
             for _ in range(4):
                 if tau >= t - t_now:
                     break
-                trial = min(t - t_now, _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm)))
-                if trial <= 1.1 * tau:
-                    break
-                trial = min(trial, ceiling)
+                proposal = _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm))
+                trial = min(t - t_now, proposal, ceiling)
                 if trial <= 1.1 * tau:
                     break
                 f_try, err_try, xm_try = proj.local_error(trial, mj)
@@ -1058,10 +1049,11 @@ def _taylor(terms: Sequence[Any], tau: float) -> Any:
 def _lanczos_orthogonalise(u: Any, basis: Any, h: np.ndarray, j: int, conj: Callable[[Any], Any]) -> Any:
     """``u = A v_j`` minus its components along ``v_j`` and ``v_{j−1}``, written into
     the basis slot ``j + 1`` (returned, a view) and filling column ``j`` of the
-    (tridiagonal) ``h``.  For Hermitian ``A``, ``h[j−1, j] = h[j, j−1]`` is known from
-    the previous step, and ``α_j = v_j^H u`` is computed after that subtraction (the
-    modified form, as in Paige's analysis).  In place in the slot: on long vectors the
-    recurrence is memory-bound, and every temporary is another pass."""
+    (tridiagonal) ``h``; numpy rows (torch: `_lanczos_on_device`).  For Hermitian
+    ``A``, ``h[j−1, j] = h[j, j−1]`` is known from the previous step, and
+    ``α_j = v_j^H u`` is computed after that subtraction (the modified form, as in
+    Paige's analysis).  In place in the slot: on long vectors the recurrence is
+    memory-bound, and every temporary is another pass."""
     out = basis[:, j + 1]
     if j > 0:
         h[:, j - 1, j] = h[:, j, j - 1]
