@@ -76,3 +76,25 @@ def test_expint_scheduler_half_precision_on_the_gpu():
     err = float((half.float() - full).abs().max())
     assert err < 2e-2 * float(full.abs().max()), err
     assert np.isfinite(err)
+
+
+@cuda
+@pytest.mark.parametrize("hermitian", [None, False])
+def test_phiv_on_a_cuda_sparse_matrix_matches_the_cpu(hermitian):
+    """A CSR Laplacian on the GPU, Lanczos and Arnoldi, φ-combination of a block of two
+    rows: the result stays on the device and matches scipy's matrix on the CPU."""
+    import scipy.sparse as sp
+
+    n = 64
+    h = 1.0 / (n + 1)
+    ring = sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1]) / h**2
+    a = (0.01 * (sp.kron(ring, sp.eye(n)) + sp.kron(sp.eye(n), ring))).tocoo()
+    at = torch.sparse_coo_tensor(np.vstack([a.row, a.col]), a.data, size=a.shape, device="cuda")
+    at = at.coalesce().to_sparse_csr()
+    rng = np.random.default_rng(0)
+    vs = [rng.standard_normal((2, n * n)) for _ in range(3)]
+    ref = expint.phiv(a.tocsr(), vs, 0.05, tol=1e-10).w
+    w, info = expint.phiv(at, [torch.from_numpy(v).cuda() for v in vs], 0.05, tol=1e-10, hermitian=hermitian)
+    assert w.device.type == "cuda" and info.lanczos is (hermitian is None)
+    err = np.linalg.norm(w.cpu().numpy() - ref) / np.linalg.norm(ref)
+    assert err < 1e-8, err
