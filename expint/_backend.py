@@ -10,6 +10,7 @@ steps even when the user works in single precision.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "same_array_type",
     "sparse_is_hermitian",
     "sparse_kind",
+    "sparse_like",
     "sparse_product",
     "stack",
     "to_float_array",
@@ -310,6 +312,35 @@ def sparse_is_hermitian(a: Any) -> bool:
     bt = b.t().coalesce()
     values = bt.values().conj() if bt.is_complex() else bt.values()
     return bool(b.indices().equal(bt.indices()) and b.values().equal(values))
+
+
+def sparse_like(a: Any, like: Any) -> Any:
+    """Sparse matrix ``a`` in ``like``'s library, on its device and in its precision
+    (complex entries stay complex): a scipy matrix becomes a torch CSR tensor, a torch
+    sparse tensor a scipy CSR matrix.  Values are copied once; callers cache."""
+    if is_torch_array(like):
+        import torch
+
+        if sparse_kind(a) == "torch":
+            csr = a if a.layout == torch.sparse_csr else a.to_sparse_csr()
+            crow, col, values = csr.crow_indices(), csr.col_indices(), csr.values()
+        else:
+            csr = a.tocsr()
+            crow, col = torch.from_numpy(csr.indptr), torch.from_numpy(csr.indices)
+            values = torch.from_numpy(csr.data)
+        values = to_like(values, like)
+        with warnings.catch_warnings():  # torch: "CSR support is in beta"
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+            return torch.sparse_csr_tensor(
+                crow.to(like.device), col.to(like.device), values, size=tuple(a.shape), check_invariants=True
+            )
+    import scipy.sparse
+
+    if sparse_kind(a) == "torch":
+        coo = a.to_sparse_coo().coalesce().cpu()
+        rows, cols = to_numpy(coo.indices())
+        a = scipy.sparse.csr_matrix((to_numpy(coo.values()), (rows, cols)), shape=tuple(a.shape))
+    return a.astype(to_like(np.zeros(0, a.dtype), like).dtype, copy=False)
 
 
 def sparse_product(a: Any, b: Any) -> Any:

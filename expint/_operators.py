@@ -28,12 +28,14 @@ import numpy as np
 from ._backend import (
     cast,
     concat,
+    device,
     is_complex,
     is_inexact,
     is_torch_array,
     promote_working,
     sparse_is_hermitian,
     sparse_kind,
+    sparse_like,
     sparse_product,
     stack,
     to_float_array,
@@ -574,9 +576,26 @@ class MatrixFree(LinearOperatorBase):
         return res.reshape(ref.shape)
 
 
+def _real_precision(x: Any) -> str:
+    """The name of ``x``'s real floating type (``"float32"`` for complex64 too)."""
+    if is_torch_array(x):
+        import torch
+
+        return str(torch.finfo(x.dtype).dtype)
+    return str(np.finfo(x.dtype).dtype)
+
+
+def _same_precision(a: Any, y: Any) -> bool:
+    """Whether torch tensors ``a`` and ``y`` share their real precision (torch does not
+    mix float32 and float64 in a product; real ``a`` with complex ``y`` is promoted per
+    product)."""
+    return _real_precision(a) == _real_precision(y)
+
+
 class Sparse(MatrixFree):
-    r"""A sparse matrix as the linear part: a ``scipy.sparse`` matrix or array (numpy
-    states) or a torch sparse tensor (torch states, on its device).
+    r"""A sparse matrix as the linear part: a ``scipy.sparse`` matrix or array, or a
+    torch sparse tensor.  It acts on numpy and torch states alike: for states of the
+    other library (or another device or precision) a copy is made once and kept.
 
     Products are the sparse matrix–vector product (a batch of states is one sparse
     matrix–matrix product); φ-combinations go through `expint.phiv` like `MatrixFree`.
@@ -616,6 +635,7 @@ class Sparse(MatrixFree):
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"A must be square, got shape {shape}")
         self.a = a
+        self._copies: dict[tuple[str, str, str], Any] = {}
         if hermitian is not None and not isinstance(hermitian, bool):
             raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
         exact = hermitian is not False and sparse_is_hermitian(a)  # O(nonzeros), once
@@ -625,14 +645,30 @@ class Sparse(MatrixFree):
             self._product, shape[0], tol=tol, m=m, hermitian=exact if hermitian is None else hermitian
         )
 
+    def _matrix_for(self, y: Any) -> Any:
+        """``A`` in ``y``'s library, device and precision: the matrix itself when they
+        match, else a copy made once per device and dtype (a scipy matrix acting on
+        torch states, e.g. a built-in finite-difference problem on a GPU)."""
+        if not is_torch_array(y):
+            if sparse_kind(self.a) == "scipy":  # scipy promotes precisions itself
+                return self.a
+        elif sparse_kind(self.a) == "torch" and self.a.device == y.device and _same_precision(self.a, y):
+            return self.a
+        # one copy per library, device and real precision (complex states share it)
+        key = (type(y).__name__, str(device(y)), _real_precision(y))
+        hit = self._copies.get(key)
+        if hit is None:
+            hit = self._copies[key] = sparse_like(self.a, y)
+        return hit
+
     def _product(self, v: Any) -> Any:
-        return sparse_product(self.a, v.reshape(-1, 1)).reshape(v.shape)
+        return sparse_product(self._matrix_for(v), v.reshape(-1, 1)).reshape(v.shape)
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         if y.ndim == 1:
             return self.matvec(y)
         flat = y.reshape(-1, self.n)
-        return sparse_product(self.a, flat.T).T.reshape(y.shape)
+        return sparse_product(self._matrix_for(y), flat.T).T.reshape(y.shape)
 
 
 class ScalarTime(EvaluatedOperator):

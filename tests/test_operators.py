@@ -175,6 +175,9 @@ def test_torch_sparse_tensors_act_on_torch_states(layout):
             at = at.to_sparse_csr() if layout == "csr" else at.to_sparse_csc()
     op = expint.Sparse(at)
     assert op.a.layout == torch.sparse_csr and op.hermitian
+    # and on numpy states, through a scipy copy
+    states = np.stack([np.sin(np.arange(30.0)), np.cos(np.arange(30.0))])
+    np.testing.assert_allclose(op.apply(states), states @ a.toarray().T, rtol=1e-13, atol=1e-9)
     y0 = np.sin(np.pi * np.linspace(0, 1, 32)[1:-1]) + 0j
     want = expint.solve(
         expint.SemilinearProblem(a, lambda t, y: np.sin(y)), y0, (0.0, 0.05), scheme="etdrk4", n_steps=8

@@ -71,6 +71,24 @@ def test_gray_scott_numpy_and_torch_agree():
     assert u.shape == (16, 16) and np.all((u > 0) & (u < 1.1))
 
 
+@needs_torch
+@pytest.mark.parametrize(
+    "factory",
+    [lambda: problems.gray_scott(16, variant="fd"), lambda: problems.allen_cahn_2d(16, variant="fd")],
+)
+def test_finite_difference_problems_run_on_torch_states(factory):
+    """The finite-difference variants hold a scipy matrix; on torch states (float64 and
+    float32) `Sparse` acts through a torch CSR copy made once per device and precision.
+    They used to fail with "A (matvec) returned ndarray for a Tensor vector"."""
+    bp = factory()
+    a = expint.solve(bp.problem, bp.y0, (0, 1), scheme="krogstad", n_steps=4).y[-1]
+    b = expint.solve(bp.problem, torch.from_numpy(bp.y0), (0, 1), scheme="krogstad", n_steps=4).y[-1]
+    np.testing.assert_allclose(b.numpy(), a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
+    c = expint.solve(bp.problem, torch.from_numpy(bp.y0).float(), (0, 1), scheme="krogstad", n_steps=4).y[-1]
+    assert c.dtype == torch.float32
+    np.testing.assert_allclose(c.double().numpy(), a, atol=1e-4 * np.abs(a).max())
+
+
 def test_gray_scott_real_fft_and_finite_differences_agree():
     """Real-FFT state (2·n·(n/2+1) entries) and the sparse 5-point variant describe the
     same PDE: equal start, the same reaction term to rounding, and linear parts that
