@@ -68,6 +68,7 @@ def test_rescale_betas_zero_snr_is_honoured():
         ({"stochastic_sampling": True}, "stochastic_sampling"),
         ({"shift_terminal": 0.1}, "shift_terminal"),
         ({"prediction_type": "noise"}, "prediction_type"),
+        ({"method": "tab9"}, "unknown method 'tab9'"),
     ],
 )
 def test_configs_it_cannot_honour_are_refused_naming_the_key(overrides, match):

@@ -30,7 +30,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin, SchedulerOutput
 
 from ..grids import KINDS, SPACINGS, grid
-from ..methods import DEFAULT_FLOW_METHOD, DEFAULT_METHOD
+from ..methods import DEFAULT_FLOW_METHOD, DEFAULT_METHOD, get_method
 from ..models import conversion
 from ..sampler import Sampler
 from ..schedules import DiscreteVP, FlowMatching, Schedule
@@ -213,6 +213,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             )
         self.flow = flow
         self.method = method if method is not None else (DEFAULT_FLOW_METHOD if flow else DEFAULT_METHOD)
+        get_method(self.method)  # an unknown name fails here, not at the first set_timesteps
         self.schedule: Schedule
         if flow:
             self.schedule = FlowMatching()
