@@ -36,6 +36,11 @@ def test_bad_sigmas():
         sample_expint(lambda x, s: x, torch.zeros(1, 2), [1.0])
     with pytest.raises(ValueError, match="strictly decreasing"):
         sample_expint(lambda x, s: x, torch.zeros(1, 2), [1.0, 2.0, 0.0])
+    # named as sigmas (they were reported as the sampler's ts)
+    with pytest.raises(ValueError, match="sigmas must be finite and non-negative"):
+        sample_expint(lambda x, s: x, torch.zeros(1, 2), [80.0, float("nan"), 0.0])
+    with pytest.raises(ValueError, match="sigmas must be finite and non-negative"):
+        sample_expint(lambda x, s: x, torch.zeros(1, 2), [80.0, 1.0, -1.0])
 
 
 def test_diffusers_scheduler_matches_the_sampler_and_swaps_in():

@@ -55,6 +55,8 @@ def sample_expint(
     sig = np.asarray(sigmas.detach().cpu().numpy() if hasattr(sigmas, "detach") else sigmas, dtype=np.float64)
     if sig.ndim != 1 or sig.size < 2:
         raise ValueError("sigmas must be a 1-D sequence of at least two noise levels")
+    if not np.all(np.isfinite(sig)) or np.any(sig < 0):
+        raise ValueError(f"sigmas must be finite and non-negative, got {sig.tolist()}")
     if np.any(np.diff(sig) >= 0):
         raise ValueError("sigmas must be strictly decreasing (from noise to data)")
     positive = sig[sig > 0]
