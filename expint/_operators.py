@@ -635,6 +635,7 @@ class Sparse(MatrixFree):
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"A must be square, got shape {shape}")
         self.a = a
+        self._kind = kind
         self._copies: dict[tuple[str, str, str], Any] = {}
         if hermitian is not None and not isinstance(hermitian, bool):
             raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
@@ -650,9 +651,9 @@ class Sparse(MatrixFree):
         match, else a copy made once per device and dtype (a scipy matrix acting on
         torch states, e.g. a built-in finite-difference problem on a GPU)."""
         if not is_torch_array(y):
-            if sparse_kind(self.a) == "scipy":  # scipy promotes precisions itself
+            if self._kind == "scipy":  # scipy promotes precisions itself
                 return self.a
-        elif sparse_kind(self.a) == "torch" and self.a.device == y.device and _same_precision(self.a, y):
+        elif self._kind == "torch" and self.a.device == y.device and _same_precision(self.a, y):
             return self.a
         # one copy per library, device and real precision (complex states share it)
         key = (type(y).__name__, str(device(y)), _real_precision(y))
