@@ -1,0 +1,47 @@
+"""Smoke runs of the benchmark scripts that a GPU session runs unattended
+(`benchmarks/gpu_session.sh`): tiny sizes, so a script that has rotted fails here, on
+the CPU, instead of on a rented GPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _optional import needs_torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(script: str, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
+@needs_torch
+def test_gray_scott_device_runs_every_configuration_on_the_cpu():
+    text = _run("gray_scott_device.py", "--n", "16", "--t-end", "1", "--steps", "2")
+    import torch
+
+    rows = [line for line in text.splitlines() if line.startswith("| fourier") or line.startswith("| fd")]
+    # two variants × two configurations × backends (numpy, torch CPU, and CUDA float64
+    # and float32 where a GPU is present)
+    assert len(rows) == 4 * (4 if torch.cuda.is_available() else 2), text
+    diffs = [float(line.rstrip(" |").split("|")[-1]) for line in rows if "float32" not in line]
+    assert max(diffs) < 1e-12, text  # float64 on every backend agrees with numpy to rounding
+
+
+@pytest.mark.slow
+@needs_torch
+def test_torch_sparse_layouts_prints_both_products():
+    text = _run("torch_sparse_layouts.py", "--n", "16", "--rounds", "1")
+    assert "| exp |" in text and "| phi2 |" in text and "Sparse(torch COO)" in text, text
