@@ -27,6 +27,7 @@ __all__ = [
     "concat",
     "device",
     "fft_module",
+    "finfo_of",
     "from_host",
     "is_array",
     "is_complex",
@@ -45,6 +46,7 @@ __all__ = [
     "to_float_array",
     "to_like",
     "to_numpy",
+    "to_torch_csr",
     "vdot",
     "vector_norm",
 ]
@@ -314,6 +316,28 @@ def sparse_is_hermitian(a: Any) -> bool:
     return bool(b.indices().equal(bt.indices()) and b.values().equal(values))
 
 
+def finfo_of(x: Any) -> Any:
+    """``np.finfo`` or ``torch.finfo`` of ``x``'s dtype: its real precision (complex64
+    gives float32's), with ``eps`` and the real ``dtype``."""
+    if is_torch_array(x):
+        import torch
+
+        return torch.finfo(x.dtype)
+    return np.finfo(x.dtype)
+
+
+def to_torch_csr(a: Any) -> Any:
+    """A torch sparse tensor of any layout as CSR (the fastest product, and cuSPARSE's
+    format), without torch's "CSR support is in beta" warning: the choice is ours."""
+    import torch
+
+    if a.layout == torch.sparse_csr:
+        return a
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+        return a.to_sparse_csr()
+
+
 def sparse_like(a: Any, like: Any) -> Any:
     """Sparse matrix ``a`` in ``like``'s library, on its device and in its precision
     (complex entries stay complex): a scipy matrix becomes a torch CSR tensor, a torch
@@ -322,7 +346,7 @@ def sparse_like(a: Any, like: Any) -> Any:
         import torch
 
         if sparse_kind(a) == "torch":
-            csr = a if a.layout == torch.sparse_csr else a.to_sparse_csr()
+            csr = to_torch_csr(a)
             crow, col, values = csr.crow_indices(), csr.col_indices(), csr.values()
         else:
             csr = a.tocsr()

@@ -70,6 +70,7 @@ from ._backend import (
     cast,
     concat,
     device,
+    finfo_of,
     is_array,
     is_complex,
     is_inexact,
@@ -1007,11 +1008,7 @@ _TOL_FLOOR_ULPS = 10  # phiv's tolerance floor, in units of the vectors' roundof
 
 def _unit_roundoff(x: Any) -> float:
     """Machine epsilon of ``x``'s (real) precision, numpy array or torch tensor."""
-    if is_torch_array(x):
-        import torch
-
-        return float(torch.finfo(x.dtype).eps)
-    return float(np.finfo(x.dtype).eps)
+    return float(finfo_of(x).eps)
 
 
 class _RoundingFloor(Exception):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import operator
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,6 +28,7 @@ from ._backend import (
     cast,
     concat,
     device,
+    finfo_of,
     is_complex,
     is_inexact,
     is_torch_array,
@@ -41,6 +41,7 @@ from ._backend import (
     to_float_array,
     to_like,
     to_numpy,
+    to_torch_csr,
 )
 from ._cache import LRUCache
 from ._interp import gauss_legendre
@@ -576,22 +577,6 @@ class MatrixFree(LinearOperatorBase):
         return res.reshape(ref.shape)
 
 
-def _real_precision(x: Any) -> str:
-    """The name of ``x``'s real floating type (``"float32"`` for complex64 too)."""
-    if is_torch_array(x):
-        import torch
-
-        return str(torch.finfo(x.dtype).dtype)
-    return str(np.finfo(x.dtype).dtype)
-
-
-def _same_precision(a: Any, y: Any) -> bool:
-    """Whether torch tensors ``a`` and ``y`` share their real precision (torch does not
-    mix float32 and float64 in a product; real ``a`` with complex ``y`` is promoted per
-    product)."""
-    return _real_precision(a) == _real_precision(y)
-
-
 class Sparse(MatrixFree):
     r"""A sparse matrix as the linear part: a ``scipy.sparse`` matrix or array, or a
     torch sparse tensor.  It acts on numpy and torch states alike: for states of the
@@ -616,16 +601,9 @@ class Sparse(MatrixFree):
         if kind == "scipy":
             a = a.tocsr()
         elif kind == "torch":
-            import torch  # already loaded: a is a tensor
-
-            if a.layout in (torch.sparse_coo, torch.sparse_csc):
-                # a phiv call with torch's COO product took 7× the CSR one on a CPU
-                # (benchmarks/torch_sparse_layouts.py); CSR is also cuSPARSE's format
-                with warnings.catch_warnings():  # "CSR support is in beta": ours to choose
-                    warnings.filterwarnings(
-                        "ignore", message="Sparse CSR tensor support", category=UserWarning
-                    )
-                    a = a.to_sparse_csr()
+            # a phiv call with torch's COO product took 7× the CSR one on a CPU
+            # (benchmarks/torch_sparse_layouts.py)
+            a = to_torch_csr(a)
         elif kind is None:
             raise TypeError(
                 f"A must be a scipy.sparse matrix or a torch sparse tensor, got {type(a).__name__}; "
@@ -650,13 +628,15 @@ class Sparse(MatrixFree):
         """``A`` in ``y``'s library, device and precision: the matrix itself when they
         match, else a copy made once per device and dtype (a scipy matrix acting on
         torch states, e.g. a built-in finite-difference problem on a GPU)."""
-        if not is_torch_array(y):
-            if self._kind == "scipy":  # scipy promotes precisions itself
-                return self.a
-        elif self._kind == "torch" and self.a.device == y.device and _same_precision(self.a, y):
+        if self._kind == "scipy" and not is_torch_array(y):  # scipy promotes precisions
             return self.a
-        # one copy per library, device and real precision (complex states share it)
-        key = (type(y).__name__, str(device(y)), _real_precision(y))
+        # torch does not mix float32 and float64 in a product (a real matrix with
+        # complex states is promoted per product, so complex states share the copy)
+        precision = str(finfo_of(y).dtype)
+        same_library = self._kind == "torch" and is_torch_array(y)
+        if same_library and self.a.device == y.device and str(finfo_of(self.a).dtype) == precision:
+            return self.a
+        key = (type(y).__name__, str(device(y)), precision)
         hit = self._copies.get(key)
         if hit is None:
             hit = self._copies[key] = sparse_like(self.a, y)
