@@ -150,7 +150,7 @@ def test_torch_krylov_moves_one_set_of_scalars_per_iteration(p, hermitian, monke
     queued kernels.  The torch Krylov loop keeps its scalars on the device and reads an
     iteration's back together (Lanczos: ``α_j`` and ``‖u‖``; Arnoldi: the column of
     ``H`` and ``‖u‖``): one transfer per iteration plus a few per sub-step (Lanczos
-    made four per iteration: 244 for 60).  Counted on the CPU through the backend's
+    made four per iteration: 244 for 60, as this test counted them on that code).  Counted on the CPU through the backend's
     conversion functions; the result matches numpy's."""
     import expint._krylov as krylov
 
@@ -518,9 +518,9 @@ def test_phi_terms_whose_single_vector_form_overflows(seed):
     """``t φ_1(tA) v_1`` growing like ``e^{705}`` on the 1-D Laplacian: the result
     (~3e305) is representable, but the single-vector form's ``w_1 = A w_0 + v_1``
     (``‖A‖ ≈ 6e5`` times a state near 1e301) is not.  Its NaN norm, read as a zero
-    vector, gives a finite result 86% wrong for seeds 0 and 2 (hidden until the
-    overflow spin was fixed); the augmented Arnoldi process, which forms no such
-    products, takes over instead."""
+    vector, gives a finite, wrong result for seeds 0 and 2 (hidden until the overflow
+    spin was fixed); the augmented Arnoldi process, which forms no such products,
+    takes over instead."""
     n = 400
     rng = np.random.default_rng(seed)
     vs = [rng.standard_normal(n) for _ in range(2)]
