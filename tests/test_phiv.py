@@ -150,8 +150,9 @@ def test_torch_krylov_moves_one_set_of_scalars_per_iteration(p, hermitian, monke
     queued kernels.  The torch Krylov loop keeps its scalars on the device and reads an
     iteration's back together (Lanczos: ``α_j`` and ``‖u‖``; Arnoldi: the column of
     ``H`` and ``‖u‖``): one transfer per iteration plus a few per sub-step (Lanczos
-    made four per iteration: 244 for 60, as this test counted them on that code).  Counted on the CPU through the backend's
-    conversion functions; the result matches numpy's."""
+    made four per iteration: 244 for 60, as this test counted them on that code).
+    Counted on the CPU through the backend's conversion functions; the result
+    matches numpy's."""
     import expint._krylov as krylov
 
     counts = {"transfers": 0}
