@@ -1,0 +1,322 @@
+r"""Chebyshev expansion of φ-combinations for Hermitian operators with a known spectrum.
+
+For a Hermitian ``A`` whose eigenvalues lie in ``[a, b]`` (centre ``c``, half-width
+``r``), each term of ``w = Σ_k t^k φ_k(tA) v_k`` is expanded in Chebyshev polynomials
+of the scaled operator ``Â = (A − c)/r``, whose spectrum lies in ``[−1, 1]``:
+
+$$
+t^k \varphi_k(tA)\, v_k = \sum_{j\ge 0} c^{(k)}_j\, T_j(\hat A)\, v_k,\qquad
+T_{j+1}(\hat A) v = 2 \hat A\, T_j(\hat A) v - T_{j-1}(\hat A) v .
+$$
+
+The coefficients ``c^{(k)}_j`` are those of the scalar function
+``x ↦ t^k φ_k(t(c + r x))`` on ``[−1, 1]``, computed once per call from its values at
+Chebyshev–Lobatto points (a DCT-I of `expint.phi_all`), on a grid refined until the
+trailing coefficients are at rounding level.  Since ``‖T_j(Â)‖₂ ≤ 1`` for a Hermitian
+``Â`` with its spectrum in ``[−1, 1]``, truncating after ``m`` terms leaves an error of
+at most
+
+$$
+\sum_k \|v_k\| \sum_{j\ge m} |c^{(k)}_j| ,
+$$
+
+a bound known before the first product (Tal-Ezer & Kosloff 1984 for the exponential;
+the φ-functions are entire, so their coefficients decay as fast).  Unlike a Krylov
+method, the recurrence needs no inner products and no small exponentials: one product
+with ``A`` and two vector updates per term, nothing read back to the host until the
+end — cheaper per product than Lanczos, and free of host synchronisation on a GPU.
+What it does not do is adapt to the vector: Lanczos converges faster on a vector with
+little weight in the stiff end of the spectrum (a smooth field on a fine grid), which is
+why `phiv` only picks this method by itself for vectors that are not smooth
+(`prefer_chebyshev`).
+
+The interval comes from Gershgorin's theorem for explicit matrices (`spectral_interval`:
+every eigenvalue of a Hermitian ``A`` lies in some ``[a_ii − R_i, a_ii + R_i]``,
+``R_i = Σ_{j≠i} |a_ij|``) or from the caller (``phiv(..., spectrum=(a, b))``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.fft import dct
+
+from ._backend import is_array, is_torch_array, sparse_kind, to_numpy
+from ._phi import phi_all
+
+__all__ = [
+    "ChebyshevUnfit",
+    "chebyshev_coefficients",
+    "chebyshev_phiv",
+    "check_spectrum",
+    "prefer_chebyshev",
+    "spectral_interval",
+]
+
+
+class ChebyshevUnfit(Exception):
+    """The expansion cannot meet the tolerance here (the result is too small next to
+    the vectors for the working precision, or the interval is too wide)."""
+
+
+def spectral_interval(a: Any) -> tuple[float, float] | None:
+    """Gershgorin interval ``[min_i(a_ii − R_i), max_i(a_ii + R_i)]`` of an explicit
+    Hermitian matrix (dense numpy or torch array, scipy or torch sparse matrix), or an
+    operator's ``spectrum`` attribute; None when ``A`` is known only by its products.
+
+    O(entries), the cost of a few products with ``A``.  Only meaningful for a Hermitian
+    ``A`` (real diagonal, real spectrum); the caller checks that.
+    """
+    kind = sparse_kind(a)
+    if kind == "scipy":
+        import scipy.sparse as sp
+
+        csr = a.tocsr()
+        diag = np.real(csr.diagonal())
+        # |A|·1 through a matrix that shares the index arrays: 6× faster than
+        # abs(A).sum(axis=1) on the 256² Laplacian
+        magnitudes = sp.csr_array((np.abs(csr.data), csr.indices, csr.indptr), shape=csr.shape, copy=False)
+        radius = magnitudes @ np.ones(csr.shape[1]) - np.abs(diag)
+    elif kind == "torch":
+        coo = a.to_sparse_coo().coalesce()
+        rows, cols = coo.indices()
+        values = coo.values()
+        n = int(a.shape[0])
+        sums = values.abs().new_zeros(n).index_add_(0, rows, values.abs())
+        on_diag = rows == cols
+        diag_t = values.real.new_zeros(n).index_add_(0, rows[on_diag], values[on_diag].real)
+        diag = np.asarray(to_numpy(diag_t), dtype=float)
+        radius = np.asarray(to_numpy(sums), dtype=float) - np.abs(diag)
+    elif is_array(a):
+        if is_torch_array(a):
+            import torch
+
+            diag = np.asarray(to_numpy(torch.diagonal(a).real), dtype=float)
+            radius = np.asarray(to_numpy(a.abs().sum(dim=1)), dtype=float) - np.abs(diag)
+        else:
+            diag = np.real(np.diagonal(a)).astype(float)
+            radius = np.abs(a).sum(axis=1) - np.abs(diag)
+    else:
+        given = getattr(a, "spectrum", None)
+        return None if given is None else (float(given[0]), float(given[1]))
+    if diag.size == 0:
+        return None
+    radius = np.maximum(radius, 0.0)  # rounding in the row sums
+    return float(np.min(diag - radius)), float(np.max(diag + radius))
+
+
+def check_spectrum(spectrum: Any) -> tuple[float, float]:
+    """Validate a user-given interval ``(a, b)``, ``a ≤ b``, finite."""
+    try:
+        lo, hi = (float(x) for x in spectrum)
+    except (TypeError, ValueError):
+        raise TypeError(f"spectrum must be a pair (a, b) of real numbers, got {spectrum!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise ValueError(f"spectrum must be a finite interval (a, b) with a <= b, got {spectrum!r}")
+    return lo, hi
+
+
+# the coefficient grid doubles until its last coefficients are at rounding level; past
+# this many points the interval is too wide for a polynomial of reasonable degree
+_MAX_POINTS = 2**16
+
+
+def chebyshev_coefficients(p: int, t: float, lo: float, hi: float) -> np.ndarray:
+    r"""Chebyshev coefficients of ``x ↦ t^k φ_k(t(c + r x))`` on ``[−1, 1]``,
+    ``k = 0 … p`` (columns), ``c = (a+b)/2``, ``r = (b−a)/2``.
+
+    From the values at the ``M + 1`` Chebyshev–Lobatto points ``x_i = cos(πi/M)``:
+    ``c_j = (2 − δ_{j0} − δ_{jM})/(2M) · DCT-I(f)_j``, exact for the interpolant and
+    within the aliased tail of the series coefficients; ``M`` doubles (from about
+    ``16 √(|t| r)``) until the last
+    quarter of the coefficients is below ``8ε · max|f_k|``.
+
+    Raises `ChebyshevUnfit` past ``2**16`` points or where the values overflow.
+    """
+    centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    points = 16
+    # the exponential's coefficients e^{-z} I_j(z), z = |t| r, fall like e^{-j²/2z} once
+    # j ≪ z: below ε by j ≈ 8.6 √z; start the grid at twice that
+    while points < 16 * math.sqrt(abs(t) * half) + 32 and points < _MAX_POINTS:
+        points *= 2
+    while True:
+        x = np.cos(np.pi * np.arange(points + 1) / points)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = t * (centre + half * x)
+            if p == 0:  # phi_all's general path costs more than the DCT here
+                values = np.exp(z)[None]
+            else:
+                values = np.asarray(phi_all(p, z), dtype=float) * (t ** np.arange(p + 1))[:, None]
+        if not np.all(np.isfinite(values)):
+            raise ChebyshevUnfit("φ values overflow on the interval")
+        coeffs = dct(values, type=1, axis=1) / points
+        coeffs[:, 0] *= 0.5
+        coeffs[:, -1] *= 0.5
+        # the DCT's rounding leaves every coefficient at ~ε max|f|, however small the
+        # true one: the grid is fine enough once the last quarter is at that level
+        size = np.max(np.abs(values), axis=1, keepdims=True)
+        tail = np.max(np.abs(coeffs[:, -(points // 4) :]), axis=1, keepdims=True)
+        if np.all(tail <= 8 * np.finfo(float).eps * size):
+            return coeffs.T  # (M+1, p+1)
+        if points >= _MAX_POINTS:
+            raise ChebyshevUnfit("the interval is too wide for the Chebyshev expansion")
+        points *= 2
+
+
+def prefer_chebyshev(av_norm: float, v_norm: float, lo: float, hi: float) -> bool:
+    """Whether to expand in Chebyshev polynomials rather than run Lanczos.
+
+    Lanczos adapts to the vector: when ``v`` has little weight at the stiff end of the
+    spectrum it converges in far fewer products than the Chebyshev bound needs, which
+    is set by the whole interval.  ``‖Av‖ / (r ‖v‖)`` (``r`` the interval's half-width;
+    ``Av`` is a product `phiv` makes anyway) measures that weight: near zero for a
+    smooth field on a fine grid, a sizeable fraction of one for a rough one.  The
+    threshold is from ``python benchmarks/chebyshev_phiv.py``.
+    """
+    half = 0.5 * (hi - lo)
+    if half <= 0 or v_norm == 0:
+        return False
+    return av_norm / (half * v_norm) >= _ROUGHNESS_THRESHOLD
+
+
+_ROUGHNESS_THRESHOLD = 0.01
+
+
+def chebyshev_phiv(
+    amul: Callable[[Any], Any],
+    vs: Sequence[Any],
+    t: float,
+    lo: float,
+    hi: float,
+    tol: float,
+    eps: float,
+    row_norms: Callable[[Any], np.ndarray],
+    first_product: Any = None,
+) -> tuple[Any, int, float]:
+    r"""``Σ_k t^k φ_k(tA) v_k`` for blocks ``v_k`` of shape ``(B, n)``, ``t > 0``.
+
+    Runs the three-term recurrence on all non-zero ``v_k`` at once (one block product
+    per term) until the truncation bound is below ``tol · ‖w_b‖`` for every row ``b``.
+    The number of terms is first chosen for ``‖w‖`` at its largest possible value
+    (``Σ_k ‖v_k‖ Σ_j |c_j^{(k)}|``); then the norms of the result are read back once,
+    and the recurrence continues where a row's result came out smaller.
+
+    ``first_product``: ``A v_0`` where it is already known and ``v_0`` is the only
+    vector (one row), saving a product.
+
+    Returns ``(w, products, bound)``; raises `ChebyshevUnfit` where the bound cannot
+    get below ``tol · ‖w‖`` above the recurrence's rounding
+    (``ε Σ_k ‖v_k‖ Σ_j (j+1)|c_j^{(k)}|``).
+    """
+    rows = vs[0].shape[0]
+    if hi - lo <= 0:  # A = cI: any interval around c will do
+        pad = max(abs(hi), 1.0) * 1e-8
+        lo, hi = lo - pad, hi + pad
+    centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    coeffs = chebyshev_coefficients(len(vs) - 1, t, lo, hi)  # (M+1, p+1)
+    norms = np.stack([row_norms(v) for v in vs])  # (p+1, B)
+    used = [k for k in range(len(vs)) if np.any(norms[k] > 0)]
+    if not used:
+        return vs[0] * 0, 0, 0.0
+    coeffs, norms = coeffs[:, used], norms[used]
+    magnitudes = np.abs(coeffs)
+    # tails[j, b] = Σ_k ‖v_k[b]‖ Σ_{i≥j} |c_i^{(k)}|: the error bound after j terms
+    tails = np.cumsum(magnitudes[::-1], axis=0)[::-1] @ norms
+    tails = np.concatenate([tails, np.zeros((1, rows))])
+    floor = eps * ((np.arange(1, len(coeffs) + 1)[:, None] * magnitudes).sum(axis=0) @ norms)
+
+    def terms_for(target: np.ndarray) -> int:
+        return int(np.argmax(np.all(tails <= target[None, :], axis=1)))  # the zero row is
+
+    # the recurrence runs on all used v_k stacked, (K·B, n), in three buffers of our own
+    start = _stack_rows([vs[k] for k in used])
+    prev, cur, nxt = start, start * 0, start * 0
+    blocks = [slice(i * rows, (i + 1) * rows) for i in range(len(used))]
+    y = start[blocks[0]] * 0
+    axpy = _axpy_for(y)
+    for i, block in enumerate(blocks):
+        axpy(y, float(coeffs[0, i]), prev[block])
+    # T_1 = Â T_0 = (A T_0 − c T_0)/r;  T_{j+1} = (2/r) A T_j − (2c/r) T_j − T_{j−1}
+    reuse = first_product is not None and used == [0] and rows == 1
+    _scale_into(cur, first_product if reuse else amul(prev), 1.0 / half)
+    axpy(cur, -centre / half, prev)
+    for i, block in enumerate(blocks):
+        axpy(y, float(coeffs[1, i]), cur[block])
+    done, scale, shift = 2, 2.0 / half, -2.0 * centre / half
+    want = max(terms_for(tol * (magnitudes.sum(axis=0) @ norms)), 2)
+    while True:
+        while done < want:
+            _scale_into(nxt, amul(cur), scale)
+            axpy(nxt, shift, cur)
+            nxt -= prev
+            for i, block in enumerate(blocks):
+                axpy(y, float(coeffs[done, i]), nxt[block])
+            prev, cur, nxt = cur, nxt, prev
+            done += 1
+        result = row_norms(y)
+        if not np.all(np.isfinite(result)):
+            raise ChebyshevUnfit("the result overflows")
+        need = tol * result
+        if np.all(tails[done] <= need):
+            return y, done - 1 - int(reuse), float(np.max(tails[done]))
+        if np.any(need < 10 * floor) or done >= len(coeffs):
+            raise ChebyshevUnfit("the result is too small next to the vectors for the working precision")
+        want = max(terms_for(0.5 * need), done + 1)
+
+
+def _stack_rows(blocks: list[Any]) -> Any:
+    """The blocks stacked along rows, always a fresh contiguous array (it is updated
+    in place)."""
+    if is_torch_array(blocks[0]):
+        import torch
+
+        return torch.cat(blocks, dim=0).contiguous()
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0))
+
+
+def _scale_into(out: Any, x: Any, s: float) -> None:
+    """``out[...] = s · x`` without a temporary."""
+    if is_torch_array(out):
+        import torch
+
+        torch.mul(x, s, out=out)
+    else:
+        np.multiply(x, s, out=out)
+
+
+def _axpy_for(like: Any) -> Callable[[Any, float, Any], None]:
+    """``axpy(y, a, x)``: ``y += a · x`` in place, for contiguous arrays of ``like``'s
+    type and dtype (the recurrence's own buffers).  For numpy, BLAS ``axpy`` on the
+    flat arrays: numpy's ``y += a * x`` allocates ``a * x``, and on vectors of 2¹⁶
+    entries that temporary's page faults made the update several times slower
+    (``python benchmarks/chebyshev_phiv.py`` reports the recurrence's cost per term)."""
+    if is_torch_array(like):
+        return lambda y, a, x: y.add_(x, alpha=a)
+    if like.dtype.char not in "fdFD":
+        return _numpy_axpy
+    blas = _blas_axpy(like.dtype)
+
+    def axpy(y: Any, a: float, x: Any) -> None:
+        if a != 0.0:
+            blas(x.ravel(), y.ravel(), a=a)
+
+    return axpy
+
+
+def _numpy_axpy(y: Any, a: float, x: Any) -> None:
+    y += a * x
+
+
+_AXPY: dict[str, Any] = {}
+
+
+def _blas_axpy(dtype: np.dtype) -> Any:
+    hit = _AXPY.get(dtype.char)
+    if hit is None:
+        from scipy.linalg.blas import get_blas_funcs
+
+        hit = _AXPY[dtype.char] = get_blas_funcs("axpy", dtype=dtype)
+    return hit
