@@ -44,6 +44,7 @@ from ._backend import (
     to_torch_csr,
 )
 from ._cache import LRUCache
+from ._chebyshev import check_spectrum, spectral_interval
 from ._interp import gauss_legendre
 from ._krylov import KrylovInfo, _check_product, phiv
 from ._phi import phi_all, phi_matrix_all
@@ -514,6 +515,13 @@ class MatrixFree(LinearOperatorBase):
         product does not grow with the basis (`expint.phiv`; combinations with
         ``w_1, w_2, …`` through phipm's single-vector form).  Not checked: a wrong
         ``True`` gives wrong results.
+    spectrum : (float, float) or None
+        For a Hermitian ``L``, an interval ``[a, b]`` containing its eigenvalues (for a
+        diffusion operator ``D∇²`` on a grid of spacing ``h`` in ``d`` dimensions,
+        ``(-4dD/h², 0)``).  It lets `expint.phiv` expand pure exponentials of rough
+        vectors in Chebyshev polynomials (``method="auto"``), which needs fewer
+        operations per product than Lanczos.  Not checked: an interval that misses
+        eigenvalues gives wrong results.
     """
 
     def __init__(
@@ -524,6 +532,7 @@ class MatrixFree(LinearOperatorBase):
         tol: float = 1e-10,
         m: int | None = None,
         hermitian: bool = False,
+        spectrum: tuple[float, float] | None = None,
     ):
         super().__init__()
         if isinstance(matvec, type) or not callable(matvec):
@@ -538,6 +547,9 @@ class MatrixFree(LinearOperatorBase):
         self.tol = tol
         self.m = m
         self.hermitian = hermitian
+        if spectrum is not None and not hermitian:
+            raise ValueError("spectrum is for a Hermitian operator: pass hermitian=True with it")
+        self.spectrum = None if spectrum is None else check_spectrum(spectrum)
         self.krylov_info = KrylovInfo()
 
     def matvec(self, v: Any) -> Any:
@@ -594,6 +606,12 @@ class Sparse(MatrixFree):
         As for `MatrixFree`.
     hermitian : bool or None
         As for `MatrixFree`; None (default) checks ``A = A^H`` exactly, once.
+
+    Attributes
+    ----------
+    spectrum : (float, float) or None
+        For a Hermitian ``A``, its Gershgorin interval (computed once), which
+        `expint.phiv` uses for its Chebyshev method; None otherwise.
     """
 
     def __init__(self, a: Any, *, tol: float = 1e-10, m: int | None = None, hermitian: bool | None = None):
@@ -620,8 +638,14 @@ class Sparse(MatrixFree):
         exact = hermitian is not False and sparse_is_hermitian(a)  # O(nonzeros), once
         if hermitian and not exact:
             raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
+        hermitian = exact if hermitian is None else hermitian
         super().__init__(
-            self._product, shape[0], tol=tol, m=m, hermitian=exact if hermitian is None else hermitian
+            self._product,
+            shape[0],
+            tol=tol,
+            m=m,
+            hermitian=hermitian,
+            spectrum=spectral_interval(a) if hermitian else None,
         )
 
     def _matrix_for(self, y: Any) -> Any:

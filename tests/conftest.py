@@ -14,6 +14,7 @@ CORE_MODULES = {
     "test_phi_scalar.py",
     "test_phi_matrix.py",
     "test_phiv.py",
+    "test_chebyshev.py",
     "test_operators.py",
     "test_solve.py",
     "test_problems.py",

@@ -1,0 +1,316 @@
+"""The Chebyshev path of `expint.phiv` (Hermitian operators with a spectral interval):
+accuracy against exact solutions, its a-priori bound, when ``method="auto"`` takes it,
+the interval it reads, and the errors it raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from _optional import needs_torch, torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import ive
+
+import expint
+from expint._chebyshev import chebyshev_coefficients, spectral_interval
+from laplacian import exact_phiv, sparse_1d
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+def _dense_reference(a, vs, t):
+    """Σ t^k φ_k(tA) v_k through the eigendecomposition of the Hermitian ``a``."""
+    from expint._phi import phi_all
+
+    lam, q = np.linalg.eigh(a)
+    out = 0
+    values = np.asarray(phi_all(len(vs) - 1, t * lam))
+    for k, v in enumerate(vs):
+        out = out + q @ ((t**k * values[k]) * (q.conj().T @ v))
+    return out
+
+
+def _laplacian_2d(n):
+    lap = sparse_1d(n)
+    return (sp.kron(lap, sp.eye(n)) + sp.kron(sp.eye(n), lap)).tocsr()
+
+
+# ---------------------------------------------------------------------------------------
+# accuracy
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-10, 1e-13])
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 70, 2e-3), (1, 400, 1e-4), (2, 30, 2e-3)])
+def test_exponentials_meet_tolerance_and_the_bound_holds(dim, n, t, tol, rng):
+    """``e^{tA} v`` on 1-D and 2-D Laplacians (‖tA‖ from 2 to 360) to ``tol`` against
+    the sine-transform solution; the reported a-priori bound is at least the actual
+    error (it is a bound, not an estimate)."""
+    a = sparse_1d(n) if dim == 1 else _laplacian_2d(n)
+    v = rng.standard_normal(a.shape[0])
+    w, info = expint.phiv(a, [v], t, tol=tol, method="chebyshev")
+    ref = exact_phiv(dim, n, [v], t)
+    assert info.chebyshev and not info.lanczos and info.substeps == 1
+    assert info.basis_sizes == [info.matvecs - 1]  # the probe A v_0 is reused as T_1
+    assert _rel(w, ref) <= tol
+    actual = float(np.linalg.norm(w - ref))
+    assert info.error_estimate >= actual and info.error_estimate <= tol * np.linalg.norm(w)
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-10])
+@pytest.mark.parametrize("p", [1, 3])
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 30, 2e-3)])
+def test_phi_combinations_meet_tolerance(dim, n, t, p, tol, rng):
+    """Σ t^k φ_k(tA) v_k as one block recurrence over the vectors, each with its own
+    coefficients; a zero ``v_0`` is left out of the block."""
+    a = sparse_1d(n) if dim == 1 else _laplacian_2d(n)
+    vs = list(rng.standard_normal((p + 1, a.shape[0])))
+    w, info = expint.phiv(a, vs, t, tol=tol, method="chebyshev")
+    assert info.chebyshev and _rel(w, exact_phiv(dim, n, vs, t)) <= tol
+    vs[0] = np.zeros(a.shape[0])
+    w, info = expint.phiv(a, vs, t, tol=tol, method="chebyshev")
+    assert info.chebyshev and _rel(w, exact_phiv(dim, n, vs, t)) <= tol
+
+
+@pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (1, 400, 1e-4), (2, 70, 2e-3), (1, 3000, 1e-3)])
+def test_rounding_estimate_covers_the_attainable_accuracy(dim, n, t, monkeypatch, rng):
+    """Run every coefficient (no rounding allowance, the tightest tolerance): the
+    error left is the recurrence's rounding, and it stays within the 2ρ that the
+    acceptance test allows (ρ = ε Σ_j (j+1)|c_j| ‖v‖; 50 to 1000 terms here)."""
+    import expint._chebyshev as cheb
+
+    monkeypatch.setattr(cheb, "_FLOOR_SAFETY", 0.0)
+    a = sparse_1d(n) if dim == 1 else _laplacian_2d(n)
+    v = rng.standard_normal(a.shape[0])
+    w, info = expint.phiv(a, [v], t, tol=1e-15, method="chebyshev")
+    lo, hi = spectral_interval(a)
+    coeffs = chebyshev_coefficients(0, t, lo, hi)[:, 0]
+    assert info.matvecs >= len(coeffs) - 2  # ran (nearly) to the end of the series
+    rho = np.finfo(float).eps * np.sum(np.arange(1, len(coeffs) + 1) * np.abs(coeffs)) * np.linalg.norm(v)
+    actual = np.linalg.norm(w - exact_phiv(dim, n, [v], t))
+    assert actual <= 2 * rho, (actual / rho, len(coeffs))
+
+
+def test_complex_hermitian_matrix_negative_time_and_growth(rng):
+    """A complex Hermitian matrix with eigenvalues of both signs (the exponential grows),
+    ``t`` of both signs, one vector and a φ-combination, on the tight interval."""
+    b = rng.standard_normal((80, 80)) + 1j * rng.standard_normal((80, 80))
+    a = -(b @ b.conj().T) / 40 + (b + b.conj().T) / 10
+    a = (a + a.conj().T) / 2
+    v = rng.standard_normal(80) + 1j * rng.standard_normal(80)
+    v1 = rng.standard_normal(80) + 1j * rng.standard_normal(80)
+    lam = np.linalg.eigvalsh(a)
+    tight = (lam.min() - 1e-9, lam.max() + 1e-9)
+    for t in (0.5, -0.05):
+        for vs in ([v], [v, v1, v]):
+            w, info = expint.phiv(a, vs, t, tol=1e-12, method="chebyshev", spectrum=tight)
+            assert info.chebyshev and _rel(w, _dense_reference(a, vs, t)) < 1e-11
+    # Gershgorin's interval of this dense matrix reaches far past the spectrum, where
+    # e^{tλ} is e^{14} times larger than at the top eigenvalue: rounding at that scale
+    # rules out 1e-12, and "auto" leaves the call to Lanczos
+    gershgorin = spectral_interval(a)
+    assert 0.5 * (gershgorin[1] - lam.max()) > 14
+    with pytest.raises(ValueError, match="cannot meet tol"):
+        expint.phiv(a, [v], 0.5, tol=1e-12, method="chebyshev")
+    w, info = expint.phiv(a, [v], 0.5, tol=1e-12, method="auto")
+    assert info.lanczos and _rel(w, _dense_reference(a, [v], 0.5)) < 1e-11
+
+
+def test_a_block_of_right_hand_sides_matches_one_at_a_time(rng):
+    """Rows of a block share the products; each row meets ``tol`` on its own (a zero
+    row stays zero)."""
+    a = 1e-4 * sparse_1d(2500)
+    vs = rng.standard_normal((3, 2500))
+    vs[1] = 0.0
+    w, info = expint.phiv(a, [vs], 0.05, tol=1e-9, method="chebyshev")
+    assert info.chebyshev
+    for b in (0, 2):
+        assert _rel(w[b], expint.phiv(a, [vs[b]], 0.05, tol=1e-12, method="krylov").w) <= 1e-9
+    assert not np.any(w[1])
+
+
+def test_a_result_far_below_the_vector_falls_back_or_raises():
+    """``v`` lies in the eigenspace of −300 while the interval reaches 0: the result is
+    ``e^{−300} v``, far below what the expansion (an absolute bound of ``ε‖v‖``) can
+    resolve.  ``method="auto"`` hands the call to Krylov, which gets it to ``tol``;
+    ``method="chebyshev"`` says why it cannot."""
+    a = np.diag(np.concatenate([np.full(10, -300.0), [0.0]]))
+    v = np.concatenate([np.ones(10), [0.0]])
+    with pytest.raises(ValueError, match=r"cannot meet tol.*method='krylov'"):
+        expint.phiv(a, [v], 1.0, tol=1e-8, method="chebyshev")
+    w, info = expint.phiv(a, [v], 1.0, tol=1e-8, spectrum=(-300.0, 0.0))
+    assert not info.chebyshev and _rel(w, np.exp(-300.0) * v) <= 1e-8
+
+
+def test_an_overflowing_interval_hands_over_to_krylov():
+    """``t·b`` past the range: the expansion's values overflow, Krylov (which works on
+    the vector's own spectrum) gets the finite result."""
+    a = np.diag([-1.0, -2.0, 800.0])
+    v = np.array([1.0, 1.0, 0.0])
+    w, info = expint.phiv(a, [v], 1.0, tol=1e-10, spectrum=(-2.0, 800.0), method="auto")
+    assert not info.chebyshev and _rel(w, np.exp([-1.0, -2.0, 0.0]) * v) < 1e-10
+
+
+def test_a_multiple_of_the_identity(rng):
+    """A zero-width interval (``A = cI``) is widened a little rather than divided by."""
+    a = sp.identity(50, format="csr") * -3.0
+    vs = list(rng.standard_normal((2, 50)))
+    w, info = expint.phiv(a, vs, 0.5, tol=1e-12, method="chebyshev")
+    assert info.chebyshev and _rel(w, _dense_reference(a.toarray(), vs, 0.5)) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------
+# coefficients and interval
+
+
+@pytest.mark.parametrize(("t", "lo", "hi"), [(0.05, -5284.0, 0.0), (1.0, -3.0, 2.0), (2.0, -0.1, 0.1)])
+def test_exponential_coefficients_are_scaled_bessel_values(t, lo, hi):
+    """``e^{t(c + r x)} = e^{tc} (I_0(tr) + 2 Σ_j I_j(tr) T_j(x))``: the DCT of sampled
+    values gives the same numbers (to rounding of the largest value)."""
+    c, r = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    coeffs = chebyshev_coefficients(0, t, lo, hi)[:, 0]
+    j = np.arange(len(coeffs))
+    exact = np.exp(t * c + t * r) * ive(j, t * r) * np.where(j == 0, 1.0, 2.0)
+    assert np.max(np.abs(coeffs - exact)) <= 32 * np.finfo(float).eps * np.exp(t * hi)
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=st.integers(1, 4), t=st.floats(0.01, 10.0), lo=st.floats(-50.0, 0.0), width=st.floats(0.0, 60.0))
+def test_phi_series_reproduce_the_functions(p, t, lo, width):
+    """Summing the series at random points gives ``t^k φ_k(t λ)`` for every ``k``
+    (``t λ`` up to 600, short of overflow)."""
+    from expint._phi import phi_all
+
+    hi = lo + width
+    coeffs = chebyshev_coefficients(p, t, lo, hi)
+    x = np.linspace(-1, 1, 37)
+    lam = 0.5 * (lo + hi) + 0.5 * (hi - lo) * x
+    series = np.polynomial.chebyshev.chebval(x, coeffs)  # (p+1, 37)
+    exact = np.asarray(phi_all(p, t * lam)) * (t ** np.arange(p + 1))[:, None]
+    scale = np.max(np.abs(exact), axis=1, keepdims=True)
+    assert np.all(np.abs(series - exact) <= 1e-13 * scale)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 30), density=st.floats(0.05, 0.6), seed=st.integers(0, 2**31), cplx=st.booleans())
+def test_gershgorin_interval_contains_the_spectrum(n, density, seed, cplx):
+    """For random sparse Hermitian matrices the interval contains every eigenvalue,
+    and dense and sparse forms of one matrix give the same interval."""
+    rng = np.random.default_rng(seed)
+    m = sp.random(n, n, density=density, random_state=rng, format="csr")
+    if cplx:
+        m = m + 1j * sp.random(n, n, density=density, random_state=rng, format="csr")
+    h = (m + m.conj().T).tocsr()
+    lo, hi = spectral_interval(h)
+    lam = np.linalg.eigvalsh(h.toarray())
+    tiny = 1e-12 * max(1.0, float(np.max(np.abs(lam))))
+    assert lo - tiny <= lam.min() and lam.max() <= hi + tiny
+    assert np.allclose(spectral_interval(h.toarray()), (lo, hi), rtol=1e-12, atol=1e-12)
+    assert np.allclose(spectral_interval(h.tocoo()), (lo, hi), rtol=1e-12, atol=1e-12)
+
+
+def test_interval_of_the_laplacian_is_tight():
+    """The 5-point Laplacian's Gershgorin interval is ``[−8/h², 0]``-like: within a few
+    percent of its true extreme eigenvalues (what makes the expansion competitive)."""
+    a = _laplacian_2d(40)
+    lo, hi = spectral_interval(a)
+    lam = np.linalg.eigvalsh(a.toarray())
+    assert hi >= lam.max() and hi - lam.max() <= 0.01 * abs(lo)
+    assert lo <= lam.min() <= 0.99 * lo
+
+
+# ---------------------------------------------------------------------------------------
+# which method runs
+
+
+def test_auto_takes_chebyshev_for_rough_exponentials_only(rng):
+    """``method="auto"`` on a Hermitian matrix: Chebyshev for ``e^{tA} v`` with a rough
+    ``v``, Lanczos for a smooth ``v`` (which Lanczos resolves in a few products) and for
+    φ-combinations (one vector in the single-vector form against a block of them);
+    Arnoldi where ``A`` is not Hermitian; Lanczos for a matrix-free operator without an
+    interval, Chebyshev once it has one."""
+    n = 60
+    a = _laplacian_2d(n)
+    x = np.linspace(0, 1, n + 2)[1:-1]
+    smooth = np.outer(np.sin(np.pi * x), np.sin(np.pi * x)).ravel()
+    rough = smooth + 0.1 * rng.standard_normal(n * n)
+    t = 1e-3
+    assert expint.phiv(a, [rough], t).info.chebyshev
+    assert expint.phiv(a, [rough], -t).info.chebyshev
+    smooth_info = expint.phiv(a, [smooth], t).info
+    assert smooth_info.lanczos and not smooth_info.chebyshev
+    assert expint.phiv(a, [rough, rough], t).info.lanczos
+    assert not expint.phiv(a, [rough], t, hermitian=False).info.chebyshev
+    free = expint.MatrixFree(lambda v: a @ v, n * n, hermitian=True)
+    assert expint.phiv(free, [rough], t).info.lanczos
+    bounded = expint.MatrixFree(lambda v: a @ v, n * n, hermitian=True, spectrum=spectral_interval(a))
+    w, info = expint.phiv(bounded, [rough], t, tol=1e-10)
+    assert info.chebyshev and _rel(w, exact_phiv(2, n, [rough], t)) <= 1e-10
+    assert expint.phiv(a, [rough], t, spectrum=(-8e4, 0.0)).info.chebyshev
+
+
+def test_sparse_operator_carries_its_interval(rng):
+    """`expint.Sparse` computes the Gershgorin interval of a Hermitian matrix once; a
+    solver's φ-products then use it without recomputing."""
+    a = _laplacian_2d(20)
+    op = expint.Sparse(a)
+    assert op.spectrum == spectral_interval(a)
+    assert expint.Sparse(a + sp.diags([np.ones(399)], [1])).spectrum is None
+    v = rng.standard_normal(400)
+    w, info = expint.phiv(op, [v], 1e-3, tol=1e-11)
+    assert info.chebyshev and _rel(w, exact_phiv(2, 20, [v], 1e-3)) <= 1e-11
+
+
+# ---------------------------------------------------------------------------------------
+# errors
+
+
+def test_bad_method_and_spectrum_arguments(rng):
+    a = sparse_1d(30)
+    v = rng.standard_normal(30)
+    with pytest.raises(ValueError, match="method must be one of"):
+        expint.phiv(a, [v], 0.1, method="lanczos")
+    with pytest.raises(ValueError, match="needs a Hermitian A"):
+        expint.phiv(a + sp.diags([np.ones(29)], [1]), [v], 0.1, method="chebyshev")
+    with pytest.raises(ValueError, match="needs a Hermitian A"):
+        expint.phiv(a, [v], 0.1, method="chebyshev", hermitian=False)
+    free = expint.MatrixFree(lambda x: a @ x, 30, hermitian=True)
+    with pytest.raises(ValueError, match="pass spectrum"):
+        expint.phiv(free, [v], 0.1, method="chebyshev")
+    for bad in ((1.0, -1.0), (0.0, np.inf), (np.nan, 0.0)):
+        with pytest.raises(ValueError, match="spectrum must be a finite interval"):
+            expint.phiv(a, [v], 0.1, spectrum=bad)
+    for bad in (3.0, (1.0,), ("a", "b")):
+        with pytest.raises(TypeError, match="spectrum must be a pair"):
+            expint.phiv(a, [v], 0.1, spectrum=bad)
+    with pytest.raises(ValueError, match="pass hermitian=True"):
+        expint.MatrixFree(lambda x: a @ x, 30, spectrum=(-4e3, 0.0))
+
+
+# ---------------------------------------------------------------------------------------
+# torch
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layout", ["dense", "coo", "csr"])
+def test_torch_matrices_and_vectors(layout, rng):
+    """Torch dense and sparse matrices: the same interval as scipy's, the result of the
+    numpy path, in the vectors' dtype."""
+    a = _laplacian_2d(25)
+    dense = torch.from_numpy(a.toarray())
+    mat = {"dense": dense, "coo": dense.to_sparse_coo(), "csr": dense.to_sparse_csr()}[layout]
+    assert np.allclose(spectral_interval(mat), spectral_interval(a), rtol=1e-14)
+    v = rng.standard_normal(625)
+    ref = exact_phiv(2, 25, [v], 2e-3)
+    w, info = expint.phiv(mat, [torch.from_numpy(v)], 2e-3, tol=1e-11, method="chebyshev")
+    assert info.chebyshev and w.dtype == torch.float64 and _rel(w.numpy(), ref) <= 1e-11
+    # float32: the rounding estimate (float32's ε times the weighted coefficient sum)
+    # allows 1e-5 here, not the floored 1.2e-6, where "auto" hands over to Lanczos
+    v32, mat32 = torch.from_numpy(v).float(), mat.to(torch.float32)
+    w32, info = expint.phiv(mat32, [v32], 2e-3, tol=1e-5, method="chebyshev")
+    assert info.chebyshev and w32.dtype == torch.float32 and _rel(w32.numpy(), ref) <= 1e-5
+    w32, info = expint.phiv(mat32, [v32], 2e-3, tol=1e-10)
+    assert info.lanczos and _rel(w32.numpy(), ref) <= 1.2e-6
