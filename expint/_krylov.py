@@ -449,8 +449,8 @@ def phiv(
         return -y if sign < 0 else y
 
     if method == "chebyshev" or (method == "auto" and lanczos):
-        interval = spectrum if spectrum is not None else spectral_interval(A)
         first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
+        interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))
         done = _chebyshev(amul, vs, t, tol, method, lanczos, interval, first, single, info)
         if done is not None:
             return done
@@ -524,18 +524,24 @@ def _chebyshev(
     tol: float,
     method: str,
     hermitian: bool,
-    interval: tuple[float, float] | None,
+    find_interval: Callable[[], tuple[float, float] | None],
     first: Any,
     single: bool,
     info: KrylovInfo,
 ) -> PhivResult | None:
     """The Chebyshev path of `phiv` (``vs`` sign-adjusted for ``t < 0`` like ``amul``;
     ``first`` = ``amul(v_0[0])``): its result, or None where ``method="auto"`` leaves
-    the call to Krylov (no interval, ``p > 0``, a smooth vector, or an expansion that
-    cannot meet ``tol``).  ``method="chebyshev"`` raises instead."""
+    the call to Krylov (``p > 0``, no interval, a smooth vector, or an expansion that
+    cannot meet ``tol``).  ``method="chebyshev"`` raises instead.  The interval is
+    looked up only when needed: Gershgorin's costs a pass over the matrix's entries."""
     forced = method == "chebyshev"
     if not hermitian:
         raise ValueError("method='chebyshev' needs a Hermitian A (pass hermitian=True for a matrix-free one)")
+    # for p > 0 the block recurrence does a product and updates per vector, where
+    # Lanczos's single-vector form does one: 0.4–0.8× its speed in the benchmark
+    if not forced and len(vs) > 1:
+        return None
+    interval = find_interval()
     if interval is None:
         if forced:
             raise ValueError(
@@ -543,11 +549,7 @@ def _chebyshev(
             )
         return None
     lo, hi = interval if t > 0 else (-interval[1], -interval[0])
-    # for p > 0 the block recurrence does a product and updates per vector, where
-    # Lanczos's single-vector form does one: 0.3–0.8× its speed in the benchmark
-    if not forced and (
-        len(vs) > 1 or not prefer_chebyshev(_row_norms(first)[0], _row_norms(vs[0][:1])[0], lo, hi)
-    ):
+    if not forced and not prefer_chebyshev(_row_norms(first)[0], _row_norms(vs[0][:1])[0], lo, hi):
         return None
     try:
         with _one_blas_thread(vs[0]):
