@@ -108,7 +108,9 @@ def main() -> None:
 
 def per_term(sizes: str, repeats: int) -> None:
     """Wall time per term, (total − products)/terms, against one product."""
-    print("\n| grid | one product (ms) | Lanczos per product, beyond it (ms) | Chebyshev per product, beyond it (ms) |")
+    print(
+        "\n| grid | one product (ms) | Lanczos per product, beyond it (ms) | Chebyshev per product, beyond it (ms) |"
+    )
     print("|---|---|---|---|")
     for n in (int(s) for s in sizes.split(",")):
         a = laplacian(n)

@@ -1,6 +1,7 @@
-"""Smoke runs of the benchmark scripts that a GPU session runs unattended
-(`benchmarks/gpu_session.sh`): tiny sizes, so a script that has rotted fails here, on
-the CPU, instead of on a rented GPU."""
+"""Smoke runs of benchmark scripts at tiny sizes: those a GPU session runs unattended
+(`benchmarks/gpu_session.sh`), so a script that has rotted fails here, on the CPU,
+instead of on a rented GPU, and `chebyshev_phiv.py`, whose "auto picks" column the
+docs quote."""
 
 from __future__ import annotations
 
@@ -45,3 +46,16 @@ def test_gray_scott_device_runs_every_configuration_on_the_cpu():
 def test_torch_sparse_layouts_prints_both_products():
     text = _run("torch_sparse_layouts.py", "--n", "16", "--rounds", "1")
     assert "| exp |" in text and "| phi2 |" in text and "Sparse(torch COO)" in text, text
+
+
+@pytest.mark.slow
+def test_chebyshev_benchmark_runs_and_auto_follows_its_rule():
+    """`benchmarks/chebyshev_phiv.py` at tiny sizes: every row ran both paths, and
+    "auto" picked Chebyshev exactly on the rough pure exponentials."""
+    text = _run("chebyshev_phiv.py", "--sizes", "16", "--tols", "1e-6", "--noise", "0,1", "--repeats", "1")
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| 16²")]
+    assert len(rows) == 2 * 2 + 1, text  # exp and phi2 at two noise levels, plus the per-term row
+    for cells in rows[:4]:
+        product, rough, picked = cells[1].strip(), float(cells[3]), cells[8].strip()
+        expected = "Chebyshev" if product == "exp" and rough >= 0.01 else "Lanczos"
+        assert picked == expected, (cells, text)
