@@ -34,7 +34,7 @@ import expint
 from expint._chebyshev import spectral_interval
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from krylov_phiv import augmented, laplacian  # noqa: E402
+from krylov_phiv import augmented, laplacian
 
 
 def fields(n: int, count: int, sigma: float) -> list[np.ndarray]:
@@ -89,7 +89,10 @@ def main() -> None:
                     with threadpool_limits(limits=1):
                         for method in ("krylov", "chebyshev", "auto"):
                             sec, (w, info) = best_time(
-                                lambda m=method: expint.phiv(a, vs, t, tol=tol, method=m), args.repeats
+                                lambda m=method, a=a, vs=vs, tol=tol: expint.phiv(
+                                    a, vs, t, tol=tol, method=m
+                                ),
+                                args.repeats,
                             )
                             err = np.linalg.norm(w - ref) / np.linalg.norm(ref)
                             secs[method] = sec
@@ -109,7 +112,8 @@ def main() -> None:
 def per_term(sizes: str, repeats: int) -> None:
     """Wall time per term, (total − products)/terms, against one product."""
     print(
-        "\n| grid | one product (ms) | Lanczos per product, beyond it (ms) | Chebyshev per product, beyond it (ms) |"
+        "\n| grid | one product (ms) | Lanczos per product, beyond it (ms) "
+        "| Chebyshev per product, beyond it (ms) |"
     )
     print("|---|---|---|---|")
     for n in (int(s) for s in sizes.split(",")):
