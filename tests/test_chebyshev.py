@@ -314,3 +314,40 @@ def test_torch_matrices_and_vectors(layout, rng):
     assert info.chebyshev and w32.dtype == torch.float32 and _rel(w32.numpy(), ref) <= 1e-5
     w32, info = expint.phiv(mat32, [v32], 2e-3, tol=1e-10)
     assert info.lanczos and _rel(w32.numpy(), ref) <= 1.2e-6
+
+
+@needs_torch
+def test_torch_path_reads_back_a_fixed_number_of_values(monkeypatch, rng):
+    """On a GPU every value read back waits for the queued kernels.  The Chebyshev loop
+    reads nothing back (its coefficients are host numbers passed as kernel arguments):
+    the count of host transfers does not grow with the terms (19 and 55 here; one more
+    read where the result's norm asks for a second pass), and is small.  Counted
+    on the CPU through the backend's conversion functions, as for the Krylov loop in
+    tests/test_phiv.py."""
+    import expint._chebyshev as cheb
+    import expint._krylov as krylov
+
+    counts = {"transfers": 0}
+
+    def counting(fn):
+        def wrapped(*args, **kwargs):
+            counts["transfers"] += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    for module in (krylov, cheb):
+        for name in ("to_numpy", "to_like", "as_like"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, counting(getattr(module, name)))
+    a = torch.from_numpy(sparse_1d(400).toarray())
+    v = torch.from_numpy(rng.standard_normal(400))
+    seen = []
+    for t in (2e-5, 2e-4):
+        counts["transfers"] = 0
+        w, info = expint.phiv(a, [v], t, tol=1e-10)
+        assert info.chebyshev
+        seen.append((info.matvecs, counts["transfers"]))
+        assert _rel(w.numpy(), exact_phiv(1, 400, [v.numpy()], t)) <= 1e-10
+    (few, first), (many, second) = seen
+    assert many >= 2.5 * few and max(first, second) <= 8, seen
