@@ -251,30 +251,37 @@ def chebyshev_phiv(
     start = _stack_rows([vs[k] for k in used])
     scale_into, axpy = _vector_ops(start)
     bufs = [start, start * 0, start * 0]
-    views = [[b[i * rows : (i + 1) * rows] for i in range(len(used))] for b in bufs]
+    # flat views of each buffer and of each v_k's block of rows in it, made once:
+    # `axpy` works on flat arrays, and the loop below runs once per product
+    flat = [b.reshape(-1) for b in bufs]
+    parts = [[b[i * rows : (i + 1) * rows].reshape(-1) for i in range(len(used))] for b in bufs]
     weights = coeffs.tolist()
-    y = views[0][0] * 0
-
-    def add_term(j: int, parts: list[Any]) -> None:
-        for c_jk, part in zip(weights[j], parts, strict=True):
-            axpy(y, c_jk, part)
+    y = bufs[0][:rows] * 0
+    y_flat = y.reshape(-1)
+    single_part = len(used) == 1
 
     prev, cur, nxt = 0, 1, 2  # indices into bufs: T_{j−1}, T_j, scratch
-    add_term(0, views[prev])
+    for c_k, part in zip(weights[0], parts[prev], strict=True):
+        axpy(y_flat, c_k, part)
     # T_1 = Â T_0 = (A T_0 − c T_0)/r;  T_{j+1} = (2/r) A T_j − (2c/r) T_j − T_{j−1}
     reuse = first_product is not None and used == [0] and rows == 1
     scale_into(bufs[cur], first_product if reuse else amul(start), 1.0 / half)
-    axpy(bufs[cur], -centre / half, start)
-    add_term(1, views[cur])
+    axpy(flat[cur], -centre / half, flat[prev])
+    for c_k, part in zip(weights[1], parts[cur], strict=True):
+        axpy(y_flat, c_k, part)
     done, scale, shift = 2, 2.0 / half, -2.0 * centre / half
     want = max(terms_for(tol * (magnitudes.sum(axis=0) @ norms)), 2)
     while True:
         while done < want:
             out = bufs[nxt]
             scale_into(out, amul(bufs[cur]), scale)
-            axpy(out, shift, bufs[cur])
+            axpy(flat[nxt], shift, flat[cur])
             out -= bufs[prev]
-            add_term(done, views[nxt])
+            if single_part:
+                axpy(y_flat, weights[done][0], flat[nxt])
+            else:
+                for c_k, part in zip(weights[done], parts[nxt], strict=True):
+                    axpy(y_flat, c_k, part)
             prev, cur, nxt = cur, nxt, prev
             done += 1
         result = row_norms(y)
@@ -303,8 +310,8 @@ def _stack_rows(blocks: list[Any]) -> Any:
 def _vector_ops(like: Any) -> tuple[Callable[[Any, Any, float], None], Callable[[Any, float, Any], None]]:
     """``(scale_into, axpy)`` for contiguous arrays of ``like``'s type and dtype (the
     recurrence's own buffers): ``scale_into(out, x, s)`` sets ``out = s·x`` and
-    ``axpy(y, a, x)`` adds ``a·x`` to ``y``, both in place.  For numpy, ``axpy`` is
-    BLAS's on the flat arrays: numpy's ``y += a * x`` allocates ``a * x`` first, a
+    ``axpy(y, a, x)`` adds ``a·x`` to ``y`` (both 1-D), both in place.  For numpy,
+    ``axpy`` is BLAS's: numpy's ``y += a * x`` allocates ``a * x`` first, a
     temporary as long as the block and one more pass over memory per term."""
     if is_torch_array(like):
         import torch
@@ -325,8 +332,7 @@ def _vector_ops(like: Any) -> tuple[Callable[[Any, Any, float], None], Callable[
     blas = _blas_axpy(like.dtype)
 
     def axpy(y: Any, a: float, x: Any) -> None:
-        if a != 0.0:
-            blas(x.ravel(), y.ravel(), a=a)
+        blas(x, y, a=a)  # flat, contiguous, of like's dtype: BLAS updates y in place
 
     return scale_into, axpy
 
