@@ -358,15 +358,16 @@ def phiv(
     method : {"auto", "krylov", "chebyshev"}
         ``"krylov"``: Lanczos or Arnoldi as above.  ``"chebyshev"``: for a Hermitian
         ``A`` with a known spectral interval, the Chebyshev expansion of every term
-        on that interval (`expint._chebyshev`): one product and two in-place vector
+        on that interval (`expint._chebyshev`): one product and four in-place vector
         updates per term, no inner products, no host synchronisation until the end,
         and an a-priori error bound; it does not adapt to the vector, so it needs
         more products than Lanczos where the vector has little weight at the stiff
-        end of the spectrum.  ``"auto"`` (default): Chebyshev for a Hermitian ``A``
-        with a known interval when ``‖A v_0‖ ≥ 0.05 · r ‖v_0‖`` (``r`` the interval's
-        half-width: a vector that is not smooth), and where the expansion cannot
-        meet ``tol`` (a result far smaller than the vectors, an overflowing
-        exponential), Krylov.
+        end of the spectrum.  ``"auto"`` (default): Chebyshev for a pure exponential
+        (``p = 0``) of a Hermitian ``A`` with a known interval when
+        ``‖A v_0‖ ≥ 0.01 · r ‖v_0‖`` (``r`` the interval's half-width: a vector that
+        is not smooth); otherwise, and where the expansion cannot meet ``tol`` (a
+        result far smaller than the vectors, an interval reaching far into growth),
+        Krylov.
     spectrum : (float, float) or None
         An interval ``[a, b]`` containing every eigenvalue of a Hermitian ``A``, for
         the Chebyshev method.  None (default): Gershgorin's interval for an explicit
@@ -456,6 +457,10 @@ def phiv(
         y = matvec(x[0])[None] if x.shape[0] == 1 else block(x)
         return -y if sign < 0 else y
 
+    if spectrum is not None and not lanczos:
+        raise ValueError(
+            "spectrum is for a Hermitian A, and this A is not (or hermitian=False was passed); drop spectrum"
+        )
     if method == "chebyshev" or (method == "auto" and lanczos):
         first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
         interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))

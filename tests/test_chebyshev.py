@@ -287,6 +287,10 @@ def test_bad_method_and_spectrum_arguments(rng):
             expint.phiv(a, [v], 0.1, spectrum=bad)
     with pytest.raises(ValueError, match="pass hermitian=True"):
         expint.MatrixFree(lambda x: a @ x, 30, spectrum=(-4e3, 0.0))
+    for kwargs in ({"hermitian": False}, {}):
+        target = a if kwargs else a + sp.diags([np.ones(29)], [1])
+        with pytest.raises(ValueError, match="spectrum is for a Hermitian A"):
+            expint.phiv(target, [v], 0.1, spectrum=(-4e3, 0.0), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------
