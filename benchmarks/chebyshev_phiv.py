@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ import expint
 from expint._chebyshev import spectral_interval
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from krylov_phiv import augmented, laplacian
+from krylov_phiv import augmented, best_time, laplacian
 
 
 def fields(n: int, count: int, sigma: float) -> list[np.ndarray]:
@@ -42,15 +41,6 @@ def fields(n: int, count: int, sigma: float) -> list[np.ndarray]:
     x = np.linspace(0, 1, n + 2)[1:-1]
     smooth = (np.sin(np.pi * x)[:, None] * np.sin(2 * np.pi * x)[None, :]).ravel()
     return [smooth * (1 + 0.5 * k) + sigma * rng.standard_normal(n * n) for k in range(count)]
-
-
-def best_time(fn, repeats: int):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def reference(a, vs, t: float) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from _optional import needs_torch, torch
+from _transfers import count_transfers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import ive
@@ -331,19 +332,7 @@ def test_torch_path_reads_back_a_fixed_number_of_values(monkeypatch, rng):
     import expint._chebyshev as cheb
     import expint._krylov as krylov
 
-    counts = {"transfers": 0}
-
-    def counting(fn):
-        def wrapped(*args, **kwargs):
-            counts["transfers"] += 1
-            return fn(*args, **kwargs)
-
-        return wrapped
-
-    for module in (krylov, cheb):
-        for name in ("to_numpy", "to_like", "as_like"):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, counting(getattr(module, name)))
+    counts = count_transfers(monkeypatch, krylov, cheb)
     a = torch.from_numpy(sparse_1d(400).toarray())
     v = torch.from_numpy(rng.standard_normal(400))
     seen = []

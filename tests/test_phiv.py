@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 from _optional import needs_torch, torch
+from _transfers import count_transfers
 
 import expint
 from laplacian import eigenvalues_1d, exact_phiv, matvec_2d, sparse_1d
@@ -155,17 +156,7 @@ def test_torch_krylov_moves_one_set_of_scalars_per_iteration(p, hermitian, monke
     matches numpy's."""
     import expint._krylov as krylov
 
-    counts = {"transfers": 0}
-
-    def counting(fn):
-        def wrapped(*args, **kwargs):
-            counts["transfers"] += 1
-            return fn(*args, **kwargs)
-
-        return wrapped
-
-    for name in ("to_numpy", "to_like", "as_like"):
-        monkeypatch.setattr(krylov, name, counting(getattr(krylov, name)))
+    counts = count_transfers(monkeypatch, krylov)
     n = 400
     a = sparse_1d(n).toarray()
     vs = [rng.standard_normal(n) for _ in range(p + 1)]
