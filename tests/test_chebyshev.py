@@ -119,19 +119,6 @@ def test_complex_hermitian_matrix_negative_time_and_growth(rng):
     assert info.lanczos and _rel(w, _dense_reference(a, [v], 0.5)) < 1e-11
 
 
-def test_a_block_of_right_hand_sides_matches_one_at_a_time(rng):
-    """Rows of a block share the products; each row meets ``tol`` on its own (a zero
-    row stays zero)."""
-    a = 1e-4 * sparse_1d(2500)
-    vs = rng.standard_normal((3, 2500))
-    vs[1] = 0.0
-    w, info = expint.phiv(a, [vs], 0.05, tol=1e-9, method="chebyshev")
-    assert info.chebyshev
-    for b in (0, 2):
-        assert _rel(w[b], expint.phiv(a, [vs[b]], 0.05, tol=1e-12, method="krylov").w) <= 1e-9
-    assert not np.any(w[1])
-
-
 def test_a_result_far_below_the_vector_falls_back_or_raises():
     """``v`` lies in the eigenspace of −300 while the interval reaches 0: the result is
     ``e^{−300} v``, far below what the expansion (an absolute bound of ``ε‖v‖``) can
