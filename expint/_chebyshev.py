@@ -141,7 +141,10 @@ def chebyshev_coefficients(p: int, t: float, lo: float, hi: float) -> np.ndarray
     points = 16
     # the exponential's coefficients e^{-z} I_j(z), z = |t| r, fall like e^{-j²/2z} once
     # j ≪ z: below ε by j ≈ 8.6 √z; start the grid at twice that
-    while points < 16 * math.sqrt(abs(t) * half) + 32 and points < _MAX_POINTS:
+    needed = 16 * math.sqrt(abs(t) * half) + 32
+    if needed > _MAX_POINTS:  # (decided before sampling 2¹⁶ points to find it out)
+        raise ChebyshevUnfit("the interval is too wide for the Chebyshev expansion")
+    while points < needed:
         points *= 2
     while True:
         x = np.cos(np.pi * np.arange(points + 1) / points)

@@ -141,6 +141,19 @@ def test_an_overflowing_interval_hands_over_to_krylov():
     assert not info.chebyshev and _rel(w, np.exp([-1.0, -2.0, 0.0]) * v) < 1e-10
 
 
+def test_an_interval_too_wide_for_a_polynomial(rng):
+    """``t·r = 2e7`` would need ~4e4 terms, past the coefficient grid's limit: the
+    expansion declines before sampling (``auto`` runs Krylov, which meets an invariant
+    subspace of the two eigenvalues; at this stiffness ratio, 4e7, its orthogonalisation
+    loses ~1e-8 of the small component, hence the looser tolerance)."""
+    a = np.diag(np.concatenate([np.full(5, -4e7), np.full(5, -1.0)]))
+    v = rng.standard_normal(10)
+    with pytest.raises(ValueError, match="too wide"):
+        expint.phiv(a, [v], 1.0, method="chebyshev")
+    w, info = expint.phiv(a, [v], 1.0, tol=1e-6)
+    assert not info.chebyshev and _rel(w, _dense_reference(a, [v], 1.0)) <= 1e-6
+
+
 def test_a_multiple_of_the_identity(rng):
     """A zero-width interval (``A = cI``) is widened a little rather than divided by."""
     a = sp.identity(50, format="csr") * -3.0
