@@ -654,3 +654,19 @@ def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
         short = expint.MatrixFree(lambda x: (seen.append(_blas_threads()), -x)[1], 50)
         expint.phiv(short, [np.ones(50)], 1e-3)
         assert seen and all(threads == before for threads in seen)
+
+
+@pytest.mark.parametrize("hermitian", [None, False])
+@pytest.mark.parametrize("ratio", [1e4, 1e6, 1e8, 1e10])
+def test_rounding_floor_is_epsilon_times_the_stiffness(ratio, hermitian, rng):
+    """The limit of any Krylov product in floating point, documented in
+    docs/operators.md: with eigenvalues −ratio and −1 the result lives in the mild
+    eigenspace, but orthogonalising ``A v`` (of size ``ratio``) leaves an error of
+    about ``ε · ratio`` in it.  The happy breakdown reports an estimate of 0; the
+    actual relative error stays below ``2 ε ‖tA‖``, which is above ``tol = 1e-10``
+    from a ratio of 1e6 on."""
+    a = np.diag(np.concatenate([np.full(5, -ratio), np.full(5, -1.0)]))
+    v = rng.standard_normal(10)
+    w, info = expint.phiv(a, [v], 1.0, tol=1e-10, hermitian=hermitian, method="krylov")
+    assert info.happy_breakdowns >= 1 and info.error_estimate == 0.0
+    assert _rel(w, np.exp(np.diag(a)) * v) <= 2 * np.finfo(float).eps * ratio
