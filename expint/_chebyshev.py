@@ -205,8 +205,13 @@ def chebyshev_phiv(
     eps: float,
     row_norms: Callable[[Any], np.ndarray],
     first_product: Any = None,
+    *,
+    orders: Sequence[int] | None = None,
+    base: Any = None,
+    base_rounding: np.ndarray | None = None,
 ) -> tuple[Any, int, float]:
-    r"""``Σ_k t^k φ_k(tA) v_k`` for blocks ``v_k`` of shape ``(B, n)``, ``t > 0``.
+    r"""``base + Σ_i t^{k_i} φ_{k_i}(tA) v_i`` for blocks ``v_i`` of shape ``(B, n)``,
+    ``t > 0``, with ``k_i = orders[i]`` (default ``0, 1, …``: ``Σ_k t^k φ_k(tA) v_k``).
 
     Runs the three-term recurrence on all non-zero ``v_k`` at once (one block product
     per term) until the truncation bound is below ``tol · ‖w_b‖`` for every row ``b``.
@@ -215,7 +220,9 @@ def chebyshev_phiv(
     and the recurrence continues where a row's result came out smaller.
 
     ``first_product``: ``A v_0`` where it is already known and ``v_0`` is the only
-    vector (one row), saving a product.
+    vector (one row), saving a product.  ``base`` (shape ``(B, n)``) is added to the
+    result before its norms are taken, and ``base_rounding`` (per row) to the rounding
+    estimate: the polynomial part of phipm's single-vector form and its cancellation.
 
     Rounding: each ``T_j(Â) v`` computed by the recurrence carries an error of up to
     ``~(j+1) ε ‖v‖``, so the sum's rounding is estimated as
@@ -232,19 +239,25 @@ def chebyshev_phiv(
         pad = max(abs(hi), 1.0) * 1e-8
         lo, hi = lo - pad, hi + pad
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    coeffs = chebyshev_coefficients(len(vs) - 1, t, lo, hi)  # (terms, p+1)
+    orders = list(range(len(vs))) if orders is None else list(orders)
+    coeffs = chebyshev_coefficients(max(orders), t, lo, hi)[:, orders]  # (terms, len(vs))
     if len(coeffs) < 2:  # the recurrence starts with T_0 and T_1
         coeffs = np.concatenate([coeffs, np.zeros((2 - len(coeffs), coeffs.shape[1]))])
     norms = np.stack([row_norms(v) for v in vs])  # (p+1, B)
     used = [k for k in range(len(vs)) if np.any(norms[k] > 0)]
     if not used:
-        return vs[0] * 0, 0, 0.0
+        return (vs[0] * 0 if base is None else base), 0, 0.0
     coeffs, norms = coeffs[:, used], norms[used]
     magnitudes = np.abs(coeffs)
-    # tails[j, b] = Σ_k ‖v_k[b]‖ Σ_{i≥j} |c_i^{(k)}|: the error bound after j terms
-    tails = np.cumsum(magnitudes[::-1], axis=0)[::-1] @ norms
-    tails = np.concatenate([tails, np.zeros((1, rows))])
-    floor = eps * ((np.arange(1, len(coeffs) + 1)[:, None] * magnitudes).sum(axis=0) @ norms)
+    with np.errstate(over="ignore"):  # growth near the range: an infinite floor declines
+        # tails[j, b] = Σ_k ‖v_k[b]‖ Σ_{i≥j} |c_i^{(k)}|: the error bound after j terms
+        tails = np.cumsum(magnitudes[::-1], axis=0)[::-1] @ norms
+        tails = np.concatenate([tails, np.zeros((1, rows))])
+        floor = eps * ((np.arange(1, len(coeffs) + 1)[:, None] * magnitudes).sum(axis=0) @ norms)
+        if base_rounding is not None:
+            floor = floor + base_rounding
+    if not np.all(np.isfinite(floor)):
+        raise ChebyshevUnfit("the expansion's terms overflow")
 
     def terms_for(target: np.ndarray) -> int:
         return int(np.argmax(np.all(tails <= target[None, :], axis=1)))  # the zero row is
@@ -260,6 +273,8 @@ def chebyshev_phiv(
     parts = [[b[i * rows : (i + 1) * rows].reshape(-1) for i in range(len(used))] for b in bufs]
     weights = coeffs.tolist()
     y = bufs[0][:rows] * 0
+    if base is not None:
+        y += base
     y_flat = y.reshape(-1)
     single_part = len(used) == 1
 

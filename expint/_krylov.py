@@ -528,6 +528,7 @@ def phiv(
 
 
 _METHODS = ("auto", "krylov", "chebyshev")
+_AUTO_ROUNDING_MARGIN = 10.0
 
 
 def _chebyshev(
@@ -550,11 +551,6 @@ def _chebyshev(
     forced = method == "chebyshev"
     if not hermitian:
         raise ValueError("method='chebyshev' needs a Hermitian A (pass hermitian=True for a matrix-free one)")
-    # for p > 0 the block recurrence does a product and updates per vector, where
-    # Lanczos's single-vector form does one: 0.37–0.84× its speed in
-    # benchmarks/chebyshev_phiv.py
-    if not forced and len(vs) > 1:
-        return None
     interval = find_interval()
     if interval is None:
         if forced:
@@ -565,19 +561,25 @@ def _chebyshev(
     lo, hi = interval if t > 0 else (-interval[1], -interval[0])
     if not forced and not prefer_chebyshev(_row_norms(first)[0], _row_norms(vs[0][:1])[0], lo, hi):
         return None
+    eps = _unit_roundoff(vs[0])
     try:
         with _one_blas_thread(vs[0]):
-            w, products, bound = chebyshev_phiv(
-                amul,
-                vs,
-                abs(t),
-                lo,
-                hi,
-                tol,
-                _unit_roundoff(vs[0]),
-                _row_norms,
-                first_product=first if single else None,
-            )
+            if len(vs) == 1:
+                w, products, bound = chebyshev_phiv(
+                    amul, vs, abs(t), lo, hi, tol, eps, _row_norms, first_product=first if single else None
+                )
+            else:
+                try:
+                    # `auto` declines where rounding comes within 10× of what tol allows
+                    # (benchmarks/chebyshev_phiv.py, σ = 1: the expansion ran and missed)
+                    margin = 1.0 if forced else _AUTO_ROUNDING_MARGIN
+                    w, products, bound = _chebyshev_single_vector(amul, vs, abs(t), lo, hi, tol, eps, margin)
+                except ChebyshevUnfit:
+                    if not forced:
+                        raise
+                    # the cancellation of the single-vector form rules out tol: expand
+                    # every term on its own vector (a block), which has none
+                    w, products, bound = chebyshev_phiv(amul, vs, abs(t), lo, hi, tol, eps, _row_norms)
     except ChebyshevUnfit as exc:
         if forced:
             raise ValueError(f"method='chebyshev' cannot meet tol here: {exc}; use method='krylov'") from None
@@ -588,6 +590,54 @@ def _chebyshev(
     info.error_estimate = bound
     info.chebyshev = True
     return PhivResult(w[0] if single else w, info)
+
+
+def _chebyshev_single_vector(
+    amul: Callable[[Any], Any],
+    vs: list[Any],
+    t: float,
+    lo: float,
+    hi: float,
+    tol: float,
+    eps: float,
+    margin: float,
+) -> tuple[Any, int, float]:
+    """``Σ_k t^k φ_k(tA) v_k`` in phipm's single-vector form (module docstring) over the
+    whole of ``t``: the polynomial part ``Σ_{j<p} t^j/j! w_j`` plus the Chebyshev
+    expansion of ``t^p φ_p(tA) w_p`` — one vector in the recurrence instead of ``p + 1``.
+    Its terms cancel on a stiff ``A``; their rounding (as for Lanczos) is part of the
+    expansion's acceptance test, which raises `ChebyshevUnfit` where it rules out
+    ``tol``."""
+    ws = [vs[0]]
+    for z in vs[1:]:
+        ws.append(amul(ws[-1]) + z)
+    wnorms = [_row_norms(x) for x in ws[1:]]
+    if not all(np.all(np.isfinite(x)) for x in wnorms):
+        raise ChebyshevUnfit("the single-vector form's terms A w_{j-1} + v_j overflow")
+    p = len(vs) - 1
+    rounding = _rounding(wnorms, t, eps)
+    if hi <= 0:
+        # A ≤ 0 gives |φ_k(tλ)| ≤ 1/k!, so ‖w‖ ≤ Σ_k t^k/k! ‖v_k‖: where the
+        # cancellation's rounding exceeds tol times even that (with `margin` > 1, comes
+        # near it: a result that decays below that bound would then miss tol, found
+        # only after the whole expansion), decline before expanding
+        most = sum(t**k / math.factorial(k) * _row_norms(v) for k, v in enumerate(vs))
+        if np.any(2 * margin * rounding > tol * most):
+            raise ChebyshevUnfit("the single-vector form's cancellation leaves too little of tol")
+    w, products, bound = chebyshev_phiv(
+        amul,
+        [ws[-1]],
+        t,
+        lo,
+        hi,
+        tol,
+        eps,
+        _row_norms,
+        orders=[p],
+        base=_taylor(ws[:-1], t),
+        base_rounding=rounding,
+    )
+    return w, products + p, bound
 
 
 # numpy arrays whose size lies in this window run phiv with BLAS on one thread: the Krylov

@@ -64,8 +64,9 @@ def test_exponentials_meet_tolerance_and_the_bound_holds(dim, n, t, tol, rng):
 @pytest.mark.parametrize("p", [1, 3])
 @pytest.mark.parametrize(("dim", "n", "t"), [(1, 3000, 1e-5), (2, 30, 2e-3)])
 def test_phi_combinations_meet_tolerance(dim, n, t, p, tol, rng):
-    """Σ t^k φ_k(tA) v_k as one block recurrence over the vectors, each with its own
-    coefficients; a zero ``v_0`` is left out of the block."""
+    """Σ t^k φ_k(tA) v_k: phipm's single-vector form with ``t^p φ_p(tA) w_p`` expanded,
+    or, where its cancellation rules ``tol`` out, one block recurrence over the vectors
+    with their own coefficients; a zero ``v_0`` works either way."""
     a = sparse_1d(n) if dim == 1 else _laplacian_2d(n)
     vs = list(rng.standard_normal((p + 1, a.shape[0])))
     w, info = expint.phiv(a, vs, t, tol=tol, method="chebyshev")
@@ -226,12 +227,12 @@ def test_interval_of_the_laplacian_is_tight():
 # which method runs
 
 
-def test_auto_takes_chebyshev_for_rough_exponentials_only(rng):
-    """``method="auto"`` on a Hermitian matrix: Chebyshev for ``e^{tA} v`` with a rough
-    ``v``, Lanczos for a smooth ``v`` (which Lanczos resolves in a few products) and for
-    φ-combinations (one vector in the single-vector form against a block of them);
-    Arnoldi where ``A`` is not Hermitian; Lanczos for a matrix-free operator without an
-    interval, Chebyshev once it has one."""
+def test_auto_takes_chebyshev_for_rough_vectors_only(rng):
+    """``method="auto"`` on a Hermitian matrix: Chebyshev for ``e^{tA} v`` and for a
+    φ-combination whose ``v_0`` is rough; Lanczos for a smooth ``v_0`` (which Lanczos
+    resolves in a few products) and for a zero one (no roughness to read); Arnoldi where
+    ``A`` is not Hermitian; Lanczos for a matrix-free operator without an interval,
+    Chebyshev once it has one."""
     n = 60
     a = _laplacian_2d(n)
     x = np.linspace(0, 1, n + 2)[1:-1]
@@ -242,7 +243,10 @@ def test_auto_takes_chebyshev_for_rough_exponentials_only(rng):
     assert expint.phiv(a, [rough], -t).info.chebyshev
     smooth_info = expint.phiv(a, [smooth], t).info
     assert smooth_info.lanczos and not smooth_info.chebyshev
-    assert expint.phiv(a, [rough, rough], t).info.lanczos
+    w, info = expint.phiv(a, [rough, rough, smooth], t, tol=1e-10)
+    assert info.chebyshev and _rel(w, exact_phiv(2, n, [rough, rough, smooth], t)) <= 1e-10
+    assert expint.phiv(a, [smooth, rough], t).info.lanczos
+    assert expint.phiv(a, [0 * rough, rough], t).info.lanczos
     assert not expint.phiv(a, [rough], t, hermitian=False).info.chebyshev
     free = expint.MatrixFree(lambda v: a @ v, n * n, hermitian=True)
     assert expint.phiv(free, [rough], t).info.lanczos
@@ -250,6 +254,30 @@ def test_auto_takes_chebyshev_for_rough_exponentials_only(rng):
     w, info = expint.phiv(bounded, [rough], t, tol=1e-10)
     assert info.chebyshev and _rel(w, exact_phiv(2, n, [rough], t)) <= 1e-10
     assert expint.phiv(a, [rough], t, spectrum=(-8e4, 0.0)).info.chebyshev
+
+
+def test_a_cancelling_single_vector_form_gives_way(rng):
+    """‖tA‖ = 3600 and rough vectors: the single-vector form's terms reach ~10⁷ times
+    the result, whose rounding rules out ``tol = 1e-10``.  It declines before expanding;
+    ``method="chebyshev"`` then expands each term on its own vector, and ``"auto"``
+    runs Krylov — both to ``tol``."""
+    from expint._chebyshev import ChebyshevUnfit
+    from expint._krylov import _chebyshev_single_vector
+
+    a = sparse_1d(3000)
+    vs = list(rng.standard_normal((3, 3000)))
+    lo, hi = spectral_interval(a)
+
+    def amul(x):
+        return (a @ x.T).T
+
+    with pytest.raises(ChebyshevUnfit, match="cancellation"):
+        _chebyshev_single_vector(amul, [v[None] for v in vs], 1e-4, lo, hi, 1e-10, 2.2e-16, 1.0)
+    ref = exact_phiv(1, 3000, vs, 1e-4)
+    w, info = expint.phiv(a, vs, 1e-4, tol=1e-10, method="chebyshev")
+    assert info.chebyshev and _rel(w, ref) <= 1e-10
+    w, info = expint.phiv(a, vs, 1e-4, tol=1e-10)
+    assert not info.chebyshev and _rel(w, ref) <= 1e-10
 
 
 def test_sparse_operator_carries_its_interval(rng):

@@ -73,7 +73,7 @@ def test_happy_breakdown_is_exact(rng):
     # p = 1: the augmented Krylov space is invariant after three vectors, and the
     # breakdown is at rounding level (with p = 2 the residual stalls near 1e-13·‖A‖,
     # above the test, and the run ends through the ordinary error control instead)
-    w, info = expint.phiv(np.diag(d), [v, v], 0.7)
+    w, info = expint.phiv(np.diag(d), [v, v], 0.7, method="krylov")
     ref = _dense_reference(np.diag(d), [v, v], 0.7)
     assert info.happy_breakdowns == 1
     assert _rel(w, ref) < 1e-13
@@ -119,12 +119,12 @@ def test_several_right_hand_sides_at_once(matrix_free, hermitian, rng):
     v0, v1 = rng.standard_normal((4, n)), rng.standard_normal((4, n))
     v0[2] = v1[2] = 0.0  # w = φ_1(tA)·0: zero (its augmented vector breaks down at once)
     v0[3, :2500] = v1[3] = 0.0  # only the diagonal block: invariant after a few vectors
-    w, info = expint.phiv(a, [v0, v1], t, tol=1e-8, hermitian=hermitian)
+    w, info = expint.phiv(a, [v0, v1], t, tol=1e-8, hermitian=hermitian, method="krylov")
     assert info.lanczos == (hermitian is None and not matrix_free)
     # rows 2 and 3 on the augmented operator; on Lanczos row 2 (w_1 = 0) never starts
     assert w.shape == (4, n) and info.happy_breakdowns >= (1 if info.lanczos else 2)
     for b in range(4):
-        alone, _ = expint.phiv(op, [v0[b], v1[b]], t, tol=1e-12)
+        alone, _ = expint.phiv(op, [v0[b], v1[b]], t, tol=1e-12, method="krylov")
         assert np.linalg.norm(w[b] - alone) <= 1e-7 * np.linalg.norm(alone) or b == 2, b
     assert not np.any(w[2])
 
@@ -174,7 +174,8 @@ def test_torch_krylov_moves_one_set_of_scalars_per_iteration(p, hermitian, monke
 def test_compressed_torch_sparse_matrices(layout, rng):
     """Raw CSR and CSC tensors as ``A`` (they used to fail in the symmetry check, which
     took them for dense tensors): one vector and a block, real and complex, against
-    the scipy matrix; Lanczos where the matrix is symmetric."""
+    the scipy matrix; a Hermitian path (Lanczos or Chebyshev) where the matrix is
+    symmetric."""
     n = 60
     lap = sparse_1d(n).tocoo()
     coo = torch.sparse_coo_tensor(
@@ -186,7 +187,7 @@ def test_compressed_torch_sparse_matrices(layout, rng):
     vs = [rng.standard_normal((2, n)) for _ in range(2)]
     ref = expint.phiv(lap.tocsr(), vs, 1e-3, tol=1e-12).w
     w, info = expint.phiv(at, [torch.from_numpy(v) for v in vs], 1e-3, tol=1e-12)
-    assert info.lanczos and _rel(w.numpy(), ref) < 1e-11
+    assert (info.lanczos or info.chebyshev) and _rel(w.numpy(), ref) < 1e-11  # symmetric: either
     w1 = expint.phiv(at, [torch.from_numpy(vs[0][0]) * (1 + 2j)], 1e-3, tol=1e-12).w
     ref1 = expint.phiv(lap.tocsr(), [vs[0][0] * (1 + 2j)], 1e-3, tol=1e-12).w
     assert w1.dtype == torch.complex128 and _rel(w1.numpy(), ref1) < 1e-11
@@ -311,11 +312,11 @@ def test_lanczos_phi_combinations_meet_tolerance(dim, n, t, p, tol, rng):
     lap = sparse_1d(n)
     a = lap if dim == 1 else (sp.kron(lap, sp.eye(n)) + sp.kron(sp.eye(n), lap)).tocsr()
     vs = list(rng.standard_normal((p + 1, a.shape[0])))
-    w, info = expint.phiv(a, vs, t, tol=tol)
+    w, info = expint.phiv(a, vs, t, tol=tol, method="krylov")
     assert info.lanczos or tol < 1e-12
     ref = exact_phiv(dim, n, vs, t)
     assert _rel(w, ref) <= tol
-    w_arnoldi, info_arnoldi = expint.phiv(a, vs, t, tol=tol, hermitian=False)
+    w_arnoldi, info_arnoldi = expint.phiv(a, vs, t, tol=tol, hermitian=False, method="krylov")
     assert not info_arnoldi.lanczos and _rel(w_arnoldi, ref) <= tol
 
 
@@ -327,7 +328,7 @@ def test_a_stiff_phi_combination_falls_back_to_arnoldi(rng):
     vs = list(rng.standard_normal((3, 200)))
     ref = _dense_reference(a.toarray(), vs, 1.0)
     for tol, lanczos in ((1e-6, True), (1e-10, False)):
-        w, info = expint.phiv(a, vs, 1.0, tol=tol)
+        w, info = expint.phiv(a, vs, 1.0, tol=tol, method="krylov")
         assert info.lanczos == lanczos and _rel(w, ref) <= tol, (tol, _rel(w, ref))
 
 
@@ -339,7 +340,7 @@ def test_a_stiff_invariant_subspace_keeps_the_rounding_cap(tol, rng):
     result meets tol."""
     a = np.diag(np.repeat([-1e4, -3.0, -0.5], 40))
     vs = list(rng.standard_normal((3, 120)))
-    w, info = expint.phiv(a, vs, 1.0, tol=tol)
+    w, info = expint.phiv(a, vs, 1.0, tol=tol, method="krylov")
     # (at 1e-6 Lanczos, without reorthogonalisation, runs past the invariance unnoticed;
     # at 1e-12 rounding hands the call to Arnoldi)
     assert info.happy_breakdowns >= 1 or tol == 1e-6
@@ -352,11 +353,11 @@ def test_lanczos_phi_combination_special_vectors(rng):
     built) and a zero v_0 (pure φ-terms)."""
     a = sparse_1d(300)
     v0 = rng.standard_normal(300)
-    w, info = expint.phiv(a, [v0, -(a @ v0)], 1e-3, tol=1e-10)
+    w, info = expint.phiv(a, [v0, -(a @ v0)], 1e-3, tol=1e-10, method="krylov")
     assert info.lanczos and info.substeps == 0
     assert _rel(w, v0) < 1e-13
     vs = [np.zeros(300), rng.standard_normal(300), rng.standard_normal(300)]
-    w, info = expint.phiv(a, vs, 1e-3, tol=1e-10)
+    w, info = expint.phiv(a, vs, 1e-3, tol=1e-10, method="krylov")
     assert info.lanczos and _rel(w, _dense_reference(a.toarray(), vs, 1e-3)) <= 1e-10
 
 
@@ -556,13 +557,16 @@ def test_which_process_runs():
     v = np.linspace(0, 1, 50)
     zero = np.zeros(50)
     assert expint.phiv(a, [v, zero, zero], 1e-3, method="krylov").info.lanczos
-    assert expint.phiv(a, [v, v], 1e-3).info.lanczos
-    assert not expint.phiv(a, [v, v], 1e-3, hermitian=False).info.lanczos
-    assert not expint.phiv(a + sparse_1d(50).T * 0 + _upper(50), [v], 1e-3).info.lanczos
-    assert not expint.phiv(expint.MatrixFree(lambda x: a @ x, 50), [v], 1e-3).info.lanczos
+    assert expint.phiv(a, [v, v], 1e-3, method="krylov").info.lanczos
+    assert not expint.phiv(a, [v, v], 1e-3, hermitian=False, method="krylov").info.lanczos
+    assert not expint.phiv(a + sparse_1d(50).T * 0 + _upper(50), [v], 1e-3, method="krylov").info.lanczos
+    assert not expint.phiv(expint.MatrixFree(lambda x: a @ x, 50), [v], 1e-3, method="krylov").info.lanczos
     free = expint.MatrixFree(lambda x: a @ x, 50, hermitian=True)
     w, info = expint.phiv(free, [v], 1e-3, tol=1e-12, method="krylov")
-    assert info.lanczos and _rel(w, expint.phiv(a, [v], 1e-3, tol=1e-12, hermitian=False).w) < 1e-11
+    assert (
+        info.lanczos
+        and _rel(w, expint.phiv(a, [v], 1e-3, tol=1e-12, hermitian=False, method="krylov").w) < 1e-11
+    )
     assert expint.Sparse(a).hermitian and not expint.Sparse(a + _upper(50)).hermitian
     with pytest.raises(ValueError, match="not Hermitian"):
         expint.Sparse(a + _upper(50), hermitian=True)
