@@ -9,8 +9,10 @@ t = 0.05: ‖tA‖₁ = 17, 67, 264 on 64², 128², 256²) and vectors ``smooth 
 Products ``exp`` (``e^{tA} v``) and ``phi2`` (``e^{tA} v_0 + t φ_1(tA) v_1 + t² φ_2(tA)
 v_2``, every ``v_k`` of the same kind).
 
-For every cell, `phiv` with ``method="krylov"`` (Lanczos; for "phi2" its single-vector
-form) and ``method="chebyshev"``: best wall time of ``--repeats`` (BLAS on one thread, as
+For every cell, `phiv` with ``method="krylov"`` (Lanczos; for "phi2" on phipm's
+single-vector form) and ``method="chebyshev"`` (for "phi2" the same single-vector form
+with its ``φ_2`` term expanded, or, where its cancellation rules out ``tol``, every term
+expanded on its own vector): best wall time of ``--repeats`` (BLAS on one thread, as
 `phiv` runs on these sizes), products, and the error against ``expm_multiply`` (SciPy's
 Taylor method; for "phi2" on the augmented matrix).  The column ``‖Av‖/(r‖v‖)`` is the
 roughness that ``method="auto"`` reads (``r`` the half-width of the Gershgorin

@@ -51,8 +51,8 @@ Arnoldi on the augmented operator (no cancellation) takes over.
 Hermitian ``A`` with a known spectral interval (Gershgorin's for an explicit matrix, or
 given): ``method="chebyshev"`` expands every term in Chebyshev polynomials on that
 interval instead (`expint._chebyshev`), with an a-priori error bound and no inner
-products; ``method="auto"`` takes it for pure exponentials of vectors that are not
-smooth.
+products (for ``p > 0`` on ``w_p`` of the single-vector form); ``method="auto"`` takes
+it for vectors ``v_0`` that are not smooth.
 
 ``python benchmarks/krylov_phiv.py`` compares the cost with SciPy's ``expm_multiply``
 and ``funm_multiply_krylov``; ``python benchmarks/chebyshev_phiv.py`` compares the
@@ -130,7 +130,7 @@ class KrylovInfo:
     chebyshev : bool
         Whether it comes from the Chebyshev expansion (``method="chebyshev"``, or
         ``"auto"`` on a rough vector); then ``error_estimate`` is the a-priori
-        truncation bound (absolute, 2-norm) and ``substeps`` is 1.
+        bound (truncation plus rounding; absolute, 2-norm) and ``substeps`` is 1.
     """
 
     error_estimate: float = 0.0
@@ -362,10 +362,13 @@ def phiv(
         updates per term, no inner products, no host synchronisation until the end,
         and an a-priori error bound; it does not adapt to the vector, so it needs
         more products than Lanczos where the vector has little weight at the stiff
-        end of the spectrum.  ``"auto"`` (default): Chebyshev for a pure exponential
-        (``p = 0``) of a Hermitian ``A`` with a known interval when
-        ``‖A v_0‖ ≥ 0.01 · r ‖v_0‖`` (``r`` the interval's half-width: a vector that
-        is not smooth); otherwise, and where the expansion cannot meet ``tol`` (a
+        end of the spectrum.  For ``p > 0`` it expands ``t^p φ_p(tA) w_p`` of
+        phipm's single-vector form (one vector; where that form's cancellation rules
+        out ``tol``, every term on its own vector).  ``"auto"`` (default): Chebyshev
+        for a Hermitian ``A`` with a known interval when ``‖A v_0‖ ≥ 0.01 · r ‖v_0‖``
+        (``r`` the interval's half-width: a vector that is not smooth) and, for
+        ``p > 0``, the single-vector form's rounding stays below a tenth of what
+        ``tol`` allows; otherwise, and where the expansion cannot meet ``tol`` (a
         result far smaller than the vectors, an interval reaching far into growth),
         Krylov.
     spectrum : (float, float) or None

@@ -51,11 +51,12 @@ def test_torch_sparse_layouts_prints_both_products():
 @pytest.mark.slow
 def test_chebyshev_benchmark_runs_and_auto_follows_its_rule():
     """`benchmarks/chebyshev_phiv.py` at tiny sizes: every row ran both paths, and
-    "auto" picked Chebyshev exactly on the rough pure exponentials."""
+    "auto" picked Chebyshev exactly on the rough vectors (‖tA‖ ≈ 1 here, far from the
+    cancellation that can turn a φ-combination back to Lanczos)."""
     text = _run("chebyshev_phiv.py", "--sizes", "16", "--tols", "1e-6", "--noise", "0,1", "--repeats", "1")
     rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| 16²")]
     assert len(rows) == 2 * 2 + 1, text  # exp and phi2 at two noise levels, plus the per-term row
     for cells in rows[:4]:
-        product, rough, picked = cells[1].strip(), float(cells[3]), cells[8].strip()
-        expected = "Chebyshev" if product == "exp" and rough >= 0.01 else "Lanczos"
+        rough, picked = float(cells[3]), cells[8].strip()
+        expected = "Chebyshev" if rough >= 0.01 else "Lanczos"
         assert picked == expected, (cells, text)
