@@ -417,8 +417,8 @@ def phiv(
         isinstance(max_substeps, (int, np.integer)) and max_substeps >= 1
     ):
         raise ValueError(f"max_substeps must be a positive integer, got {max_substeps!r}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+    if method not in PHIV_METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, PHIV_METHODS))}, got {method!r}")
     if spectrum is not None:
         spectrum = check_spectrum(spectrum)
     t, tol = float(t), float(tol)
@@ -530,7 +530,7 @@ def phiv(
         )
 
 
-_METHODS = ("auto", "krylov", "chebyshev")
+PHIV_METHODS = ("auto", "krylov", "chebyshev")
 _AUTO_ROUNDING_MARGIN = 10.0
 
 

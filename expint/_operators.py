@@ -46,7 +46,7 @@ from ._backend import (
 from ._cache import LRUCache
 from ._chebyshev import check_spectrum, spectral_interval
 from ._interp import gauss_legendre
-from ._krylov import KrylovInfo, _check_product, phiv
+from ._krylov import PHIV_METHODS, KrylovInfo, _check_product, phiv
 from ._phi import phi_all, phi_matrix_all
 from ._validation import check_finite, check_square
 
@@ -522,6 +522,9 @@ class MatrixFree(LinearOperatorBase):
         vectors in Chebyshev polynomials (``method="auto"``), which needs fewer
         operations per product than Lanczos.  Not checked: an interval that misses
         eigenvalues gives wrong results.
+    method : {"auto", "krylov", "chebyshev"}
+        Passed to every `expint.phiv` call (``"krylov"`` rules the Chebyshev path out,
+        ``"chebyshev"`` forces it).
     """
 
     def __init__(
@@ -533,6 +536,7 @@ class MatrixFree(LinearOperatorBase):
         m: int | None = None,
         hermitian: bool = False,
         spectrum: tuple[float, float] | None = None,
+        method: str = "auto",
     ):
         super().__init__()
         if isinstance(matvec, type) or not callable(matvec):
@@ -550,6 +554,9 @@ class MatrixFree(LinearOperatorBase):
         if spectrum is not None and not hermitian:
             raise ValueError("spectrum is for a Hermitian operator: pass hermitian=True with it")
         self.spectrum = None if spectrum is None else check_spectrum(spectrum)
+        if method not in PHIV_METHODS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, PHIV_METHODS))}, got {method!r}")
+        self.method = method
         self.krylov_info = KrylovInfo()
 
     def matvec(self, v: Any) -> Any:
@@ -579,12 +586,14 @@ class MatrixFree(LinearOperatorBase):
         # Σ φ_k(τL) w_k = Σ τ^k φ_k(τL) (w_k / τ^k)
         scaled = [(zeros if w is None else w) / tau**k for k, w in enumerate(ws)]
         if not batch_shape:
-            res, info = phiv(self, scaled, tau, tol=self.tol, m=self.m)
+            res, info = phiv(self, scaled, tau, tol=self.tol, m=self.m, method=self.method)
             self.krylov_info.merge(info)
             return res
         # the whole batch as one block of right-hand sides: the rows share every
         # product with L (one sparse matrix–matrix product for `Sparse`)
-        res, info = phiv(self, [s.reshape(-1, self.n) for s in scaled], tau, tol=self.tol, m=self.m)
+        res, info = phiv(
+            self, [s.reshape(-1, self.n) for s in scaled], tau, tol=self.tol, m=self.m, method=self.method
+        )
         self.krylov_info.merge(info)
         return res.reshape(ref.shape)
 
@@ -602,7 +611,7 @@ class Sparse(MatrixFree):
     a : scipy.sparse matrix or array, or torch sparse tensor
         Square, real or complex.  Stored in CSR form (scipy's ``tocsr()``; torch COO
         and CSC tensors by ``to_sparse_csr()``), whose products are the fastest.
-    tol, m
+    tol, m, method
         As for `MatrixFree`.
     hermitian : bool or None
         As for `MatrixFree`; None (default) checks ``A = A^H`` exactly, once.
@@ -614,7 +623,15 @@ class Sparse(MatrixFree):
         `expint.phiv` uses for its Chebyshev method; None otherwise.
     """
 
-    def __init__(self, a: Any, *, tol: float = 1e-10, m: int | None = None, hermitian: bool | None = None):
+    def __init__(
+        self,
+        a: Any,
+        *,
+        tol: float = 1e-10,
+        m: int | None = None,
+        hermitian: bool | None = None,
+        method: str = "auto",
+    ):
         kind = sparse_kind(a)
         if kind == "scipy":
             a = a.tocsr()
@@ -646,6 +663,7 @@ class Sparse(MatrixFree):
             m=m,
             hermitian=hermitian,
             spectrum=spectral_interval(a) if hermitian else None,
+            method=method,
         )
 
     def _matrix_for(self, y: Any) -> Any:

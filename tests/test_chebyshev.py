@@ -280,6 +280,23 @@ def test_a_cancelling_single_vector_form_gives_way(rng):
     assert not info.chebyshev and _rel(w, ref) <= 1e-10
 
 
+def test_operators_pass_their_method_on(rng):
+    """`Sparse` and `MatrixFree` take ``method`` for every φ-combination they compute
+    (a solver's stages); a wrong one is refused at construction."""
+    a = _laplacian_2d(20)
+    v = rng.standard_normal(400)
+    for method, chebyshev in (("auto", True), ("krylov", False)):
+        op = expint.Sparse(a, method=method)
+        op.phi_combination(1e-3, 1.0, [v])
+        assert op.krylov_info.chebyshev is chebyshev and op.krylov_info.lanczos is not chebyshev
+    for make in (
+        lambda m: expint.Sparse(a, method=m),
+        lambda m: expint.MatrixFree(lambda x: a @ x, 400, method=m),
+    ):
+        with pytest.raises(ValueError, match="method must be one of"):
+            make("lanczos")
+
+
 def test_sparse_operator_carries_its_interval(rng):
     """`expint.Sparse` computes the Gershgorin interval of a Hermitian matrix once; a
     solver's φ-products then use it without recomputing."""
