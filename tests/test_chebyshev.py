@@ -155,6 +155,18 @@ def test_an_interval_too_wide_for_a_polynomial(rng):
     assert not info.chebyshev and _rel(w, _dense_reference(a, [v], 1.0)) <= 1e-6
 
 
+def test_steady_state_and_tiny_operators(rng):
+    """A steady state (``A v_0 + v_1 = 0``: ``w_1 = 0`` and the result is ``v_0``, with
+    nothing to expand) and a 1 × 1 operator (a zero-width interval)."""
+    a = sparse_1d(300)
+    v0 = rng.standard_normal(300)
+    w, info = expint.phiv(a, [v0, -(a @ v0)], 1e-3, tol=1e-10, method="chebyshev")
+    assert info.chebyshev and info.basis_sizes == [1] and _rel(w, v0) < 1e-13
+    for vs in ([np.array([2.0])], [np.array([2.0]), np.array([1.0])]):
+        w, info = expint.phiv(np.array([[-3.0]]), vs, 0.5, tol=1e-12, method="chebyshev")
+        assert info.chebyshev and _rel(w, _dense_reference(np.array([[-3.0]]), vs, 0.5)) < 1e-12
+
+
 def test_a_multiple_of_the_identity(rng):
     """A zero-width interval (``A = cI``) is widened a little rather than divided by."""
     a = sp.identity(50, format="csr") * -3.0
