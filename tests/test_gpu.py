@@ -78,23 +78,58 @@ def test_expint_scheduler_half_precision_on_the_gpu():
     assert np.isfinite(err)
 
 
-@cuda
-@pytest.mark.parametrize("hermitian", [None, False])
-def test_phiv_on_a_cuda_sparse_matrix_matches_the_cpu(hermitian):
-    """A CSR Laplacian on the GPU, Lanczos and Arnoldi, φ-combination of a block of two
-    rows: the result stays on the device and matches scipy's matrix on the CPU."""
+def _cuda_laplacian(n: int):
+    """The 5-point Laplacian of tests' Krylov benchmarks: scipy CSR and torch CSR on
+    the GPU."""
     import scipy.sparse as sp
 
-    n = 64
     h = 1.0 / (n + 1)
     ring = sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1]) / h**2
     a = (0.01 * (sp.kron(ring, sp.eye(n)) + sp.kron(sp.eye(n), ring))).tocoo()
     at = torch.sparse_coo_tensor(np.vstack([a.row, a.col]), a.data, size=a.shape, device="cuda")
-    at = at.coalesce().to_sparse_csr()
+    return a.tocsr(), at.coalesce().to_sparse_csr()
+
+
+@cuda
+@pytest.mark.parametrize(("hermitian", "method"), [(None, "krylov"), (False, "krylov"), (None, "chebyshev")])
+def test_phiv_on_a_cuda_sparse_matrix_matches_the_cpu(hermitian, method):
+    """A CSR Laplacian on the GPU, Lanczos, Arnoldi and Chebyshev, φ-combination of a
+    block of two rows: the result stays on the device and matches scipy's matrix on
+    the CPU."""
+    n = 64
+    a, at = _cuda_laplacian(n)
     rng = np.random.default_rng(0)
     vs = [rng.standard_normal((2, n * n)) for _ in range(3)]
-    ref = expint.phiv(a.tocsr(), vs, 0.05, tol=1e-10).w
-    w, info = expint.phiv(at, [torch.from_numpy(v).cuda() for v in vs], 0.05, tol=1e-10, hermitian=hermitian)
-    assert w.device.type == "cuda" and info.lanczos is (hermitian is None)
+    ref = expint.phiv(a, vs, 0.05, tol=1e-10).w
+    tvs = [torch.from_numpy(v).cuda() for v in vs]
+    w, info = expint.phiv(at, tvs, 0.05, tol=1e-10, hermitian=hermitian, method=method)
+    assert w.device.type == "cuda" and info.chebyshev is (method == "chebyshev")
+    assert info.lanczos is (hermitian is None and method == "krylov")
     err = np.linalg.norm(w.cpu().numpy() - ref) / np.linalg.norm(ref)
     assert err < 1e-8, err
+
+
+@cuda
+def test_chebyshev_phiv_synchronises_a_fixed_number_of_times():
+    """The Chebyshev loop on the GPU reads nothing back: the synchronising operations
+    of a call (norms, the interval, the first product's check) do not grow with the
+    number of terms (8 and 22 products here, counted on the CPU)."""
+    import warnings
+
+    n = 64
+    _, at = _cuda_laplacian(n)
+    v = torch.from_numpy(np.random.default_rng(1).standard_normal(n * n)).cuda()
+    counts = []
+    for t in (0.003, 0.05):
+        expint.phiv(at, [v], t, tol=1e-10, method="chebyshev")  # warm-up
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                _, info = expint.phiv(at, [v], t, tol=1e-10, method="chebyshev")
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        syncs = sum("synchroniz" in str(x.message) for x in seen)
+        counts.append((info.matvecs, syncs))
+    (few, first), (many, second) = counts
+    assert many >= 2 * few and second <= first + 2, counts
