@@ -23,8 +23,8 @@ $$
 a bound known before the first product (Tal-Ezer & Kosloff 1984 for the exponential;
 the φ-functions are entire, so their coefficients decay as fast).  Unlike a Krylov
 method, the recurrence needs no inner products and no small exponentials: one product
-with ``A`` and two vector updates per term, nothing read back to the host until the
-end — cheaper per product than Lanczos, and free of host synchronisation on a GPU.
+with ``A`` and four in-place vector updates per term, nothing read back to the host
+until the end — cheaper per product than Lanczos, and free of host synchronisation on a GPU.
 What it does not do is adapt to the vector: Lanczos converges faster on a vector with
 little weight in the stiff end of the spectrum (a smooth field on a fine grid), which is
 why `phiv` only picks this method by itself for vectors that are not smooth
@@ -260,7 +260,8 @@ def chebyshev_phiv(
         raise ChebyshevUnfit("the expansion's terms overflow")
 
     def terms_for(target: np.ndarray) -> int:
-        return int(np.argmax(np.all(tails <= target[None, :], axis=1)))  # the zero row is
+        # the first j whose bound meets the target (the appended zero row always does)
+        return int(np.argmax(np.all(tails <= target[None, :], axis=1)))
 
     # the recurrence runs on all used v_k stacked, (K·B, n), in three buffers of our own;
     # the loop below is what runs per product, so its operations are bound once here
