@@ -576,7 +576,9 @@ def _chebyshev(
                     # `auto` declines where rounding comes within 10× of what tol allows
                     # (benchmarks/chebyshev_phiv.py, σ = 1: the expansion ran and missed)
                     margin = 1.0 if forced else _AUTO_ROUNDING_MARGIN
-                    w, products, bound = _chebyshev_single_vector(amul, vs, abs(t), lo, hi, tol, eps, margin)
+                    w, products, bound = _chebyshev_single_vector(
+                        amul, vs, abs(t), lo, hi, tol, eps, margin, first if single else None
+                    )
                 except ChebyshevUnfit:
                     if not forced:
                         raise
@@ -604,16 +606,18 @@ def _chebyshev_single_vector(
     tol: float,
     eps: float,
     margin: float,
+    first_product: Any = None,
 ) -> tuple[Any, int, float]:
     """``Σ_k t^k φ_k(tA) v_k`` in phipm's single-vector form (module docstring) over the
     whole of ``t``: the polynomial part ``Σ_{j<p} t^j/j! w_j`` plus the Chebyshev
     expansion of ``t^p φ_p(tA) w_p`` — one vector in the recurrence instead of ``p + 1``.
     Its terms cancel on a stiff ``A``; their rounding (as for Lanczos) is part of the
     expansion's acceptance test, which raises `ChebyshevUnfit` where it rules out
-    ``tol``."""
+    ``tol``.  ``first_product``: ``A v_0`` where already known (saves a product)."""
     ws = [vs[0]]
     for z in vs[1:]:
-        ws.append(amul(ws[-1]) + z)
+        product = first_product if len(ws) == 1 and first_product is not None else amul(ws[-1])
+        ws.append(product + z)
     wnorms = [_row_norms(x) for x in ws[1:]]
     if not all(np.all(np.isfinite(x)) for x in wnorms):
         raise ChebyshevUnfit("the single-vector form's terms A w_{j-1} + v_j overflow")
@@ -640,7 +644,7 @@ def _chebyshev_single_vector(
         base=_taylor(ws[:-1], t),
         base_rounding=rounding,
     )
-    return w, products + p, bound
+    return w, products + p - int(first_product is not None), bound
 
 
 # numpy arrays whose size lies in this window run phiv with BLAS on one thread: the Krylov

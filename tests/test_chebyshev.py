@@ -157,11 +157,12 @@ def test_an_interval_too_wide_for_a_polynomial(rng):
 
 def test_steady_state_and_tiny_operators(rng):
     """A steady state (``A v_0 + v_1 = 0``: ``w_1 = 0`` and the result is ``v_0``, with
-    nothing to expand) and a 1 × 1 operator (a zero-width interval)."""
+    nothing to expand, and the one product `phiv` makes anyway gives `w_1`) and a 1 × 1
+    operator (a zero-width interval)."""
     a = sparse_1d(300)
     v0 = rng.standard_normal(300)
     w, info = expint.phiv(a, [v0, -(a @ v0)], 1e-3, tol=1e-10, method="chebyshev")
-    assert info.chebyshev and info.basis_sizes == [1] and _rel(w, v0) < 1e-13
+    assert info.chebyshev and info.matvecs == 1 and _rel(w, v0) < 1e-13  # the probe A v_0 alone
     for vs in ([np.array([2.0])], [np.array([2.0]), np.array([1.0])]):
         w, info = expint.phiv(np.array([[-3.0]]), vs, 0.5, tol=1e-12, method="chebyshev")
         assert info.chebyshev and _rel(w, _dense_reference(np.array([[-3.0]]), vs, 0.5)) < 1e-12
