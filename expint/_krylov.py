@@ -312,7 +312,8 @@ def phiv(
     method: str = "auto",
     spectrum: tuple[float, float] | None = None,
 ) -> PhivResult:
-    r"""Compute $w = \sum_{k=0}^{p} t^k \varphi_k(tA) v_k$ by adaptive Krylov.
+    r"""Compute $w = \sum_{k=0}^{p} t^k \varphi_k(tA) v_k$ by adaptive Krylov, or for a
+    Hermitian ``A`` with a known spectral interval by a Chebyshev expansion.
 
     Parameters
     ----------
