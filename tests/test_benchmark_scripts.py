@@ -60,3 +60,14 @@ def test_chebyshev_benchmark_runs_and_auto_follows_its_rule():
         rough, picked = float(cells[3]), cells[8].strip()
         expected = "Chebyshev" if rough >= 0.01 else "Lanczos"
         assert picked == expected, (cells, text)
+
+
+@pytest.mark.slow
+def test_krylov_benchmark_prints_both_expint_configurations():
+    """`benchmarks/krylov_phiv.py` at a tiny size: the summary has the raw-matrix and
+    `Sparse` columns and a ratio for every cell the docs quote."""
+    text = _run("krylov_phiv.py", "--sizes", "16", "--tols", "1e-6,1e-10")
+    summary = text.split("time to reach a relative error")[1].split("products with the operator")[0]
+    rows = [line for line in summary.splitlines() if line.startswith("| 16² |")]
+    assert len(rows) == 4, text  # exp and phi2 at two target errors
+    assert all(float(row.split("|")[-2]) > 0 for row in rows), text
