@@ -549,8 +549,8 @@ def _chebyshev(
 ) -> PhivResult | None:
     """The Chebyshev path of `phiv` (``vs`` sign-adjusted for ``t < 0`` like ``amul``;
     ``first`` = ``amul(v_0[0])``): its result, or None where ``method="auto"`` leaves
-    the call to Krylov (``p > 0``, no interval, a smooth vector, or an expansion that
-    cannot meet ``tol``).  ``method="chebyshev"`` raises instead.  The interval is
+    the call to Krylov (no interval, a smooth ``v_0``, or an expansion that cannot meet
+    ``tol``).  ``method="chebyshev"`` raises instead.  The interval is
     looked up only when needed: Gershgorin's costs a pass over the matrix's entries."""
     forced = method == "chebyshev"
     if not hermitian:
@@ -565,27 +565,11 @@ def _chebyshev(
     lo, hi = interval if t > 0 else (-interval[1], -interval[0])
     if not forced and not prefer_chebyshev(_row_norms(first)[0], _row_norms(vs[0][:1])[0], lo, hi):
         return None
-    eps = _unit_roundoff(vs[0])
     try:
         with _one_blas_thread(vs[0]):
-            if len(vs) == 1:
-                w, products, bound = chebyshev_phiv(
-                    amul, vs, abs(t), lo, hi, tol, eps, _row_norms, first_product=first if single else None
-                )
-            else:
-                try:
-                    # `auto` declines where rounding comes within 10× of what tol allows
-                    # (benchmarks/chebyshev_phiv.py, σ = 1: the expansion ran and missed)
-                    margin = 1.0 if forced else _AUTO_ROUNDING_MARGIN
-                    w, products, bound = _chebyshev_single_vector(
-                        amul, vs, abs(t), lo, hi, tol, eps, margin, first if single else None
-                    )
-                except ChebyshevUnfit:
-                    if not forced:
-                        raise
-                    # the cancellation of the single-vector form rules out tol: expand
-                    # every term on its own vector (a block), which has none
-                    w, products, bound = chebyshev_phiv(amul, vs, abs(t), lo, hi, tol, eps, _row_norms)
+            w, products, bound = _chebyshev_expand(
+                amul, vs, abs(t), lo, hi, tol, forced, first if single else None
+            )
     except ChebyshevUnfit as exc:
         if forced:
             raise ValueError(f"method='chebyshev' cannot meet tol here: {exc}; use method='krylov'") from None
@@ -596,6 +580,34 @@ def _chebyshev(
     info.error_estimate = bound
     info.chebyshev = True
     return PhivResult(w[0] if single else w, info)
+
+
+def _chebyshev_expand(
+    amul: Callable[[Any], Any],
+    vs: list[Any],
+    t: float,
+    lo: float,
+    hi: float,
+    tol: float,
+    forced: bool,
+    first: Any,
+) -> tuple[Any, int, float]:
+    """The expansion itself (``t > 0``): a pure exponential directly; a φ-combination
+    through the single-vector form, and where forced and that form's cancellation rules
+    out ``tol``, every term on its own vector (a block, which has none).  ``first``:
+    ``A v_0`` for a single row, else None.  Raises `ChebyshevUnfit`."""
+    eps = _unit_roundoff(vs[0])
+    if len(vs) == 1:
+        return chebyshev_phiv(amul, vs, t, lo, hi, tol, eps, _row_norms, first_product=first)
+    # `auto` declines where rounding comes within 10× of what tol allows
+    # (benchmarks/chebyshev_phiv.py, σ = 1: the expansion ran and missed)
+    margin = 1.0 if forced else _AUTO_ROUNDING_MARGIN
+    try:
+        return _chebyshev_single_vector(amul, vs, t, lo, hi, tol, eps, margin, first)
+    except ChebyshevUnfit:
+        if not forced:
+            raise
+    return chebyshev_phiv(amul, vs, t, lo, hi, tol, eps, _row_norms)
 
 
 def _chebyshev_single_vector(
