@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import array_namespace, is_array, to_like, to_numpy
+from ._backend import array_namespace, is_array, is_torch_array, to_like, to_numpy
 
 _SAFETY = 0.9
 _FAC_MAX = 5.0
@@ -144,7 +144,9 @@ class ErrorNorm:
         self.kind = tol.norm
 
     def __call__(self, err: Any, y: Any, y_new: Any) -> float:
-        return float(scaled_error(err, y, y_new, self.rtol, self.atol, self.kind))
+        value = scaled_error(err, y, y_new, self.rtol, self.atol, self.kind)
+        # the step size is not differentiated through: read the norm without autograd
+        return float(value.detach() if is_torch_array(value) else value)
 
 
 def scaled_error(

@@ -138,6 +138,8 @@ def any_true(mask: Any) -> bool:
     """``bool(mask.any())`` for numpy arrays and torch tensors."""
     if is_torch_array(mask):
         return bool(mask.any().item())
+    if isinstance(mask, np.ndarray):
+        return bool(mask.any())  # the method: half the cost of np.any's dispatch on small arrays
     return bool(np.any(mask))
 
 

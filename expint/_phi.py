@@ -40,6 +40,7 @@ import numpy as np
 
 from ._backend import (
     Array,
+    any_true,
     array_namespace,
     as_array,
     cast_back,
@@ -96,29 +97,35 @@ def _expm1_complex(xp: Any, z: Any) -> Any:
     return make_complex(re, im)
 
 
+@cache
+def _inverse_factorials(k: int) -> tuple[float, ...]:
+    """``1/(j + k)!`` for the Taylor terms of φ_k, highest first (Horner's order)."""
+    return tuple(1.0 / math.factorial(j + k) for j in reversed(range(_taylor_terms(k) + 1)))
+
+
 def _taylor(xp: Any, z: Any, k: int) -> Any:
-    inv_fact = [1.0 / math.factorial(j + k) for j in range(_taylor_terms(k) + 1)]
-    acc = xp.zeros_like(z) + inv_fact[-1]
-    for c in reversed(inv_fact[:-1]):
-        acc = acc * z + c
+    coefs = _inverse_factorials(k)
+    acc = xp.zeros_like(z) + coefs[0]
+    for c in coefs[1:]:
+        # in place: the same two roundings per step as ``acc * z + c``, without two
+        # temporaries per step (on small arrays the allocations are the cost)
+        acc *= z
+        acc += c
     return acc
 
 
 def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
     """φ_0..φ_kmax by the forward recurrence, overflow-safe for ``Re z > 700``."""
-    shift = xp.clip(xp.real(z) - _RE_SHIFT, min=0.0)
-    shifted = shift > 0
-    scaled_exp = xp.exp(z - shift)  # e^{z-s}
-    if is_complex(z):
-        em1 = _expm1_complex(xp, z)
-    else:
-        em1 = xp.expm1(z)
-    # u_j = e^{-s} φ_j(z); for s = 0 these are the φ_j themselves
-    if not bool(xp.any(shifted)):  # the common case: plain recurrence, no rescaling
-        u = [scaled_exp, em1 / z]
+    shifted = xp.real(z) > _RE_SHIFT
+    em1 = _expm1_complex(xp, z) if is_complex(z) else xp.expm1(z)
+    if not any_true(shifted):  # the common case: plain recurrence, no rescaling
+        u = [xp.exp(z), em1 / z]
         for j in range(1, kmax):
             u.append((u[j] - 1.0 / math.factorial(j)) / z)
         return u[: kmax + 1]
+    # u_j = e^{-s} φ_j(z) with s = max(Re z − 700, 0)
+    shift = xp.clip(xp.real(z) - _RE_SHIFT, min=0.0)
+    scaled_exp = xp.exp(z - shift)  # e^{z-s}
     u = [scaled_exp, xp.where(shifted, (scaled_exp - xp.exp(-shift)) / z, em1 / z)]
     for j in range(1, kmax):
         u.append((u[j] - xp.exp(-shift) / math.factorial(j)) / z)
@@ -142,7 +149,7 @@ def _phi_all_work(kmax: int, z: Any) -> Any:
         for k in range(kmax, 0, -1):
             inside = absz < _switch_radius(k)
             val = xp.where(inside, zero, rec[k])
-            if bool(xp.any(inside)):
+            if any_true(inside):
                 if upper is None:
                     # the Taylor series (~20–40 Horner steps) for the highest index only,
                     # and only where it is used: on stiff spectra most entries lie outside
@@ -155,6 +162,8 @@ def _phi_all_work(kmax: int, z: Any) -> Any:
             vals[k] = val
         out = vals
     res = xp.stack(out, axis=0)
+    if not any_true(xp.real(z) == math.inf):
+        return res
     if not is_complex(z):
         # φ_k(+inf) = +inf for every k; the recurrence would produce inf - inf there
         res = xp.where(z == math.inf, xp.full_like(res, math.inf), res)

@@ -22,6 +22,7 @@ from ._backend import (
     is_array,
     is_inexact,
     is_on_accelerator,
+    is_torch_array,
     same_array_type,
     stack,
     to_numpy,
@@ -250,8 +251,11 @@ class _FiniteWatch:
             return None if np.isfinite(y).all() else i
         # one reduction: a sum is finite only if every entry is (a finite sum that
         # overflows is caught by the full check)
+        total = y.sum()
+        if is_torch_array(total):
+            total = total.detach()  # a state differentiated through (Diagonal) reads back without a warning
         with np.errstate(over="ignore", invalid="ignore"):
-            finite = cmath.isfinite(complex(y.sum())) or all_finite(y)
+            finite = cmath.isfinite(complex(total)) or all_finite(y)
         return None if finite else i
 
 
