@@ -4,6 +4,9 @@ the interval it reads, and the errors it raises."""
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -402,3 +405,57 @@ def test_torch_path_reads_back_a_fixed_number_of_values(monkeypatch, rng):
         assert _rel(w.numpy(), exact_phiv(1, 400, [v.numpy()], t)) <= 1e-10
     (few, first), (many, second) = seen
     assert many >= 2.5 * few and max(first, second) <= 8, seen
+
+
+# ---------------------------------------------------------------------------------------
+# end to end on random Hermitian matrices
+
+
+@settings(max_examples=int(os.environ.get("EXPINT_FUZZ_EXAMPLES", "40")), deadline=None)
+@given(
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**31),
+    decades=st.integers(-2, 3),
+    lift=st.floats(-1.0, 0.3),
+    p=st.integers(0, 3),
+    t=st.sampled_from([-2.0, -0.01, 1e-3, 0.1, 1.0, 4.0]),
+    tol=st.sampled_from([1e-4, 1e-8, 1e-11]),
+    method=st.sampled_from(["auto", "chebyshev", "krylov"]),
+    layout=st.sampled_from(["dense", "csr", "complex"]),
+    rough=st.booleans(),
+)
+def test_phiv_meets_tol_on_random_hermitian_matrices(
+    n, seed, decades, lift, p, t, tol, method, layout, rough
+):
+    """Any Hermitian ``A`` (``tA``'s spectrum of width up to 1e3, up to 300 of it
+    positive), any vectors, ``t`` of either sign, every method: the result is within ``tol`` of the
+    eigendecomposition's, up to the rounding of the intermediate quantities
+    (``ε‖tA‖`` times their size, docs/operators.md, *Accuracy limit*), or a forced
+    Chebyshev expansion declines with a ValueError that says why."""
+    rng = np.random.default_rng(seed)
+    stiffness = 10.0**decades  # the width of tA's spectrum, [(lift − 1)·S, lift·S]
+    lam = (rng.uniform(-stiffness, 0.0, n) + lift * stiffness) / t
+    g = rng.standard_normal((n, n))
+    q, _ = np.linalg.qr(g + 1j * rng.standard_normal((n, n)) if layout == "complex" else g)
+    a = (q * lam) @ q.conj().T
+    a = 0.5 * (a + a.conj().T)  # exactly Hermitian, as the detection requires
+    x = np.linspace(0.0, 1.0, n)
+    vs = [
+        np.sin(np.pi * (k + 1) * x) + (rng.standard_normal(n) if rough else 0.0) + 0j * (layout == "complex")
+        for k in range(p + 1)
+    ]
+    if layout != "complex":
+        vs = [v.real for v in vs]
+    op = sp.csr_matrix(a) if layout == "csr" else a
+    ref = _dense_reference(a, vs, t)
+    try:
+        w = expint.phiv(op, vs, t, tol=tol, method=method).w
+    except ValueError as exc:
+        assert method == "chebyshev" and "cannot meet tol" in str(exc), exc
+        return
+    lam_true = np.linalg.eigvalsh(a)
+    size = sum(abs(t) ** k / math.factorial(k) * np.linalg.norm(v) for k, v in enumerate(vs))
+    growth = max(1.0, float(np.exp(np.max(t * lam_true))))
+    floor = 100 * np.finfo(float).eps * (1.0 + abs(t) * np.max(np.abs(lam_true))) * size * growth
+    err = float(np.linalg.norm(w - ref))
+    assert err <= 10 * tol * np.linalg.norm(ref) + floor, (err, np.linalg.norm(ref), floor)
