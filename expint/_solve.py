@@ -251,10 +251,10 @@ class _FiniteWatch:
             return None if np.isfinite(y).all() else i
         # one reduction: a sum is finite only if every entry is (a finite sum that
         # overflows is caught by the full check)
-        total = y.sum()
-        if is_torch_array(total):
-            total = total.detach()  # a state differentiated through (Diagonal) reads back without a warning
         with np.errstate(over="ignore", invalid="ignore"):
+            total = y.sum()
+            if is_torch_array(total):
+                total = total.detach()  # a state differentiated through (Diagonal): no warning
             finite = cmath.isfinite(complex(total)) or all_finite(y)
         return None if finite else i
 

@@ -196,6 +196,21 @@ def test_batches_are_refused_with_a_way_out():
         expint.solve(bp.problem, np.stack([bp.y0, bp.y0]), (0.0, 1.0), scheme="exprb32", n_steps=2)
 
 
+@pytest.mark.parametrize(("name", "nodes"), [("exprb32", 1), ("exprb43", 2)])
+def test_a_formed_jacobian_gets_one_phi_evaluation_per_node_and_step(monkeypatch, name, nodes):
+    """On the eigendecomposed J_n each node's φ_0…φ_K come from one evaluation per step:
+    exprb43 asks for φ_2 at c = 1 in its third stage and φ_4 in the update, and used to
+    evaluate that node twice."""
+    import expint._operators as operators
+
+    calls = []
+    real_phi_all = operators.phi_all
+    monkeypatch.setattr(operators, "phi_all", lambda k, z: calls.append(k) or real_phi_all(k, z))
+    bp = problems.allen_cahn()
+    sol = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme=name, n_steps=10)
+    assert sol.success and len(calls) == nodes * 10, calls
+
+
 def test_catalogue_records():
     for name, order, emb in (("exprb32", 3, 2), ("exprb43", 4, 3)):
         s = expint.schemes.get(name)

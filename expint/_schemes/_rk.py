@@ -206,11 +206,20 @@ def _is_identity(expr: PhiExpr) -> bool:
 
 
 def _combine_grouped(
-    linear: Any, h: float, t: float, u: Any, exp_expr: PhiExpr, parts: list[tuple[Any, PhiExpr]]
+    linear: Any,
+    h: float,
+    t: float,
+    u: Any,
+    exp_expr: PhiExpr,
+    parts: list[tuple[Any, PhiExpr]],
+    top_index: dict[tuple[float, float], int] | None = None,
 ) -> Any:
     """Σ over (c, s) groups of φ_k(c h L) W_k, one Krylov call per group.
 
-    ``exp_expr`` multiplies ``u``; each part is ``(vector, expr)``.
+    ``exp_expr`` multiplies ``u``; each part is ``(vector, expr)``.  ``top_index``
+    (operators that cache φ_0…φ_K per node, not Krylov): the highest index the caller
+    will ask for at each ``(c, s)`` in this step, requested on the first call so that
+    one evaluation serves the step.
     """
     groups: dict[tuple[float, float], dict[int, Any]] = {}
 
@@ -229,7 +238,8 @@ def _combine_grouped(
         if c == 0.0:  # φ_k(0) = 1/k!
             val = sum(w / math.factorial(k) for k, w in ks.items())
         else:
-            ws = [ks.get(k) for k in range(max(ks) + 1)]
+            top = max(ks) if top_index is None else max(max(ks), top_index.get((c, s), 0))
+            ws = [ks.get(k) for k in range(top + 1)]
             val = linear.phi_combination(h, c, ws, t + s * h)
         out = val if out is None else out + val
     return out

@@ -169,6 +169,16 @@ class RosenbrockStepper:
         self.krylov_matvecs = 0
         self._batched: dict[str, bool] = {}  # whether `nonlinear`/`jvp` take a batch (once known)
         self._l_matrix: np.ndarray | None = None  # L on the real view, for the formed J_n
+        # the highest φ index at each node over a whole step: a formed J_n then gets its
+        # φ_0…φ_K at a node from one evaluation per step, not one per stage that needs
+        # a higher index than the last
+        self._top_index: dict[tuple[float, float], int] = {}
+        exprs = [P(1), P(2), *tableau.a.values(), *tableau.b, *tableau.b_err]
+        exprs += [P(k, c) for c in tableau.c[1:] for k in (1, 2)]
+        for expr in exprs:
+            if isinstance(expr, PhiExpr):
+                for cs, ks in expr.groups().items():
+                    self._top_index[cs] = max(self._top_index.get(cs, 0), max(ks))
 
     def _n(self, t: float, u: Any) -> Any:
         self.nfev += u.shape[0] if u.ndim > 1 else 1  # a batch of states counts each
@@ -240,6 +250,7 @@ class RosenbrockStepper:
             return view.real(lin.apply(w, t) + jv(w))
 
         jac = self._operator(matvec, m, jn, view, t)
+        top = None if isinstance(jac, MatrixFree) else self._top_index  # Krylov: no padding
 
         def g(tt: float, y: Any) -> Any:  # the remainder g_n(t, y) up to the constant g_n(t_n, u_n)
             out = self._n(tt, y) - jv(y) - v_n * (tt - t)
@@ -253,15 +264,15 @@ class RosenbrockStepper:
             ci = self.tab.c[i]
             parts = [(fr, h * ci * P(1, ci)), (vr, h * h * ci * ci * P(2, ci))]
             parts += [(defects[j], h * a) for (ii, j), a in self.tab.a.items() if ii == i]
-            stage = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts))
+            stage = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top))
             defects.append(view.real(g(t + ci * h, stage) - g0))
         parts = [(fr, h * P(1)), (vr, h * h * P(2))]
         parts += [(defects[i], h * b) for i, b in enumerate(self.tab.b) if b]
-        u_new = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts))
+        u_new = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top))
         err = None
         if with_error:
             eparts = [(defects[i], h * e) for i, e in enumerate(self.tab.b_err) if e]
-            err = view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), eparts))
+            err = view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), eparts, top))
         if isinstance(jac, MatrixFree):
             self.krylov_matvecs += jac.krylov_info.matvecs
         return u_new, err
