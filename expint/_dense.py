@@ -10,8 +10,11 @@ $$
 
 of order `ExpRKTableau.dense_order` (3 for the fourth-order schemes) uniformly in
 ``θ ∈ [0, 1]``: no point is added to the step sequence, and ``θ = 1`` reproduces the
-step.  The object keeps every step's start state and stage values (``stages + 1``
-states per step), so memory grows with the number of steps.
+step.  The exponential Adams schemes integrate their interpolant of ``N`` over the
+part of the step instead (order ``q``; `expint._schemes._multistep`).  The object keeps
+every step's start state and what the stepper's ``dense`` needs of it (stage values,
+or references to the values of ``N`` an Adams step interpolates), so memory grows with
+the number of steps.
 """
 
 from __future__ import annotations

@@ -316,8 +316,10 @@ def solve(
     dense_output : bool
         Keep each step's stage values and return ``Solution.sol``, a callable giving
         the state anywhere in ``t_span`` from the continuous extension of the scheme
-        (order 3 for the fourth-order ETD schemes, 2 for ``etd2rk``/``etd3rk``; Lawson
-        and multistep schemes have none).  Memory: ``stages + 1`` states per step.
+        (`Scheme.dense_order`: 3 for the fourth-order ETD schemes, 2 for
+        ``etd2rk``/``etd3rk``, ``q`` for the Adams schemes ``etdab{q}``; Lawson and
+        Rosenbrock schemes have none).  Memory: ``stages + 1`` states per step (Runge–Kutta),
+        references to the ``q`` interpolated values of ``N`` (Adams).
     progress : bool
         Show a tqdm progress bar.
     batch_steps : {"shared", "independent"}
@@ -380,8 +382,8 @@ def solve(
     t0, tf = _check_span(t_span)
     grid_given = [k for k, v in (("dt", dt), ("n_steps", n_steps), ("ts", ts)) if v is not None]
     adaptive = _check_mode(sch, rtol, atol, grid_given, first_step, max_step, max_steps)
-    if dense_output and not (sch.tableau is not None and sch.tableau.dense_order > 0):
-        with_dense = ", ".join(s.name for s in catalog() if s.tableau is not None and s.tableau.dense_order)
+    if dense_output and sch.dense_order == 0:
+        with_dense = ", ".join(s.name for s in catalog() if s.dense_order)
         raise ValueError(
             f"scheme {sch.name!r} has no continuous extension for dense_output; use one of {with_dense}"
         )

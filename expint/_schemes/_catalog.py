@@ -238,6 +238,16 @@ class Scheme:
         """True for an embedded pair (error-controlled steps with ``rtol``/``atol``)."""
         return self.embedded_order is not None
 
+    @property
+    def dense_order(self) -> int:
+        """Order of the continuous extension behind ``dense_output`` (0: none): the
+        tableau's for Runge–Kutta schemes (`ExpRKTableau.dense_order`), the scheme's
+        own ``q`` for the Adams schemes (their interpolant integrated over part of a
+        step); local error ``O(h^{dense_order + 1})``."""
+        if self.tableau is not None:
+            return self.tableau.dense_order
+        return self.adams_order or 0
+
     def make_stepper(
         self, linear: Any, nonlinear: Any, cache: int = 8, jvp: Any = None, jac: Any = None
     ) -> Any:

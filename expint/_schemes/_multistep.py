@@ -30,6 +30,21 @@ multiply–adds and no evaluation of ``N``: a ``q(q-1)`` pair with one evaluatio
 adds ``N(t_{n+1}, u_{n+1})`` to it.  The start-up steps are taken by the 4(3) pair
 ``krogstad43`` under the same error control, and a step may grow by at most a factor
 2 (variable-step Adams methods lose stability under large step ratios).
+
+**Continuous extension** (dense output).  The same interpolant integrated over
+``[t_n, t_n + θh]`` instead of the whole step,
+
+$$
+u(t_n + θh) ≈ e^{θhL} u_n + h \sum_j \sum_m A_{jm}\, θ^{m+1} φ_{m+1}(θhL)\, N_{n-j},
+\qquad A_{jm} = m!\,(V^{-1})_{mj},
+$$
+
+is exact for ``N`` a polynomial of degree ``< q`` in ``t``, as the step is: its error
+is ``O(h^{q+1})`` per step, so off-grid values converge at the scheme's order ``q``.
+For a start-up step the interpolant runs through the first ``q`` values of ``N`` (the
+step's own start and the ones after it, interpolation instead of extrapolation), once
+they are known; before that (a run shorter than the start-up), the starter's own
+extension serves.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +61,7 @@ from .._cache import LRUCache
 from .._interp import lagrange_monomials
 from .._operators import EvaluatedCoefficients
 from ._phiexpr import E, P, PhiExpr
-from ._rk import RKStepper, _combine_grouped
+from ._rk import RKStepper, _combine_grouped, combine_once
 
 _CACHE = 8
 
@@ -75,6 +91,17 @@ def _error_matrix(thetas: tuple[float, ...]) -> np.ndarray:
     return full - lower
 
 
+@dataclass
+class _DenseRecord:
+    """What `AdamsStepper.dense` needs of one step: the ``(t_j, N_j)`` its continuous
+    extension interpolates (for a start-up step the stepper's list of the first ``q``,
+    complete once the history is) and, for a start-up step, the starter's stage values
+    (used while that list is incomplete)."""
+
+    points: list
+    starter_stages: list | None = None
+
+
 class AdamsStepper:
     """Variable-step exponential Adams–Bashforth stepper with one-step start-up;
     `step_with_error` adds the estimate of the ``q(q-1)`` pair (module docstring)."""
@@ -100,6 +127,7 @@ class AdamsStepper:
         # small Dense operators: the last coefficient set stacked for one product
         self._fusing = self._evaluated_coefficients and getattr(linear, "fusable", False)
         self._last_fused: tuple[Any, Any] = (None, None)
+        self._first: list = []  # the first q (t, N): the start-up steps' dense output
 
     @property
     def nfev(self) -> int:
@@ -117,15 +145,43 @@ class AdamsStepper:
         if self.history:
             self._gaps.appendleft(self._last_h)
         self.history.appendleft((t, n_now))
+        if len(self._first) < self.q:
+            self._first.append((t, n_now))
 
-    def step(self, t: float, h: float, u: Any) -> Any:
+    def step(self, t: float, h: float, u: Any, stages: list | None = None) -> Any:
+        """``u(t + h)``; a list passed as ``stages`` receives what `dense` needs."""
         n_now = self.nonlinear(t, u)
         self._own_nfev += 1
         self._record(t, n_now)
         self._last_h = h
         if len(self.history) < self.q:
-            return self.starter.step(t, h, u, n0=n_now)
+            inner: list | None = None if stages is None else []
+            out = self.starter.step(t, h, u, n0=n_now, stages=inner)
+            self._note_dense(stages, inner)
+            return out
+        self._note_dense(stages)
         return self._combine(t, h, u, error=False)[0]
+
+    def _note_dense(self, stages: list | None, starter_stages: list | None = None) -> None:
+        if stages is None:
+            return
+        if starter_stages is not None:  # a start-up step
+            stages.append(_DenseRecord(self._first, starter_stages))
+        else:
+            stages.append(_DenseRecord(list(self.history)))
+
+    def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
+        """``u(t + θh)`` from a step's start ``u`` and its record in ``stages`` (module
+        docstring, *continuous extension*)."""
+        rec = stages[0]
+        if rec.starter_stages is not None and len(rec.points) < self.q:
+            return self.starter.dense(t, h, u, rec.starter_stages, theta)
+        a = adams_weight_matrix(tuple(round((tj - t) / h, 12) for tj, _ in rec.points))
+        parts = [
+            (nj, PhiExpr({(m + 1, theta, 0.0): h * float(a[j, m]) * theta ** (m + 1) for m in range(self.q)}))
+            for j, (_, nj) in enumerate(rec.points)
+        ]
+        return combine_once(self.linear, self._evaluated_coefficients, h, t, u, E(theta), parts)
 
     def step_with_error(
         self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None, coeffs: Any = None
@@ -141,7 +197,11 @@ class AdamsStepper:
         self._record(t, n0)
         self._last_h = h
         if len(self.history) < self.q:
-            return self.starter.step_with_error(t, h, u, n0, stages)
+            inner: list | None = None if stages is None else []
+            out = self.starter.step_with_error(t, h, u, n0, inner)
+            self._note_dense(stages, inner)
+            return out
+        self._note_dense(stages)
         u_new, err = self._combine(t, h, u, error=True)
         return u_new, err, None
 

@@ -121,13 +121,7 @@ class RKStepper:
         extension of the tableau (see `ExpRKTableau.dense_weights`)."""
         exp_expr, b = self.tab.dense_weights(theta)
         parts = [(stages[i], h * bi) for i, bi in enumerate(b) if bi]
-        if not self._evaluated_coefficients:
-            return _combine_grouped(self.linear, h, t, u, exp_expr, parts)
-        lin = self.linear
-        out = lin.apply_coefficient(lin.phi_expr(h, exp_expr.terms, t, u), u)
-        for vec, expr in parts:
-            out = out + lin.apply_coefficient(lin.phi_expr(h, expr.terms, t, u), vec)
-        return out
+        return combine_once(self.linear, self._evaluated_coefficients, h, t, u, exp_expr, parts)
 
     def _stages(self, t: float, h: float, u: Any, n0: Any, n_vals: list[Any]) -> Any:
         if self._evaluated_coefficients:
@@ -199,6 +193,26 @@ class RKStepper:
                 return acc
             n_vals.append(self._stage_value(i, t, h, acc, n0))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def combine_once(
+    linear: Any,
+    evaluated: bool,
+    h: float,
+    t: float,
+    u: Any,
+    exp_expr: PhiExpr,
+    parts: list[tuple[Any, PhiExpr]],
+) -> Any:
+    """``exp_expr(hL) u + Σ expr(hL) vec`` over ``parts = [(vec, expr)]`` for a one-off
+    set of weights (a continuous extension at some θ): evaluated coefficients where the
+    operator has them (``evaluated``), uncached; grouped Krylov calls otherwise."""
+    if not evaluated:
+        return _combine_grouped(linear, h, t, u, exp_expr, parts)
+    out = linear.apply_coefficient(linear.phi_expr(h, exp_expr.terms, t, u), u)
+    for vec, expr in parts:
+        out = out + linear.apply_coefficient(linear.phi_expr(h, expr.terms, t, u), vec)
+    return out
 
 
 def _is_identity(expr: PhiExpr) -> bool:
