@@ -333,12 +333,12 @@ def names() -> list[str]:
 def table() -> str:
     """The catalogue as a markdown table (what ``expint schemes`` prints)."""
     rows = [
-        "| name | family | stages | order | stiff order | embedded order | description |",
-        "|---|---|---|---|---|---|---|",
+        "| name | family | stages | order | stiff order | embedded order | dense order | description |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows += [
         f"| {s.name} | {s.family} | {s.stages} | {s.order} | {s.stiff_order} | "
-        f"{s.embedded_order or ''} | {s.description} |"
+        f"{s.embedded_order or ''} | {s.dense_order or ''} | {s.description} |"
         for s in _BY_NAME.values()
     ]
     return "\n".join(rows)
