@@ -57,7 +57,8 @@ def test_schemes_command_prints_the_catalogue(capsys):
     for s in expint.schemes.catalog():
         assert f"| {s.name} | {s.family} | {s.stages} | {s.order} | {s.stiff_order} |" in out
     # the dense-order column: blank where dense_output is refused
-    assert "| etdab5 | etdab | 1 | 5 | 5 |  | 5 |" in out and "| lawson_rk4 | lawson | 4 | 4 | 1 |  |  |" in out
+    assert "| etdab5 | etdab | 1 | 5 | 5 |  | 5 |" in out
+    assert "| lawson_rk4 | lawson | 4 | 4 | 1 |  |  |" in out
 
 
 def test_compact_reprs():
