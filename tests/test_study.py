@@ -12,7 +12,7 @@ from _optional import needs_torch
 import expint
 from expint import problems
 from expint.cli import main
-from expint.study import fit_order
+from expint.study import ConvergenceResult, fit_order
 
 H = 0.5 ** np.arange(1, 8)
 
@@ -41,6 +41,25 @@ def test_fit_floor_and_degenerate_input():
     assert math.isnan(fit_order(H[:1], err[:1]).order)
     with pytest.raises(ValueError, match="same length"):
         fit_order(H, err[:-1])
+
+
+def test_per_point_floors_and_the_rounding_of_many_steps():
+    err = 3.0 * H**5
+    floors = np.full(H.shape, 0.0)
+    floors[-2:] = err[-2:] * 2  # the finest two at the floor
+    assert fit_order(H, err, floor=floors).used == tuple(range(len(H) - 2))
+    with pytest.raises(ValueError, match="one value per point"):
+        fit_order(H, err, floor=floors[:-1])
+    # a fifth-order scheme whose two finest runs level off at the rounding of their steps
+    # (as etdab5 and whalen53 do on the NLS soliton at 2.1·n·eps): left out of the fit,
+    # the order is the truncation's, and the table says how many points it used
+    steps = [100, 200, 400, 800]
+    eps = float(np.finfo(float).eps)
+    errs = [3e-10, 3e-10 / 32, 2.1 * 400 * eps, 2.1 * 800 * eps]
+    res = ConvergenceResult("toy", (0.0, 1.0), steps, [1 / n for n in steps], {"s": errs}, unit_roundoff=eps)
+    assert abs(res.orders["s"] - 5) < 1e-9 and "5.00 (2 of 4)" in res.table() and "10·n·eps" in res.table()
+    res.unit_roundoff = 0.0  # without the rounding floor a stagnated point biases the fit
+    assert 2 in res.fits()["s"].used and abs(res.orders["s"] - 5) > 0.2
 
 
 def test_convergence_study_observes_the_classical_orders(tmp_path):

@@ -28,11 +28,12 @@ class OrderFit:
     used: tuple[int, ...]
 
 
-def fit_order(h: Sequence[float], errors: Sequence[float], floor: float = 0.0) -> OrderFit:
+def fit_order(h: Sequence[float], errors: Sequence[float], floor: float | Sequence[float] = 0.0) -> OrderFit:
     r"""Order $p$ in ``error ≈ C h^p`` from the asymptotic range of a refinement.
 
-    Points that are not finite or not above ``floor`` (e.g. ten times the reference's
-    accuracy: below it, errors measure the reference) are dropped.  The asymptotic
+    Points that are not finite or not above ``floor`` (a number, or one per point: e.g.
+    ten times the reference's accuracy, below which errors measure the reference, or the
+    rounding that ``n`` steps accumulate) are dropped.  The asymptotic
     range is then the longest run of consecutive step sizes whose local slopes
     ``Δ log(error) / Δ log(h)`` all lie within 0.5 of their median — which leaves out
     pre-asymptotic coarse steps (instability, no convergence yet) and fine steps where
@@ -43,7 +44,13 @@ def fit_order(h: Sequence[float], errors: Sequence[float], floor: float = 0.0) -
     hh, ee = np.asarray(h, dtype=float), np.asarray(errors, dtype=float)
     if hh.shape != ee.shape or hh.ndim != 1:
         raise ValueError("h and errors must be 1-D sequences of the same length")
-    idx = [int(i) for i in np.argsort(-hh) if np.isfinite(ee[i]) and ee[i] > floor and hh[i] > 0]
+    ff = np.asarray(floor, dtype=float)
+    if ff.ndim and ff.shape != hh.shape:
+        raise ValueError(
+            f"floor must be a number or one value per point of h ({hh.size}), got shape {ff.shape}"
+        )
+    ff = np.broadcast_to(ff, hh.shape)
+    idx = [int(i) for i in np.argsort(-hh) if np.isfinite(ee[i]) and ee[i] > ff[i] and hh[i] > 0]
     if len(idx) < 2:
         return OrderFit(math.nan, tuple(sorted(idx)))
     slopes = [float(np.log(ee[a] / ee[b]) / np.log(hh[a] / hh[b])) for a, b in itertools.pairwise(idx)]

@@ -39,6 +39,9 @@ class ConvergenceResult:
         Estimated relative error of the reference (NaN if unknown).
     reference : str
         How the reference was computed.
+    unit_roundoff : float
+        ``eps`` of the state's dtype (0 if unknown): ``n`` steps accumulate relative
+        rounding errors of order ``n·eps``, which no refinement can get below.
     """
 
     problem: str
@@ -50,11 +53,21 @@ class ConvergenceResult:
     seconds: dict[str, list[float]] = field(default_factory=dict)
     reference_accuracy: float = math.nan
     reference: str = ""
+    unit_roundoff: float = 0.0
+
+    def floors(self) -> list[float]:
+        """Per step count, the error below which a point is left out of the order fit:
+        10× the reference's accuracy (below it the error measures the reference) or
+        ``10·n·eps``, the rounding of ``n`` steps (``expint study nls --schemes
+        etdab5,whalen53``: both level off at 6.0e-13 = 2.1·n·eps with 1257 steps),
+        whichever is larger."""
+        ref = 10 * self.reference_accuracy if math.isfinite(self.reference_accuracy) else 0.0
+        return [max(ref, 10 * n * self.unit_roundoff) for n in self.steps]
 
     def fits(self) -> dict[str, OrderFit]:
-        """Order fits per scheme (errors below 10× the reference's accuracy excluded)."""
-        floor = 10 * self.reference_accuracy if math.isfinite(self.reference_accuracy) else 0.0
-        return {name: fit_order(self.h, errs, floor) for name, errs in self.errors.items()}
+        """Order fits per scheme (errors at or below `floors` excluded)."""
+        floors = self.floors()
+        return {name: fit_order(self.h, errs, floors) for name, errs in self.errors.items()}
 
     @property
     def orders(self) -> dict[str, float]:
@@ -65,11 +78,19 @@ class ConvergenceResult:
         """Markdown table: one row per scheme, one column per step size, the order."""
         head = "| scheme | " + " | ".join(f"h = {h:.3g}" for h in self.h) + " | observed order |"
         lines = [head, "|---|" + "---|" * (len(self.h) + 1)]
+        partial = False
         for name, f in self.fits().items():
             cells = " | ".join(_cell(e) for e in self.errors[name])
-            lines.append(f"| {name} | {cells} | {f.order:.2f} |")
+            used = "" if len(f.used) == len(self.h) else f" ({len(f.used)} of {len(self.h)})"
+            partial |= bool(used)
+            lines.append(f"| {name} | {cells} | {f.order:.2f}{used} |")
         acc = f"{self.reference_accuracy:.1e}" if math.isfinite(self.reference_accuracy) else "unknown"
         lines.append(f"\nreference: {self.reference}; its estimated accuracy: {acc}")
+        if partial:
+            lines.append(
+                "(k of m): the order is fitted on k step sizes; the others are pre-asymptotic or "
+                "below the error floor (10× the reference's accuracy, or the rounding of n steps, 10·n·eps)"
+            )
         return "\n".join(lines)
 
     def to_json(self, path: str | Path | None = None) -> str:

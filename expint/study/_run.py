@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import finfo_of
 from .._problem import SemilinearProblem
 from .._schemes._catalog import Scheme, get
 from .._solve import solve
@@ -142,6 +143,7 @@ def convergence(
     length = abs(span[1] - span[0])
     res = ConvergenceResult(name, span, counts, [length / n for n in counts])
     res.reference_accuracy, res.reference = ref.accuracy, ref.description
+    res.unit_roundoff = float(finfo_of(y0).eps)
     bar = _bar(progress, len(schs) * len(counts), f"convergence {name}")
     for sch in schs:
         errs, nfev, secs = [], [], []
