@@ -317,9 +317,10 @@ def solve(
         Keep each step's stage values and return ``Solution.sol``, a callable giving
         the state anywhere in ``t_span`` from the continuous extension of the scheme
         (`Scheme.dense_order`: 3 for the fourth-order ETD schemes, 2 for
-        ``etd2rk``/``etd3rk``, ``q`` for the Adams schemes ``etdab{q}``; Lawson and
-        Rosenbrock schemes have none).  Memory: ``stages + 1`` states per step (Runge–Kutta),
-        references to the ``q`` interpolated values of ``N`` (Adams).
+        ``etd2rk``/``etd3rk``, ``q`` for the Adams schemes ``etdab{q}``, 3 and 4 for
+        ``exprb32``/``exprb43``; Lawson schemes have none).  Memory: ``stages + 1``
+        states per step (Runge–Kutta, Rosenbrock), references to the ``q`` interpolated
+        values of ``N`` (Adams).
     progress : bool
         Show a tqdm progress bar.
     batch_steps : {"shared", "independent"}

@@ -211,6 +211,27 @@ def test_a_formed_jacobian_gets_one_phi_evaluation_per_node_and_step(monkeypatch
     assert sol.success and len(calls) == nodes * 10, calls
 
 
+@pytest.mark.parametrize("name", ["exprb32", "exprb43"])
+def test_continuous_extension_has_the_local_order_of_the_step(name):
+    """One step from ``t = 0`` and the extension at ``θ = 0.3, 0.5``: local errors
+    ``O(h^{p+1})`` (what `RosenbrockTableau.dense_order` = p claims), and ``θ = 1`` is
+    the step itself (``J_n`` formed again from the step's start gives the same matrix)."""
+    bp = problems.nonstiff()
+    scheme = expint.schemes.get(name)
+    stepper = scheme.make_stepper(bp.problem.linear, bp.problem.nonlinear)
+    hs = (0.2, 0.1, 0.05)
+    for theta in (0.3, 0.5):
+        errs = []
+        for h in hs:
+            record: list = []
+            u1 = stepper.step(0.0, h, bp.y0, stages=record)
+            np.testing.assert_allclose(stepper.dense(0.0, h, bp.y0, record, 1.0), u1, rtol=1e-13, atol=1e-15)
+            exact = expint.solve(bp.problem, bp.y0, (0.0, theta * h), scheme="hochost4", n_steps=400).y[-1]
+            errs.append(np.max(np.abs(stepper.dense(0.0, h, bp.y0, record, theta) - exact)))
+        local = np.log2(errs[1] / errs[2])
+        assert local > scheme.rosenbrock.dense_order + 1 - 0.3, (theta, errs)
+
+
 def test_catalogue_records():
     for name, order, emb in (("exprb32", 3, 2), ("exprb43", 4, 3)):
         s = expint.schemes.get(name)

@@ -242,10 +242,13 @@ class Scheme:
     def dense_order(self) -> int:
         """Order of the continuous extension behind ``dense_output`` (0: none): the
         tableau's for Runge–Kutta schemes (`ExpRKTableau.dense_order`), the scheme's
-        own ``q`` for the Adams schemes (their interpolant integrated over part of a
-        step); local error ``O(h^{dense_order + 1})``."""
+        own order for the Adams schemes (their interpolant integrated over part of a
+        step) and the Rosenbrock pairs (`RosenbrockTableau.dense_order`); local error
+        ``O(h^{dense_order + 1})``."""
         if self.tableau is not None:
             return self.tableau.dense_order
+        if self.rosenbrock is not None:
+            return self.rosenbrock.dense_order
         return self.adams_order or 0
 
     def make_stepper(

@@ -64,6 +64,13 @@ class PhiExpr:
         parts = [f"{v:+g}·φ{k}({c:g}z)" + (f"@{s:g}" if s else "") for (k, c, s), v in self.terms.items()]
         return " ".join(parts) or "0"
 
+    def over_fraction(self, theta: float) -> PhiExpr:
+        """The weight over the first fraction ``θ`` of the step: every ``φ_k(cz)``
+        (started at ``s``) becomes ``θ^k φ_k(θcz)`` (started at ``θs``), which turns
+        ``∫_0^h e^{(h−σ)L} σ^{k−1}/(k−1)! dσ = h^k φ_k(hL)`` into the same integral over
+        ``[0, θh]`` — the continuous extensions of the one-step schemes."""
+        return PhiExpr({(k, c * theta, s * theta): coef * theta**k for (k, c, s), coef in self.terms.items()})
+
     # evaluation ---------------------------------------------------------------------
     @property
     def kmax(self) -> int:

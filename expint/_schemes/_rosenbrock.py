@@ -82,6 +82,15 @@ class RosenbrockTableau:
                 tuple(bi - ei for bi, ei in zip(self.b, self.b_err, strict=True)), self.embedded_order, z, "b̂"
             )
 
+    @property
+    def dense_order(self) -> int:
+        """Order of the continuous extension (`RosenbrockStepper.dense`): the step's own.
+        Its weights over ``[0, θh]`` satisfy the quadrature conditions checked above at
+        every ``θ`` (``φ_k(z) ↦ θ^k φ_k(θz)`` maps each side onto the other), and the
+        local errors measured in tests/test_rosenbrock.py are ``O(h^{p+1})`` at
+        ``θ = 0.3`` and ``0.5`` for both pairs."""
+        return self.order
+
     def _check(self, b: tuple[PhiExpr, ...], order: int, z: complex, which: str) -> None:
 
         def val(e: PhiExpr) -> complex:
@@ -141,6 +150,21 @@ class _RealView:
             return x
         n = x.shape[-1] // 2
         return make_complex(x[..., :n], x[..., n:])
+
+
+@dataclass
+class _Linearisation:
+    """One step's linearisation: the real view, ``J_n`` as an operator, ``F_n`` and
+    ``v_n`` on the real view, the remainder ``g`` and ``g_0 = g(t_n, u_n)``, and the
+    highest φ index per node to request (None for Krylov)."""
+
+    view: _RealView
+    jac: Any
+    fr: Any
+    vr: Any
+    g: Any
+    g0: Any
+    top: dict[tuple[float, float], int] | None
 
 
 class RosenbrockStepper:
@@ -210,23 +234,64 @@ class RosenbrockStepper:
 
         return fd
 
-    def step(self, t: float, h: float, u: Any, n0: Any = None) -> Any:
-        return self._step(t, h, u, n0, with_error=False)[0]
+    def step(self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None) -> Any:
+        """``u(t + h)``; a list passed as ``stages`` receives what `dense` needs."""
+        return self._step(t, h, u, n0, with_error=False, stages=stages)[0]
 
     def step_with_error(
         self, t: float, h: float, u: Any, n0: Any = None, stages: list | None = None
     ) -> tuple:
-        u_new, err = self._step(t, h, u, n0, with_error=True)
+        u_new, err = self._step(t, h, u, n0, with_error=True, stages=stages)
         return u_new, err, None
 
-    def _step(self, t: float, h: float, u: Any, n0: Any, with_error: bool) -> tuple[Any, Any]:
+    def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
+        r"""``u(t + θh)`` from a step's start ``u`` and its record: the step's weights
+        over the fraction ``θ`` (`PhiExpr.over_fraction`) on the same ``J_n``, ``F_n``,
+        ``v_n`` and defects ``D_i``.  ``J_n`` is formed again from ``u`` (the record keeps
+        ``N(t, u)`` and the defects, not an ``n × n`` matrix per step), the same way the
+        step formed it."""
+        n_u, defects = stages[0]
+        lin = self._linearise(t, u, n_u)
+        parts = [(lin.fr, h * P(1).over_fraction(theta)), (lin.vr, h * h * P(2).over_fraction(theta))]
+        parts += [(defects[i], h * b.over_fraction(theta)) for i, b in enumerate(self.tab.b) if b]
+        return u + lin.view.back(_combine_grouped(lin.jac, h, t, lin.fr * 0, PhiExpr(), parts))
+
+    def _step(
+        self, t: float, h: float, u: Any, n0: Any, with_error: bool, stages: list | None = None
+    ) -> tuple[Any, Any]:
         if u.ndim != 1:
             raise ValueError(
                 f"scheme {self.tab.name!r} integrates one state at a time (shape (n,)); each state of a "
                 "batch has its own Jacobian — loop over the batch, or use an exponential Runge–Kutta scheme"
             )
-        lin = self.linear
         n_u = self._n(t, u) if n0 is None else n0
+        lin = self._linearise(t, u, n_u)
+        view, jac, fr, vr, top = lin.view, lin.jac, lin.fr, lin.vr, lin.top
+        defects: list[Any] = [None]
+        for i in range(1, self.tab.stages):
+            ci = self.tab.c[i]
+            parts = [(fr, h * ci * P(1, ci)), (vr, h * h * ci * ci * P(2, ci))]
+            parts += [(defects[j], h * a) for (ii, j), a in self.tab.a.items() if ii == i]
+            stage = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top))
+            defects.append(view.real(lin.g(t + ci * h, stage) - lin.g0))
+        parts = [(fr, h * P(1)), (vr, h * h * P(2))]
+        parts += [(defects[i], h * b) for i, b in enumerate(self.tab.b) if b]
+        u_new = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top))
+        err = None
+        if with_error:
+            eparts = [(defects[i], h * e) for i, e in enumerate(self.tab.b_err) if e]
+            err = view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), eparts, top))
+        if isinstance(jac, MatrixFree):
+            self.krylov_matvecs += jac.krylov_info.matvecs
+        if stages is not None:
+            stages.append((n_u, defects))
+        return u_new, err
+
+    def _linearise(self, t: float, u: Any, n_u: Any) -> _Linearisation:
+        """``J_n`` (as the operator the φ-functions act on), ``F_n``, ``v_n`` and the
+        remainder ``g_n`` at ``(t, u)`` (module docstring); deterministic in its inputs,
+        so `dense` gets the step's own ``J_n`` back."""
+        lin = self.linear
         view = _RealView(is_complex(u))
         m = 2 * u.shape[-1] if view.on else u.shape[-1]
         jn = (
@@ -250,7 +315,6 @@ class RosenbrockStepper:
             return view.real(lin.apply(w, t) + jv(w))
 
         jac = self._operator(matvec, m, jn, view, t)
-        top = None if isinstance(jac, MatrixFree) else self._top_index  # Krylov: no padding
 
         def g(tt: float, y: Any) -> Any:  # the remainder g_n(t, y) up to the constant g_n(t_n, u_n)
             out = self._n(tt, y) - jv(y) - v_n * (tt - t)
@@ -258,24 +322,8 @@ class RosenbrockStepper:
             return out + (lin.apply(y, tt) - lin.apply(y, t)) if lin.time_dependent else out
 
         g0 = n_u - jv(u)  # g(t_n, u_n) without evaluating N again (the L terms cancel)
-        fr, vr = view.real(f_n), view.real(v_n)
-        defects: list[Any] = [None]
-        for i in range(1, self.tab.stages):
-            ci = self.tab.c[i]
-            parts = [(fr, h * ci * P(1, ci)), (vr, h * h * ci * ci * P(2, ci))]
-            parts += [(defects[j], h * a) for (ii, j), a in self.tab.a.items() if ii == i]
-            stage = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top))
-            defects.append(view.real(g(t + ci * h, stage) - g0))
-        parts = [(fr, h * P(1)), (vr, h * h * P(2))]
-        parts += [(defects[i], h * b) for i, b in enumerate(self.tab.b) if b]
-        u_new = u + view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top))
-        err = None
-        if with_error:
-            eparts = [(defects[i], h * e) for i, e in enumerate(self.tab.b_err) if e]
-            err = view.back(_combine_grouped(jac, h, t, fr * 0, PhiExpr(), eparts, top))
-        if isinstance(jac, MatrixFree):
-            self.krylov_matvecs += jac.krylov_info.matvecs
-        return u_new, err
+        top = None if isinstance(jac, MatrixFree) else self._top_index  # Krylov: no padding
+        return _Linearisation(view, jac, view.real(f_n), view.real(v_n), g, g0, top)
 
     def _user_jacobian(self, t: float, u: Any, m: int) -> Any:
         """The problem's ``jac(t, u)``, checked, as an array like the state's real part."""

@@ -104,11 +104,7 @@ class ExpRKTableau:
     def dense_weights(self, theta: float) -> tuple[PhiExpr, tuple[PhiExpr, ...]]:
         """``(e^{θz}, (b_1(θ), …, b_s(θ)))`` of the continuous extension at ``θ ∈ [0, 1]``
         (module docstring); valid where `dense_order` > 0."""
-        b = tuple(
-            PhiExpr({(k, c * theta, sh * theta): coef * theta**k for (k, c, sh), coef in bi.terms.items()})
-            for bi in self.b
-        )
-        return E(theta), b
+        return E(theta), tuple(bi.over_fraction(theta) for bi in self.b)
 
     @property
     def dense_order(self) -> int:
