@@ -410,7 +410,24 @@ def solve(
             independent,
         )
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
+    if sch.adams_order is not None:
+        _check_multistep_grid(grid, sch.name)
     return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress)
+
+
+def _check_multistep_grid(grid: np.ndarray, name: str) -> None:
+    """A multistep scheme interpolates ``N`` through earlier times in units of the
+    current step: a step below 1e-10 of the longest makes two of those times coincide to
+    the precision the weights are computed with."""
+    hs = np.abs(np.diff(grid))
+    if hs.size > 1 and hs.min() <= 1e-10 * hs.max():
+        i = int(np.argmin(hs))
+        raise ValueError(
+            f"ts has a step of {hs[i]:.3g} (t = {grid[i]:.17g} to {grid[i + 1]:.17g}) next to steps of up "
+            f"to {hs.max():.3g}: the multistep scheme {name!r} interpolates N through earlier times, which "
+            "cannot be told apart at that ratio; merge the near-duplicate times or use a one-step scheme "
+            "(e.g. 'krogstad')"
+        )
 
 
 class _Work:

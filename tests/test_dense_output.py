@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 import pytest
 from _optional import needs_torch, torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import expint
 from expint import problems
@@ -85,6 +90,25 @@ def test_adams_run_shorter_than_its_start_up_uses_the_starters_extension():
     # its steps are the starter's (hochost4) steps, so are the values between them
     starter = expint.solve(bp.problem, bp.y0, (0.0, 0.3), scheme="hochost4", n_steps=3, dense_output=True)
     np.testing.assert_allclose(sol.sol([0.05, 0.15, 0.27]), starter.sol([0.05, 0.15, 0.27]), rtol=1e-14)
+
+
+def test_a_long_first_step_keeps_the_starters_extension():
+    """Start-up steps of very different lengths (0.8, then 0.04s) would put every node of
+    the interpolant at the far end of the first step; its values there come from the
+    starter's extension instead (2.7× closer to the solution at t = 0.4 here)."""
+    bp = problems.nonstiff()
+    ts = np.array([0.0, 0.8, 0.84, 0.88, 0.92, 1.0])
+    sol = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="etdab4", ts=ts, dense_output=True)
+    starter = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="hochost4", ts=ts, dense_output=True)
+    np.testing.assert_allclose(sol.sol(0.4), starter.sol(0.4), rtol=1e-14)
+
+
+def test_a_near_duplicate_time_is_refused_for_multistep_schemes():
+    bp = problems.nonstiff()
+    ts = [0.0, 0.25, 0.25 + 1e-17 * 4, 0.5, 0.75, 1.0]
+    with pytest.raises(ValueError, match=r"ts has a step of .* multistep scheme 'etdab3'.*krogstad"):
+        expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="etdab3", ts=ts)
+    assert expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="krogstad", ts=ts).success
 
 
 def test_theta_one_reproduces_the_step_and_sol_is_callable_on_arrays():
@@ -178,3 +202,37 @@ def test_dense_output_on_torch_and_matrix_free(scheme):
     )
     assert isinstance(sol.sol(0.33), torch.Tensor)
     np.testing.assert_allclose(sol.sol(0.33).numpy(), ref.sol(0.33), rtol=1e-9, atol=1e-11)
+
+
+@settings(max_examples=int(os.environ.get("EXPINT_FUZZ_EXAMPLES", "40")), deadline=None)
+@given(
+    scheme=st.sampled_from([s.name for s in DENSE]),
+    n=st.integers(4, 16),
+    jitter=st.lists(st.floats(-0.3, 0.3), min_size=15, max_size=15),
+    probes=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6, unique=True),
+    backwards=st.booleans(),
+)
+def test_dense_output_on_random_grids(scheme, n, jitter, probes, backwards):
+    """Any scheme with an extension, unequal steps (a uniform grid with each inner point
+    moved by up to 30% of a step), either direction: the interpolant reproduces the grid
+    values at the grid's times, and between them stays within a few times the grid's own
+    error (a mix-up of records, nodes or θ would not)."""
+    bp = problems.nonstiff()
+    ts = np.linspace(0.0, 1.0, n + 1)
+    ts[1:-1] += np.array(jitter[: n - 1]) / n
+    span = (0.0, 1.0)
+    y0 = bp.y0
+    if backwards:
+        y0 = expint.solve(bp.problem, bp.y0, span, scheme="hochost4", n_steps=800).y[-1]
+        ts, span = ts[::-1].copy(), (1.0, 0.0)
+    sol = expint.solve(bp.problem, y0, span, scheme=scheme, ts=ts, dense_output=True)
+    grid = expint.solve(bp.problem, y0, span, scheme=scheme, ts=ts, t_eval=ts)
+    np.testing.assert_allclose(sol.sol(ts), grid.y, rtol=1e-12, atol=1e-13)
+    times = np.sort(np.array(probes))[:: -1 if backwards else 1]
+    fine = functools.partial(expint.solve, bp.problem, y0, span, scheme="hochost4", n_steps=1600)
+    grid_error = np.max(np.abs(grid.y - fine(t_eval=ts).y))
+    err = np.max(np.abs(sol.sol(times) - fine(t_eval=times).y))
+    # the extension's own local error is O(h^{q+1}) for dense order q, below the grid's
+    # error only where q ≥ p (Adams, Rosenbrock); its constant here is below 0.01
+    h_max = float(np.max(np.abs(np.diff(ts))))
+    assert err <= 5 * grid_error + h_max ** (expint.schemes.get(scheme).dense_order + 1), (err, grid_error)

@@ -43,13 +43,15 @@ is exact for ``N`` a polynomial of degree ``< q`` in ``t``, as the step is: its 
 is ``O(h^{q+1})`` per step, so off-grid values converge at the scheme's order ``q``.
 For a start-up step the interpolant runs through the first ``q`` values of ``N`` (the
 step's own start and the ones after it, interpolation instead of extrapolation), once
-they are known; before that (a run shorter than the start-up), the starter's own
+they are known and where the start-up steps differ by at most 2×; otherwise (a run
+shorter than the start-up, a long first step followed by short ones) the starter's own
 extension serves.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -64,6 +66,7 @@ from ._phiexpr import E, P, PhiExpr
 from ._rk import RKStepper, _combine_grouped, combine_once
 
 _CACHE = 8
+_MAX_STARTUP_RATIO = 2.0
 
 
 @functools.lru_cache(maxsize=256)
@@ -174,7 +177,7 @@ class AdamsStepper:
         """``u(t + θh)`` from a step's start ``u`` and its record in ``stages`` (module
         docstring, *continuous extension*)."""
         rec = stages[0]
-        if rec.starter_stages is not None and len(rec.points) < self.q:
+        if rec.starter_stages is not None and not self._startup_interpolates(rec.points):
             return self.starter.dense(t, h, u, rec.starter_stages, theta)
         a = adams_weight_matrix(tuple(round((tj - t) / h, 12) for tj, _ in rec.points))
         parts = [
@@ -204,6 +207,17 @@ class AdamsStepper:
         self._note_dense(stages)
         u_new, err = self._combine(t, h, u, error=True)
         return u_new, err, None
+
+    def _startup_interpolates(self, points: list) -> bool:
+        """Whether the start-up steps' values between steps come from the interpolant
+        through the first ``q`` values of ``N``: once they are known, and where the steps
+        between them differ by at most 2× (what the adaptive pairs allow): a long first
+        step followed by short ones would put every node at its far end, and the
+        polynomial through them would extrapolate across the step."""
+        if len(points) < self.q:
+            return False
+        gaps = [abs(b[0] - a[0]) for a, b in itertools.pairwise(points)]
+        return max(gaps) <= _MAX_STARTUP_RATIO * min(gaps)
 
     def _combine(self, t: float, h: float, u: Any, error: bool) -> tuple[Any, Any]:
         """``e^{hL}u + Σ_j w_j N_{n-j}`` and, with ``error``, ``Σ_j e_j N_{n-j}``."""
