@@ -188,10 +188,12 @@ def run_independent(
     max_step: float,
     max_steps: int,
     bar: Any = None,
+    dense: list[Any] | None = None,
 ) -> BatchRun:
     """Integrate each member of ``y0`` (shape ``(B, n)``) from ``t0`` through the save
     times ``targets`` with its own steps (module docstring); ``saved[i]`` is the batch
-    at ``targets[i]``."""
+    at ``targets[i]``.  ``dense``: one `DenseOutput` per member, each given that
+    member's accepted steps (its start state and its rows of the stage values)."""
     size = y0.shape[0]
     tf = targets[-1]
     direction = math.copysign(1.0, tf - t0)
@@ -226,8 +228,9 @@ def run_independent(
         ya = y if idx.size == size else y[_index(idx, y)]
         n0a = n0 if idx.size == size else n0[_index(idx, n0)]
         coeffs = stacked_coefficients(stepper, t[idx], direction * h_step, ya)
+        stages: list | None = [] if dense is not None else None
         y_new, err, n_next = stepper.step_with_error(
-            _times(t[idx], ya), _times(direction * h_step, ya), ya, n0a, coeffs=coeffs
+            _times(t[idx], ya), _times(direction * h_step, ya), ya, n0a, stages, coeffs=coeffs
         )
         e = member_norms(err, ya, y_new, tol)
         ok = e <= 1.0  # NaN: rejected
@@ -240,6 +243,8 @@ def run_independent(
         steps[good] += 1
         hit_good = hit[ok]
         t_before = t.min()
+        if dense is not None and stages is not None:
+            _record_dense(dense, idx, ok, t, direction * h_step, ya, stages, goal, nxt, hit)
         t[good] = np.where(hit_good, goal[nxt[good]], t[good] + direction * h_step[ok])
         sel_like = _index(np.flatnonzero(ok), y_new)
         y_good = y_new[sel_like]
@@ -257,6 +262,27 @@ def run_independent(
             nxt[b] += 1
         if bar is not None:
             bar.update(abs(t.min() - t_before))
+
+
+def _record_dense(
+    dense: list[Any],
+    idx: np.ndarray,
+    ok: np.ndarray,
+    t: np.ndarray,
+    h_signed: np.ndarray,
+    ya: Any,
+    stages: list,
+    goal: np.ndarray,
+    nxt: np.ndarray,
+    hit: np.ndarray,
+) -> None:
+    """Give each accepted member its step (before ``y`` and ``t`` move on).  Its rows
+    are copied: ``ya`` and the first stage value (``N`` at the step's start) may be the
+    runner's working arrays, which the next steps overwrite in place."""
+    for row in np.flatnonzero(ok):
+        b, r = int(idx[row]), int(row)
+        t_next = float(goal[nxt[b]]) if hit[row] else float(t[b] + h_signed[row])
+        dense[b].add(float(t[b]), float(h_signed[row]), _copy(ya[r]), [_copy(s[r]) for s in stages], t_next)
 
 
 def _failure(

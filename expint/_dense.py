@@ -76,3 +76,32 @@ class DenseOutput:
         if theta == 0.0:
             return u
         return self._stepper.dense(ts, h, u, stages, theta)
+
+
+class BatchDenseOutput:
+    """``sol(t)`` for a batch run with per-sample steps (``batch_steps="independent"``):
+    one `DenseOutput` per member, each over the steps that member took; the states come
+    back with the batch's shape (``(*batch, n)`` for a float ``t``, ``(len(t), *batch,
+    n)`` for an array).  Times outside the span every member reached raise
+    ``ValueError``."""
+
+    def __init__(self, members: list[DenseOutput], shape: tuple[int, ...]):
+        self._members = members
+        self._shape = shape
+
+    @property
+    def t_span(self) -> tuple[float, float]:
+        """``(t0, t)`` with ``t`` the time every member reached."""
+        t0 = self._members[0].t_span[0]
+        ends = [m.t_span[1] for m in self._members]
+        return t0, (min(ends) if max(ends) >= t0 else max(ends))
+
+    def __call__(self, t: Any) -> Any:
+        ts = np.asarray(to_numpy(t), dtype=float)
+        if ts.ndim > 1:
+            raise ValueError(f"t must be a float or a 1-D array, got shape {ts.shape}")
+        per_member = stack([m(ts) for m in self._members])  # (B, n) or (B, T, n)
+        if ts.ndim == 0:
+            return per_member.reshape(self._shape)
+        moved = per_member.transpose(0, 1) if hasattr(per_member, "detach") else per_member.swapaxes(0, 1)
+        return moved.reshape((ts.size, *self._shape))

@@ -29,9 +29,10 @@ class Solution:
         What happened.
     scheme : str
         The scheme used.
-    sol : DenseOutput or None
+    sol : DenseOutput, BatchDenseOutput or None
         With ``dense_output=True``: ``sol(t)`` gives the state at any ``t`` in the
-        integrated span from the continuous extension of each step; else ``None``.
+        integrated span from the continuous extension of each step (with
+        ``batch_steps="independent"``, of each member's own steps); else ``None``.
     """
 
     t: np.ndarray

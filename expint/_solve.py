@@ -28,7 +28,7 @@ from ._backend import (
     to_numpy,
 )
 from ._batch_steps import RowwiseNonlinear, run_independent
-from ._dense import DenseOutput
+from ._dense import BatchDenseOutput, DenseOutput
 from ._operators import Diagonal, ScalarTime
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
@@ -517,7 +517,7 @@ def _solve_fixed(
 
 
 def _from_dense(
-    dense: DenseOutput, te: np.ndarray | None, t0: float, t_reached: float, success: bool
+    dense: DenseOutput | BatchDenseOutput, te: np.ndarray | None, t0: float, t_reached: float, success: bool
 ) -> tuple[np.ndarray, Any]:
     """Saved times and states of a dense run: ``t_eval`` (those reached) from the
     interpolant, or the two ends; after a failure also the state at the time reached."""
@@ -554,8 +554,6 @@ def _check_batch_steps(
         raise ValueError(
             f"batch_steps='independent' needs a batch: y0 of shape (B, n), got shape {tuple(y0.shape)}"
         )
-    if dense_output:
-        raise ValueError("dense_output is not available with batch_steps='independent'")
     return True
 
 
@@ -570,19 +568,27 @@ def _independent_solution(
     sch: Scheme,
 ) -> Solution:
     """The `Solution` of a per-sample run (`expint._batch_steps.run_independent`)."""
-    stats = work.stats(int(run.steps.max()), stepper, int(run.rejected.sum()))
-    stats["steps_per_sample"] = run.steps.reshape(shape[:-1]).tolist()
-    stats["rejected_per_sample"] = run.rejected.reshape(shape[:-1]).tolist()
+    stats = _independent_stats(run, work, stepper, shape)
     at_point = [None, *run.saved]
     keep = [k for k in range(len(save_idx)) if save_idx[k] == 0 or at_point[save_idx[k]] is not None]
     t_out = [float(points[save_idx[k]]) for k in keep]
     y_out = [y_start if save_idx[k] == 0 else at_point[save_idx[k]] for k in keep]
     y_out = [y.reshape(shape) for y in y_out]
     if not run.success:
-        stats["t_reached"] = run.t_reached.reshape(shape[:-1]).tolist()
         t_out.append(float(run.t_reached.min() if points[-1] > points[0] else run.t_reached.max()))
         y_out.append(run.y_reached.reshape(shape))
     return Solution(np.array(t_out), stack(y_out), stats, run.success, run.message, sch.name)
+
+
+def _independent_stats(run: Any, work: _Work, stepper: Any, shape: tuple) -> dict:
+    """Stats of a per-sample run: the longest member's steps, every rejection, and per
+    member its steps, rejections and (after a failure) the time it reached."""
+    stats = work.stats(int(run.steps.max()), stepper, int(run.rejected.sum()))
+    stats["steps_per_sample"] = run.steps.reshape(shape[:-1]).tolist()
+    stats["rejected_per_sample"] = run.rejected.reshape(shape[:-1]).tolist()
+    if not run.success:
+        stats["t_reached"] = run.t_reached.reshape(shape[:-1]).tolist()
+    return stats
 
 
 def _progress(show: bool, total: float, name: str, unit: str) -> Any:
@@ -660,9 +666,14 @@ def _solve_adaptive(
     stepper = sch.make_stepper(
         problem.linear, nonlinear, cache=64 if independent else 32, jvp=problem.jvp, jac=problem.jac
     )
-    dense = DenseOutput(stepper, t0) if dense_output else None
+    dense = DenseOutput(stepper, t0) if dense_output and not independent else None
+    members = [DenseOutput(stepper, t0) for _ in range(y0.shape[0])] if dense_output and independent else None
     bar = _progress(progress, abs(tf - t0), sch.name, "t")
-    runner = run_independent if independent else functools.partial(run_adaptive, dense=dense)
+    runner = (
+        functools.partial(run_independent, dense=members)
+        if independent
+        else functools.partial(run_adaptive, dense=dense)
+    )
     run: Any  # an AdaptiveRun, or a BatchRun for per-sample steps
     try:
         run = runner(
@@ -683,6 +694,11 @@ def _solve_adaptive(
     if not run.success:
         warnings.warn(f"expint.solve: {run.message}; stopping", RuntimeWarning, stacklevel=3)
     if independent:
+        if members is not None:
+            batch_dense = BatchDenseOutput(members, shape)
+            stats = _independent_stats(run, work, stepper, shape)
+            ts_out, ys = _from_dense(batch_dense, te, t0, batch_dense.t_span[1], run.success)
+            return Solution(ts_out, ys, stats, run.success, run.message, sch.name, batch_dense)
         return _independent_solution(run, y0, work, stepper, shape, points, save_idx, sch)
     stats = work.stats(run.steps, stepper, run.rejected)
     if dense is not None:

@@ -98,20 +98,23 @@ def test_torch_tensors_match_numpy():
     assert b.stats["steps_per_sample"] == a.stats["steps_per_sample"]
 
 
-def test_a_member_that_blows_up_ends_the_run_with_everything_kept():
-    prob = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y * y)  # y = y0/(1 − y0 t)
-    y0 = np.array([[0.5], [2.0]])  # the second member blows up at t = 0.5
+_BLOWUP_Y0 = np.array([[0.5], [2.0]])  # for y' = y², y = y0/(1 − y0 t): the second member blows up at t = 0.5
+
+
+KW_BLOWUP = {"scheme": "krogstad43", "rtol": 1e-6, "atol": 1e-6}
+
+
+def _blowup_run(t_eval, **extra):
+    prob = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y * y)
     with pytest.warns(RuntimeWarning, match="sample 1"):
-        sol = expint.solve(
-            prob,
-            y0,
-            (0.0, 1.0),
-            t_eval=[0.25, 1.0],
-            batch_steps="independent",
-            scheme="krogstad43",
-            rtol=1e-6,
-            atol=1e-6,
+        return expint.solve(
+            prob, _BLOWUP_Y0, (0.0, 1.0), t_eval=t_eval, batch_steps="independent", **KW_BLOWUP, **extra
         )
+
+
+def test_a_member_that_blows_up_ends_the_run_with_everything_kept():
+    y0 = _BLOWUP_Y0
+    sol = _blowup_run([0.25, 1.0])
     assert not sol.success and "sample 1" in sol.message
     t_reached = sol.stats["t_reached"]
     # the numerical solution blows up where its local error lets it (here 1.6e-8 late)
@@ -119,6 +122,54 @@ def test_a_member_that_blows_up_ends_the_run_with_everything_kept():
     assert sol.y.shape[0] == 2 and sol.t[0] == 0.25  # the save point every member reached, then
     np.testing.assert_allclose(sol.y[0, :, 0], 1 / (1 / y0[:, 0] - 0.25), rtol=1e-5)  # where each stopped
     np.testing.assert_allclose(sol.y[-1, 0, 0], 1 / (1 / 0.5 - 1.0), rtol=1e-5)  # member 0 finished
+
+
+def test_dense_output_of_each_member_is_its_own_runs():
+    """With per-sample steps each member's interpolant is built on its own steps: it
+    equals the dense output of that member's run alone, at any time, for the batch's
+    shape (leading axes kept)."""
+    ks, y0 = _ks_batch()
+    y4 = np.stack([y0, 0.5 * y0])  # (2, 3, n)
+    t_eval = np.linspace(0.0, 3.0, 7)
+    batch = expint.solve(
+        ks.problem, y4, (0.0, 3.0), t_eval=t_eval, batch_steps="independent", dense_output=True, **KW
+    )
+    assert batch.y.shape == (7, 2, 3, y0.shape[-1]) and batch.sol(1.234).shape == y4.shape
+    probes = np.array([0.1, 1.234, 2.9])
+    assert batch.sol(probes).shape == (3, *y4.shape)
+    for i, j in ((0, 0), (1, 2)):
+        alone = expint.solve(ks.problem, y4[i, j], (0.0, 3.0), dense_output=True, **KW)
+        scale = np.abs(alone.y).max()
+        np.testing.assert_allclose(
+            batch.sol(probes)[:, i, j], alone.sol(probes), rtol=1e-12, atol=1e-13 * scale
+        )
+        np.testing.assert_allclose(batch.y[:, i, j], alone.sol(t_eval), rtol=1e-12, atol=1e-13 * scale)
+    # the interpolant did not change the steps
+    plain = expint.solve(ks.problem, y4, (0.0, 3.0), batch_steps="independent", **KW)
+    assert batch.stats["steps_per_sample"] == plain.stats["steps_per_sample"]
+    with pytest.raises(ValueError, match="outside the integrated span"):
+        batch.sol(3.5)
+
+
+@needs_torch
+def test_dense_output_of_a_torch_batch_matches_numpy():
+    ks, y0 = _ks_batch()
+    kw = {**KW, "batch_steps": "independent", "dense_output": True}
+    a = expint.solve(ks.problem, y0, (0.0, 2.0), **kw)
+    b = expint.solve(ks.problem, torch.from_numpy(y0), (0.0, 2.0), **kw)
+    got = b.sol(torch.tensor([0.3, 1.7], dtype=torch.float64))
+    assert isinstance(got, torch.Tensor) and got.shape == (2, *y0.shape)
+    np.testing.assert_allclose(got.numpy(), a.sol(np.array([0.3, 1.7])), rtol=1e-12, atol=1e-12)
+
+
+def test_dense_output_of_a_failed_batch_ends_where_every_member_got():
+    y0 = _BLOWUP_Y0
+    sol = _blowup_run([0.25, 0.75], dense_output=True)
+    assert not sol.success and sol.t[0] == 0.25 and len(sol.t) == 2 and 0.49 < sol.t[-1] < 0.5 + 1e-6
+    np.testing.assert_allclose(sol.y[0, :, 0], 1 / (1 / y0[:, 0] - 0.25), rtol=1e-5)
+    np.testing.assert_allclose(sol.sol(0.4)[:, 0], 1 / (1 / y0[:, 0] - 0.4), rtol=1e-4)
+    with pytest.raises(ValueError, match="outside the integrated span"):
+        sol.sol(0.75)  # member 0 got there, member 1 did not
 
 
 def test_nonlinearity_must_act_row_by_row():
@@ -138,7 +189,6 @@ def test_nonlinearity_must_act_row_by_row():
             "adaptive run",
         ),
         ({"batch_steps": "independent", "scheme": "exprb43"}, ValueError, "Runge–Kutta pair"),
-        ({"batch_steps": "independent", "dense_output": True}, ValueError, "dense_output"),
     ],
 )
 def test_bad_batch_steps_input(kwargs, exc, match):
