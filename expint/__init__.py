@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import schemes, study
 from ._backend import Array
-from ._dense import DenseOutput
+from ._dense import BatchDenseOutput, DenseOutput
 from ._krylov import KrylovInfo, PhivResult, phiv
 from ._operators import (
     Dense,
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Array",
+    "BatchDenseOutput",
     "Dense",
     "DenseOutput",
     "Diagonal",
