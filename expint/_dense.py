@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import stack, to_numpy
+from ._backend import is_torch_array, stack, to_numpy
 
 
 class DenseOutput:
@@ -103,5 +103,5 @@ class BatchDenseOutput:
         per_member = stack([m(ts) for m in self._members])  # (B, n) or (B, T, n)
         if ts.ndim == 0:
             return per_member.reshape(self._shape)
-        moved = per_member.transpose(0, 1) if hasattr(per_member, "detach") else per_member.swapaxes(0, 1)
+        moved = per_member.transpose(0, 1) if is_torch_array(per_member) else per_member.swapaxes(0, 1)
         return moved.reshape((ts.size, *self._shape))
