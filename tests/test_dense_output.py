@@ -236,3 +236,11 @@ def test_dense_output_on_random_grids(scheme, n, jitter, probes, backwards):
     # error only where q ≥ p (Adams, Rosenbrock); its constant here is below 0.01
     h_max = float(np.max(np.abs(np.diff(ts))))
     assert err <= 5 * grid_error + h_max ** (expint.schemes.get(scheme).dense_order + 1), (err, grid_error)
+
+
+@needs_torch
+def test_dense_output_on_torch_cpu_matches_numpy():
+    """The body `tests/test_gpu.py` runs on CUDA."""
+    from _device_checks import dense_output_matches_numpy
+
+    dense_output_matches_numpy(torch, "cpu")

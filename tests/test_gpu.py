@@ -133,3 +133,12 @@ def test_chebyshev_phiv_synchronises_a_fixed_number_of_times():
         counts.append((info.matvecs, syncs))
     (few, first), (many, second) = counts
     assert many >= 2 * few and second <= first + 2, counts
+
+
+@cuda
+def test_dense_output_on_the_gpu_matches_numpy():
+    """Adams dense output and per-member interpolants of an independent-steps batch on
+    CUDA tensors (the same body runs on torch's CPU in tests/test_dense_output.py)."""
+    from _device_checks import dense_output_matches_numpy
+
+    dense_output_matches_numpy(torch, "cuda")

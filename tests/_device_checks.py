@@ -1,0 +1,34 @@
+"""Checks shared by the CPU suite and `tests/test_gpu.py`: the same body runs on torch's
+CPU here and on CUDA where a GPU is lent."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import expint
+from expint import problems
+
+
+def dense_output_matches_numpy(torch, device: str) -> None:
+    """Dense output on a torch device agrees with numpy: the fixed-step Adams scheme and
+    per-sample adaptive steps on a batch (KS with 32 modes, complex Fourier states)."""
+    ks = problems.kuramoto_sivashinsky(32)
+    times = np.array([0.11, 0.9, 1.87])
+    on = torch.as_tensor(ks.y0, device=device)
+    kw = {"scheme": "etdab5", "dt": 1 / 16, "dense_output": True}
+    got = expint.solve(ks.problem, on, (0.0, 2.0), **kw).sol(torch.as_tensor(times, dtype=torch.float64))
+    want = expint.solve(ks.problem, ks.y0, (0.0, 2.0), **kw).sol(times)
+    assert got.device.type == torch.device(device).type
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-10, atol=1e-12)
+    batch = np.stack([ks.y0, 0.3 * ks.y0])
+    kw = {
+        "scheme": "krogstad43",
+        "rtol": 1e-6,
+        "atol": 1e-8,
+        "batch_steps": "independent",
+        "dense_output": True,
+    }
+    got = expint.solve(ks.problem, torch.as_tensor(batch, device=device), (0.0, 2.0), **kw).sol(1.23)
+    want = expint.solve(ks.problem, batch, (0.0, 2.0), **kw).sol(1.23)
+    assert got.shape == batch.shape
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-10, atol=1e-12)
