@@ -112,6 +112,22 @@ def _coefficient_like(arr: Any, like: Any) -> Any:
     return out
 
 
+def _holds_index(k: int) -> Callable[[Any], bool]:
+    """Cache test: a stack of φ_0, φ_1, … that reaches φ_k."""
+    return lambda entry: len(entry) > k
+
+
+def _highest_indices(exprs: Sequence[Any]) -> dict[tuple[float, float], int]:
+    """``{(c, s): k}``: the highest φ index each node (and start offset) of the
+    φ-expressions ``exprs`` uses; the identity node ``c = 0`` needs no evaluation."""
+    need: dict[tuple[float, float], int] = {}
+    for e in exprs:
+        for k, c, s in e.terms:
+            if c != 0.0:
+                need[(c, s)] = max(need.get((c, s), 0), k)
+    return need
+
+
 class LinearOperatorBase:
     """Common interface of the linear parts (see module docstring)."""
 
@@ -159,22 +175,19 @@ class LinearOperatorBase:
     def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
         """φ_0..φ_kmax (at least) of ``c h L``, cached per ``(h, c)`` (and ``t`` when time
         dependent); a request for a higher ``kmax`` recomputes and replaces the entry."""
-        key = (float(h), float(c), float(t) if self.time_dependent and t is not None else None)
-        hit = self._cache.get(key, usable=lambda entry: len(entry) > kmax)
+        key = self._coefficients_key(h, c, t)
+        hit = self._cache.get(key, usable=_holds_index(kmax))
         if hit is not None:
             return hit
-        self.phi_evaluations += 1
         return self._cache.put(key, self._coefficients(float(h), float(c), int(kmax), t))
+
+    def _coefficients_key(self, h: float, c: float, t: float | None) -> tuple:
+        return (float(h), float(c), float(t) if self.time_dependent and t is not None else None)
 
     def prefetch(self, h: float, exprs: Sequence[Any], t: float | None = None) -> None:
         """Compute, for each ``(c, s)`` used by the φ-expressions ``exprs``, all the
         φ_k up to the highest ``k`` needed in one go (so later lookups hit the cache)."""
-        need: dict[tuple[float, float], int] = {}
-        for e in exprs:
-            for k, c, s in e.terms:
-                if c != 0.0:
-                    need[(c, s)] = max(need.get((c, s), 0), k)
-        for (c, s), k in need.items():
+        for (c, s), k in _highest_indices(exprs).items():
             self.coefficients(h, c, k, None if t is None else t + s * h)
 
     def phi_combination(self, h: float, c: float, ws: Sequence[Any | None], t: float | None = None) -> Any:
@@ -212,6 +225,49 @@ class EvaluatedOperator(LinearOperatorBase):
     `apply_coefficient`.  Subclasses provide ``_coefficients``, ``_combine`` and
     ``_identity_like``."""
 
+    #: Whether every coefficient is a function of a fixed spectrum ``λ`` (`_spectrum`):
+    #: ``Σ α_m φ_{k_m}(c_m h L) = _from_spectrum(Σ α_m φ_{k_m}(c_m h λ))``.  Then the
+    #: sums of a scheme's expressions are formed on ``n`` values, each expression costs
+    #: one conversion, and `prefetch` evaluates all of a step's nodes in one `phi_all`
+    #: call (on small operators the cost of φ is the number of array operations).
+    spectral = False
+
+    def _spectrum(self) -> Any:  # pragma: no cover - abstract for spectral operators
+        raise NotImplementedError
+
+    def _spectral_key(self, h: float, c: float) -> tuple:
+        return ("spectrum", float(h), float(c))
+
+    def _from_spectrum(self, d: Any) -> Any:
+        """The coefficient with spectral values ``d`` (a stack of them on leading axes)."""
+        return d
+
+    def _evaluate_spectrum(self, kmax: int, h: float, nodes: Sequence[float]) -> Any:
+        """φ_0..φ_kmax of ``c h λ`` for each node ``c``, shape ``(kmax + 1, len(nodes), n)``."""
+        lam = self._spectrum()
+        self.phi_evaluations += len(nodes)
+        return phi_all(kmax, stack([lam * (c * h) for c in nodes], axis=0))
+
+    def _spectral_phis(self, h: float, c: float, kmax: int) -> Any:
+        """φ_0..φ_kmax (at least) of ``c h λ``, cached per ``(h, c)``."""
+        key = self._spectral_key(h, c)
+        hit = self._cache.get(key, usable=_holds_index(kmax))
+        if hit is None:
+            hit = self._cache.put(key, self._evaluate_spectrum(kmax, h, [c])[:, 0])
+        return hit
+
+    def prefetch(self, h: float, exprs: Sequence[Any], t: float | None = None) -> None:
+        if not self.spectral:
+            return super().prefetch(h, exprs, t)
+        missing: dict[float, int] = {}
+        for (c, _), k in _highest_indices(exprs).items():  # no time dependence: s is moot
+            if self._cache.get(self._spectral_key(h, c), usable=_holds_index(k)) is None:
+                missing[c] = max(missing.get(c, 0), k)
+        if missing:
+            phis = self._evaluate_spectrum(max(missing.values()), h, list(missing))
+            for i, c in enumerate(missing):
+                self._cache.put(self._spectral_key(h, c), phis[:, i])
+
     def phi_expr(
         self, h: float, terms: dict[tuple[int, float, float], float], t: float | None, like: Any
     ) -> Any:
@@ -222,6 +278,8 @@ class EvaluatedOperator(LinearOperatorBase):
         only for time-dependent operators.  Apply the result with
         `apply_coefficient`.
         """
+        if self.spectral:
+            return self._prepare(self._spectral_expr(h, terms), like)
         total = None
         for (k, c, s), coef in terms.items():
             start = None if t is None else t + s * h
@@ -234,6 +292,39 @@ class EvaluatedOperator(LinearOperatorBase):
             total = self._identity_like() * 0.0
         return self._prepare(total, like)
 
+    def phi_exprs(
+        self, h: float, terms_list: Sequence[dict[tuple[int, float, float], float]], t: Any, like: Any
+    ) -> list:
+        """`phi_expr` of each of several term dicts (a step's whole tableau at once)."""
+        return [self.phi_expr(h, terms, t, like) for terms in terms_list]
+
+    def _spectral_expr(self, h: float, terms: dict[tuple[int, float, float], float]) -> Any:
+        if len(terms) == 1:  # one φ_k(chL): a multistep method may hold the coefficient already
+            (((k, c, _), coef),) = terms.items()
+            held = self._cache.get(self._coefficients_key(h, c, None), usable=_holds_index(k))
+            if held is not None:
+                return held[k] * coef
+        values, identity = self._spectral_parts(h, terms)
+        return self._with_identity(None if values is None else self._from_spectrum(values), identity)
+
+    def _spectral_parts(self, h: float, terms: dict[tuple[int, float, float], float]) -> tuple[Any, float]:
+        """``(Σ α_m φ_{k_m}(c_m h λ) over the terms with c ≠ 0, or None; Σ α_m / k_m! over
+        those with c = 0)``: the identity part is kept apart so that it stays exact."""
+        values, identity = None, 0.0
+        for (k, c, _), coef in terms.items():
+            if c == 0.0:  # φ_k(0) = 1/k!
+                identity += coef / math.factorial(k)
+                continue
+            val = self._spectral_phis(h, c, k)[k] * coef
+            values = val if values is None else values + val
+        return values, identity
+
+    def _with_identity(self, coef: Any, identity: float) -> Any:
+        """``coef + identity·I`` (``coef`` may be ``None``: zero)."""
+        if coef is None:
+            return self._identity_like() * identity
+        return coef + self._identity_like() * identity if identity else coef
+
     def phi_rows(self, h: float, mat: Any, t: float | None, like: Any) -> list:
         r"""Coefficients $\sum_m A_{jm} \varphi_{m+1}(hL)$, one per row ``j`` of the
         real matrix ``A`` (``mat``), converted for states like ``like``: the weights of a
@@ -241,6 +332,8 @@ class EvaluatedOperator(LinearOperatorBase):
         `phi_expr` costs a Python loop over its terms)."""
         mat = np.asarray(mat, dtype=float)
         kmax = mat.shape[1]
+        # the matrices φ_k(hL) themselves, not spectral values: a variable-step multistep
+        # method forms several weight sets on one step size (its ratio pattern changes)
         phis = self.coefficients(h, 1.0, kmax, t)[1 : kmax + 1]  # the cache may hold more
         if is_torch_array(phis):
             import torch
@@ -291,11 +384,18 @@ class Diagonal(EvaluatedOperator):
     def apply(self, y: Any, t: float | None = None) -> Any:
         return y * to_like(self.d, y)
 
-    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
+    spectral = True
+
+    def _spectrum(self) -> Any:
         # in double precision before scaling: a float32 d would round z = d·ch
         # before φ sees it
-        z, _ = promote_working(self.d, name="d")
-        return phi_all(kmax, z * (c * h))
+        return promote_working(self.d, name="d")[0]
+
+    def _spectral_key(self, h: float, c: float) -> tuple:
+        return self._coefficients_key(h, c, None)  # the coefficients are the spectral values
+
+    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
+        return self._evaluate_spectrum(kmax, h, [c])[:, 0]
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         out = None
@@ -413,13 +513,41 @@ class Dense(EvaluatedOperator):
     def apply(self, y: Any, t: float | None = None) -> Any:
         return y @ _coefficient_like(self.a, y).T
 
-    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
-        method, lam, v, v_inv, real = self._spectral_form()
-        if method == "expm":
-            return to_numpy(phi_matrix_all(kmax, self.a * (c * h)))
-        out = np.stack([(v * p) @ v_inv for p in phi_all(kmax, lam * (c * h))])
+    @property
+    def spectral(self) -> bool:  # type: ignore[override]
+        return self._spectral_form()[0] != "expm"
+
+    def _spectrum(self) -> Any:
+        return self._spectral_form()[1]
+
+    def _from_spectrum(self, d: Any) -> Any:
+        _, _, v, v_inv, real = self._spectral_form()
+        scaled = v * d[..., None, :]
+        # one 2-D product for a stack: numpy's batched matmul loops over small matrices
+        out = (scaled.reshape(-1, self.n) @ v_inv).reshape(scaled.shape)
         # a real A has real φ_k(chA); the imaginary parts left by complex eigenpairs are rounding
         return out.real if real else out
+
+    def phi_exprs(
+        self, h: float, terms_list: Sequence[dict[tuple[int, float, float], float]], t: Any, like: Any
+    ) -> list:
+        """`phi_expr` of each term dict, with one product ``V diag(·) V^{-1}`` for all of
+        them on the spectral path (what a new step size of a Runge–Kutta pair costs)."""
+        if not self.spectral:
+            return super().phi_exprs(h, terms_list, t, like)
+        parts = [self._spectral_parts(h, terms) for terms in terms_list]
+        with_values = [values for values, _ in parts if values is not None]
+        converted = iter(self._from_spectrum(np.stack(with_values)) if with_values else ())
+        return [
+            self._prepare(self._with_identity(None if values is None else next(converted), identity), like)
+            for values, identity in parts
+        ]
+
+    def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
+        if self.spectral:
+            return self._from_spectrum(self._spectral_phis(h, c, kmax))
+        self.phi_evaluations += 1
+        return to_numpy(phi_matrix_all(kmax, self.a * (c * h)))
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         out = None
@@ -437,15 +565,10 @@ class Dense(EvaluatedOperator):
         $V \sum_k φ_k(chΛ) V^{-1} w_k$: ``O(n²)`` per vector once the ``n`` scalars
         φ_k(chλ_j) are known, where forming the matrices φ_k(chA) costs ``O(n³)`` each
         (what a one-off product, e.g. an exponential Rosenbrock step, would pay)."""
-        method, lam, v, v_inv, real = self._spectral_form()
+        method, _, v, v_inv, real = self._spectral_form()
         if method == "expm" or not all(w is None or isinstance(w, np.ndarray) for w in ws):
             return super().phi_combination(h, c, ws, t)
-        kmax = len(ws) - 1
-        key = ("eigenvalues", float(h), float(c))
-        phis = self._cache.get(key, usable=lambda entry: len(entry) > kmax)
-        if phis is None:
-            self.phi_evaluations += 1
-            phis = self._cache.put(key, phi_all(kmax, lam * (c * h)))
+        phis = self._spectral_phis(h, c, len(ws) - 1)
         acc = None
         for k, w in enumerate(ws):
             if w is None:
@@ -760,6 +883,7 @@ class ScalarTime(EvaluatedOperator):
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         if t is None:
             raise ValueError("ScalarTime coefficients need the step's start time t")
+        self.phi_evaluations += 1
         t_end = t + c * h
         total = float(self._integral(np.array([t]), t_end)[0])
         out = np.empty(kmax + 1)

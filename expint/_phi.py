@@ -43,6 +43,7 @@ from ._backend import (
     any_true,
     array_namespace,
     as_array,
+    as_like,
     cast_back,
     device,
     from_host,
@@ -97,20 +98,41 @@ def _expm1_complex(xp: Any, z: Any) -> Any:
     return make_complex(re, im)
 
 
+#: Powers per block of the Taylor polynomial's Paterson–Stockmeyer evaluation
+#: (``_taylor``): ~30 terms become 5–6 blocks.
+_BLOCK = 6
+
+
 @cache
-def _inverse_factorials(k: int) -> tuple[float, ...]:
-    """``1/(j + k)!`` for the Taylor terms of φ_k, highest first (Horner's order)."""
-    return tuple(1.0 / math.factorial(j + k) for j in reversed(range(_taylor_terms(k) + 1)))
+def _taylor_blocks(k: int) -> np.ndarray:
+    """``1/(j + k)!`` for the Taylor terms ``j`` of φ_k as an ``(_BLOCK, blocks)``
+    matrix: column ``b`` holds ``j = b·_BLOCK … b·_BLOCK + _BLOCK − 1`` (zero-padded)."""
+    n = _taylor_terms(k) + 1
+    blocks = -(-n // _BLOCK)
+    coefs = np.zeros(blocks * _BLOCK)
+    coefs[:n] = [1.0 / math.factorial(j + k) for j in range(n)]
+    return coefs.reshape(blocks, _BLOCK).T.copy()
 
 
 def _taylor(xp: Any, z: Any, k: int) -> Any:
-    coefs = _inverse_factorials(k)
-    acc = xp.zeros_like(z) + coefs[0]
-    for c in coefs[1:]:
-        # in place: the same two roundings per step as ``acc * z + c``, without two
-        # temporaries per step (on small arrays the allocations are the cost)
-        acc *= z
-        acc += c
+    """φ_k(z) by its Taylor polynomial for a 1-D ``z`` inside ``|z| < r_k``.
+
+    Paterson–Stockmeyer: the powers ``z^0 … z^5`` once, every block's partial sum in one
+    product with the coefficient matrix, then Horner's rule in ``w = z^6`` over the 5–6
+    blocks.  About 15 array operations instead of Horner's 60 on the whole polynomial:
+    on the short arrays of small problems the operations are the cost.  Inside the disc
+    every term is bounded by the series of ``|z|``, whose sum is within ~10× of
+    ``|φ_k(z)|``, so the grouping rounds no worse than Horner (checked against mpmath
+    in tests/test_phi_scalar.py)."""
+    blocks = _taylor_blocks(k)
+    powers = xp.ones((z.shape[0], _BLOCK), dtype=z.dtype, device=device(z))
+    powers[:, 1:] = z[:, None]
+    powers = xp.cumprod(powers, axis=1)
+    partial = powers @ as_like(blocks, z)
+    w = powers[:, -1] * z
+    acc = partial[:, -1]
+    for b in range(blocks.shape[1] - 2, -1, -1):
+        acc = acc * w + partial[:, b]
     return acc
 
 
@@ -139,8 +161,13 @@ def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
 def _phi_all_work(kmax: int, z: Any) -> Any:
     """φ_0..φ_kmax of a double-precision array, stacked on a new axis 0."""
     xp = array_namespace(z)
+    # 1-D: numpy arithmetic on 0-d arrays returns scalars, which take no item assignment
+    flat = _phi_all_flat(xp, kmax, xp.reshape(z, (-1,)))
+    return xp.reshape(flat, (kmax + 1, *z.shape))
+
+
+def _phi_all_flat(xp: Any, kmax: int, z: Any) -> Any:
     absz = xp.abs(z)
-    zero = xp.zeros_like(z)
     with np.errstate(all="ignore"):
         rec = _recurrence(xp, z, kmax)
         vals: list[Any] = [None] * (kmax + 1)
@@ -148,7 +175,7 @@ def _phi_all_work(kmax: int, z: Any) -> Any:
         upper = None  # φ_{k+1} where |z| < r_{k+1}, for the backward recurrence
         for k in range(kmax, 0, -1):
             inside = absz < _switch_radius(k)
-            val = xp.where(inside, zero, rec[k])
+            val = rec[k]  # a fresh array: its entries inside the disc are replaced in place
             if any_true(inside):
                 if upper is None:
                     # the Taylor series (~20–40 Horner steps) for the highest index only,

@@ -234,3 +234,71 @@ def test_phi_rows_on_torch():
     ref = expint.Diagonal(np.array([-2.0, -0.5, 0.3])).phi_rows(0.3, mat, None, w.numpy())
     for a, b in zip(rows, ref, strict=True):
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-14)
+
+
+def _expression_cases(rng):
+    """Operators on the spectral path (a diagonal; `Dense` by ``eigh``, by ``eig`` on a
+    real matrix with complex eigenpairs, on a complex matrix) and the dense matrix each
+    stands for."""
+    sym = Q[:6, :6] @ np.diag(D[::7]) @ Q[:6, :6].T
+    sym = (sym + sym.T) / 2  # exactly symmetric: `Dense` takes eigh only then
+    rot = np.array([[-1.0, 3.0, 0.0], [-3.0, -1.0, 0.5], [0.0, 0.2, -4.0]])  # eigenvalues -1 ± 3i, …
+    cplx = rng.standard_normal((4, 4)) + 1j * rng.standard_normal((4, 4)) - 3.0 * np.eye(4)
+    out = {"diagonal": (expint.Diagonal(D[::7]), np.diag(D[::7]))}
+    for name, a in (("eigh", sym), ("eig-real", rot), ("eig-complex", cplx)):
+        op = expint.Dense(a)
+        assert op.phi_method == name.split("-")[0]
+        out[name] = (op, a)
+    return out
+
+
+_EXPRESSIONS = [
+    {(1, 1.0, 0.0): 0.5, (2, 0.5, 0.0): -1.0, (0, 0.0, 0.0): 1.0},  # mixed nodes and the identity
+    {(0, 0.0, 0.0): 2.0, (1, 0.0, 0.0): -1.0},  # the identity alone
+    {(3, 1.0, 0.0): 1.0},
+    {(0, 0.25, 0.0): 1.0, (2, 0.25, 0.0): 4.0, (3, 0.75, 0.0): -2.0},
+]
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "eigh", "eig-real", "eig-complex"])
+def test_phi_exprs_equal_sums_of_augmented_exponentials(kind, rng):
+    """A whole tableau at once (`phi_exprs`: summed on the spectrum, one product for
+    all) equals Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential, and
+    equals `phi_expr` one expression at a time."""
+    op, a = _expression_cases(rng)[kind]
+    h = 0.3
+    w = rng.standard_normal(a.shape[0]) + (1j * rng.standard_normal(a.shape[0]) if np.iscomplexobj(a) else 0)
+    op.prefetch(h, [_Terms(t) for t in _EXPRESSIONS])
+    coefs = op.phi_exprs(h, _EXPRESSIONS, None, w)
+    for terms, coef in zip(_EXPRESSIONS, coefs, strict=True):
+        want = sum(
+            alpha * (np.eye(len(a)) / math.factorial(k) if c == 0.0 else expint.phi_matrix(k, c * h * a))
+            for (k, c, _), alpha in terms.items()
+        )
+        got = op.apply_coefficient(coef, w)
+        np.testing.assert_allclose(got, want @ w, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(op.apply_coefficient(op.phi_expr(h, terms, None, w), w), got, rtol=1e-13)
+
+
+class _Terms:
+    """The ``terms`` attribute `prefetch` reads from a φ-expression."""
+
+    def __init__(self, terms):
+        self.terms = terms
+
+
+def test_a_new_step_size_evaluates_every_node_in_one_call(monkeypatch):
+    """On the spectral path a Runge–Kutta step size costs one `phi_all` call for all of
+    the tableau's nodes (on small operators the cost of φ is its number of array
+    operations); the evaluation count still says one per node."""
+    from expint import _operators
+
+    calls = []
+    monkeypatch.setattr(_operators, "phi_all", lambda k, z: calls.append(z.shape) or expint.phi_all(k, z))
+    from expint import problems
+
+    bp = problems.allen_cahn()
+    sol = expint.solve(bp.problem, bp.y0, (0.0, 0.5), scheme="hochost4", n_steps=5)
+    nodes = {c for c in expint.schemes.get("hochost4").tableau.c if c}
+    assert calls == [(len(nodes), bp.problem.linear.n)]
+    assert sol.stats["phi_evaluations"] == len(nodes)

@@ -61,10 +61,16 @@ class RKStepper:
         lin = self.linear
         rows = [*self._rows, self._final] + ([self._error] if self.tab.adaptive else [])
         lin.prefetch(h, [e for r in rows for e in [r[0], *(a for _, a in r[1])]], t)
-        out = []
-        for exp_expr, row in rows:
-            e = None if _is_identity(exp_expr) or not exp_expr else lin.phi_expr(h, exp_expr.terms, t, like)
-            out.append((e, [(j, lin.phi_expr(h, (h * a).terms, t, like)) for j, a in row]))
+        # every expression of the tableau in one call (a dense operator converts them all
+        # from its eigenvalues in one product), then back into rows
+        exps = [None if _is_identity(e) or not e else e for e, _ in rows]
+        terms = [e.terms for e in exps if e is not None] + [(h * a).terms for _, row in rows for _, a in row]
+        if hasattr(lin, "phi_exprs"):  # EvaluatedOperator; optional in the protocol
+            coefs = iter(lin.phi_exprs(h, terms, t, like))
+        else:
+            coefs = iter([lin.phi_expr(h, tm, t, like) for tm in terms])
+        firsts = [None if e is None else next(coefs) for e in exps]
+        out = [(e, [(j, next(coefs)) for j, _ in row]) for e, (_, row) in zip(firsts, rows, strict=True)]
         return self._coeffs.put(key, out)
 
     # -- the step ---------------------------------------------------------------------
