@@ -242,8 +242,8 @@ def to_like(arr: Any, like: Any) -> Any:
         if not is_torch_array(arr):
             arr = torch.as_tensor(np.asarray(arr))
         return arr.to(device=like.device, dtype=target)
-    a = to_numpy(arr)
-    base = np.real(np.zeros(0, like.dtype)).dtype
+    a = arr if type(arr) is np.ndarray else to_numpy(arr)
+    base = like.real.dtype if type(like) is np.ndarray else np.real(np.zeros(0, like.dtype)).dtype
     target = np.result_type(base, np.complex64) if np.iscomplexobj(a) else base
     return a.astype(target, copy=False)
 

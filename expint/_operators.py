@@ -47,7 +47,7 @@ from ._cache import LRUCache
 from ._chebyshev import check_spectrum, spectral_interval
 from ._interp import gauss_legendre
 from ._krylov import PHIV_METHODS, KrylovInfo, _check_product, phiv
-from ._phi import phi_all, phi_matrix_all
+from ._phi import phi_all_unchecked, phi_matrix_all
 from ._validation import check_finite, check_square
 
 __all__ = [
@@ -246,7 +246,8 @@ class EvaluatedOperator(LinearOperatorBase):
         """φ_0..φ_kmax of ``c h λ`` for each node ``c``, shape ``(kmax + 1, len(nodes), n)``."""
         lam = self._spectrum()
         self.phi_evaluations += len(nodes)
-        return phi_all(kmax, stack([lam * (c * h) for c in nodes], axis=0))
+        # the spectrum is finite and in double precision (checked when the operator was made)
+        return phi_all_unchecked(kmax, stack([lam * (c * h) for c in nodes], axis=0))
 
     def _spectral_phis(self, h: float, c: float, kmax: int) -> Any:
         """φ_0..φ_kmax (at least) of ``c h λ``, cached per ``(h, c)``."""
@@ -259,10 +260,17 @@ class EvaluatedOperator(LinearOperatorBase):
     def prefetch(self, h: float, exprs: Sequence[Any], t: float | None = None) -> None:
         if not self.spectral:
             return super().prefetch(h, exprs, t)
-        missing: dict[float, int] = {}
+        nodes: dict[float, int] = {}
         for (c, _), k in _highest_indices(exprs).items():  # no time dependence: s is moot
-            if self._cache.get(self._spectral_key(h, c), usable=_holds_index(k)) is None:
-                missing[c] = max(missing.get(c, 0), k)
+            nodes[c] = max(nodes.get(c, 0), k)
+        self._evaluate_nodes(h, nodes)
+
+    def _evaluate_nodes(self, h: float, nodes: dict[float, int]) -> None:
+        """Cache φ_0..φ_k of ``c h λ`` for each ``{c: k}`` not cached yet, in one call."""
+        cached = self._cache.get
+        missing = {
+            c: k for c, k in nodes.items() if cached(self._spectral_key(h, c), usable=_holds_index(k)) is None
+        }
         if missing:
             phis = self._evaluate_spectrum(max(missing.values()), h, list(missing))
             for i, c in enumerate(missing):
@@ -291,12 +299,6 @@ class EvaluatedOperator(LinearOperatorBase):
         if total is None:
             total = self._identity_like() * 0.0
         return self._prepare(total, like)
-
-    def phi_exprs(
-        self, h: float, terms_list: Sequence[dict[tuple[int, float, float], float]], t: Any, like: Any
-    ) -> list:
-        """`phi_expr` of each of several term dicts (a step's whole tableau at once)."""
-        return [self.phi_expr(h, terms, t, like) for terms in terms_list]
 
     def _spectral_expr(self, h: float, terms: dict[tuple[int, float, float], float]) -> Any:
         if len(terms) == 1:  # one φ_k(chL): a multistep method may hold the coefficient already
@@ -528,20 +530,27 @@ class Dense(EvaluatedOperator):
         # a real A has real φ_k(chA); the imaginary parts left by complex eigenpairs are rounding
         return out.real if real else out
 
-    def phi_exprs(
-        self, h: float, terms_list: Sequence[dict[tuple[int, float, float], float]], t: Any, like: Any
-    ) -> list:
-        """`phi_expr` of each term dict, with one product ``V diag(·) V^{-1}`` for all of
-        them on the spectral path (what a new step size of a Runge–Kutta pair costs)."""
-        if not self.spectral:
-            return super().phi_exprs(h, terms_list, t, like)
-        parts = [self._spectral_parts(h, terms) for terms in terms_list]
-        with_values = [values for values, _ in parts if values is not None]
-        converted = iter(self._from_spectrum(np.stack(with_values)) if with_values else ())
-        return [
-            self._prepare(self._with_identity(None if values is None else next(converted), identity), like)
-            for values, identity in parts
-        ]
+    def phi_batch(self, h: float, batch: Any, scale: Any, like: Any) -> list:
+        r"""The coefficients of every expression of an `ExprBatch`, row ``e`` multiplied
+        by ``scale[e]``, converted for states like ``like`` (spectral path only).
+
+        Their values on the eigenvalues are one product of the batch's weights with the
+        stacked $\varphi_{k_p}(c_p h λ)$, and the matrices one product
+        ``V diag(·) V^{-1}`` for all of them; identity parts are added exactly.  This is
+        what a new step size of a Runge–Kutta pair costs on a small dense operator."""
+        self._evaluate_nodes(h, batch.nodes)
+        phis = np.stack([self._spectral_phis(h, c, k)[k] for k, c in batch.pairs])
+        values = (batch.weights * scale[:, None]) @ phis
+        mats = self._from_spectrum(values)
+        diagonal = np.arange(self.n)
+        for e, i in enumerate(batch.identity * scale):
+            if i:
+                mats[e, diagonal, diagonal] += i
+        return self._prepare_rows(mats, like)
+
+    def _prepare_rows(self, rows: Any, like: Any) -> list:
+        # one conversion for the stack, then `_prepare`'s transpose (y @ M^T) per matrix
+        return [m.T for m in _coefficient_like(rows, like)]
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         if self.spectral:

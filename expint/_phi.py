@@ -207,6 +207,14 @@ def _phi_all_flat(xp: Any, kmax: int, z: Any) -> Any:
     return res
 
 
+def phi_all_unchecked(kmax: int, z: Any) -> Any:
+    """`phi_all` without its argument checks and dtype handling, for internal callers
+    whose ``z`` is a float64/complex128 array known to hold no NaN (an operator's
+    spectrum times a step): on the short arrays of small problems the checks cost more
+    than the evaluation."""
+    return _phi_all_work(kmax, z)
+
+
 def phi_all(kmax: int, z: Array) -> Array:
     r"""All φ-functions ``φ_0(z), …, φ_kmax(z)`` element-wise.
 

@@ -261,30 +261,30 @@ _EXPRESSIONS = [
 
 
 @pytest.mark.parametrize("kind", ["diagonal", "eigh", "eig-real", "eig-complex"])
-def test_phi_exprs_equal_sums_of_augmented_exponentials(kind, rng):
-    """A whole tableau at once (`phi_exprs`: summed on the spectrum, one product for
-    all) equals Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential, and
-    equals `phi_expr` one expression at a time."""
+def test_tableau_coefficients_equal_sums_of_augmented_exponentials(kind, rng):
+    """Coefficients summed on the spectrum (`phi_expr`) and, for `Dense`, a whole
+    tableau at once (`phi_batch`: one product of weights and φ-values, one conversion
+    for all) equal Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential,
+    identity parts and per-row factors included."""
+    from expint._schemes._phiexpr import ExprBatch, PhiExpr
+
     op, a = _expression_cases(rng)[kind]
     h = 0.3
+    scale = np.array([1.0, 0.5, h, -2.0])
     w = rng.standard_normal(a.shape[0]) + (1j * rng.standard_normal(a.shape[0]) if np.iscomplexobj(a) else 0)
-    op.prefetch(h, [_Terms(t) for t in _EXPRESSIONS])
-    coefs = op.phi_exprs(h, _EXPRESSIONS, None, w)
-    for terms, coef in zip(_EXPRESSIONS, coefs, strict=True):
-        want = sum(
+    single = [
+        op.phi_expr(h, {key: f * v for key, v in t.items()}, None, w)
+        for t, f in zip(_EXPRESSIONS, scale, strict=True)
+    ]
+    batch = ExprBatch(map(PhiExpr, _EXPRESSIONS))
+    batched = op.phi_batch(h, batch, scale, w) if kind != "diagonal" else single
+    for terms, f, one, many in zip(_EXPRESSIONS, scale, single, batched, strict=True):
+        want = f * sum(
             alpha * (np.eye(len(a)) / math.factorial(k) if c == 0.0 else expint.phi_matrix(k, c * h * a))
             for (k, c, _), alpha in terms.items()
         )
-        got = op.apply_coefficient(coef, w)
-        np.testing.assert_allclose(got, want @ w, rtol=1e-13, atol=1e-14)
-        np.testing.assert_allclose(op.apply_coefficient(op.phi_expr(h, terms, None, w), w), got, rtol=1e-13)
-
-
-class _Terms:
-    """The ``terms`` attribute `prefetch` reads from a φ-expression."""
-
-    def __init__(self, terms):
-        self.terms = terms
+        np.testing.assert_allclose(op.apply_coefficient(one, w), want @ w, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(op.apply_coefficient(many, w), want @ w, rtol=1e-13, atol=1e-14)
 
 
 def test_a_new_step_size_evaluates_every_node_in_one_call(monkeypatch):
@@ -294,7 +294,12 @@ def test_a_new_step_size_evaluates_every_node_in_one_call(monkeypatch):
     from expint import _operators
 
     calls = []
-    monkeypatch.setattr(_operators, "phi_all", lambda k, z: calls.append(z.shape) or expint.phi_all(k, z))
+
+    def counting(k, z):
+        calls.append(z.shape)
+        return expint.phi_all(k, z)
+
+    monkeypatch.setattr(_operators, "phi_all_unchecked", counting)
     from expint import problems
 
     bp = problems.allen_cahn()

@@ -129,7 +129,7 @@ class AdamsStepper:
         self._last: tuple[Any, Any] = (None, None)
         # small Dense operators: the last coefficient set stacked for one product
         self._fusing = self._evaluated_coefficients and getattr(linear, "fusable", False)
-        self._last_fused: tuple[Any, Any] = (None, None)
+        self._last_fused: tuple[Any, Any, Any] = (None, None, None)  # (coefficients, main, error)
         self._first: list = []  # the first q (t, N): the start-up steps' dense output
 
     @property
@@ -232,12 +232,14 @@ class AdamsStepper:
             diffs = list(zip(values, _as_exprs(h * _error_matrix(thetas)), strict=True))
             return new, _combine_grouped(self.linear, h, t, u, PhiExpr(), diffs)
         coeffs = self._step_coefficients(t, h, u, error)
-        if self._fusing and not error:
-            key, fused = self._last_fused
+        if self._fusing:
+            key, fused, fused_error = self._last_fused
             if key is not coeffs:
                 fused = self.linear.fuse(coeffs[: self.q + 1])
-                self._last_fused = (coeffs, fused)
-            return self.linear.apply_fused(fused, [u, *values]), None
+                fused_error = self.linear.fuse(coeffs[self.q + 1 :]) if error else None
+                self._last_fused = (coeffs, fused, fused_error)
+            new = self.linear.apply_fused(fused, [u, *values])
+            return new, (self.linear.apply_fused(fused_error, values) if error else None)
         apply = self.linear.apply_coefficient
         acc = apply(coeffs[0], u)
         for w, nj in zip(coeffs[1 : self.q + 1], values, strict=True):

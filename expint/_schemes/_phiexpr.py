@@ -118,3 +118,35 @@ def total(exprs: Iterable[PhiExpr]) -> PhiExpr:
     for e in exprs:
         out = out + e
     return out
+
+
+class ExprBatch:
+    r"""Several φ-expressions as one linear map: expression ``e`` is
+    $\sum_p W_{ep}\, \varphi_{k_p}(c_p z) + I_e$ over the distinct pairs
+    ``pairs[p] = (k_p, c_p)`` with ``c_p ≠ 0`` and the identity part
+    $I_e = \sum α/k!$ of its ``c = 0`` terms.
+
+    A scheme's whole tableau at a new step size is then one product ``W @ Φ`` with the
+    stacked values ``Φ`` of the pairs on an operator's spectrum (`Dense.phi_batch`),
+    instead of a Python loop over every term of every expression.  Start offsets are
+    dropped: the map is for time-independent operators.
+    """
+
+    __slots__ = ("identity", "nodes", "pairs", "weights")
+
+    def __init__(self, exprs: Iterable[PhiExpr]):
+        exprs = list(exprs)
+        self.pairs = sorted({(k, c) for e in exprs for (k, c, _) in e.terms if c != 0.0})
+        column = {pair: p for p, pair in enumerate(self.pairs)}
+        self.weights = np.zeros((len(exprs), len(self.pairs)))
+        self.identity = np.zeros(len(exprs))
+        for row, e in enumerate(exprs):
+            for (k, c, _), coef in e.terms.items():
+                if c == 0.0:
+                    self.identity[row] += coef / math.factorial(k)
+                else:
+                    self.weights[row, column[(k, c)]] += coef
+        #: the highest index each node ``c`` needs
+        self.nodes: dict[float, int] = {}
+        for k, c in self.pairs:
+            self.nodes[c] = max(self.nodes.get(c, 0), k)

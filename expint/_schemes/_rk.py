@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .._cache import LRUCache
 from .._operators import EvaluatedCoefficients
-from ._phiexpr import E, PhiExpr
+from ._phiexpr import E, ExprBatch, PhiExpr
 from ._tableau import ExpRKTableau
 
 _CACHE = 8
@@ -40,6 +42,8 @@ class RKStepper:
         # an embedded pair's error row: no e^{hL} u term, weights on the stages (and on
         # N(t + h, u_{n+1}) for FSAL, index s)
         self._error = (PhiExpr(), [(i, e) for i, e in enumerate(tableau.b_err) if e])
+        self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else [])
+        self._batch: ExprBatch | None = None  # built on first use by an operator with `phi_batch`
 
     # -- coefficients -----------------------------------------------------------------
     @property
@@ -59,16 +63,23 @@ class RKStepper:
         if hit is not None:
             return hit
         lin = self.linear
-        rows = [*self._rows, self._final] + ([self._error] if self.tab.adaptive else [])
-        lin.prefetch(h, [e for r in rows for e in [r[0], *(a for _, a in r[1])]], t)
-        # every expression of the tableau in one call (a dense operator converts them all
-        # from its eigenvalues in one product), then back into rows
+        rows = self._all_rows
         exps = [None if _is_identity(e) or not e else e for e, _ in rows]
-        terms = [e.terms for e in exps if e is not None] + [(h * a).terms for _, row in rows for _, a in row]
-        if hasattr(lin, "phi_exprs"):  # EvaluatedOperator; optional in the protocol
-            coefs = iter(lin.phi_exprs(h, terms, t, like))
+        if getattr(lin, "spectral", False) and hasattr(lin, "phi_batch"):
+            # the whole tableau as one linear map of the φ-values (`ExprBatch`)
+            if self._batch is None:
+                weights = [a for _, r in rows for _, a in r]
+                self._batch = ExprBatch([e for e in exps if e is not None] + weights)
+            n_exp = sum(e is not None for e in exps)
+            scale = np.full(len(self._batch.identity), float(h))
+            scale[:n_exp] = 1.0  # the exponentials carry no factor h
+            coefs = iter(lin.phi_batch(h, self._batch, scale, like))
         else:
-            coefs = iter([lin.phi_expr(h, tm, t, like) for tm in terms])
+            lin.prefetch(h, [e for r in rows for e in [r[0], *(a for _, a in r[1])]], t)
+            coefs = iter(
+                [lin.phi_expr(h, e.terms, t, like) for e in exps if e is not None]
+                + [lin.phi_expr(h, (h * a).terms, t, like) for _, r in rows for _, a in r]
+            )
         firsts = [None if e is None else next(coefs) for e in exps]
         out = [(e, [(j, next(coefs)) for j, _ in row]) for e, (_, row) in zip(firsts, rows, strict=True)]
         return self._coeffs.put(key, out)
@@ -109,7 +120,10 @@ class RKStepper:
             self.nfev += 1
             n_next = self.nonlinear(t + h, u_new)
             n_vals.append(n_next)
-        if self._evaluated_coefficients:
+        if coeffs is None and self._fusing:
+            idx, fused = self._fused_rows(h, t, u)[-1]  # the error row, after the update
+            err = self.linear.apply_fused(fused, [n_vals[j] for j in idx])
+        elif self._evaluated_coefficients:
             apply = self.linear.apply_coefficient
             row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[-1][1]
             err = None
@@ -143,13 +157,15 @@ class RKStepper:
     def _fused_rows(self, h: float, t: float, like: Any) -> list:
         """Per stage (then the update): ``(indices into [u, N_1, N_2, …], fused)`` with
         ``fused`` the operator's `fuse` of those vectors' coefficients (``None`` for a
-        stage value that is ``u`` itself)."""
+        stage value that is ``u`` itself); for a pair, last, the error row as
+        ``(indices into [N_1, N_2, …], fused)``."""
         key = (h, t if self.linear.time_dependent else None)
         hit = self._fused.get(key)
         if hit is not None:
             return hit
         out = []
-        for e, row in self._evaluated(h, t, like):
+        rows = self._evaluated(h, t, like)
+        for e, row in rows[: self.tab.stages + 1]:
             idx = [0] + [j + 1 for j, _ in row]
             coefs = [e] + [a for _, a in row]
             if e is None:  # the exponential is the identity: e^{0·hL} u = u
@@ -158,6 +174,9 @@ class RKStepper:
                     continue
                 coefs[0] = self.linear.phi_expr(h, {(0, 0.0, 0.0): 1.0}, t, like)
             out.append((idx, self.linear.fuse(coefs)))
+        if self.tab.adaptive:
+            error_row = rows[-1][1]
+            out.append(([j for j, _ in error_row], self.linear.fuse([a for _, a in error_row])))
         return self._fused.put(key, out)
 
     def _step_fused(self, t: Any, h: Any, u: Any, n0: Any, n_vals: list[Any]) -> Any:
