@@ -184,7 +184,7 @@ def _scaled_error_numpy(
         reduced = np.sqrt(np.dot(flat, flat) / flat.size)
     else:
         reduced = np.sqrt(np.mean(r * r, axis=axis))
-    return reduced + 0.0 * np.sum(an, axis=axis)
+    return reduced + 0.0 * an.sum(axis=axis)
 
 
 def initial_step(

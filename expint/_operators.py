@@ -424,6 +424,11 @@ class Diagonal(EvaluatedOperator):
 #: about κ₂(V)·u, so 1000 keeps it below 1e-13; beyond it, augmented-matrix exponentials.
 MAX_EIGENVECTOR_CONDITION = 1000.0
 
+#: Largest `Dense` size that keeps the ``n`` rank-one matrices ``v_j w_j^T`` of its
+#: eigendecomposition (``n³`` numbers, 4 MiB complex at 64): a stack of coefficients from
+#: spectral values is then one matrix product.
+OUTER_MAX_N = 64
+
 #: Largest `Dense` size whose steppers fuse each stage into one product (`Dense.fusable`).
 FUSE_MAX_N = 512
 
@@ -500,6 +505,7 @@ class Dense(EvaluatedOperator):
         self.a = a
         self.dtype = a.dtype
         self._spectral: tuple | None = None  # (method, λ, V, V^{-1}, real A) once decided
+        self._rank_ones: np.ndarray | None = None  # v_j w_j^T stacked, for n ≤ OUTER_MAX_N
 
     @property
     def phi_method(self) -> str:
@@ -524,9 +530,17 @@ class Dense(EvaluatedOperator):
 
     def _from_spectrum(self, d: Any) -> Any:
         _, _, v, v_inv, real = self._spectral_form()
-        scaled = v * d[..., None, :]
-        # one 2-D product for a stack: numpy's batched matmul loops over small matrices
-        out = (scaled.reshape(-1, self.n) @ v_inv).reshape(scaled.shape)
+        n = self.n
+        if n <= OUTER_MAX_N:
+            # V diag(d) V^{-1} = Σ_j d_j v_j w_j^T (w_j the rows of V^{-1}): one product of
+            # the stack with the n rank-one matrices, formed once (n³ numbers)
+            if self._rank_ones is None:
+                self._rank_ones = np.einsum("ij,jk->jik", v, v_inv).reshape(n, n * n)
+            out = (d.reshape(-1, n) @ self._rank_ones).reshape(*d.shape[:-1], n, n)
+        else:
+            scaled = v * d[..., None, :]
+            # one 2-D product for a stack: numpy's batched matmul loops over small matrices
+            out = (scaled.reshape(-1, n) @ v_inv).reshape(scaled.shape)
         # a real A has real φ_k(chA); the imaginary parts left by complex eigenpairs are rounding
         return out.real if real else out
 

@@ -101,6 +101,7 @@ def _expm1_complex(xp: Any, z: Any) -> Any:
 #: Powers per block of the Taylor polynomial's Paterson–Stockmeyer evaluation
 #: (``_taylor``): ~30 terms become 5–6 blocks.
 _BLOCK = 6
+_ONES_ROW = np.ones(_BLOCK)
 
 
 @cache
@@ -125,8 +126,8 @@ def _taylor(xp: Any, z: Any, k: int) -> Any:
     ``|φ_k(z)|``, so the grouping rounds no worse than Horner (checked against mpmath
     in tests/test_phi_scalar.py)."""
     blocks = _taylor_blocks(k)
-    powers = xp.ones((z.shape[0], _BLOCK), dtype=z.dtype, device=device(z))
-    powers[:, 1:] = z[:, None]
+    powers = xp.reshape(z, (-1, 1)) * as_like(_ONES_ROW, z)  # every column z, on z's device
+    powers[:, 0] = 1.0
     powers = xp.cumprod(powers, axis=1)
     partial = powers @ as_like(blocks, z)
     w = powers[:, -1] * z
@@ -146,7 +147,8 @@ def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
             u.append((u[j] - 1.0 / math.factorial(j)) / z)
         return u[: kmax + 1]
     # u_j = e^{-s} φ_j(z) with s = max(Re z − 700, 0)
-    shift = xp.clip(xp.real(z) - _RE_SHIFT, min=0.0)
+    excess = xp.real(z) - _RE_SHIFT
+    shift = xp.where(excess > 0, excess, 0.0 * excess)
     scaled_exp = xp.exp(z - shift)  # e^{z-s}
     u = [scaled_exp, xp.where(shifted, (scaled_exp - xp.exp(-shift)) / z, em1 / z)]
     for j in range(1, kmax):
@@ -160,7 +162,9 @@ def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
 
 def _phi_all_work(kmax: int, z: Any) -> Any:
     """φ_0..φ_kmax of a double-precision array, stacked on a new axis 0."""
-    xp = array_namespace(z)
+    # numpy itself for numpy arrays: the compatibility layer's wrappers cost more than
+    # the arithmetic on short arrays (every function used here has numpy's signature)
+    xp = np if type(z) is np.ndarray else array_namespace(z)
     # 1-D: numpy arithmetic on 0-d arrays returns scalars, which take no item assignment
     flat = _phi_all_flat(xp, kmax, xp.reshape(z, (-1,)))
     return xp.reshape(flat, (kmax + 1, *z.shape))
