@@ -29,6 +29,7 @@ from ._backend import (
     concat,
     device,
     finfo_of,
+    from_host,
     is_complex,
     is_inexact,
     is_torch_array,
@@ -327,6 +328,34 @@ class EvaluatedOperator(LinearOperatorBase):
             return self._identity_like() * identity
         return coef + self._identity_like() * identity if identity else coef
 
+    @property
+    def batches(self) -> bool:
+        """Whether a stepper should form its tableau's coefficients with `phi_batch`."""
+        return False
+
+    def phi_batch(self, h: float, batch: Any, scale: Any, like: Any) -> list:
+        r"""The coefficients of every expression of an `ExprBatch` (its row ``e``
+        multiplied by ``scale[e]``), converted for states like ``like``: a Runge–Kutta
+        tableau at a new step size, on the spectral path.
+
+        The values of all expressions on the spectrum are one product of the batch's
+        weights with the stacked $\varphi_{k_p}(c_p h λ)$ (one `phi_all` call for all
+        nodes), and `_from_spectrum` converts the stack at once; identity parts are
+        added exactly.  On short spectra this replaces a Python loop over every term of
+        every expression, which is what a new step size costs there."""
+        self._evaluate_nodes(h, batch.nodes)
+        phis = stack([self._spectral_phis(h, c, k)[k] for k, c in batch.pairs], axis=0)
+        weights = batch.weights * scale[:, None]
+        out = self._from_spectrum(cast(from_host(weights, phis), phis.dtype) @ phis)
+        self._add_identity(out, batch.identity * scale)
+        return self._prepare_rows(out, like)
+
+    def _add_identity(self, stack: Any, identity: Any) -> None:
+        """``stack[e] += identity[e]·I`` in place."""
+        for e, i in enumerate(identity):
+            if i:
+                stack[e] = stack[e] + float(i)
+
     def phi_rows(self, h: float, mat: Any, t: float | None, like: Any) -> list:
         r"""Coefficients $\sum_m A_{jm} \varphi_{m+1}(hL)$, one per row ``j`` of the
         real matrix ``A`` (``mat``), converted for states like ``like``: the weights of a
@@ -399,6 +428,13 @@ class Diagonal(EvaluatedOperator):
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         return self._evaluate_spectrum(kmax, h, [c])[:, 0]
 
+    @property
+    def batches(self) -> bool:
+        """`phi_batch` on short diagonals: the product with the dense weights costs
+        ``expressions × pairs × n`` where the terms cost their number × ``n``, so it
+        pays only while Python's per-term cost dominates."""
+        return self.n <= BATCH_MAX_N
+
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         out = None
         for k, w in enumerate(ws):
@@ -418,6 +454,9 @@ class Diagonal(EvaluatedOperator):
     def _prepare_rows(self, rows: Any, like: Any) -> list:
         return list(self._prepare(rows, like))
 
+
+#: Largest `Diagonal` whose steppers form a tableau with `phi_batch` (`Diagonal.batches`).
+BATCH_MAX_N = 4096
 
 #: Largest 2-norm condition number of the (unit-column) eigenvector matrix for which
 #: `Dense` evaluates φ-functions by eigendecomposition: the result's relative error is
@@ -544,23 +583,17 @@ class Dense(EvaluatedOperator):
         # a real A has real φ_k(chA); the imaginary parts left by complex eigenpairs are rounding
         return out.real if real else out
 
-    def phi_batch(self, h: float, batch: Any, scale: Any, like: Any) -> list:
-        r"""The coefficients of every expression of an `ExprBatch`, row ``e`` multiplied
-        by ``scale[e]``, converted for states like ``like`` (spectral path only).
+    @property
+    def batches(self) -> bool:
+        """`phi_batch` serves the spectral path (``"eigh"``/``"eig"``): there the cost of a
+        new step size is the conversion of every coefficient to a matrix."""
+        return self.spectral
 
-        Their values on the eigenvalues are one product of the batch's weights with the
-        stacked $\varphi_{k_p}(c_p h λ)$, and the matrices one product
-        ``V diag(·) V^{-1}`` for all of them; identity parts are added exactly.  This is
-        what a new step size of a Runge–Kutta pair costs on a small dense operator."""
-        self._evaluate_nodes(h, batch.nodes)
-        phis = np.stack([self._spectral_phis(h, c, k)[k] for k, c in batch.pairs])
-        values = (batch.weights * scale[:, None]) @ phis
-        mats = self._from_spectrum(values)
+    def _add_identity(self, stack: Any, identity: Any) -> None:
         diagonal = np.arange(self.n)
-        for e, i in enumerate(batch.identity * scale):
+        for e, i in enumerate(identity):
             if i:
-                mats[e, diagonal, diagonal] += i
-        return self._prepare_rows(mats, like)
+                stack[e, diagonal, diagonal] += i
 
     def _prepare_rows(self, rows: Any, like: Any) -> list:
         # one conversion for the stack, then `_prepare`'s transpose (y @ M^T) per matrix

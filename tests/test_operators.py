@@ -262,9 +262,8 @@ _EXPRESSIONS = [
 
 @pytest.mark.parametrize("kind", ["diagonal", "eigh", "eig-real", "eig-complex"])
 def test_tableau_coefficients_equal_sums_of_augmented_exponentials(kind, rng):
-    """Coefficients summed on the spectrum (`phi_expr`) and, for `Dense`, a whole
-    tableau at once (`phi_batch`: one product of weights and φ-values, one conversion
-    for all) equal Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential,
+    """Coefficients summed on the spectrum (`phi_expr`) and a whole tableau at once
+    (`phi_batch`: one product of weights and φ-values, one conversion for all) equal Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential,
     identity parts and per-row factors included."""
     from expint._schemes._phiexpr import ExprBatch, PhiExpr
 
@@ -277,7 +276,7 @@ def test_tableau_coefficients_equal_sums_of_augmented_exponentials(kind, rng):
         for t, f in zip(_EXPRESSIONS, scale, strict=True)
     ]
     batch = ExprBatch(map(PhiExpr, _EXPRESSIONS))
-    batched = op.phi_batch(h, batch, scale, w) if kind != "diagonal" else single
+    batched = op.phi_batch(h, batch, scale, w)
     for terms, f, one, many in zip(_EXPRESSIONS, scale, single, batched, strict=True):
         want = f * sum(
             alpha * (np.eye(len(a)) / math.factorial(k) if c == 0.0 else expint.phi_matrix(k, c * h * a))

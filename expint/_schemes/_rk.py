@@ -65,7 +65,7 @@ class RKStepper:
         lin = self.linear
         rows = self._all_rows
         exps = [None if _is_identity(e) or not e else e for e, _ in rows]
-        if getattr(lin, "spectral", False) and hasattr(lin, "phi_batch"):
+        if getattr(lin, "batches", False):
             # the whole tableau as one linear map of the φ-values (`ExprBatch`)
             if self._batch is None:
                 weights = [a for _, r in rows for _, a in r]
