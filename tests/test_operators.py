@@ -263,8 +263,9 @@ _EXPRESSIONS = [
 @pytest.mark.parametrize("kind", ["diagonal", "eigh", "eig-real", "eig-complex"])
 def test_tableau_coefficients_equal_sums_of_augmented_exponentials(kind, rng):
     """Coefficients summed on the spectrum (`phi_expr`) and a whole tableau at once
-    (`phi_batch`: one product of weights and φ-values, one conversion for all) equal Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential,
-    identity parts and per-row factors included."""
+    (`phi_batch`: one product of weights and φ-values, one conversion for all) equal
+    Σ α φ_k(c h A) with each φ_k from an augmented-matrix exponential, identity parts
+    and per-row factors included."""
     from expint._schemes._phiexpr import ExprBatch, PhiExpr
 
     op, a = _expression_cases(rng)[kind]
