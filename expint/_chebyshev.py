@@ -209,6 +209,7 @@ def chebyshev_phiv(
     orders: Sequence[int] | None = None,
     base: Any = None,
     base_rounding: np.ndarray | None = None,
+    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
 ) -> tuple[Any, int, float]:
     r"""``base + Σ_i t^{k_i} φ_{k_i}(tA) v_i`` for blocks ``v_i`` of shape ``(B, n)``,
     ``t > 0``, with ``k_i = orders[i]`` (default ``0, 1, …``: ``Σ_k t^k φ_k(tA) v_k``).
@@ -223,6 +224,11 @@ def chebyshev_phiv(
     vector (one row), saving a product.  ``base`` (shape ``(B, n)``) is added to the
     result before its norms are taken, and ``base_rounding`` (per row) to the rounding
     estimate: the polynomial part of phipm's single-vector form and its cancellation.
+
+    ``shifted(a, b)``: the block product with ``aA + bI`` (`shifted_product`), or None.
+    With it the recurrence ``T_{j+1} = 2Â T_j − T_{j−1}`` runs on the matrix
+    ``2Â = (2/r)(A − cI)`` formed once: one product and two passes over the vectors
+    per term instead of one product and four.
 
     Rounding: each ``T_j(Â) v`` computed by the recurrence carries an error of up to
     ``~(j+1) ε ‖v‖``, so the sum's rounding is estimated as
@@ -266,7 +272,7 @@ def chebyshev_phiv(
     # the recurrence runs on all used v_k stacked, (K·B, n), in three buffers of our own;
     # the loop below is what runs per product, so its operations are bound once here
     start = _stack_rows([vs[k] for k in used])
-    scale_into, axpy = _vector_ops(start)
+    scale_into, axpy, subtract_into = _vector_ops(start)
     bufs = [start, start * 0, start * 0]
     # flat views of each buffer and of each v_k's block of rows in it, made once:
     # `axpy` works on flat arrays, and the loop below runs once per product
@@ -290,12 +296,16 @@ def chebyshev_phiv(
         axpy(y_flat, c_k, part)
     done, scale, shift = 2, 2.0 / half, -2.0 * centre / half
     want = max(terms_for(tol * (magnitudes.sum(axis=0) @ norms)), 2)
+    double_mul = None if shifted is None else shifted(scale, shift)
     while True:
         while done < want:
             out = bufs[nxt]
-            scale_into(out, amul(bufs[cur]), scale)
-            axpy(flat[nxt], shift, flat[cur])
-            out -= bufs[prev]
+            if double_mul is not None:
+                subtract_into(out, double_mul(bufs[cur]), bufs[prev])
+            else:
+                scale_into(out, amul(bufs[cur]), scale)
+                axpy(flat[nxt], shift, flat[cur])
+                out -= bufs[prev]
             if single_part:
                 axpy(y_flat, weights[done][0], flat[nxt])
             else:
@@ -326,12 +336,13 @@ def _stack_rows(blocks: list[Any]) -> Any:
     return np.ascontiguousarray(np.concatenate(blocks, axis=0))
 
 
-def _vector_ops(like: Any) -> tuple[Callable[[Any, Any, float], None], Callable[[Any, float, Any], None]]:
-    """``(scale_into, axpy)`` for contiguous arrays of ``like``'s type and dtype (the
-    recurrence's own buffers): ``scale_into(out, x, s)`` sets ``out = s·x`` and
-    ``axpy(y, a, x)`` adds ``a·x`` to ``y`` (both 1-D), both in place.  For numpy,
-    ``axpy`` is BLAS's: numpy's ``y += a * x`` allocates ``a * x`` first, a
-    temporary as long as the block and one more pass over memory per term."""
+def _vector_ops(like: Any) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+    """``(scale_into, axpy, subtract_into)`` for contiguous arrays of ``like``'s type and
+    dtype (the recurrence's own buffers): ``scale_into(out, x, s)`` sets ``out = s·x``,
+    ``axpy(y, a, x)`` adds ``a·x`` to ``y`` (both 1-D) and ``subtract_into(out, x, z)``
+    sets ``out = x − z``, all in place.  For numpy, ``axpy`` is BLAS's: numpy's
+    ``y += a * x`` allocates ``a * x`` first, a temporary as long as the block and one
+    more pass over memory per term."""
     if is_torch_array(like):
         import torch
 
@@ -341,19 +352,25 @@ def _vector_ops(like: Any) -> tuple[Callable[[Any, Any, float], None], Callable[
         def torch_axpy(y: Any, a: float, x: Any) -> None:
             y.add_(x, alpha=a)
 
-        return torch_scale_into, torch_axpy
+        def torch_subtract_into(out: Any, x: Any, z: Any) -> None:
+            torch.sub(x, z, out=out)
+
+        return torch_scale_into, torch_axpy, torch_subtract_into
 
     def scale_into(out: Any, x: Any, s: float) -> None:
         np.multiply(x, s, out=out)
 
+    def subtract_into(out: Any, x: Any, z: Any) -> None:
+        np.subtract(x, z, out=out)
+
     if like.dtype.char not in "fdFD":
-        return scale_into, _numpy_axpy
+        return scale_into, _numpy_axpy, subtract_into
     blas = _blas_axpy(like.dtype)
 
     def axpy(y: Any, a: float, x: Any) -> None:
         blas(x, y, a=a)  # flat, contiguous, of like's dtype: BLAS updates y in place
 
-    return scale_into, axpy
+    return scale_into, axpy, subtract_into
 
 
 def _numpy_axpy(y: Any, a: float, x: Any) -> None:
@@ -370,3 +387,32 @@ def _blas_axpy(dtype: np.dtype) -> Any:
 
         hit = _AXPY[dtype.char] = get_blas_funcs("axpy", dtype=dtype)
     return hit
+
+
+def shifted_product(a: Any, scale: float, shift: float, like: Any) -> Callable[[Any], Any] | None:
+    """The block product ``X ↦ ((scale·A + shift·I) X^T)^T`` for rows ``X`` like ``like``,
+    with the matrix formed here, once, in ``O(entries)``: for a dense numpy array or a
+    scipy sparse matrix acting on numpy vectors, and for operators that offer their own
+    (``a.shifted_product``, e.g. `expint.Sparse`, which keeps it).  None otherwise (the
+    Chebyshev recurrence then scales and shifts each product)."""
+    own = getattr(a, "shifted_product", None)
+    if callable(own):
+        return own(scale, shift, like)
+    if is_torch_array(like):
+        return None
+    if sparse_kind(a) == "scipy":
+        matrix = shifted_csr(a, scale, shift)
+        return lambda x: (matrix @ x.T).T
+    if type(a) is np.ndarray and a.ndim == 2:
+        matrix = a * scale
+        matrix[np.diag_indices_from(matrix)] += shift
+        return lambda x: x @ matrix.T
+    return None
+
+
+def shifted_csr(a: Any, scale: float, shift: float) -> Any:
+    """``scale·A + shift·I`` for a scipy sparse ``A``, in CSR form (a new matrix)."""
+    import scipy.sparse as sp
+
+    csr = a.tocsr()
+    return (csr * scale + sp.identity(csr.shape[0], dtype=csr.dtype, format="csr") * shift).tocsr()

@@ -92,7 +92,14 @@ from ._backend import (
     to_like,
     to_numpy,
 )
-from ._chebyshev import ChebyshevUnfit, chebyshev_phiv, check_spectrum, prefer_chebyshev, spectral_interval
+from ._chebyshev import (
+    ChebyshevUnfit,
+    chebyshev_phiv,
+    check_spectrum,
+    prefer_chebyshev,
+    shifted_product,
+    spectral_interval,
+)
 from ._phi import phi_all
 
 __all__ = ["KrylovInfo", "PhivResult", "phiv"]
@@ -468,7 +475,11 @@ def phiv(
     if method == "chebyshev" or (method == "auto" and lanczos):
         first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
         interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))
-        done = _chebyshev(amul, vs, t, tol, method, lanczos, interval, first, single, info)
+
+        def shifted(a: float, b: float) -> Callable[[Any], Any] | None:
+            return shifted_product(A, sign * a, b, vs[0])  # a·(sign·A) + b·I
+
+        done = _chebyshev(amul, vs, t, tol, method, lanczos, interval, first, single, info, shifted)
         if done is not None:
             return done
     if lanczos:
@@ -546,6 +557,7 @@ def _chebyshev(
     first: Any,
     single: bool,
     info: KrylovInfo,
+    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
 ) -> PhivResult | None:
     """The Chebyshev path of `phiv` (``vs`` sign-adjusted for ``t < 0`` like ``amul``;
     ``first`` = ``amul(v_0[0])``): its result, or None where ``method="auto"`` leaves
@@ -568,7 +580,7 @@ def _chebyshev(
     try:
         with _one_blas_thread(vs[0]):
             w, products, bound = _chebyshev_expand(
-                amul, vs, abs(t), lo, hi, tol, forced, first if single else None
+                amul, vs, abs(t), lo, hi, tol, forced, first if single else None, shifted
             )
     except ChebyshevUnfit as exc:
         if forced:
@@ -591,6 +603,7 @@ def _chebyshev_expand(
     tol: float,
     forced: bool,
     first: Any,
+    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
 ) -> tuple[Any, int, float]:
     """The expansion itself (``t > 0``): a pure exponential directly; a φ-combination
     through the single-vector form, and where forced and that form's cancellation rules
@@ -598,16 +611,16 @@ def _chebyshev_expand(
     ``A v_0`` for a single row, else None.  Raises `ChebyshevUnfit`."""
     eps = _unit_roundoff(vs[0])
     if len(vs) == 1:
-        return chebyshev_phiv(amul, vs, t, lo, hi, tol, eps, _row_norms, first_product=first)
+        return chebyshev_phiv(amul, vs, t, lo, hi, tol, eps, _row_norms, first_product=first, shifted=shifted)
     # `auto` declines where rounding comes within 10× of what tol allows
     # (benchmarks/chebyshev_phiv.py, σ = 1: the expansion ran and missed)
     margin = 1.0 if forced else _AUTO_ROUNDING_MARGIN
     try:
-        return _chebyshev_single_vector(amul, vs, t, lo, hi, tol, eps, margin, first)
+        return _chebyshev_single_vector(amul, vs, t, lo, hi, tol, eps, margin, first, shifted)
     except ChebyshevUnfit:
         if not forced:
             raise
-    return chebyshev_phiv(amul, vs, t, lo, hi, tol, eps, _row_norms)
+    return chebyshev_phiv(amul, vs, t, lo, hi, tol, eps, _row_norms, shifted=shifted)
 
 
 def _chebyshev_single_vector(
@@ -620,6 +633,7 @@ def _chebyshev_single_vector(
     eps: float,
     margin: float,
     first_product: Any = None,
+    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
 ) -> tuple[Any, int, float]:
     """``Σ_k t^k φ_k(tA) v_k`` in phipm's single-vector form (module docstring) over the
     whole of ``t``: the polynomial part ``Σ_{j<p} t^j/j! w_j`` plus the Chebyshev
@@ -656,6 +670,7 @@ def _chebyshev_single_vector(
         orders=[p],
         base=_taylor(ws[:-1], t),
         base_rounding=rounding,
+        shifted=shifted,
     )
     return w, products + p - int(first_product is not None), bound
 

@@ -45,7 +45,7 @@ from ._backend import (
     to_torch_csr,
 )
 from ._cache import LRUCache
-from ._chebyshev import check_spectrum, spectral_interval
+from ._chebyshev import check_spectrum, shifted_csr, spectral_interval
 from ._interp import gauss_legendre
 from ._krylov import PHIV_METHODS, KrylovInfo, _check_product, phiv
 from ._phi import phi_all_unchecked, phi_matrix_all
@@ -829,6 +829,7 @@ class Sparse(MatrixFree):
         self.a = a
         self._kind = kind
         self._copies: dict[tuple[str, str, str], Any] = {}
+        self._shifted = LRUCache(4)  # scale·A + shift·I for the Chebyshev recurrence
         if hermitian is not None and not isinstance(hermitian, bool):
             raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
         exact = hermitian is not False and sparse_is_hermitian(a)  # O(nonzeros), once
@@ -865,6 +866,23 @@ class Sparse(MatrixFree):
 
     def _product(self, v: Any) -> Any:
         return sparse_product(self._matrix_for(v), v.reshape(-1, 1)).reshape(v.shape)
+
+    def shifted_product(self, scale: float, shift: float, like: Any) -> Callable[[Any], Any]:
+        """The block product with ``scale·A + shift·I`` for rows like ``like`` (what
+        `expint.phiv`'s Chebyshev recurrence runs on): the matrix is formed once per
+        ``(scale, shift)`` and kept — they depend on the spectral interval and the
+        sign of the step only, not on its length."""
+        key = (scale, shift, type(like).__name__, str(device(like)), str(finfo_of(like).dtype))
+        matrix = self._shifted.get(key)
+        if matrix is None:
+            host = (
+                self.a if self._kind == "scipy" else sparse_like(self.a, np.zeros(0))
+            )  # host float64 or complex128
+            matrix = shifted_csr(host, scale, shift)
+            if is_torch_array(like):
+                matrix = sparse_like(matrix, like)
+            self._shifted.put(key, matrix)
+        return lambda x: sparse_product(matrix, x.T).T
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         if y.ndim == 1:

@@ -325,6 +325,69 @@ def test_sparse_operator_carries_its_interval(rng):
     assert info.chebyshev and _rel(w, exact_phiv(2, 20, [v], 1e-3)) <= 1e-11
 
 
+@pytest.mark.parametrize("kind", ["scipy", "dense"])
+def test_the_recurrence_runs_on_the_shifted_matrix(kind, monkeypatch, rng):
+    """For an explicit matrix the recurrence multiplies by ``2Â = (2/r)(A − cI)``,
+    formed once per call (one product and two passes per term instead of one product
+    and four): the result equals the recurrence that scales and shifts each product."""
+    from expint import _krylov
+
+    a = _laplacian_2d(30)
+    a = a if kind == "scipy" else a.toarray()
+    vs = [rng.standard_normal(900), rng.standard_normal(900)]
+    built = []
+
+    def counting(*args):
+        built.append(args[1:3])
+        return real(*args)
+
+    real = _krylov.shifted_product
+    monkeypatch.setattr(_krylov, "shifted_product", counting)
+    for k in (1, 2):
+        for t in (2e-3, -2e-3):
+            w, info = expint.phiv(a, vs[:k], t, tol=1e-11, method="chebyshev")
+            assert info.chebyshev and len(built) == 1
+            monkeypatch.setattr(_krylov, "shifted_product", lambda *args: None)
+            plain, _ = expint.phiv(a, vs[:k], t, tol=1e-11, method="chebyshev")
+            monkeypatch.setattr(_krylov, "shifted_product", counting)
+            assert _rel(w, plain) <= 1e-13
+            built.clear()
+    assert _rel(expint.phiv(a, vs[:1], 2e-3, tol=1e-11)[0], exact_phiv(2, 30, vs[:1], 2e-3)) <= 1e-11
+
+
+def test_sparse_keeps_its_shifted_matrix(monkeypatch, rng):
+    """`expint.Sparse` forms ``scale·A + shift·I`` once per sign of the step (the
+    interval is the operator's, fixed): steps of every length reuse it."""
+    from expint import _operators
+
+    calls = []
+    real = _operators.shifted_csr
+    monkeypatch.setattr(_operators, "shifted_csr", lambda *args: calls.append(args[1:]) or real(*args))
+    op = expint.Sparse(_laplacian_2d(20))
+    v = rng.standard_normal(400)
+    for t in (1e-3, 2e-3, 5e-4, -1e-3, -3e-3):
+        w, info = expint.phiv(op, [v], t, tol=1e-11, method="chebyshev")
+        assert info.chebyshev and _rel(w, exact_phiv(2, 20, [v], t)) <= 1e-11
+    assert len(calls) == 2
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_sparse_shifted_matrix_on_torch_states(rng):
+    """A `Sparse` scipy matrix acting on torch states (and a torch one on numpy states)
+    gets its shifted matrix in the states' library and precision."""
+    a = _laplacian_2d(20)
+    v = rng.standard_normal(400)
+    ref = exact_phiv(2, 20, [v], 1e-3)
+    for op in (expint.Sparse(a), expint.Sparse(torch.from_numpy(a.toarray()).to_sparse_csr())):
+        w, info = expint.phiv(op, [torch.from_numpy(v)], 1e-3, tol=1e-11, method="chebyshev")
+        assert info.chebyshev and w.dtype == torch.float64 and _rel(w.numpy(), ref) <= 1e-11
+        w32, info = expint.phiv(op, [torch.from_numpy(v).float()], 1e-3, tol=1e-5, method="chebyshev")
+        assert info.chebyshev and w32.dtype == torch.float32 and _rel(w32.numpy(), ref) <= 1e-5
+        w, _ = expint.phiv(op, [v], 1e-3, tol=1e-11, method="chebyshev")
+        assert _rel(w, ref) <= 1e-11
+
+
 # ---------------------------------------------------------------------------------------
 # errors
 
