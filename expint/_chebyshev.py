@@ -195,6 +195,11 @@ _ROUGHNESS_THRESHOLD = 0.01
 _FLOOR_SAFETY = 2.0
 
 
+#: ``shifted(a, b)``: the block product with ``aA + bI`` for the recurrence, or None
+#: (`shifted_product`, bound to one matrix and its vectors by `expint.phiv`).
+ShiftedFactory = Callable[[float, float], Callable[[Any], Any] | None]
+
+
 def chebyshev_phiv(
     amul: Callable[[Any], Any],
     vs: Sequence[Any],
@@ -209,7 +214,7 @@ def chebyshev_phiv(
     orders: Sequence[int] | None = None,
     base: Any = None,
     base_rounding: np.ndarray | None = None,
-    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
+    shifted: ShiftedFactory | None = None,
 ) -> tuple[Any, int, float]:
     r"""``base + Σ_i t^{k_i} φ_{k_i}(tA) v_i`` for blocks ``v_i`` of shape ``(B, n)``,
     ``t > 0``, with ``k_i = orders[i]`` (default ``0, 1, …``: ``Σ_k t^k φ_k(tA) v_k``).

@@ -94,6 +94,7 @@ from ._backend import (
 )
 from ._chebyshev import (
     ChebyshevUnfit,
+    ShiftedFactory,
     chebyshev_phiv,
     check_spectrum,
     prefer_chebyshev,
@@ -557,7 +558,7 @@ def _chebyshev(
     first: Any,
     single: bool,
     info: KrylovInfo,
-    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
+    shifted: ShiftedFactory | None = None,
 ) -> PhivResult | None:
     """The Chebyshev path of `phiv` (``vs`` sign-adjusted for ``t < 0`` like ``amul``;
     ``first`` = ``amul(v_0[0])``): its result, or None where ``method="auto"`` leaves
@@ -603,7 +604,7 @@ def _chebyshev_expand(
     tol: float,
     forced: bool,
     first: Any,
-    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
+    shifted: ShiftedFactory | None = None,
 ) -> tuple[Any, int, float]:
     """The expansion itself (``t > 0``): a pure exponential directly; a φ-combination
     through the single-vector form, and where forced and that form's cancellation rules
@@ -633,7 +634,7 @@ def _chebyshev_single_vector(
     eps: float,
     margin: float,
     first_product: Any = None,
-    shifted: Callable[[float, float], Callable[[Any], Any] | None] | None = None,
+    shifted: ShiftedFactory | None = None,
 ) -> tuple[Any, int, float]:
     """``Σ_k t^k φ_k(tA) v_k`` in phipm's single-vector form (module docstring) over the
     whole of ``t``: the polynomial part ``Σ_{j<p} t^j/j! w_j`` plus the Chebyshev
