@@ -875,9 +875,8 @@ class Sparse(MatrixFree):
         key = (scale, shift, type(like).__name__, str(device(like)), str(finfo_of(like).dtype))
         matrix = self._shifted.get(key)
         if matrix is None:
-            host = (
-                self.a if self._kind == "scipy" else sparse_like(self.a, np.zeros(0))
-            )  # host float64 or complex128
+            # a torch matrix is shifted on the host (float64 or complex128), then moved
+            host = self.a if self._kind == "scipy" else sparse_like(self.a, np.zeros(0))
             matrix = shifted_csr(host, scale, shift)
             if is_torch_array(like):
                 matrix = sparse_like(matrix, like)
