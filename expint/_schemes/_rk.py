@@ -43,6 +43,8 @@ class RKStepper:
         # N(t + h, u_{n+1}) for FSAL, index s)
         self._error = (PhiExpr(), [(i, e) for i, e in enumerate(tableau.b_err) if e])
         self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else [])
+        # each row's exponential, None where it is the identity (or absent: the error row)
+        self._exps = [None if _is_identity(e) or not e else e for e, _ in self._all_rows]
         self._batch: ExprBatch | None = None  # built on first use by an operator with `phi_batch`
 
     # -- coefficients -----------------------------------------------------------------
@@ -63,8 +65,7 @@ class RKStepper:
         if hit is not None:
             return hit
         lin = self.linear
-        rows = self._all_rows
-        exps = [None if _is_identity(e) or not e else e for e, _ in rows]
+        rows, exps = self._all_rows, self._exps
         if getattr(lin, "batches", False):
             # the whole tableau as one linear map of the φ-values (`ExprBatch`)
             if self._batch is None:
