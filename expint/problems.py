@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import array_namespace, as_array, concat, fft_module, to_like, to_numpy
+from ._backend import array_namespace, as_array, concat, fft_module, is_torch_array, to_like, to_numpy
 from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
 
@@ -273,7 +273,12 @@ def allen_cahn(n: int = 20, eps: float = 0.01) -> BuiltinProblem:
         u = w + xc.like(w)
         return u - u * u * u
 
-    prob = SemilinearProblem(Dense(eps * d2), nonlinear, name="Allen–Cahn")
+    def jac(t: float, w: Any) -> Any:  # ∂N/∂w = diag(1 − 3u²): exprb32/exprb43 need no N for it
+        u = w + xc.like(w)
+        diagonal = 1.0 - 3.0 * u * u
+        return diagonal.diag() if is_torch_array(diagonal) else np.diag(diagonal)
+
+    prob = SemilinearProblem(Dense(eps * d2), nonlinear, name="Allen–Cahn", jac=jac)
     w0 = 0.53 * xi + 0.47 * np.sin(-1.5 * np.pi * xi) - xi
 
     def to_physical(w: Any) -> Any:
@@ -459,7 +464,10 @@ def allen_cahn_2d(n: int = 256, diffusion: float = 0.01, variant: str = "fourier
 
         lap = _periodic_laplacian(n, h)
         prob = SemilinearProblem(
-            diffusion * lap + sp.eye(n * n), lambda t, u: -(u * u * u), name="Allen–Cahn 2-D FD"
+            diffusion * lap + sp.eye(n * n),
+            lambda t, u: -(u * u * u),
+            name="Allen–Cahn 2-D FD",
+            jvp=lambda t, u, v: -3.0 * u * u * v,
         )
         return BuiltinProblem(
             "allen_cahn_2d",
@@ -484,7 +492,11 @@ def allen_cahn_2d(n: int = 256, diffusion: float = 0.01, variant: str = "fourier
     def lift(p: Any) -> Any:
         return fft_module(p).rfft2(p.reshape(*p.shape[:-1], n, n)).reshape(*p.shape[:-1], -1)
 
-    prob = SemilinearProblem(lin, nonlinear, name="Allen–Cahn 2-D Fourier")
+    def jvp(t: float, v: Any, dv: Any) -> Any:  # ∂N/∂v · dv = −rfft2(3u² · irfft2(dv))
+        u = field(v)
+        return -fft_module(v).rfft2(3.0 * u * u * field(dv)).reshape(v.shape)
+
+    prob = SemilinearProblem(lin, nonlinear, name="Allen–Cahn 2-D Fourier", jvp=jvp)
     return BuiltinProblem(
         "allen_cahn_2d",
         prob,

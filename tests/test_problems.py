@@ -178,3 +178,43 @@ def test_nls_jacobian_vector_product_matches_central_differences(rng):
     fd = (bp.problem.nonlinear(0.0, y + eps * w) - bp.problem.nonlinear(0.0, y - eps * w)) / (2 * eps)
     exact = bp.problem.jvp(0.0, y, w)
     assert np.linalg.norm(exact - fd) <= 1e-8 * np.linalg.norm(fd)
+
+
+def _central_difference(problem, y, w, eps=1e-6):
+    return (problem.nonlinear(0.0, y + eps * w) - problem.nonlinear(0.0, y - eps * w)) / (2 * eps)
+
+
+def test_allen_cahn_jacobian_matches_central_differences(rng):
+    """The 1-D problem's ``jac`` (``diag(1 − 3u²)``, so the Rosenbrock schemes spend no
+    evaluations of N on their Jacobian) against central differences, numpy and torch."""
+    bp = problems.allen_cahn()
+    w = bp.y0 + 0.1 * rng.standard_normal(bp.y0.shape)
+    jac = bp.problem.jac(0.0, w)
+    for direction in np.eye(len(w))[::5]:
+        fd = _central_difference(bp.problem, w, direction)
+        np.testing.assert_allclose(jac @ direction, fd, rtol=1e-8, atol=1e-8)
+    if torch is not None:
+        np.testing.assert_allclose(bp.problem.jac(0.0, torch.from_numpy(w)).numpy(), jac, rtol=1e-15)
+
+
+@pytest.mark.parametrize("variant", ["fourier", "fd"])
+def test_allen_cahn_2d_jacobian_vector_product_matches_central_differences(variant, rng):
+    bp = problems.allen_cahn_2d(16, variant=variant)
+    y = 5.0 * bp.y0
+    field = rng.standard_normal((16, 16))
+    # a direction like the state: a real field, or the transform of one
+    w = np.fft.rfft2(field).ravel() if variant == "fourier" else field.ravel()
+    exact = bp.problem.jvp(0.0, y, w)
+    fd = _central_difference(bp.problem, y, w)
+    assert np.linalg.norm(exact - fd) <= 1e-8 * np.linalg.norm(fd)
+
+
+def test_rosenbrock_on_allen_cahn_uses_the_exact_jacobian():
+    """With ``jac`` the step spends 4 evaluations of N (exprb43) instead of 4 plus one
+    per unknown for difference quotients, and the result is the same to their error."""
+    bp = problems.allen_cahn()
+    exact = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="exprb43", n_steps=10)
+    quotients = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear)
+    approx = expint.solve(quotients, bp.y0, (0.0, 2.0), scheme="exprb43", n_steps=10)
+    assert exact.stats["nfev"] < approx.stats["nfev"] - 10 * len(bp.y0) + 10
+    np.testing.assert_allclose(exact.y[-1], approx.y[-1], rtol=1e-7, atol=1e-8)
