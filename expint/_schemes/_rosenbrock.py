@@ -267,6 +267,9 @@ class RosenbrockStepper:
         n_u = self._n(t, u) if n0 is None else n0
         lin = self._linearise(t, u, n_u)
         view, jac, fr, vr, top = lin.view, lin.jac, lin.fr, lin.vr, lin.top
+        if top is not None and getattr(jac, "spectral", False):
+            # every node's φ_0…φ_K on J_n's eigenvalues in one evaluation (a new J every step)
+            jac.prefetch(h, [P(k, c) for (c, _), k in top.items() if c], t)
         defects: list[Any] = [None]
         for i in range(1, self.tab.stages):
             ci = self.tab.c[i]
