@@ -307,3 +307,21 @@ def test_a_new_step_size_evaluates_every_node_in_one_call(monkeypatch):
     nodes = {c for c in expint.schemes.get("hochost4").tableau.c if c}
     assert calls == [(len(nodes), bp.problem.linear.n)]
     assert sol.stats["phi_evaluations"] == len(nodes)
+
+
+def test_diagonal_batches_short_spectra_only(monkeypatch, rng):
+    """`Diagonal` forms a tableau with `phi_batch` up to `BATCH_MAX_N` entries and term
+    by term above; both give the same coefficients, so the same solution."""
+    from expint import _operators
+
+    d = -np.logspace(-2, 3, _operators.BATCH_MAX_N + 1)
+    prob = expint.SemilinearProblem(expint.Diagonal(d), lambda t, y: np.sin(y))
+    y0 = rng.standard_normal(d.size)
+    assert not prob.linear.batches
+    term_by_term = expint.solve(prob, y0, (0.0, 1.0), scheme="whalen53", rtol=1e-6, atol=1e-8)
+    monkeypatch.setattr(_operators, "BATCH_MAX_N", d.size)
+    prob = expint.SemilinearProblem(expint.Diagonal(d), lambda t, y: np.sin(y))
+    assert prob.linear.batches
+    batched = expint.solve(prob, y0, (0.0, 1.0), scheme="whalen53", rtol=1e-6, atol=1e-8)
+    assert batched.stats["steps"] == term_by_term.stats["steps"]
+    np.testing.assert_allclose(batched.y[-1], term_by_term.y[-1], rtol=1e-13, atol=1e-15)
