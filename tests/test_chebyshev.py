@@ -229,6 +229,114 @@ def test_gershgorin_interval_contains_the_spectrum(n, density, seed, cplx):
     assert np.allclose(spectral_interval(h.tocoo()), (lo, hi), rtol=1e-12, atol=1e-12)
 
 
+def _awkward_sparse(n, density, seed, cplx, hermitian, layout):
+    """A random sparse ``n × n`` matrix, Hermitian or not, in one of the forms the CSR
+    helpers must not be fooled by: canonical, with rows missing their diagonal entry,
+    with explicitly stored zeros, with duplicate entries (summed), unsorted indices."""
+    rng = np.random.default_rng(seed)
+    m = sp.random(n, n, density=density, random_state=rng, format="csr")
+    if cplx:
+        m = m + 1j * sp.random(n, n, density=density, random_state=rng, format="csr")
+    if hermitian:
+        m = m + m.conj().T
+    m = sp.csr_matrix(m)
+    if layout == "full diagonal":
+        m = sp.csr_matrix(m + sp.diags(rng.standard_normal(n) + 3.0))
+    elif layout == "explicit zeros":
+        coo = m.tocoo()
+        extra = rng.integers(0, n, size=(2, n))
+        rows, cols = np.concatenate([coo.row, extra[0]]), np.concatenate([coo.col, extra[1]])
+        data = np.concatenate([coo.data, np.zeros(n, dtype=coo.data.dtype)])
+        m = sp.csr_matrix((data, (rows, cols)), shape=(n, n))  # summed: zeros stay stored
+    elif layout == "duplicates":
+        coo = m.tocoo()
+        m = sp.csr_matrix(
+            (np.concatenate([coo.data / 2, coo.data / 2]), (np.tile(coo.row, 2), np.tile(coo.col, 2))),
+            shape=(n, n),
+        )
+        m.has_canonical_format = False  # keep the duplicates as stored
+    elif layout == "unsorted":
+        order = np.arange(m.nnz)
+        for i in range(n):  # reverse the entries inside every row
+            order[m.indptr[i] : m.indptr[i + 1]] = order[m.indptr[i] : m.indptr[i + 1]][::-1]
+        m = sp.csr_matrix((m.data[order], m.indices[order], m.indptr), shape=(n, n))
+        m.has_sorted_indices = False
+    return m
+
+
+_LAYOUTS = ["canonical", "full diagonal", "explicit zeros", "duplicates", "unsorted"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 25),
+    density=st.floats(0.0, 0.6),
+    seed=st.integers(0, 2**31),
+    cplx=st.booleans(),
+    hermitian=st.booleans(),
+    layout=st.sampled_from(_LAYOUTS),
+)
+def test_csr_helpers_agree_with_dense_matrices(n, density, seed, cplx, hermitian, layout):
+    """The O(nonzeros) shortcuts on a scipy CSR matrix (the symmetry test on its CSC
+    arrays, the stored diagonal's positions, the shifted matrix sharing the index arrays,
+    Gershgorin's interval) give what the dense matrix gives, in every storage form."""
+    from expint._backend import csr_diagonal_positions, sparse_is_hermitian
+    from expint._chebyshev import shifted_csr
+
+    m = _awkward_sparse(n, density, seed, cplx, hermitian, layout)
+    dense = m.toarray()
+    assert sparse_is_hermitian(m) == bool(np.array_equal(dense, dense.conj().T))
+    positions = csr_diagonal_positions(m)
+    if positions is not None:
+        assert m.has_canonical_format and np.array_equal(m.data[positions], np.diagonal(dense))
+    elif m.has_canonical_format:
+        assert np.count_nonzero(np.asarray(m.tocoo().row == m.tocoo().col)) < n  # a diagonal entry is missing
+    shifted = shifted_csr(m, -0.75, 2.5)
+    np.testing.assert_allclose(shifted.toarray(), -0.75 * dense + 2.5 * np.eye(n), rtol=1e-15, atol=1e-15)
+    assert np.array_equal(m.toarray(), dense)  # A itself is left alone
+    if hermitian:
+        lo, hi = spectral_interval(m)
+        assert np.allclose((lo, hi), spectral_interval(dense), rtol=1e-12, atol=1e-12)
+
+
+def test_every_row_storing_its_diagonal_takes_the_shortcut():
+    """The Laplacian stores every diagonal entry: the shifted matrix keeps its
+    sparsity pattern (no sparse sum), and a row without one falls back to the sum."""
+    from expint._backend import csr_diagonal_positions
+    from expint._chebyshev import shifted_csr
+
+    a = _laplacian_2d(12)
+    positions = csr_diagonal_positions(a)
+    assert positions is not None and np.array_equal(a.indices[positions], np.arange(144))
+    shifted = shifted_csr(a, 0.5, -1.0)
+    assert np.shares_memory(shifted.indices, a.indices) and shifted.nnz == a.nnz
+    hole = a.tolil()
+    hole[3, 3] = 0.0
+    hole = hole.tocsr()
+    hole.eliminate_zeros()
+    assert csr_diagonal_positions(hole) is None
+    # as many diagonal matches as rows, but row 0 stores its diagonal twice and row 1 none
+    twice = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([0, 0, 0]), np.array([0, 2, 3])), shape=(2, 2))
+    assert not twice.has_canonical_format and csr_diagonal_positions(twice) is None
+    np.testing.assert_array_equal(shifted_csr(twice, 1.0, 1.0).toarray(), [[4.0, 0.0], [3.0, 1.0]])
+    np.testing.assert_array_equal(shifted_csr(hole, 0.5, -1.0).toarray(), 0.5 * hole.toarray() - np.eye(144))
+
+
+def test_coefficients_are_kept_read_only_for_repeated_calls(rng):
+    """A solver's steps of one size ask for the same coefficients again: the second call
+    returns the kept array, which no caller can change, and results do not move."""
+    chebyshev_coefficients.cache_clear()
+    first = chebyshev_coefficients(2, 1e-3, -8000.0, 0.0)
+    assert chebyshev_coefficients(2, 1e-3, -8000.0, 0.0) is first and not first.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = 1.0
+    a = _laplacian_2d(20)
+    vs = [rng.standard_normal(400), rng.standard_normal(400)]
+    w1, _ = expint.phiv(a, vs, 1e-3, tol=1e-11, method="chebyshev")
+    w2, _ = expint.phiv(a, vs, 1e-3, tol=1e-11, method="chebyshev")
+    assert np.array_equal(w1, w2) and _rel(w1, exact_phiv(2, 20, vs, 1e-3)) <= 1e-11
+
+
 def test_interval_of_the_laplacian_is_tight():
     """The 5-point Laplacian's Gershgorin interval is ``[−8/h², 0]``-like: within a few
     percent of its true extreme eigenvalues (what makes the expansion competitive)."""
