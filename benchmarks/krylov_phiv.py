@@ -2,6 +2,7 @@
 `funm_multiply_krylov`, all in one run.
 
 Usage: python benchmarks/krylov_phiv.py [--sizes 64,128,256] [--tols 1e-6,1e-8,1e-10,1e-12]
+       [--raw-work]
 
 Problem: the 5-point Laplacian of the unit square with Dirichlet boundaries on an
 ``n × n`` interior grid (scipy CSR, ``n²`` unknowns), scaled by a diffusion constant so
@@ -39,8 +40,9 @@ matrix does both every time (a solver builds its operator once).  `phiv` keeps t
 Chebyshev coefficients of its last 64 ``(p, t, interval)``; every timed call here drops
 them first, so the times are those of a first call.  The summary compares at
 *equal accuracy*: for each target error, the fastest run of each method that reached
-it.  Last, eight right-hand sides of the "phi2" product on the second-largest grid: one
-block call against one call each.
+it.  A third table times what a call on a raw matrix does before its first product
+(``--raw-work`` prints only that table).  Last, eight right-hand sides of the "phi2"
+product on the second-largest grid: one block call against one call each.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def cold(phiv):
 
     return run
 
+
 # `phiv` runs its Krylov loop with BLAS on one thread for numpy vectors of 2^13 … 2^17
 # entries; this row switches that off (the window is private, hence the access) and runs
 # at the pools' default size only, to show what the limit saves
@@ -166,7 +169,11 @@ def main() -> None:
     ap.add_argument("--tols", default="1e-6,1e-8,1e-10,1e-12")
     ap.add_argument("--targets", default="1e-6,1e-10")
     ap.add_argument("--t", type=float, default=0.05)
+    ap.add_argument("--raw-work", action="store_true", help="only the table of per-call work on a raw matrix")
     args = ap.parse_args()
+    if args.raw_work:
+        raw_work_table([int(s) for s in args.sizes.split(",")])
+        return
     tols = [float(x) for x in args.tols.split(",")]
     targets = [float(x) for x in args.targets.split(",")]
     print(f"t = {args.t:g}; cells: best wall time in ms (relative error)\n")
@@ -216,6 +223,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     print("\n".join(summary))
     products_table(args.t, [int(s) for s in args.sizes.split(",")], targets)
+    raw_work_table([int(s) for s in args.sizes.split(",")])
     block_table(args.t, int(args.sizes.split(",")[-2 if "," in args.sizes else -1]))
 
 
@@ -251,6 +259,32 @@ def products_table(t: float, sizes: list[int], tols: list[float]) -> None:
                 sla.funm_multiply_krylov(expm, counted, start, t=t, rtol=tol, assume_a=sym, max_restarts=200)
                 cells = f"{mine} | {tally[0]} | {1e3 * one:.3f} | {1e3 * one * mine:.1f}"
                 print(f"| {n}² | {label} | {tol:.0e} | {cells} |")
+
+
+def raw_work_table(sizes: list[int], repeats: int = 40) -> None:
+    """What a call on a raw scipy matrix does before its first product, and `Sparse`
+    does once at construction: the exact symmetry check, Gershgorin's interval and the
+    shifted matrix of the recurrence.  Each timed alone, best of ``repeats`` (the parts
+    are short, so their minimum is stable where whole calls on this machine vary)."""
+    from expint._backend import sparse_is_hermitian
+    from expint._chebyshev import shifted_csr, spectral_interval
+
+    print(f"\nper-call work on a raw matrix (ms, best of {repeats} runs each)\n")
+    print("| grid | symmetry check | interval | shifted matrix | together | one product |")
+    print("|---|---|---|---|---|---|")
+    for n in sizes:
+        a = laplacian(n)
+        x = vectors(n, 1)[0]
+        lo, hi = spectral_interval(a)
+        parts = [
+            lambda a=a: sparse_is_hermitian(a),
+            lambda a=a: spectral_interval(a),
+            lambda a=a, lo=lo, hi=hi: shifted_csr(a, 2 / (hi - lo), -(hi + lo) / (hi - lo)),
+        ]
+        times = [best_time(part, repeats)[0] for part in parts]
+        one, _ = best_time(lambda a=a, x=x: a @ x, repeats)
+        cells = " | ".join(f"{1e3 * sec:.3f}" for sec in [*times, sum(times), one])
+        print(f"| {n}² | {cells} |")
 
 
 def block_table(t: float, n: int, count: int = 8) -> None:
