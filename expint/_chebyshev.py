@@ -127,7 +127,7 @@ _MAX_POINTS = 2**16
 
 # a solver's steps of one size call phiv with the same (p, t, interval) again and
 # again; the coefficients cost more than the short recurrences of small grids
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def chebyshev_coefficients(p: int, t: float, lo: float, hi: float) -> np.ndarray:
     r"""Chebyshev coefficients of ``x ↦ t^k φ_k(t(c + r x))`` on ``[−1, 1]``,
     ``k = 0 … p`` (columns), ``c = (a+b)/2``, ``r = (b−a)/2``.
@@ -140,7 +140,7 @@ def chebyshev_coefficients(p: int, t: float, lo: float, hi: float) -> np.ndarray
     level at the end are dropped (rounding noise of the DCT).
 
     Raises `ChebyshevUnfit` past ``2**16`` points or where the values overflow.
-    The last 64 results are kept (keyed on the exact arguments) and returned
+    The last 16 results are kept (keyed on the exact arguments) and returned
     read-only.
     """
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)

@@ -45,7 +45,7 @@ from ._backend import (
     to_torch_csr,
 )
 from ._cache import LRUCache
-from ._chebyshev import check_spectrum, shifted_csr, spectral_interval
+from ._chebyshev import chebyshev_coefficients, check_spectrum, shifted_csr, spectral_interval
 from ._interp import gauss_legendre
 from ._krylov import PHIV_METHODS, KrylovInfo, _check_product, phiv
 from ._phi import phi_all_unchecked, phi_matrix_all
@@ -766,6 +766,13 @@ class MatrixFree(LinearOperatorBase):
 
     def coefficients(self, h: float, c: float, kmax: int, t: float | None = None) -> Any:
         return None  # nothing to precompute: the Krylov space depends on the vectors
+
+    def clear_cache(self) -> None:
+        """Forget the cached φ-coefficients, including the Chebyshev coefficients that
+        `expint.phiv` keeps for repeated ``(p, t, interval)`` (shared by every operator,
+        so this drops other operators' too: they are recomputed on their next call)."""
+        super().clear_cache()
+        chebyshev_coefficients.cache_clear()
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         tau = c * h
