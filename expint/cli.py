@@ -109,10 +109,20 @@ def _study(args: argparse.Namespace) -> int:
     base = max(1, round((t_end - span[0]) / bp.dt))
     steps = args.steps or [max(1, base // 2), base, 2 * base, 4 * base]
     show = not args.quiet
+    if args.error_norm is not None and not args.adaptive:
+        raise ValueError("--error-norm sets the step-size control of --adaptive runs; add --adaptive")
     if args.adaptive:
         rtols = args.rtols or [10.0**-k for k in range(3, 9)]
         res: Any = expint.study.work_precision(
-            bp, None, span, names, steps=steps, rtols=rtols, reference=args.reference, progress=show
+            bp,
+            None,
+            span,
+            names,
+            steps=steps,
+            rtols=rtols,
+            reference=args.reference,
+            progress=show,
+            error_norm=args.error_norm or "rms",
         )
         title = "work–precision"
     else:
@@ -160,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=_number_list(int), help="comma-separated step counts (default: 4 refinements)"
     )
     st.add_argument("--rtols", type=_number_list(float), help="comma-separated rtols (default: 1e-3 … 1e-8)")
+    st.add_argument(
+        "--error-norm",
+        choices=["rms", "max"],
+        help="step-size control norm of --adaptive runs (default: rms; max holds the largest entry's error)",
+    )
     st.add_argument("--t-end", type=float, help="end time (default: a per-problem study span)")
     st.add_argument("--reference", choices=["fine", "torchdiffeq", "scipy"], default="fine")
     st.add_argument("--plot", help="write the figure to this file")

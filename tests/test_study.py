@@ -127,6 +127,30 @@ def test_work_precision_with_adaptive_fixed_and_peer_runs(tmp_path):
     assert res.plot(tmp_path / "wp.png").stat().st_size > 10_000
 
 
+def test_work_precision_passes_the_error_norm_to_the_adaptive_runs():
+    """``error_norm="max"`` reaches `expint.solve`: each run takes the steps a direct
+    solve with that norm takes, at least as many as with the RMS norm (the largest
+    entry is at least the root mean square; on the 512 Fourier coefficients of the
+    soliton, most of them near zero, it is well above it)."""
+    bp = problems.nls()
+    span, rtols = (0.0, 1.0), [1e-4, 1e-6]
+    scale = float(np.max(np.abs(bp.y0)))
+    runs = {
+        norm: expint.study.work_precision(
+            bp, None, span, ["krogstad43"], rtols=rtols, repeat=1, reference=bp.exact(1.0), error_norm=norm
+        ).runs
+        for norm in ("rms", "max")
+    }
+    for i, rtol in enumerate(rtols):
+        direct = expint.solve(
+            bp.problem, bp.y0, span, scheme="krogstad43", rtol=rtol, atol=rtol * scale, error_norm="max"
+        )
+        assert runs["max"][i]["steps"] == direct.stats["steps"]
+        assert runs["max"][i]["steps"] > runs["rms"][i]["steps"]
+    with pytest.raises(ValueError, match="error_norm must be 'rms' or 'max'"):
+        expint.study.work_precision(bp, None, span, ["krogstad43"], rtols=rtols, error_norm="l2")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -173,6 +197,11 @@ def test_study_command(tmp_path, capsys):
         == 0
     )
     assert "| krogstad43 | rtol=1e-06 |" in capsys.readouterr().out
+    adaptive = ["study", "nonstiff", "--schemes", "krogstad43", "--adaptive", "--rtols", "1e-4"]
+    assert main([*adaptive, "--error-norm", "max", "--quiet"]) == 0
+    assert "| krogstad43 | rtol=1e-04 |" in capsys.readouterr().out
+    assert main(["study", "nonstiff", "--schemes", "etd2rk", "--steps", "4,8", "--error-norm", "max"]) == 2
+    assert "add --adaptive" in capsys.readouterr().err
     assert main(["study", "ks", "--schemes", "etd2rk", "--steps", "2,4", "--t-end", "0.5", "--quiet"]) == 0
     assert capsys.readouterr().out.startswith("expint study: convergence on kuramoto_sivashinsky")
     assert main(["study", "nonstiff", "--schemes", "nope", "--quiet"]) == 2

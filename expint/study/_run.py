@@ -175,9 +175,15 @@ def work_precision(
     budget: float = 2.0,
     max_seconds: float = math.inf,
     progress: bool = False,
+    error_norm: str = "rms",
 ) -> WorkPrecisionResult:
     """Error against wall time: adaptive schemes over ``rtols`` (``atol = rtol·max|y0|``),
     fixed-step schemes over ``steps``, and any ``peers``.
+
+    ``error_norm`` is the adaptive runs' step-size control norm (`expint.solve`'s:
+    ``"rms"`` or ``"max"``; the error reported is always the largest entry's, relative
+    to the reference's largest, so ``"max"`` holds the reported error closer to rtol on
+    a localised solution).
 
     ``peers`` maps a label to ``run(rtol) -> final state`` (e.g. a scipy or rkstiff
     solve of the same problem), swept over ``rtols``: peers are timed in the same process
@@ -187,6 +193,8 @@ def work_precision(
     longer than ``max_seconds``, its tighter settings are skipped (recorded with NaN
     error and time, setting marked "skipped").  See `convergence` for ``reference``.
     """
+    if error_norm not in ("rms", "max"):
+        raise ValueError(f"error_norm must be 'rms' or 'max', got {error_norm!r}")
     prob, y0, span, name = _unpack(problem, y0, t_span)
     schs = _schemes(schemes)
     tol_list = sorted((float(r) for r in rtols), reverse=True) if rtols is not None else []
@@ -214,7 +222,11 @@ def work_precision(
     for sch in schs:
         if sch.adaptive:
             jobs += [
-                (sch.name, f"rtol={r:.0e}", partial(run, scheme=sch, rtol=r, atol=r * scale))
+                (
+                    sch.name,
+                    f"rtol={r:.0e}",
+                    partial(run, scheme=sch, rtol=r, atol=r * scale, error_norm=error_norm),
+                )
                 for r in tol_list
             ]
         else:
