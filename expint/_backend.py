@@ -301,8 +301,8 @@ def sparse_is_hermitian(a: Any) -> bool:
         c = a.tocsr()
         if c.has_canonical_format:
             # A's CSC arrays are A^T's CSR arrays, and the conversion (a stable counting
-            # sort by column) keeps them canonical: equal arrays mean equal matrices, at
-            # a fifth of the cost of forming A − A^H
+            # sort by column) keeps them canonical: equal arrays mean equal matrices,
+            # without forming A − A^H or checking the transpose's format
             t = c.tocsc()
             data = t.data.conj() if np.iscomplexobj(t.data) else t.data
             if (

@@ -182,8 +182,8 @@ def work_precision(
 
     ``error_norm`` is the adaptive runs' step-size control norm (`expint.solve`'s:
     ``"rms"`` or ``"max"``; the error reported is always the largest entry's, relative
-    to the reference's largest, so ``"max"`` holds the reported error closer to rtol on
-    a localised solution).
+    to the reference's largest, so ``"max"`` holds the reported error closer to rtol
+    where a few entries of the state carry it).
 
     ``peers`` maps a label to ``run(rtol) -> final state`` (e.g. a scipy or rkstiff
     solve of the same problem), swept over ``rtols``: peers are timed in the same process
