@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from krylov_phiv import cold  # timed calls start without kept Chebyshev coefficients
 
 import expint
 from expint import _krylov
@@ -62,7 +63,7 @@ def main() -> None:
                             _krylov._LANCZOS_BASIS_BYTES = budget
                             for _ in range(3):
                                 t0 = time.perf_counter()
-                                out = expint.phiv(a, vs[:count], t, tol=tol)
+                                out = cold(expint.phiv)(a, vs[:count], t, tol=tol)
                                 sec = time.perf_counter() - t0
                                 key = (case, label, tol, name)
                                 best[key] = min(best.get(key, np.inf), sec)

@@ -17,6 +17,7 @@ import time
 import warnings
 
 import numpy as np
+from krylov_phiv import cold  # timed calls start without kept Chebyshev coefficients
 
 import expint
 
@@ -55,7 +56,7 @@ def main() -> None:
             for name, mat in layouts.items():
                 vecs = vs if name.startswith("scipy") else [torch.from_numpy(u) for u in vs]
                 start = time.perf_counter()
-                expint.phiv(mat, vecs, 0.05, tol=1e-10)
+                cold(expint.phiv)(mat, vecs, 0.05, tol=1e-10)
                 best[name] = min(best[name], time.perf_counter() - start)
         base = best["scipy CSR"]
         cells = [f"{1e3 * s:.1f} ms ({s / base:.1f}×)" for s in best.values()]

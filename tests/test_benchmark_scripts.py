@@ -71,3 +71,7 @@ def test_krylov_benchmark_prints_both_expint_configurations():
     rows = [line for line in summary.splitlines() if line.startswith("| 16² |")]
     assert len(rows) == 4, text  # exp and phi2 at two target errors
     assert all(float(row.split("|")[-2]) > 0 for row in rows), text
+    work = text.split("per-call work on a raw matrix")[1].splitlines()
+    assert any(line.startswith("| 16² |") and len(line.split("|")) == 8 for line in work), text
+    alone = _run("krylov_phiv.py", "--sizes", "16", "--raw-work")
+    assert "per-call work on a raw matrix" in alone and "time to reach" not in alone, alone
