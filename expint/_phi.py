@@ -148,7 +148,8 @@ def _recurrence(xp: Any, z: Any, kmax: int) -> list[Any]:
         return u[: kmax + 1]
     # u_j = e^{-s} φ_j(z) with s = max(Re z − 700, 0)
     excess = xp.real(z) - _RE_SHIFT
-    shift = xp.where(excess > 0, excess, 0.0 * excess)
+    # (zeros_like, not 0·excess: an entry at −inf would make its shift NaN)
+    shift = xp.where(excess > 0, excess, xp.zeros_like(excess))
     scaled_exp = xp.exp(z - shift)  # e^{z-s}
     u = [scaled_exp, xp.where(shifted, (scaled_exp - xp.exp(-shift)) / z, em1 / z)]
     for j in range(1, kmax):

@@ -80,6 +80,17 @@ def test_grids_are_decreasing_and_hit_their_ends(kind, s):
     assert ts[0] == s.t_max
 
 
+@pytest.mark.parametrize("kappa", [0.0078125, 0.004, 1e-3])
+def test_a_power_grid_with_a_tiny_exponent_on_discrete_times(kappa):
+    """t^{1/κ} of t = 999 overflows for κ < 0.01: the grid is then formed on [0, 1]
+    (found by the fuzz test, which saw an OverflowError): t^{1/κ} is still evenly spaced."""
+    s = DiscreteVP.from_betas()
+    ts = grid(s, 10, "power", kappa=kappa)
+    assert ts[0] == 999.0 and ts[-1] == s.default_span()[1] and np.all(np.diff(ts) < 0)
+    scaled = (ts / 999.0) ** (1 / kappa)
+    np.testing.assert_allclose(np.diff(scaled), np.diff(scaled)[0], rtol=1e-6, atol=1e-300)
+
+
 def test_logsnr_and_karras_spacing():
     s = VPLinear()
     ts = grid(s, 10, "logsnr", t_start=1.0, t_end=1e-3)

@@ -177,6 +177,25 @@ def test_no_overflow_where_value_is_finite():
     assert expint.phi(0, 730.0) == math.inf
 
 
+_EXTREMES = [0.0, 1e-300, -1.0, 701.0, 730.0, 1e3, -1e12, math.inf, -math.inf, 5.0 + 1e4j, -math.inf + 2j]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    entries=st.lists(st.sampled_from(_EXTREMES) | st.floats(-800, 800), min_size=1, max_size=6),
+    k=st.integers(0, 4),
+)
+def test_an_entry_is_unaffected_by_its_neighbours(entries, k):
+    """φ acts entry by entry: an array's values equal those of each entry alone, also
+    where some other entry needs the overflow-safe path (Re z > 700) and one is at
+    −inf (whose shift once came out NaN there)."""
+    z = np.array(entries, dtype=complex if any(isinstance(e, complex) for e in entries) else float)
+    together = np.asarray(expint.phi_all(k, z))
+    alone = np.stack([np.asarray(expint.phi_all(k, z[i : i + 1]))[:, 0] for i in range(z.size)], axis=1)
+    np.testing.assert_array_equal(together, alone)
+    assert not np.isnan(together).any(), (entries, together)
+
+
 def test_imaginary_parts_kept_on_imaginary_axis():
     y = np.array([1e-3, 1.0, 10.0, 1e3])
     p = expint.phi(2, 1j * y)

@@ -192,7 +192,13 @@ def _spaced(
                 f"t_start={t_start:g}, t_end={t_end:g}; to end at clean data (σ = 0) use final_zero=True"
             )
         k = {"power": kappa, "quadratic": 2.0}.get(kind, tempered_kappa(n))
-        ts = np.linspace(t_start ** (1 / k), t_end ** (1 / k), n + 1) ** k
+        try:
+            # unscaled, as the DEIS reference code computes it: its floored timesteps
+            # depend on the last bits (floor(sqrt(999)**2) = 998)
+            ts = np.linspace(t_start ** (1 / k), t_end ** (1 / k), n + 1) ** k
+        except OverflowError:  # t^{1/κ} of t = 999 overflows for κ < 0.01: work on [0, 1]
+            top = max(t_start, t_end)
+            ts = top * np.linspace((t_start / top) ** (1 / k), (t_end / top) ** (1 / k), n + 1) ** k
         if exact_ends:
             # with rounding the raw values are floored as the DEIS reference code does
             # (its first timestep is floor(sqrt(999)**2) = 998)
