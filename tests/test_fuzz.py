@@ -129,6 +129,58 @@ def test_solve_fuzz(y0, t_span, scheme, step):
         assert _no_nan(sol.y) or not sol.success
 
 
+@FUZZ
+@given(
+    y0=st.one_of(
+        st.just(np.array([1.0, -0.5])),
+        st.just(np.ones((3, 2))),
+        st.lists(st.floats(-5, 5) | st.just(float("inf")), min_size=2, max_size=2).map(np.array),
+    ),
+    scheme=st.sampled_from(["krogstad43", "hochost43", "whalen53", "etdab43", "etdab54", "exprb32", "krogstad"]),
+    rtol=st.one_of(odd_scalars, st.floats(1e-12, 1e-2), st.just(1e-6)),
+    atol=st.one_of(odd_scalars, st.just(1e-8), st.just(np.array([1e-8, 1e-9])), st.just(np.ones(3))),
+    first_step=st.one_of(st.none(), odd_scalars, st.floats(1e-6, 5)),
+    max_step=st.one_of(st.none(), odd_scalars, st.floats(1e-3, 5)),
+    max_steps=st.one_of(st.just(100_000), st.integers(-1, 50), st.floats(0, 5)),
+    t_eval=st.one_of(st.none(), st.lists(st.floats(-1, 3), max_size=4)),
+    extra=st.sampled_from(
+        [
+            {},
+            {"dense_output": True},
+            {"error_norm": "max"},
+            {"error_norm": "l1"},
+            {"batch_steps": "independent"},
+            {"batch_steps": "each"},
+        ]
+    ),
+)
+def test_adaptive_solve_fuzz(y0, scheme, rtol, atol, first_step, max_step, max_steps, t_eval, extra):
+    """Adaptive runs: odd tolerances, step bounds, output times and options either run
+    (no NaN in a successful result; a run that ends early says so) or raise an error
+    naming the argument."""
+
+    def call():
+        return expint.solve(
+            PROB,
+            y0,
+            (0.0, 2.0),
+            scheme=scheme,
+            rtol=rtol,
+            atol=atol,
+            first_step=first_step,
+            max_step=max_step,
+            max_steps=max_steps,
+            t_eval=t_eval,
+            **extra,
+        )
+
+    names = ("y0", "scheme", "rtol", "atol", "first_step", "max_step", "max_steps", "t_eval", "n_steps", *extra)
+    sol = _check(call, names)
+    if sol is not None:
+        assert _no_nan(sol.y) or not sol.success
+        assert sol.success or sol.message
+
+
 # -- grid ----------------------------------------------------------------------------------------
 
 SCHEDULES = [DiscreteVP.from_betas(), VPLinear(), EDM(), FlowMatching()]
