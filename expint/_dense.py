@@ -34,8 +34,9 @@ class DenseOutput:
     stacked on a new leading axis).  Times outside the span raise ``ValueError``.
     """
 
-    def __init__(self, stepper: Any, t0: float):
+    def __init__(self, stepper: Any, t0: float, y0: Any):
         self._stepper = stepper
+        self._y0 = y0  # sol(t0) of a run that stopped before its first step
         self._keys: list[float] = []  # |start - t0| of each step, increasing
         self._steps: list[tuple[float, float, Any, list]] = []
         self._t0 = t0
@@ -68,8 +69,10 @@ class DenseOutput:
     def _at(self, t: float) -> Any:
         lo, hi = sorted((self._t0, self._end))
         tol = 1e-12 * max(1.0, hi - lo)
-        if not (lo - tol <= t <= hi + tol) or not self._steps:
+        if not (lo - tol <= t <= hi + tol):
             raise ValueError(f"t = {t} is outside the integrated span [{lo}, {hi}]")
+        if not self._steps:
+            return self._y0
         i = max(0, bisect.bisect_right(self._keys, abs(t - self._t0)) - 1)
         ts, h, u, stages = self._steps[i]
         theta = min(1.0, max(0.0, (t - ts) / h))

@@ -467,7 +467,7 @@ def _solve_fixed(
     stepper = sch.make_stepper(
         problem.linear, _CheckedNonlinear(problem.nonlinear), jvp=problem.jvp, jac=problem.jac
     )
-    dense = DenseOutput(stepper, float(grid[0])) if dense_output else None
+    dense = DenseOutput(stepper, float(grid[0]), y0) if dense_output else None
     te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
     grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
     save_at: dict[int, list[int]] = {}
@@ -521,7 +521,10 @@ def _from_dense(
 ) -> tuple[np.ndarray, Any]:
     """Saved times and states of a dense run: ``t_eval`` (those reached) from the
     interpolant, or the two ends; after a failure also the state at the time reached."""
-    times = np.array([t0, t_reached]) if te is None else te
+    if te is None:  # (one time where the run stopped before its first step)
+        times = np.array([t0, t_reached] if t_reached != t0 else [t0])
+    else:
+        times = te
     if not success and te is not None:
         sign = math.copysign(1.0, t_reached - t0) if t_reached != t0 else 1.0
         times = te[(te - t_reached) * sign <= 0]
@@ -574,7 +577,9 @@ def _independent_solution(
     t_out = [float(points[save_idx[k]]) for k in keep]
     y_out = [y_start if save_idx[k] == 0 else at_point[save_idx[k]] for k in keep]
     y_out = [y.reshape(shape) for y in y_out]
-    if not run.success:
+    # after a failure, each member's state where it stopped, unless every member stopped
+    # at the last saved time (e.g. before its first step), whose states are already there
+    if not run.success and not (t_out and np.all(run.t_reached == t_out[-1])):
         t_out.append(float(run.t_reached.min() if points[-1] > points[0] else run.t_reached.max()))
         y_out.append(run.y_reached.reshape(shape))
     return Solution(np.array(t_out), stack(y_out), stats, run.success, run.message, sch.name)
@@ -666,8 +671,12 @@ def _solve_adaptive(
     stepper = sch.make_stepper(
         problem.linear, nonlinear, cache=64 if independent else 32, jvp=problem.jvp, jac=problem.jac
     )
-    dense = DenseOutput(stepper, t0) if dense_output and not independent else None
-    members = [DenseOutput(stepper, t0) for _ in range(y0.shape[0])] if dense_output and independent else None
+    dense = DenseOutput(stepper, t0, y0) if dense_output and not independent else None
+    members = (
+        [DenseOutput(stepper, t0, y0[i]) for i in range(y0.shape[0])]
+        if dense_output and independent
+        else None
+    )
     bar = _progress(progress, abs(tf - t0), sch.name, "t")
     runner = (
         functools.partial(run_independent, dense=members)

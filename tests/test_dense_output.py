@@ -181,6 +181,31 @@ def test_a_failed_run_interpolates_only_up_to_where_it_stopped():
     assert len(sol.t) == 2 and abs(sol.t[-1] - 1.0) < 1e-5
 
 
+@pytest.mark.parametrize("batch_steps", ["shared", "independent"])
+def test_a_run_that_stops_before_its_first_step_keeps_its_start(batch_steps):
+    """``max_step`` below the step-size floor: the run stops at ``t0`` with nothing
+    accepted; the result is the start alone, as without dense output, and ``sol(t0)``
+    is ``y0`` (the fuzz test once found an error raised inside `solve` here)."""
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -20.0]), lambda t, y: np.sin(y))
+    y0 = np.array([[1.0, -0.5], [0.3, 0.2]])
+    kwargs = {
+        "scheme": "krogstad43",
+        "rtol": 1e-6,
+        "atol": 1e-6,
+        "max_step": 1e-300,
+        "batch_steps": batch_steps,
+    }
+    with pytest.warns(RuntimeWarning, match="step size fell"):
+        plain = expint.solve(prob, y0, (0.0, 2.0), **kwargs)
+    with pytest.warns(RuntimeWarning, match="step size fell"):
+        sol = expint.solve(prob, y0, (0.0, 2.0), dense_output=True, **kwargs)
+    assert not sol.success and list(sol.t) == list(plain.t) == [0.0]
+    np.testing.assert_array_equal(sol.y, plain.y)
+    np.testing.assert_array_equal(sol.sol(0.0), y0)
+    with pytest.raises(ValueError, match="outside the integrated span"):
+        sol.sol(0.5)
+
+
 def test_schemes_without_a_continuous_extension_are_refused():
     bp = problems.nonstiff()
     for name in ("lawson_rk4", "lawson_euler"):

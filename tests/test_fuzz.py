@@ -136,7 +136,9 @@ def test_solve_fuzz(y0, t_span, scheme, step):
         st.just(np.ones((3, 2))),
         st.lists(st.floats(-5, 5) | st.just(float("inf")), min_size=2, max_size=2).map(np.array),
     ),
-    scheme=st.sampled_from(["krogstad43", "hochost43", "whalen53", "etdab43", "etdab54", "exprb32", "krogstad"]),
+    scheme=st.sampled_from(
+        ["krogstad43", "hochost43", "whalen53", "etdab43", "etdab54", "exprb32", "krogstad"]
+    ),
     rtol=st.one_of(odd_scalars, st.floats(1e-12, 1e-2), st.just(1e-6)),
     atol=st.one_of(odd_scalars, st.just(1e-8), st.just(np.array([1e-8, 1e-9])), st.just(np.ones(3))),
     first_step=st.one_of(st.none(), odd_scalars, st.floats(1e-6, 5)),
@@ -174,7 +176,18 @@ def test_adaptive_solve_fuzz(y0, scheme, rtol, atol, first_step, max_step, max_s
             **extra,
         )
 
-    names = ("y0", "scheme", "rtol", "atol", "first_step", "max_step", "max_steps", "t_eval", "n_steps", *extra)
+    names = (
+        "y0",
+        "scheme",
+        "rtol",
+        "atol",
+        "first_step",
+        "max_step",
+        "max_steps",
+        "t_eval",
+        "n_steps",
+        *extra,
+    )
     sol = _check(call, names)
     if sol is not None:
         assert _no_nan(sol.y) or not sol.success
