@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import array_namespace, is_array, is_torch_array, to_like, to_numpy
+from ._backend import array_namespace, finfo_of, is_array, is_torch_array, to_like, to_numpy
 
 _SAFETY = 0.9
 _FAC_MAX = 5.0
@@ -55,6 +55,10 @@ _FAC_MIN = 0.2
 # price of somewhat shorter steps, a net gain on the benchmark problems from a cold cache
 _LADDER = 4
 _EPS = np.finfo(float).eps
+# the first-step heuristic's guess is kept above this fraction of the span: it measures
+# N against atol + rtol|y0|, which for atol = 0 at a zero of y0 is no scale at all (the
+# controller shrinks a first step that is too long by rejecting it)
+_MIN_FIRST = 1e-6
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,28 @@ def on_ladder(h: float) -> float:
     return 2.0 ** (j / _LADDER)
 
 
+def atol_like(tol: Tolerances, like: Any) -> Any:
+    """``atol`` for states like ``like`` (a float, or an array in their library, device
+    and real precision), a zero entry raised to ``√tiny`` of that precision (1.5e-154
+    in double, 1.1e-19 in single): where ``u`` vanishes with ``atol = 0`` the scale
+    ``atol + rtol|u|`` would be 0 and the scaled error 0/0.  With it an error there is
+    huge (the step is rejected; where a purely relative tolerance cannot be met at a
+    zero, the step-size floor ends the run) and no error is 0, and an error up to 1
+    still squares without overflow in the RMS norm."""
+    floor = math.sqrt(float(finfo_of(like).tiny))
+    if isinstance(tol.atol, float):
+        return tol.atol if tol.atol > 0 else floor
+    atol = tol.atol if np.all(tol.atol > 0) else np.where(tol.atol > 0, tol.atol, floor)
+    return to_like(atol, like).real
+
+
 class ErrorNorm:
     """``‖ê‖`` of the module docstring, NaN when ``u_{n+1}`` is not finite; one host
     synchronisation per call."""
 
     def __init__(self, tol: Tolerances, like: Any):
         self.rtol = tol.rtol
-        self.atol = tol.atol if isinstance(tol.atol, float) else to_like(tol.atol, like).real
+        self.atol = atol_like(tol, like)
         self.kind = tol.norm
 
     def __call__(self, err: Any, y: Any, y_new: Any) -> float:
@@ -199,7 +218,9 @@ def initial_step(
     n1 = nonlinear(t0 + direction * h0, y0 + (direction * h0) * n0)
     d2 = norm(n1 - n0, y0 * 0, y0) / h0
     big = max(d1, d2)
-    h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** (1.0 / k)
+    # an infinite norm: N is nonzero where y0 is 0 and atol is 0 (no scale there to
+    # measure it by); start small and let the controller grow the step
+    h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 or not math.isfinite(big) else (0.01 / big) ** (1.0 / k)
     return min(100 * h0, h1)
 
 
@@ -247,6 +268,7 @@ def run_adaptive(
     )
     if first_step is None:
         stepper.nfev += 1
+        h = max(h, _MIN_FIRST * abs(tf - t0))
     saved: list[Any] = [None] * len(targets)
     t, y, k = t0, y0, 0
     steps = rejected = 0

@@ -24,13 +24,25 @@ the nonlinear part is called on the members still running — a state of shape
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._adaptive import _EPS, _FAC_MAX, _FAC_MIN, _SAFETY, Tolerances, on_ladder, scaled_error
-from ._backend import array_namespace, from_host, is_torch_array, to_like, to_numpy
+from ._adaptive import (
+    _EPS,
+    _FAC_MAX,
+    _FAC_MIN,
+    _MIN_FIRST,
+    _SAFETY,
+    Tolerances,
+    atol_like,
+    on_ladder,
+    scaled_error,
+)
+from ._backend import array_namespace, from_host, is_torch_array, stack, to_like, to_numpy
+from ._schemes._rk import derivative_weights
 
 
 def _gather(values: list[Any], inverse: np.ndarray, like: Any) -> Any:
@@ -72,7 +84,7 @@ def stacked_coefficients(stepper: Any, t: np.ndarray, h: np.ndarray, like: Any) 
 def member_norms(err: Any, y: Any, y_new: Any, tol: Tolerances) -> np.ndarray:
     """``‖ê‖_b`` of the module docstring for each member (NaN where ``u⁺_b`` is not
     finite), on the host."""
-    atol = tol.atol if isinstance(tol.atol, float) else to_like(tol.atol, y).real
+    atol = atol_like(tol, y)
     return np.asarray(to_numpy(scaled_error(err, y, y_new, tol.rtol, atol, tol.norm, axis=-1)), dtype=float)
 
 
@@ -170,8 +182,11 @@ def first_steps(
     d2 = member_norms(n1 - n0, zero, y0, tol) / h0
     big = np.maximum(d1, d2)
     with np.errstate(divide="ignore"):
+        # (an infinite norm, N nonzero where y0 and atol are 0: start small, as one member does)
         h1 = np.where(
-            big <= 1e-15, np.maximum(1e-6, h0 * 1e-3), (0.01 / np.maximum(big, 1e-300)) ** (1.0 / k)
+            (big <= 1e-15) | ~np.isfinite(big),
+            np.maximum(1e-6, h0 * 1e-3),
+            (0.01 / np.maximum(big, 1e-300)) ** (1.0 / k),
         )
     return np.minimum(100 * h0, h1)
 
@@ -203,7 +218,9 @@ def run_independent(
     if first_step is not None:
         h = np.full(size, float(first_step))
     else:
-        h = first_steps(stepper, n0, y0, t0, direction, tol, embedded_order + 1)
+        h = np.maximum(
+            first_steps(stepper, n0, y0, t0, direction, tol, embedded_order + 1), _MIN_FIRST * abs(tf - t0)
+        )
         stepper.nfev += 1
     t = np.full(size, t0)
     nxt = np.zeros(size, dtype=int)  # each member's next target
@@ -212,6 +229,8 @@ def run_independent(
     rejected = np.zeros(size, dtype=int)
     # working copies updated in place; saved rows are copied out
     y, n0 = _copy(y0), _copy(n0)
+    # per member, the accepted (t, N) a quadrature-blind pair interpolates
+    accepted = [deque(maxlen=4) for _ in range(size)] if stepper.quadrature_blind else None
     goal = np.asarray(targets, dtype=float)
     while True:
         idx = np.flatnonzero(nxt < len(targets))
@@ -232,6 +251,12 @@ def run_independent(
         y_new, err, n_next = stepper.step_with_error(
             _times(t[idx], ya), _times(direction * h_step, ya), ya, n0a, stages, coeffs=coeffs
         )
+        if accepted is not None:
+            quadrature = _quadrature_error(
+                stepper, accepted, idx, t, direction * h_step, ya, n0a, n_next, coeffs
+            )
+            if quadrature is not None:
+                err = err + quadrature
         e = member_norms(err, ya, y_new, tol)
         ok = e <= 1.0  # NaN: rejected
         bad = idx[~ok]
@@ -262,6 +287,45 @@ def run_independent(
             nxt[b] += 1
         if bar is not None:
             bar.update(abs(t.min() - t_before))
+
+
+def _quadrature_error(
+    stepper: Any,
+    accepted: list[deque],
+    idx: np.ndarray,
+    t: np.ndarray,
+    h_signed: np.ndarray,
+    ya: Any,
+    n0a: Any,
+    n_next: Any,
+    coeffs: list,
+) -> Any:
+    """`expint._schemes._rk.RKStepper.quadrature_error` for the members ``idx``, each
+    from its own accepted points (a member retrying a rejected step adds none)."""
+    for row, b in enumerate(idx):
+        if not accepted[b] or accepted[b][-1][0] != t[b]:
+            accepted[b].append((float(t[b]), _copy(n0a[row])))
+    width = max(len(accepted[b]) for b in idx) + 1
+    s = np.full((len(idx), width), np.nan)
+    for row, b in enumerate(idx):
+        points = accepted[b]
+        s[row, : len(points) + 1] = [*((tj - t[b]) / h_signed[row] for tj, _ in points), 1.0]
+    weights = derivative_weights(s, len(stepper.tab.quadrature_defects))
+    if not weights.any():
+        return None
+    zero = n_next * 0
+    columns = []  # the j-th point of every member (zero where it has fewer)
+    for j in range(width):
+        rows = []
+        for row, b in enumerate(idx):
+            m = len(accepted[b])
+            rows.append(accepted[b][j][1] if j < m else (n_next[row] if j == m else zero[row]))
+        columns.append(stack(rows))
+    vectors = [
+        sum(_times(weights[:, i, j], n_next) * columns[j] for j in range(width))
+        for i in range(weights.shape[1])
+    ]
+    return stepper.quadrature_error(h_signed, t[idx], ya, vectors, coeffs=coeffs)
 
 
 def _record_dense(

@@ -209,6 +209,81 @@ def test_bad_adaptive_input(kwargs, exc, match):
         expint.solve(_decay(), np.ones(2), (0.0, 1.0), **args)
 
 
+@pytest.mark.parametrize("batch_steps", ["shared", "independent"])
+@pytest.mark.parametrize("scheme", ["krogstad43", "etdab43"])
+def test_a_zero_atol_on_a_state_that_starts_at_zero(scheme, batch_steps):
+    """``atol = 0`` is pure relative control; where the state is 0 its scale
+    ``atol + rtol|u|`` is 0 too.  The first-step heuristic and the error norm must not
+    turn that into 0/0 (the fuzz test once found a NaN step size there): the run
+    reaches t_end and meets the tolerance against the closed form."""
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -2.0]), lambda t, y: np.cos(t) + 0.0 * y)
+    y0 = np.zeros((2, 2))
+    if batch_steps == "independent" and scheme == "etdab43":
+        pytest.skip("per-sample steps take Runge–Kutta pairs")
+    sol = expint.solve(prob, y0, (0.0, 2.0), scheme=scheme, rtol=1e-7, atol=0.0, batch_steps=batch_steps)
+    assert sol.success, sol.message
+    lam = np.array([-1.0, -2.0])
+    # y' = λy + cos t, y(0) = 0: y = (λ(e^{λt} − cos t) + sin t)/(1 + λ²) ... in closed form
+    t = 2.0
+    exact = (-lam * np.cos(t) + np.sin(t) + lam * np.exp(lam * t)) / (1 + lam**2)
+    np.testing.assert_allclose(sol.y[-1], np.broadcast_to(exact, (2, 2)), rtol=1e-5)
+
+
+def _forced():
+    """``y' = λ y + cos t``: N depends on t alone, λ = −1, −2 and 0 (an undamped mode)."""
+    lam = np.array([-1.0, -2.0, 0.0])
+    prob = expint.SemilinearProblem(expint.Diagonal(lam), lambda t, y: np.cos(t) + 0.0 * y)
+    y0 = np.array([0.1, 0.2, 0.3])
+
+    def exact(t):
+        out = np.empty(3)
+        d = lam[:2]
+        out[:2] = (-d * np.cos(t) + np.sin(t) + d * np.exp(d * t)) / (1 + d**2) + y0[:2] * np.exp(d * t)
+        out[2] = y0[2] + np.sin(t)
+        return out
+
+    return prob, y0, exact
+
+
+def test_the_fsal_pairs_are_blind_to_quadrature_error_and_say_so():
+    """Moving weight between two values at c = 1 sees no quadrature error: the 4(3) pairs
+    carry the defects of the first two quadrature conditions they miss, whalen53 (a
+    fourth difference over five nodes) none."""
+    for name in ("krogstad43", "hochost43"):
+        d4, d5 = expint.schemes.get(name).tableau.quadrature_defects
+        assert abs(d4.at_zero()) < 1e-15 and d5.at_zero() == pytest.approx(-1 / 2880, rel=1e-12)
+        # D_4 = φ_4 − Σ b_i c_i³/6 with Σ b_i c_i³/6 = (−φ_2/2 + 3φ_3)/6 (docs of _tableau)
+        z = -3.0
+        phis = [math.exp(z)]
+        for k in range(1, 5):
+            phis.append((phis[-1] - 1 / math.factorial(k - 1)) / z)
+        assert d4.scalar(z).real == pytest.approx(phis[4] - (-phis[2] / 2 + 3 * phis[3]) / 6, rel=1e-12)
+    assert expint.schemes.get("whalen53").tableau.quadrature_defects == ()
+
+
+@pytest.mark.parametrize("batch_steps", ["shared", "independent"])
+@pytest.mark.parametrize("scheme", ["krogstad43", "hochost43", "whalen53"])
+def test_a_forcing_in_t_alone_is_held_to_the_tolerance(scheme, batch_steps):
+    """A forcing that depends on t alone leaves the FSAL estimate at exactly zero (its two
+    values at c = 1 coincide); before the quadrature term, krogstad43 took 5 steps at
+    rtol 1e-7 and missed it by 2.7e5×.  Now the achieved error stays within 10× of rtol
+    from 1e-4 to 1e-10, with the step count growing."""
+    prob, y0, exact = _forced()
+    ref = exact(2.0)
+    steps = []
+    for rtol in (1e-4, 1e-7, 1e-10):
+        start = y0 if batch_steps == "shared" else np.stack([y0, 2 * y0])
+        sol = expint.solve(
+            prob, start, (0.0, 2.0), scheme=scheme, rtol=rtol, atol=0.1 * rtol, batch_steps=batch_steps
+        )
+        assert sol.success, sol.message
+        final = sol.y[-1] if batch_steps == "shared" else sol.y[-1][0]
+        err = np.max(np.abs(final - ref)) / np.max(np.abs(ref))
+        assert err < 10 * rtol, (rtol, err / rtol)
+        steps.append(sol.stats["steps"])
+    assert steps[0] < steps[1] < steps[2], steps
+
+
 def test_per_component_atol_and_fixed_grid_runs_of_a_pair():
     sol = expint.solve(
         _decay(), np.ones(2), (0.0, 1.0), scheme="krogstad43", rtol=1e-8, atol=np.array([1e-9, 1e-12])

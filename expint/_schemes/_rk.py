@@ -10,6 +10,7 @@ Kassam–Trefethen loop).  ``MatrixFree`` operators get each stage as one
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,13 @@ class RKStepper:
         # an embedded pair's error row: no e^{hL} u term, weights on the stages (and on
         # N(t + h, u_{n+1}) for FSAL, index s)
         self._error = (PhiExpr(), [(i, e) for i, e in enumerate(tableau.b_err) if e])
-        self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else [])
+        self._error_at = tableau.stages + 1
+        # a pair blind to the quadrature error: its defects D_k, evaluated as one more
+        # row (weights h·D_k(hL)), and the accepted (t, N) it interpolates
+        self._defects = tableau.quadrature_defects
+        quad = [(PhiExpr(), list(enumerate(self._defects)))] if self._defects else []
+        self._accepted: deque[tuple[float, Any]] = deque(maxlen=len(self._defects) + 2)
+        self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else []) + quad
         # each row's exponential, None where it is the identity (or absent: the error row)
         self._exps = [None if _is_identity(e) or not e else e for e, _ in self._all_rows]
         self._batch: ExprBatch | None = None  # built on first use by an operator with `phi_batch`
@@ -126,7 +133,7 @@ class RKStepper:
             err = self.linear.apply_fused(fused, [n_vals[j] for j in idx])
         elif self._evaluated_coefficients:
             apply = self.linear.apply_coefficient
-            row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[-1][1]
+            row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[self._error_at][1]
             err = None
             for j, a in row:
                 term = apply(a, n_vals[j])
@@ -134,8 +141,48 @@ class RKStepper:
         else:
             parts = [(n_vals[j], h * e) for j, e in self._error[1]]
             err = _combine_grouped(self.linear, h, t, u, PhiExpr(), parts)
+        if self._defects and coeffs is None:  # (per-sample steps: `expint._batch_steps`)
+            quadrature = self._quadrature_error(t, h, u, n_vals[0], n_next)
+            if quadrature is not None:
+                err = err + quadrature
         del n_vals[n_stages:]  # the caller's stages are those of the step
         return u_new, err, n_next
+
+    @property
+    def quadrature_blind(self) -> bool:
+        """Whether the pair's estimate needs the quadrature term (`quadrature_error`)."""
+        return bool(self._defects)
+
+    def _quadrature_error(self, t: float, h: float, u: Any, n_start: Any, n_end: Any) -> Any:
+        """The quadrature term of a shared step (`quadrature_error`), from the accepted
+        ``(t, N)`` this stepper keeps: a retry of a rejected step starts from the same
+        ``t`` and adds no point."""
+        if not self._accepted or self._accepted[-1][0] != t:
+            self._accepted.append((t, n_start))
+        points = [*self._accepted, (t + h, n_end)]
+        weights = derivative_weights(np.array([[(tj - t) / h for tj, _ in points]]), len(self._defects))[0]
+        if not weights.any():
+            return None
+        vectors = [sum(float(w) * g for w, (_, g) in zip(row, points, strict=True)) for row in weights]
+        return self.quadrature_error(h, t, u, vectors)
+
+    def quadrature_error(self, h: Any, t: Any, u: Any, vectors: list[Any], coeffs: list | None = None) -> Any:
+        r"""``Σ_k h D_k(hL) v_k`` for ``v_k = −(k−1)! α_{k−1}`` (`derivative_weights`):
+        the leading quadrature error ``−Σ_k h^k D_k(hL) p^{(k−1)}(t)`` of a step whose
+        estimate cannot see it (`ExpRKTableau.quadrature_defects`), with ``p`` the
+        polynomial through ``N`` on the computed solution at the last accepted steps and
+        at ``t + h`` (the FSAL value).  Those values are as accurate as the solution, so
+        their differences measure ``g(s) = N(s, u(s))``, not the stages' errors.
+        ``coeffs``: stacked per-sample coefficients, as for `step_with_error`."""
+        if self._evaluated_coefficients:
+            apply = self.linear.apply_coefficient
+            row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[-1][1]
+            out = apply(row[0][1], vectors[0])
+            for (_, a), v in zip(row[1:], vectors[1:], strict=True):
+                out = out + apply(a, v)
+            return out
+        parts = [(v, h * d) for v, d in zip(vectors, self._defects, strict=True)]
+        return _combine_grouped(self.linear, h, t, u, PhiExpr(), parts)
 
     def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
         """``u(t + θh)`` from a step's start ``u``, its stage values and the continuous
@@ -176,7 +223,7 @@ class RKStepper:
                 coefs[0] = self.linear.phi_expr(h, {(0, 0.0, 0.0): 1.0}, t, like)
             out.append((idx, self.linear.fuse(coefs)))
         if self.tab.adaptive:
-            error_row = rows[-1][1]
+            error_row = rows[self._error_at][1]
             out.append(([j for j, _ in error_row], self.linear.fuse([a for _, a in error_row])))
         return self._fused.put(key, out)
 
@@ -219,6 +266,27 @@ class RKStepper:
                 return acc
             n_vals.append(self._stage_value(i, t, h, acc, n0))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def derivative_weights(s: np.ndarray, count: int) -> np.ndarray:
+    """Weights ``w[b, i, j]`` with ``Σ_j w[b, i, j] g_j = −(k−1)! α_{k−1}``, ``k = 4 + i``,
+    where ``Σ_m α_m s^m`` interpolates values ``g_j`` at nodes ``s[b, j]`` (in units of
+    the step, from its start); rows of nodes padded with NaN after their last point
+    get zero weights there, and zero weights for every ``k`` their points cannot
+    resolve (``k − 1 ≥`` the number of points)."""
+    batch, width = s.shape
+    out = np.zeros((batch, count, width))
+    counts = np.sum(~np.isnan(s), axis=1)
+    for m in np.unique(counts):
+        usable = min(count, int(m) - 3)
+        if usable < 1:
+            continue
+        rows = np.flatnonzero(counts == m)
+        nodes = s[rows, :m]
+        inverse = np.linalg.inv(nodes[:, :, None] ** np.arange(m))  # α = inverse @ g
+        for i in range(usable):
+            out[rows, i, :m] = -math.factorial(3 + i) * inverse[:, 3 + i, :]
+    return out
 
 
 def combine_once(

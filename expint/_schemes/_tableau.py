@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._classical import ClassicalTableau, check_classical_order
-from ._phiexpr import E, PhiExpr, _phi_scalar
+from ._phiexpr import E, P, PhiExpr, _phi_scalar, total
 
 _SAMPLES = (-3.7, -0.4 + 1.3j, 0.9, -25.0 + 2.0j, 2.5j)
 
@@ -141,6 +141,48 @@ class ExpRKTableau:
     def adaptive(self) -> bool:
         """True for an embedded pair (the step comes with an error estimate)."""
         return bool(self.b_err)
+
+    @property
+    def quadrature_defects(self) -> tuple[PhiExpr, ...]:
+        r"""For a pair whose estimate cannot see the quadrature error, the defects
+        ``D_k = φ_k − Σ_i b_i c_i^{k−1}/(k−1)!`` of the first two quadrature conditions
+        the weights miss; ``()`` for every other tableau.
+
+        The quadrature error is the part of the local error that remains when ``N``
+        depends on ``t`` alone: with ``g(s) = N(s, u(s))`` it is
+        ``−Σ_k h^k D_k(hL) g^{(k−1)}(t_n)``.  An estimate ``Σ_i e_i N_i`` sees it only if
+        some ``Σ_i e_i c_i^m ≠ 0``; the FSAL 4(3) pairs move weight between two values at
+        ``c = 1`` (every such sum vanishes), so a forcing ``f(t)`` leaves their estimate
+        at zero.  Their stepper adds ``−Σ_k h^k D_k(hL) p^{(k−1)}(t_n)`` with ``p`` the
+        polynomial through ``N`` at the last accepted steps (`expint._schemes._rk`).
+        """
+        cached = self.__dict__.get("_quadrature_defects")
+        if cached is None:
+            cached = self._find_quadrature_defects()
+            object.__setattr__(self, "_quadrature_defects", cached)
+        return cached
+
+    def _find_quadrature_defects(self) -> tuple[PhiExpr, ...]:
+        if self.family != "etdrk" or not self.b_err:
+            return ()
+        nodes = (*self.c, 1.0) if self.fsal else self.c
+        for m in range(self.order + 1):
+            for z in _SAMPLES:
+                if not _close(sum(e.scalar(z) * cm**m for e, cm in zip(self.b_err, nodes, strict=True)), 0.0):
+                    return ()  # the estimate sees a quadrature term (e.g. whalen53's fourth difference)
+        defects = []
+        for k in range(1, self.order + 3):
+            fact = math.factorial(k - 1)
+            d = P(k) - total(bi * (ci ** (k - 1) / fact) for bi, ci in zip(self.b, self.c, strict=True))
+            if any(not _close(d.scalar(z), 0.0) for z in _SAMPLES):
+                defects.append(d)
+            elif defects:
+                raise AssertionError(
+                    f"{self.name}: quadrature conditions hold past a failing one"
+                )  # pragma: no cover
+            if len(defects) == 2:
+                return tuple(defects)
+        raise AssertionError(f"{self.name}: every quadrature condition holds")  # pragma: no cover
 
     def embedded(self) -> ExpRKTableau:
         """The embedded method ``b̂ = b − e`` as a tableau of its own (``fsal``: with the
