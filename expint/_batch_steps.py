@@ -230,7 +230,9 @@ def run_independent(
     # working copies updated in place; saved rows are copied out
     y, n0 = _copy(y0), _copy(n0)
     # per member, the accepted (t, N) a quadrature-blind pair interpolates
-    accepted = [deque(maxlen=4) for _ in range(size)] if stepper.quadrature_blind else None
+    accepted: list[deque] | None = (
+        [deque(maxlen=4) for _ in range(size)] if stepper.quadrature_blind else None
+    )
     goal = np.asarray(targets, dtype=float)
     while True:
         idx = np.flatnonzero(nxt < len(targets))
