@@ -8,8 +8,8 @@ the estimate weight ``γ = φ_2`` instead of ``4φ_2`` to show why the catalogue
 it, then the exponential Adams pairs ``etdab43``/``etdab54``, which ``--adams`` runs
 alone) on four problems —
 Kuramoto–Sivashinsky (N = 128, T = 10), Allen–Cahn (Chebyshev N = 20, T = 10), cubic
-NLS (soliton, T = π), Hochbruck–Ostermann (T = 1) and the NLS breather of amplitude 2
-(T = π/2) — runs ``expint.solve`` with
+NLS (soliton, T = π), Hochbruck–Ostermann (T = 1), the NLS breather of amplitude 2
+(T = π/2) and a forcing in t alone (``y' = λy + cos t``, λ = −1, −2, 0, T = 2) — runs ``expint.solve`` with
 ``rtol`` = 1e-3 … 1e-10 and ``atol = rtol · max|y0|``, and prints the achieved error
 (max-norm, relative to the reference's max) divided by ``rtol``, with the number of
 steps and the order implied by how the step count grows (``steps ∝ rtol^{-1/p}``).
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -56,7 +57,25 @@ def cases(quick: bool) -> dict:
         # the breather of benchmarks/adaptive_work_precision.py: conservative and
         # oscillatory, where local errors add up over the steps
         "NLS breather": (breather, math.pi / 2, lambda: _dopri5(breather, math.pi / 2)),
+        # N depends on t alone: what an estimate blind to quadrature error misses
+        "Forced": (_forced()[0], 2.0, lambda: _forced()[1](2.0)),
     }
+
+
+def _forced():
+    """``(problem with .problem and .y0, exact(t))`` for ``y' = λy + cos t``, λ = −1, −2, 0."""
+    lam = np.array([-1.0, -2.0, 0.0])
+    y0 = np.array([0.1, 0.2, 0.3])
+    bp = SimpleNamespace(
+        problem=expint.SemilinearProblem(expint.Diagonal(lam), lambda t, y: np.cos(t) + 0.0 * y), y0=y0
+    )
+
+    def exact(t: float) -> np.ndarray:
+        d = lam[:2]
+        decaying = (-d * np.cos(t) + np.sin(t) + d * np.exp(d * t)) / (1 + d**2) + y0[:2] * np.exp(d * t)
+        return np.array([*decaying, y0[2] + np.sin(t)])
+
+    return bp, exact
 
 
 def schemes(rosenbrock: bool = False, adams: bool = False) -> list:
