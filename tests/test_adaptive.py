@@ -264,10 +264,11 @@ def test_the_fsal_pairs_are_blind_to_quadrature_error_and_say_so():
 @pytest.mark.parametrize("batch_steps", ["shared", "independent"])
 @pytest.mark.parametrize("scheme", ["krogstad43", "hochost43", "whalen53"])
 def test_a_forcing_in_t_alone_is_held_to_the_tolerance(scheme, batch_steps):
-    """A forcing that depends on t alone leaves the FSAL estimate at exactly zero (its two
-    values at c = 1 coincide); before the quadrature term, krogstad43 took 5 steps at
-    rtol 1e-7 and missed it by 3.1e4× (`benchmarks/adaptive_tolerance.py --only Forced`).  Now the achieved error stays within 10× of rtol
-    from 1e-4 to 1e-10, with the step count growing."""
+    """A forcing that depends on t alone leaves the FSAL estimate at exactly zero (its
+    two values at c = 1 coincide); before the quadrature term, krogstad43 took 5 steps
+    at rtol 1e-7 and missed it by 3.1e4× (`benchmarks/adaptive_tolerance.py --only
+    Forced`).  Now the achieved error stays within 10× of rtol from 1e-4 to 1e-10,
+    with the step count growing."""
     prob, y0, exact = _forced()
     ref = exact(2.0)
     steps = []
