@@ -174,6 +174,11 @@ def _pairs(by_name: dict[str, ExpRKTableau]) -> list[ExpRKTableau]:
     close to the 10× the tests allow, and runs 1.6–30× above ``krogstad43``'s on KS, NLS
     and Allen–Cahn (``python benchmarks/adaptive_tolerance.py``, which runs that variant
     too), hence ``γ = 4φ_2`` there.
+
+    Both values in that estimate are at ``t + h``: it cannot see the error of the
+    weights as a quadrature in time (zero for a forcing in ``t`` alone).  Their
+    stepper adds that term from the history of ``N``
+    (`ExpRKTableau.quadrature_defects`, `expint._schemes._rk.RKStepper.quadrature_error`).
     """
     p2 = P(2)
     zero = PhiExpr()
