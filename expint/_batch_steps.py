@@ -175,11 +175,13 @@ def first_steps(
 ) -> np.ndarray:
     """`expint._adaptive.initial_step` for each member (Hairer, Nørsett & Wanner)."""
     zero = y0 * 0
-    d0 = member_norms(y0, zero, y0, tol)
-    d1 = member_norms(n0, zero, y0, tol)
+    with np.errstate(over="ignore"):  # an infinite norm is handled below (atol = 0 at a zero of y0)
+        d0 = member_norms(y0, zero, y0, tol)
+        d1 = member_norms(n0, zero, y0, tol)
     h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.maximum(d1, 1e-300))
     n1 = stepper.nonlinear(_times(t0 + direction * h0, y0), y0 + _times(direction * h0, y0) * n0)
-    d2 = member_norms(n1 - n0, zero, y0, tol) / h0
+    with np.errstate(over="ignore"):
+        d2 = member_norms(n1 - n0, zero, y0, tol) / h0
     big = np.maximum(d1, d2)
     with np.errstate(divide="ignore"):
         # (an infinite norm, N nonzero where y0 and atol are 0: start small, as one member does)

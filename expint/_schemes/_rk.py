@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import cast, stack, to_like
 from .._cache import LRUCache
 from .._operators import EvaluatedCoefficients
 from ._phiexpr import E, ExprBatch, PhiExpr
@@ -49,6 +50,7 @@ class RKStepper:
         self._defects = tableau.quadrature_defects
         quad = [(PhiExpr(), list(enumerate(self._defects)))] if self._defects else []
         self._accepted: deque[tuple[float, Any]] = deque(maxlen=len(self._defects) + 2)
+        self._weights = LRUCache(cache)
         self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else []) + quad
         # each row's exponential, None where it is the identity (or absent: the error row)
         self._exps = [None if _is_identity(e) or not e else e for e, _ in self._all_rows]
@@ -160,14 +162,27 @@ class RKStepper:
         if not self._accepted or self._accepted[-1][0] != t:
             self._accepted.append((t, n_start))
         points = [*self._accepted, (t + h, n_end)]
-        weights = derivative_weights(np.array([[(tj - t) / h for tj, _ in points]]), len(self._defects))[0]
-        if not weights.any():
+        # steps on the size ladder repeat their node pattern: keep its weights
+        nodes = tuple(round((tj - t) / h, 12) for tj, _ in points)
+        weights = self._weights.get(nodes)
+        if weights is None:
+            found = shared_derivative_weights(list(nodes), len(self._defects))
+            weights = self._weights.put(nodes, np.array(found) if found else None)
+        if weights is None:
             return None
-        vectors = [sum(float(w) * g for w, (_, g) in zip(row, points, strict=True)) for row in weights]
-        return self.quadrature_error(h, t, u, vectors)
+        # one product for every k: (k, m) @ (m, state)
+        if type(n_end) is np.ndarray:
+            flat = np.stack([g for _, g in points]).reshape(len(points), -1)
+            combined = weights @ flat
+        else:
+            flat = stack([g for _, g in points]).reshape(len(points), -1)
+            combined = cast(to_like(weights, flat), flat.dtype) @ flat
+        combined = combined.reshape(len(weights), *n_end.shape)
+        return self.quadrature_error(h, t, u, list(combined))
 
     def quadrature_error(self, h: Any, t: Any, u: Any, vectors: list[Any], coeffs: list | None = None) -> Any:
-        r"""``Σ_k h D_k(hL) v_k`` for ``v_k = −(k−1)! α_{k−1}`` (`derivative_weights`):
+        r"""``Σ_k h D_k(hL) v_k`` for ``v_k = −(k−1)! α_{k−1}`` (`derivative_weights`; the
+        first ``len(vectors)`` defects, fewer where the points resolve fewer):
         the leading quadrature error ``−Σ_k h^k D_k(hL) p^{(k−1)}(t)`` of a step whose
         estimate cannot see it (`ExpRKTableau.quadrature_defects`), with ``p`` the
         polynomial through ``N`` on the computed solution at the last accepted steps and
@@ -178,10 +193,10 @@ class RKStepper:
             apply = self.linear.apply_coefficient
             row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[-1][1]
             out = apply(row[0][1], vectors[0])
-            for (_, a), v in zip(row[1:], vectors[1:], strict=True):
+            for (_, a), v in zip(row[1 : len(vectors)], vectors[1:], strict=True):
                 out = out + apply(a, v)
             return out
-        parts = [(v, h * d) for v, d in zip(vectors, self._defects, strict=True)]
+        parts = [(v, h * d) for v, d in zip(vectors, self._defects[: len(vectors)], strict=True)]
         return _combine_grouped(self.linear, h, t, u, PhiExpr(), parts)
 
     def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
@@ -268,24 +283,55 @@ class RKStepper:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def shared_derivative_weights(s: list[float], count: int) -> list[list[float]]:
+    """`derivative_weights` for one set of nodes, in Python floats: on a shared step
+    it runs once per step, where numpy's per-call overhead would be most of its cost."""
+    m = len(s)
+    usable = min(count, m - 3)
+    if usable < 1:
+        return []
+
+    def divided(k: int) -> list[float]:  # weights of f[s_0…s_k]
+        return [1.0 / math.prod(s[j] - s[i] for i in range(k + 1) if i != j) for j in range(k + 1)]
+
+    top = divided(m - 1)
+    below = [*divided(m - 2), 0.0]
+    total_nodes = sum(s[: m - 1])
+    alphas = {m - 1: top, m - 2: [b - total_nodes * t for b, t in zip(below, top, strict=True)]}
+    return [[-math.factorial(3 + i) * a for a in alphas[3 + i]] for i in range(usable)]
+
+
 def derivative_weights(s: np.ndarray, count: int) -> np.ndarray:
     """Weights ``w[b, i, j]`` with ``Σ_j w[b, i, j] g_j = −(k−1)! α_{k−1}``, ``k = 4 + i``,
     where ``Σ_m α_m s^m`` interpolates values ``g_j`` at nodes ``s[b, j]`` (in units of
     the step, from its start); rows of nodes padded with NaN after their last point
     get zero weights there, and zero weights for every ``k`` their points cannot
-    resolve (``k − 1 ≥`` the number of points)."""
+    resolve (``k − 1 ≥`` the number of points).
+
+    Only the two highest coefficients of the interpolant are needed, and Newton's form
+    gives them from divided differences: ``α_{m−1} = f[s_0…s_{m−1}]`` and
+    ``α_{m−2} = f[s_0…s_{m−2}] − (s_0 + … + s_{m−2}) f[s_0…s_{m−1}]``, with
+    ``f[s_0…s_k] = Σ_{j≤k} g_j / Π_{i≤k, i≠j} (s_j − s_i)``."""
     batch, width = s.shape
     out = np.zeros((batch, count, width))
     counts = np.sum(~np.isnan(s), axis=1)
     for m in np.unique(counts):
-        usable = min(count, int(m) - 3)
-        if usable < 1:
+        m = int(m)
+        if min(count, m - 3) < 1:
             continue
         rows = np.flatnonzero(counts == m)
         nodes = s[rows, :m]
-        inverse = np.linalg.inv(nodes[:, :, None] ** np.arange(m))  # α = inverse @ g
-        for i in range(usable):
-            out[rows, i, :m] = -math.factorial(3 + i) * inverse[:, 3 + i, :]
+        gaps = nodes[:, :, None] - nodes[:, None, :]  # s_j − s_i
+        gaps[:, np.arange(m), np.arange(m)] = 1.0
+        top = 1.0 / np.prod(gaps, axis=2)  # f[s_0…s_{m−1}]: all m points
+        below = np.zeros_like(top)  # f[s_0…s_{m−2}]: the first m − 1
+        below[:, : m - 1] = 1.0 / np.prod(gaps[:, : m - 1, : m - 1], axis=2)
+        highest = top  # α_{m−1}, the derivative of order m − 1
+        second = below - np.sum(nodes[:, : m - 1], axis=1, keepdims=True) * top  # α_{m−2}
+        # k − 1 = 3 (and 4): α_3 is `highest` with four points, `second` with five
+        alphas = {m - 1: highest, m - 2: second}
+        for i in range(min(count, m - 3)):
+            out[rows, i, :m] = -math.factorial(3 + i) * alphas[3 + i]
     return out
 
 
