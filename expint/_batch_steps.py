@@ -24,7 +24,6 @@ the nonlinear part is called on the members still running — a state of shape
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,7 @@ from ._adaptive import (
     on_ladder,
     scaled_error,
 )
-from ._backend import array_namespace, from_host, is_torch_array, stack, to_like, to_numpy
+from ._backend import array_namespace, cast, from_host, is_torch_array, to_like, to_numpy
 from ._schemes._rk import derivative_weights
 
 
@@ -232,9 +231,7 @@ def run_independent(
     # working copies updated in place; saved rows are copied out
     y, n0 = _copy(y0), _copy(n0)
     # per member, the accepted (t, N) a quadrature-blind pair interpolates
-    accepted: list[deque] | None = (
-        [deque(maxlen=4) for _ in range(size)] if stepper.quadrature_blind else None
-    )
+    history = _History(size, n0) if stepper.quadrature_blind else None
     goal = np.asarray(targets, dtype=float)
     while True:
         idx = np.flatnonzero(nxt < len(targets))
@@ -255,10 +252,9 @@ def run_independent(
         y_new, err, n_next = stepper.step_with_error(
             _times(t[idx], ya), _times(direction * h_step, ya), ya, n0a, stages, coeffs=coeffs
         )
-        if accepted is not None:
-            quadrature = _quadrature_error(
-                stepper, accepted, idx, t, direction * h_step, ya, n0a, n_next, coeffs
-            )
+        if history is not None:
+            history.record(idx, t, n0a)
+            quadrature = history.error(stepper, idx, t, direction * h_step, ya, n_next, coeffs)
             if quadrature is not None:
                 err = err + quadrature
         e = member_norms(err, ya, y_new, tol)
@@ -293,43 +289,91 @@ def run_independent(
             bar.update(abs(t.min() - t_before))
 
 
-def _quadrature_error(
-    stepper: Any,
-    accepted: list[deque],
-    idx: np.ndarray,
-    t: np.ndarray,
-    h_signed: np.ndarray,
-    ya: Any,
-    n0a: Any,
-    n_next: Any,
-    coeffs: list,
-) -> Any:
-    """`expint._schemes._rk.RKStepper.quadrature_error` for the members ``idx``, each
-    from its own accepted points (a member retrying a rejected step adds none)."""
-    for row, b in enumerate(idx):
-        if not accepted[b] or accepted[b][-1][0] != t[b]:
-            accepted[b].append((float(t[b]), _copy(n0a[row])))
-    width = max(len(accepted[b]) for b in idx) + 1
-    s = np.full((len(idx), width), np.nan)
-    for row, b in enumerate(idx):
-        points = accepted[b]
-        s[row, : len(points) + 1] = [*((tj - t[b]) / h_signed[row] for tj, _ in points), 1.0]
-    weights = derivative_weights(s, len(stepper.tab.quadrature_defects))
-    if not weights.any():
-        return None
-    zero = n_next * 0
-    columns = []  # the j-th point of every member (zero where it has fewer)
-    for j in range(width):
-        rows = []
-        for row, b in enumerate(idx):
-            m = len(accepted[b])
-            rows.append(accepted[b][j][1] if j < m else (n_next[row] if j == m else zero[row]))
-        columns.append(stack(rows))
-    vectors = [
-        sum(_times(weights[:, i, j], n_next) * columns[j] for j in range(width))
-        for i in range(weights.shape[1])
-    ]
-    return stepper.quadrature_error(h_signed, t[idx], ya, vectors, coeffs=coeffs)
+class _History:
+    """The last accepted ``(t, N)`` of every member, for the quadrature term of a pair
+    whose estimate cannot see it (`expint._schemes._rk.RKStepper.quadrature_error`):
+    arrays over the batch, oldest first, so a step needs no loop over members."""
+
+    DEPTH = 4  # with N(t + h, u_{n+1}): five points, the quartic's two top derivatives
+
+    def __init__(self, size: int, like: Any):
+        self.times = np.full((size, self.DEPTH), np.nan)
+        self.count = np.zeros(size, dtype=int)
+        self.values = _zeros_like_rows(like, self.DEPTH)  # (size, DEPTH, n)
+
+    def record(self, idx: np.ndarray, t: np.ndarray, n0a: Any) -> None:
+        """Add each member's ``(t_b, N_b)`` unless it is already its newest point (a
+        member retrying a rejected step)."""
+        last = self.times[idx, np.maximum(self.count[idx] - 1, 0)]
+        new = (self.count[idx] == 0) | (last != t[idx])
+        full = new & (self.count[idx] == self.DEPTH)
+        if full.any():  # drop the oldest point of members whose history is full
+            rows = idx[full]
+            self.times[rows, :-1] = self.times[rows, 1:]
+            self.values[_index(rows, self.values)] = _shift_left(self.values[_index(rows, self.values)])
+            self.count[rows] -= 1
+        rows = idx[new]
+        slot = self.count[rows]
+        self.times[rows, slot] = t[rows]
+        self.values[_index(rows, self.values), _index(slot, self.values)] = n0a[
+            _index(np.flatnonzero(new), n0a)
+        ]
+        self.count[rows] += 1
+
+    def error(
+        self,
+        stepper: Any,
+        idx: np.ndarray,
+        t: np.ndarray,
+        h_signed: np.ndarray,
+        ya: Any,
+        n_next: Any,
+        coeffs: list,
+    ) -> Any:
+        """The quadrature term of each member's trial step, from its points and
+        ``N(t + h, u_{n+1})``; None while no member has four points."""
+        count = self.count[idx]
+        s = np.full((len(idx), self.DEPTH + 1), np.nan)
+        s[:, : self.DEPTH] = (self.times[idx] - t[idx, None]) / h_signed[:, None]
+        s[np.arange(len(idx)), count] = 1.0
+        weights = derivative_weights(s, len(stepper.tab.quadrature_defects))  # (R, k, DEPTH + 1)
+        if not weights.any():
+            return None
+        points = _append_rows(self.values[_index(idx, self.values)], n_next, count)  # (R, DEPTH + 1, n)
+        combined = cast(to_like(weights, points), points.dtype) @ points  # (R, k, n)
+        return stepper.quadrature_error(
+            h_signed, t[idx], ya, [combined[:, i] for i in range(weights.shape[1])], coeffs=coeffs
+        )
+
+
+def _zeros_like_rows(like: Any, depth: int) -> Any:
+    """Zeros of shape ``(size, depth, n)`` in ``like``'s library, device and dtype."""
+    shape = (like.shape[0], depth, like.shape[1])
+    if is_torch_array(like):
+        import torch
+
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
+    return np.zeros(shape, dtype=like.dtype)
+
+
+def _shift_left(rows: Any) -> Any:
+    """Each row's points moved one slot towards the start (the last slot keeps a copy)."""
+    out = _copy(rows)
+    out[:, :-1] = rows[:, 1:]
+    return out
+
+
+def _append_rows(stored: Any, newest: Any, count: np.ndarray) -> Any:
+    """``(R, DEPTH + 1, n)``: each member's stored points with ``newest`` after its
+    last one (zero rows beyond; their weights are zero)."""
+    if is_torch_array(stored):
+        import torch
+
+        out: Any = torch.cat([stored, stored[:, :1] * 0], dim=1)
+    else:
+        out = np.concatenate([stored, np.zeros_like(stored[:, :1])], axis=1)
+    out[_index(np.arange(len(count)), out), _index(count, out)] = newest
+    return out
 
 
 def _record_dense(

@@ -49,7 +49,8 @@ class RKStepper:
         # row (weights h·D_k(hL)), and the accepted (t, N) it interpolates
         self._defects = tableau.quadrature_defects
         quad = [(PhiExpr(), list(enumerate(self._defects)))] if self._defects else []
-        self._accepted: deque[tuple[float, Any]] = deque(maxlen=len(self._defects) + 2)
+        self._accepted: deque[tuple[float, int]] = deque(maxlen=len(self._defects) + 2)  # (t, buffer row)
+        self._buffer: Any = None
         self._weights = LRUCache(cache)
         self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else []) + quad
         # each row's exponential, None where it is the identity (or absent: the error row)
@@ -158,26 +159,35 @@ class RKStepper:
     def _quadrature_error(self, t: float, h: float, u: Any, n_start: Any, n_end: Any) -> Any:
         """The quadrature term of a shared step (`quadrature_error`), from the accepted
         ``(t, N)`` this stepper keeps: a retry of a rejected step starts from the same
-        ``t`` and adds no point."""
+        ``t`` and adds no point.  The values live in one buffer, a row per point (the
+        last row for ``N(t + h, u_{n+1})``), so both derivatives are one product with
+        it and no step stacks or allocates the history."""
+        depth = self._accepted.maxlen or 0
+        if self._buffer is None or tuple(self._buffer.shape) != (depth + 1, math.prod(n_end.shape)):
+            self._buffer = stack([n_end.reshape(-1)] * (depth + 1))
+            self._accepted.clear()
         if not self._accepted or self._accepted[-1][0] != t:
-            self._accepted.append((t, n_start))
-        points = [*self._accepted, (t + h, n_end)]
+            # the slot of the point that drops out (or the next free one)
+            slot = self._accepted[0][1] if len(self._accepted) == depth else len(self._accepted)
+            self._buffer[slot] = n_start.reshape(-1)
+            self._accepted.append((t, slot))
+        self._buffer[depth] = n_end.reshape(-1)
+        slots = (*(slot for _, slot in self._accepted), depth)
         # steps on the size ladder repeat their node pattern: keep its weights
-        nodes = tuple(round((tj - t) / h, 12) for tj, _ in points)
-        weights = self._weights.get(nodes)
+        nodes = (*(round((tj - t) / h, 12) for tj, _ in self._accepted), 1.0)
+        weights = self._weights.get((nodes, slots))
         if weights is None:
             found = shared_derivative_weights(list(nodes), len(self._defects))
-            weights = self._weights.put(nodes, np.array(found) if found else None)
+            placed = None
+            if found:
+                placed = np.zeros((len(found), depth + 1))
+                placed[:, list(slots)] = found
+                if type(self._buffer) is not np.ndarray:
+                    placed = cast(to_like(placed, self._buffer), self._buffer.dtype)
+            weights = self._weights.put((nodes, slots), placed)
         if weights is None:
             return None
-        # one product for every k: (k, m) @ (m, state)
-        if type(n_end) is np.ndarray:
-            flat = np.stack([g for _, g in points]).reshape(len(points), -1)
-            combined = weights @ flat
-        else:
-            flat = stack([g for _, g in points]).reshape(len(points), -1)
-            combined = cast(to_like(weights, flat), flat.dtype) @ flat
-        combined = combined.reshape(len(weights), *n_end.shape)
+        combined = (weights @ self._buffer).reshape(len(weights), *n_end.shape)
         return self.quadrature_error(h, t, u, list(combined))
 
     def quadrature_error(self, h: Any, t: Any, u: Any, vectors: list[Any], coeffs: list | None = None) -> Any:
