@@ -171,18 +171,14 @@ class ExpRKTableau:
                 if not _close(sum(e.scalar(z) * cm**m for e, cm in zip(self.b_err, nodes, strict=True)), 0.0):
                     return ()  # the estimate sees a quadrature term (e.g. whalen53's fourth difference)
         defects = []
-        for k in range(1, self.order + 3):
+        for k in range(1, self.order + 3):  # the first two conditions that fail
             fact = math.factorial(k - 1)
             d = P(k) - total(bi * (ci ** (k - 1) / fact) for bi, ci in zip(self.b, self.c, strict=True))
             if any(not _close(d.scalar(z), 0.0) for z in _SAMPLES):
                 defects.append(d)
-            elif defects:
-                raise AssertionError(
-                    f"{self.name}: quadrature conditions hold past a failing one"
-                )  # pragma: no cover
-            if len(defects) == 2:
-                return tuple(defects)
-        raise AssertionError(f"{self.name}: every quadrature condition holds")  # pragma: no cover
+                if len(defects) == 2:
+                    break
+        return tuple(defects)
 
     def embedded(self) -> ExpRKTableau:
         """The embedded method ``b̂ = b − e`` as a tableau of its own (``fsal``: with the
