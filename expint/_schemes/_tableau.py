@@ -170,14 +170,21 @@ class ExpRKTableau:
             for z in _SAMPLES:
                 if not _close(sum(e.scalar(z) * cm**m for e, cm in zip(self.b_err, nodes, strict=True)), 0.0):
                     return ()  # the estimate sees a quadrature term (e.g. whalen53's fourth difference)
-        defects = []
+        defects, ks = [], []
         for k in range(1, self.order + 3):  # the first two conditions that fail
             fact = math.factorial(k - 1)
             d = P(k) - total(bi * (ci ** (k - 1) / fact) for bi, ci in zip(self.b, self.c, strict=True))
             if any(not _close(d.scalar(z), 0.0) for z in _SAMPLES):
                 defects.append(d)
+                ks.append(k)
                 if len(defects) == 2:
                     break
+        if ks != [4, 5]:  # the stepper's polynomial supplies the third and fourth derivatives
+            raise ValueError(
+                f"{self.name}: the error weights cannot see the quadrature error and the weights "
+                f"miss the quadrature conditions k = {ks}; the quadrature term is implemented for "
+                "k = 4, 5 (fourth-order weights): give the pair error weights on distinct nodes"
+            )
         return tuple(defects)
 
     def embedded(self) -> ExpRKTableau:
