@@ -261,6 +261,24 @@ def test_the_fsal_pairs_are_blind_to_quadrature_error_and_say_so():
     assert expint.schemes.get("whalen53").tableau.quadrature_defects == ()
 
 
+def test_a_blind_pair_the_quadrature_term_cannot_serve_is_refused():
+    """The term supplies the third and fourth derivatives (defects k = 4, 5).  Weights
+    that already miss k = 3 — krogstad43's plus ``0.1 φ_1 (1, −1, −1, 1)``, a second
+    difference over the nodes (0, ½, ½, 1) that keeps k = 1, 2 — would need another
+    derivative: refused with a ValueError naming the pair.  (The tableau is assembled
+    without its validation, which would refuse such weights for order 4 anyway.)"""
+    from expint._schemes._phiexpr import P
+
+    base = expint.schemes.get("krogstad43").tableau
+    bent = object.__new__(type(base))
+    fields = {k: v for k, v in base.__dict__.items() if not k.startswith("_")}
+    fields["b"] = tuple(bi + P(1) * (0.1 * x) for bi, x in zip(base.b, (1, -1, -1, 1), strict=True))
+    for key, value in fields.items():
+        object.__setattr__(bent, key, value)
+    with pytest.raises(ValueError, match=r"krogstad43: .*k = \[3, 4\]"):
+        bent.quadrature_defects
+
+
 @pytest.mark.parametrize("batch_steps", ["shared", "independent"])
 @pytest.mark.parametrize("scheme", ["krogstad43", "hochost43", "whalen53"])
 def test_a_forcing_in_t_alone_is_held_to_the_tolerance(scheme, batch_steps):
