@@ -177,10 +177,11 @@ class RKStepper:
         nodes = (*(round((tj - t) / h, 12) for tj, _ in self._accepted), 1.0)
         weights = self._weights.get((nodes, slots))
         if weights is None:
-            found = shared_derivative_weights(list(nodes), len(self._defects))
+            usable = min(len(self._defects), len(nodes) - 3)  # derivatives the points resolve
             placed = None
-            if found:
-                placed = np.zeros((len(found), depth + 1))
+            if usable >= 1:
+                found = derivative_weights(np.array([nodes]), len(self._defects))[0, :usable]
+                placed = np.zeros((usable, depth + 1))
                 placed[:, list(slots)] = found
                 if type(self._buffer) is not np.ndarray:
                     placed = cast(to_like(placed, self._buffer), self._buffer.dtype)
@@ -291,24 +292,6 @@ class RKStepper:
                 return acc
             n_vals.append(self._stage_value(i, t, h, acc, n0))
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def shared_derivative_weights(s: list[float], count: int) -> list[list[float]]:
-    """`derivative_weights` for one set of nodes, in Python floats: on a shared step
-    it runs once per step, where numpy's per-call overhead would be most of its cost."""
-    m = len(s)
-    usable = min(count, m - 3)
-    if usable < 1:
-        return []
-
-    def divided(k: int) -> list[float]:  # weights of f[s_0…s_k]
-        return [1.0 / math.prod(s[j] - s[i] for i in range(k + 1) if i != j) for j in range(k + 1)]
-
-    top = divided(m - 1)
-    below = [*divided(m - 2), 0.0]
-    total_nodes = sum(s[: m - 1])
-    alphas = {m - 1: top, m - 2: [b - total_nodes * t for b, t in zip(below, top, strict=True)]}
-    return [[-math.factorial(3 + i) * a for a in alphas[3 + i]] for i in range(usable)]
 
 
 def derivative_weights(s: np.ndarray, count: int) -> np.ndarray:
