@@ -37,7 +37,7 @@ untouched)" switches that off, at the default pool size.  The row "expint phiv (
 operator)" calls `phiv` on ``expint.Sparse(A)``, built once before the timing: it checks
 the symmetry and finds the Gershgorin interval at construction, where a call on the raw
 matrix does both every time (a solver builds its operator once).  `phiv` keeps the
-Chebyshev coefficients of its last 64 ``(p, t, interval)``; every timed call here drops
+Chebyshev coefficients of its last 16 ``(p, t, interval)``; every timed call here drops
 them first, so the times are those of a first call.  The summary compares at
 *equal accuracy*: for each target error, the fastest run of each method that reached
 it.  A third table times what a call on a raw matrix does before its first product

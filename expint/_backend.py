@@ -145,6 +145,10 @@ def any_true(mask: Any) -> bool:
 
 def stack(arrays: list[Any], axis: int = 0) -> Any:
     """``np.stack`` / ``torch.stack`` by the type of the first array."""
+    if axis == 0 and type(arrays[0]) is np.ndarray:
+        # the same array as np.stack for equal shapes, in a quarter of the time on small
+        # ones (hot loops stack a few states per step); unequal shapes still raise
+        return np.array(arrays)
     if is_torch_array(arrays[0]):
         import torch
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import cast, stack, to_like
+from .._backend import as_like, stack
 from .._cache import LRUCache
 from .._operators import EvaluatedCoefficients
 from ._phiexpr import E, ExprBatch, PhiExpr
@@ -49,8 +49,9 @@ class RKStepper:
         # row (weights h·D_k(hL)), and the accepted (t, N) it interpolates
         self._defects = tableau.quadrature_defects
         quad = [(PhiExpr(), list(enumerate(self._defects)))] if self._defects else []
-        self._accepted: deque[tuple[float, int]] = deque(maxlen=len(self._defects) + 2)  # (t, buffer row)
-        self._buffer: Any = None
+        # the accepted (t, N) the term interpolates, oldest first: references to values
+        # the steps computed anyway, so the weights depend on the node pattern alone
+        self._accepted: deque[tuple[float, Any]] = deque(maxlen=len(self._defects) + 2)
         self._weights = LRUCache(cache)
         self._all_rows = [*self._rows, self._final] + ([self._error] if tableau.adaptive else []) + quad
         # each row's exponential, None where it is the identity (or absent: the error row)
@@ -131,23 +132,31 @@ class RKStepper:
             self.nfev += 1
             n_next = self.nonlinear(t + h, u_new)
             n_vals.append(n_next)
+        # the quadrature term's vectors (shared steps; per-sample: `expint._batch_steps`)
+        quadrature = None
+        if self._defects and coeffs is None:
+            quadrature = self._quadrature_vectors(t, h, n_vals[0], n_next)
         if coeffs is None and self._fusing:
-            idx, fused = self._fused_rows(h, t, u)[-1]  # the error row, after the update
-            err = self.linear.apply_fused(fused, [n_vals[j] for j in idx])
-        elif self._evaluated_coefficients:
-            apply = self.linear.apply_coefficient
-            row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[self._error_at][1]
-            err = None
-            for j, a in row:
-                term = apply(a, n_vals[j])
-                err = term if err is None else err + term
+            # the error row, after the update, with the quadrature term's rows fused in
+            idx, fused = self._fused_rows(h, t, u)[-1]
+            vectors = [n_vals[j] for j in idx]
+            if self._defects:
+                have = [] if quadrature is None else quadrature
+                vectors += have + [n_next * 0] * (len(self._defects) - len(have))  # (the first steps)
+            err = self.linear.apply_fused(fused, vectors)
         else:
-            parts = [(n_vals[j], h * e) for j, e in self._error[1]]
-            err = _combine_grouped(self.linear, h, t, u, PhiExpr(), parts)
-        if self._defects and coeffs is None:  # (per-sample steps: `expint._batch_steps`)
-            quadrature = self._quadrature_error(t, h, u, n_vals[0], n_next)
+            if self._evaluated_coefficients:
+                apply = self.linear.apply_coefficient
+                row = (coeffs if coeffs is not None else self._evaluated(h, t, u))[self._error_at][1]
+                err = None
+                for j, a in row:
+                    term = apply(a, n_vals[j])
+                    err = term if err is None else err + term
+            else:
+                parts = [(n_vals[j], h * e) for j, e in self._error[1]]
+                err = _combine_grouped(self.linear, h, t, u, PhiExpr(), parts)
             if quadrature is not None:
-                err = err + quadrature
+                err = err + self.quadrature_error(h, t, u, quadrature)
         del n_vals[n_stages:]  # the caller's stages are those of the step
         return u_new, err, n_next
 
@@ -156,40 +165,29 @@ class RKStepper:
         """Whether the pair's estimate needs the quadrature term (`quadrature_error`)."""
         return bool(self._defects)
 
-    def _quadrature_error(self, t: float, h: float, u: Any, n_start: Any, n_end: Any) -> Any:
-        """The quadrature term of a shared step (`quadrature_error`), from the accepted
-        ``(t, N)`` this stepper keeps: a retry of a rejected step starts from the same
-        ``t`` and adds no point.  The values live in one buffer, a row per point (the
-        last row for ``N(t + h, u_{n+1})``), so both derivatives are one product with
-        it and no step stacks or allocates the history."""
-        depth = self._accepted.maxlen or 0
-        if self._buffer is None or tuple(self._buffer.shape) != (depth + 1, math.prod(n_end.shape)):
-            self._buffer = stack([n_end.reshape(-1)] * (depth + 1))
-            self._accepted.clear()
+    def _quadrature_vectors(self, t: float, h: float, n_start: Any, n_end: Any) -> list | None:
+        """The vectors ``v_k`` of the quadrature term of a shared step (`quadrature_error`)
+        from the accepted ``(t, N)`` this stepper keeps (a retry of a rejected step starts
+        from the same ``t`` and adds no point) and ``n_end = N(t + h, u_{n+1})``; ``None``
+        while too few points are known.  Steps on the size ladder repeat their node
+        pattern, whose weights are kept."""
         if not self._accepted or self._accepted[-1][0] != t:
-            # the slot of the point that drops out (or the next free one)
-            slot = self._accepted[0][1] if len(self._accepted) == depth else len(self._accepted)
-            self._buffer[slot] = n_start.reshape(-1)
-            self._accepted.append((t, slot))
-        self._buffer[depth] = n_end.reshape(-1)
-        slots = (*(slot for _, slot in self._accepted), depth)
-        # steps on the size ladder repeat their node pattern: keep its weights
+            self._accepted.append((t, n_start))
+        # in units of the step: steps on the size ladder repeat a few patterns
         nodes = (*(round((tj - t) / h, 12) for tj, _ in self._accepted), 1.0)
-        weights = self._weights.get((nodes, slots))
+        weights = self._weights.get(nodes)
         if weights is None:
             usable = min(len(self._defects), len(nodes) - 3)  # derivatives the points resolve
-            placed = None
+            weights = ()
             if usable >= 1:
                 found = derivative_weights(np.array([nodes]), len(self._defects))[0, :usable]
-                placed = np.zeros((usable, depth + 1))
-                placed[:, list(slots)] = found
-                if type(self._buffer) is not np.ndarray:
-                    placed = cast(to_like(placed, self._buffer), self._buffer.dtype)
-            weights = self._weights.put((nodes, slots), placed)
-        if weights is None:
+                # in the state's dtype: a product of mixed types converts on every step
+                weights = as_like(found, n_end)
+            self._weights.put(nodes, weights)
+        if len(weights) == 0:
             return None
-        combined = (weights @ self._buffer).reshape(len(weights), *n_end.shape)
-        return self.quadrature_error(h, t, u, list(combined))
+        values = stack([*(n for _, n in self._accepted), n_end]).reshape(len(nodes), -1)
+        return list((weights @ values).reshape(len(weights), *n_end.shape))
 
     def quadrature_error(self, h: Any, t: Any, u: Any, vectors: list[Any], coeffs: list | None = None) -> Any:
         r"""``Σ_k h D_k(hL) v_k`` for ``v_k = −(k−1)! α_{k−1}`` (`derivative_weights`; the
@@ -250,7 +248,8 @@ class RKStepper:
             out.append((idx, self.linear.fuse(coefs)))
         if self.tab.adaptive:
             error_row = rows[self._error_at][1]
-            out.append(([j for j, _ in error_row], self.linear.fuse([a for _, a in error_row])))
+            coefs = [a for _, a in error_row] + ([a for _, a in rows[-1][1]] if self._defects else [])
+            out.append(([j for j, _ in error_row], self.linear.fuse(coefs)))
         return self._fused.put(key, out)
 
     def _step_fused(self, t: Any, h: Any, u: Any, n0: Any, n_vals: list[Any]) -> Any:
