@@ -142,7 +142,7 @@ class RKStepper:
             vectors = [n_vals[j] for j in idx]
             if self._defects:
                 have = [] if quadrature is None else quadrature
-                vectors += have + [n_next * 0] * (len(self._defects) - len(have))  # (the first steps)
+                vectors += have + [n_vals[0] * 0] * (len(self._defects) - len(have))  # (the first steps)
             err = self.linear.apply_fused(fused, vectors)
         else:
             if self._evaluated_coefficients:
