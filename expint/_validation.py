@@ -22,6 +22,15 @@ def check_order(k: Any, *, name: str = "k", maximum: int | None = None) -> int:
     return k
 
 
+def check_count(n: Any, *, name: str, minimum: int = 1) -> int:
+    """Validate a count: a Python or numpy integer of at least ``minimum``."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {n!r} ({type(n).__name__})")
+    if n < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {n}")
+    return int(n)
+
+
 def check_no_nan(x: Any, *, name: str) -> None:
     """Raise ``ValueError`` if ``x`` contains NaN."""
     if any_true(array_namespace(x).isnan(x)):

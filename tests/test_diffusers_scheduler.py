@@ -50,6 +50,23 @@ def test_too_many_or_no_steps_are_refused(n):
         ExpintScheduler().set_timesteps(n)
 
 
+def test_num_train_timesteps_must_be_an_integer():
+    with pytest.raises(TypeError, match="num_train_timesteps must be an integer"):
+        ExpintScheduler(num_train_timesteps=2.5)
+
+
+def test_rescale_betas_zero_snr_on_a_schedule_that_ends_low_keeps_alpha_decreasing():
+    """DDPM's linear β: ᾱ before the last timestep is already below 2⁻²⁴ after the
+    rescale, so diffusers' fixed 2⁻²⁴ there would make ᾱ rise (refused, before the fix,
+    as a schedule that is not decreasing)."""
+    sched = ExpintScheduler(rescale_betas_zero_snr=True)  # beta_schedule="linear", 1e-4 … 0.02
+    ac = sched.schedule.alphas_cumprod
+    assert ac[-2] < 2.0**-24 and 0 < ac[-1] < ac[-2]
+    assert np.all(np.diff(ac) < 0)
+    sched.set_timesteps(10)
+    assert torch.isfinite(_run(sched, _vp_toy(sched), X)).all()
+
+
 def test_rescale_betas_zero_snr_is_honoured():
     kw = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, rescale_betas_zero_snr=True)
     ref = diffusers.DPMSolverMultistepScheduler(**kw)
@@ -69,6 +86,11 @@ def test_rescale_betas_zero_snr_is_honoured():
         ({"shift_terminal": 0.1}, "shift_terminal"),
         ({"prediction_type": "noise"}, "prediction_type"),
         ({"method": "tab9"}, "unknown method 'tab9'"),
+        # found by tests/test_fuzz.py: each was a bare numpy error or a NaN sample
+        ({"num_train_timesteps": 0}, "num_train_timesteps"),
+        ({"beta_end": 0.0}, "beta_start, beta_end"),
+        ({"beta_start": float("nan")}, "beta_start, beta_end"),
+        ({"beta_schedule": "cosine"}, "beta_schedule"),
     ],
 )
 def test_configs_it_cannot_honour_are_refused_naming_the_key(overrides, match):
@@ -321,10 +343,70 @@ def test_flow_img2img_uses_scale_noise():
     torch.testing.assert_close(sched.scale_noise(x0, t, noise), ref.scale_noise(x0, t, noise))
 
 
-def test_eps_method_on_a_flow_grid_from_sigma_one_is_refused():
-    sched = ExpintScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config, method="tab2")
-    with pytest.raises(ValueError, match="propagator is undefined"):
+@pytest.mark.parametrize("method", ["tab2", "ipndm", "rhork2"])
+def test_eps_method_on_a_flow_grid_from_sigma_one_is_refused(method):
+    # ipndm and rhork2 raised ZeroDivisionError / an internal tableau error before
+    sched = ExpintScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config, method=method)
+    with pytest.raises(ValueError, match=f"method='{method}'.*propagator is undefined"):
         sched.set_timesteps(6)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"shift": float("nan")}, "shift must be a positive finite number"),
+        ({"shift": 0.0}, "shift must be a positive finite number"),
+        ({"grid_kind": "leading"}, "grid_kind='leading' spaces the integer timesteps of a VP schedule"),
+    ],
+)
+def test_bad_flow_configs_are_refused_naming_the_key(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        ExpintScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config, **overrides)
+
+
+def test_dynamic_shift_needs_a_finite_mu():
+    sched = ExpintScheduler.from_config(
+        diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True).config
+    )
+    with pytest.raises(ValueError, match="mu must be finite"):
+        sched.set_timesteps(6, mu=float("nan"))
+
+
+def test_a_strong_shift_keeps_sigma_at_most_one():
+    """``sσ/(1 + (s − 1)σ)`` at σ = 1 rounds to 1 + 2e-16 for s = 0.1; the grid must
+    stay inside the schedule (it was refused as outside the domain)."""
+    sched = ExpintScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config, shift=0.1)
+    sched.set_timesteps(1)
+    assert float(sched.sigmas[0]) <= 1.0
+    x = _run(sched, lambda x, t: x - 0.3, X)  # velocity ε − x0 of the data point 0.3
+    torch.testing.assert_close(x, torch.full_like(X, 0.3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"timesteps": [0.0, 0.0]}, "timesteps must be strictly decreasing"),
+        ({"timesteps": []}, "timesteps must be a non-empty 1-D sequence"),
+        ({"sigmas": [1.0, float("nan")]}, "sigmas must be finite"),
+        ({"timesteps": ["a"]}, "timesteps must be a sequence of numbers"),
+        # times the schedule cannot tell apart: a zero step in log-SNR (ZeroDivisionError before)
+        ({"timesteps": [1.0, 1e-65, 0.0]}, r"timesteps=\[1.0, 1e-65, 0.0\]: .*does not change the log-SNR"),
+        ({"sigmas": [0.0]}, r"sigmas=\[0.0\]: .*strictly decreasing"),
+    ],
+)
+def test_bad_custom_grids_are_refused_naming_the_argument(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ExpintScheduler().set_timesteps(**kwargs)
+
+
+def test_clipping_with_flow_prediction_on_a_vp_schedule():
+    """``x0`` from a velocity on a VP schedule needs dα/dt and dσ/dt (it was NaN)."""
+    sched = ExpintScheduler(prediction_type="flow_prediction", clip_sample=True)
+    sched.set_timesteps(1)  # one step from t = 999 to the data: the result is the clipped x0
+    x = _run(sched, lambda x, t: 0.5 * x + 0.1, X)
+    # (to rounding: the clipped x0 goes back to a model output and forward again)
+    assert torch.isfinite(x).all() and float(x.abs().max()) <= 1.0 + 1e-12
+    assert float(x.abs().max()) > 0.99  # the unclipped x0 is far outside [-1, 1] here
 
 
 def test_schedule_of_flow_scheduler_is_flow_matching():

@@ -133,7 +133,7 @@ def test_bad_grid_arguments(args, kwargs, exc, match):
         (lambda: VPLinear(20.0, 0.1), "beta_min < beta_max"),
         (lambda: VPCosine(t_max=1.0), "alpha vanishes"),
         (lambda: DiscreteVP([0.5, 0.9]), "strictly decreasing"),
-        (lambda: DiscreteVP.from_betas("sigmoid"), "unknown beta schedule 'sigmoid'"),
+        (lambda: DiscreteVP.from_betas("sigmoid"), "unknown beta_schedule \\(kind\\) 'sigmoid'"),
         (lambda: VE(1.0, 0.5), "sigma_min < sigma_max"),
     ],
 )

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import expint
@@ -273,3 +273,106 @@ def test_fuzz_helper_rejects_an_unnamed_error():
 
     with pytest.raises(AssertionError, match="names none of"):
         _check(bad, ("x",))
+
+
+# -- the diffusers scheduler --------------------------------------------------------------------
+
+SCHEDULER_CONFIG = {  # values a user may legitimately pass, edge cases included
+    "num_train_timesteps": st.sampled_from([1000, 2, 50, 1200]),
+    "beta_start": st.floats(1e-6, 1e-3),
+    "beta_end": st.floats(1e-3, 0.05),  # beyond, ᾱ at the start is below 1e-20: x0 cannot be formed
+    "beta_schedule": st.sampled_from(["linear", "scaled_linear", "squaredcos_cap_v2"]),
+    "prediction_type": st.sampled_from(["epsilon", "sample", "v_prediction", "flow_prediction"]),
+    "method": st.sampled_from(["ddim", "tab3", "lab2", "rhork2", "dpmpp2m", "ipndm", "unipc3", "rhoab1_x0"]),
+    "grid_kind": st.sampled_from(
+        ["logsnr", "tempered", "karras", "uniform", "leading", "trailing", "linspace"]
+    ),
+    "final_sigmas_type": st.sampled_from(["zero", "sigma_min"]),
+    "rescale_betas_zero_snr": st.booleans(),
+    "schedule": st.sampled_from(["vp", "flow"]),
+    "shift": st.floats(0.1, 10.0),
+    "clip_sample": st.booleans(),
+    "thresholding": st.booleans(),
+    "steps_offset": st.integers(0, 3),
+}
+SCHEDULER_POISON = {  # one of these per poisoned example
+    "num_train_timesteps": st.sampled_from([0, -2, 2.5, 1, True]),
+    "beta_start": st.sampled_from([0.0, -0.1, 1.5, float("nan"), float("inf")]),
+    "beta_end": st.sampled_from([0.0, -0.1, 1.5, float("nan")]),
+    "beta_schedule": st.sampled_from(["cosine", ""]),
+    "prediction_type": st.sampled_from(["eps", None]),
+    "method": st.sampled_from(["x", "tab9"]),
+    "grid_kind": st.sampled_from(["?", "power2"]),
+    "final_sigmas_type": st.sampled_from(["none", 0]),
+    "schedule": st.sampled_from(["ve", None]),
+    "shift": st.sampled_from([0.0, -1.0, float("nan"), float("inf")]),
+}
+
+
+@st.composite
+def scheduler_configs(draw):
+    keys = draw(st.lists(st.sampled_from(sorted(SCHEDULER_CONFIG)), max_size=6, unique=True))
+    config = {k: draw(SCHEDULER_CONFIG[k]) for k in keys}
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(SCHEDULER_POISON)))
+        config[key] = draw(SCHEDULER_POISON[key])
+    return config
+
+
+def _decreasing(values: list) -> list:
+    return sorted(values, reverse=True)
+
+
+@st.composite
+def scheduler_steps(draw):
+    """``(num_inference_steps, explicit grid or None, "timesteps" or "sigmas")``: mostly a
+    valid count, or a grid with the count left out."""
+    kind = draw(st.sampled_from(["timesteps", "sigmas"]))
+    choice = draw(st.integers(0, 11))
+    if choice < 7:
+        return draw(st.integers(1, 40)), None, kind
+    if choice < 9:
+        return draw(st.one_of(st.integers(-1, 0), st.floats(0, 5), st.none())), None, kind
+    explicit = draw(
+        st.one_of(
+            st.lists(st.floats(-10, 1100), min_size=0, max_size=6),
+            st.lists(st.integers(0, 999), min_size=1, max_size=6, unique=True).map(lambda v: sorted(v)[::-1]),
+            st.lists(st.floats(1e-3, 80.0), min_size=1, max_size=6, unique=True).map(
+                lambda v: sorted(v)[::-1]
+            ),
+        )
+    )
+    n = draw(st.one_of(st.none(), st.none(), st.just(len(explicit)), st.integers(0, 8)))
+    return n, explicit, kind
+
+
+@FUZZ
+@given(config=scheduler_configs(), steps=scheduler_steps())
+def test_diffusers_scheduler_fuzz(config, steps):
+    """Odd configs, step counts and explicit grids: a result without NaN from the whole
+    pipeline loop, with one model call per timestep, or a named error."""
+    n, explicit, explicit_kind = steps
+    pytest.importorskip("diffusers")
+    from expint.diffusion.integrations.diffusers import ExpintScheduler
+
+    names = (*config, "num_inference_steps", "timesteps", "sigmas", "betas", "mu")
+
+    def make():
+        sched = ExpintScheduler.from_config(dict(config))
+        extra = {} if explicit is None else {explicit_kind: explicit}
+        sched.set_timesteps(n, **extra)
+        return sched
+
+    sched = _check(make, names)
+    event("refused" if sched is None else "sampled")
+    if sched is None:
+        return
+    x = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    calls = 0
+    for t in sched.timesteps:
+        out = 0.5 * x + 0.1  # any smooth model output: the loop must stay finite
+        x = sched.step(out, t, x).prev_sample
+        calls += 1
+    assert calls == len(sched.timesteps)
+    assert x.shape == (2, 3) and x.dtype == torch.float64
+    assert bool(torch.isfinite(x).all()), (config, n, explicit)

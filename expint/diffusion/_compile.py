@@ -123,7 +123,7 @@ def compile_plans(plans: list[Plan], rows: np.ndarray, schedule: Schedule, predi
 def _compile_stage(
     stage_rows: list, time: int, table: _Table, schedule: Schedule, prediction: str, target: str, step: int
 ) -> CompiledStage:
-    conv = np.array([_conversion(schedule, prediction, target, s.t) for s in stage_rows])
+    conv = np.array([conversion_at(schedule, prediction, target, s.t) for s in stage_rows])
     if not np.all(np.isfinite(conv)):
         raise ValueError(
             f"step {step}: a {prediction!r} prediction cannot be turned into {target!r} at "
@@ -141,13 +141,23 @@ def _compile_stage(
     )
 
 
-def _conversion(schedule: Schedule, prediction: str, target: str, t: float) -> tuple[float, float]:
+def conversion_at(schedule: Schedule, prediction: str, target: str, t: float) -> tuple[float, float]:
+    """``(A, B)`` with ``target = A x + B · prediction`` at time ``t`` (`conversion`)."""
     at = np.array([t])
     a, s = float(schedule.alpha(at)[0]), float(schedule.sigma(at)[0])
     da = ds = np.nan
     if prediction == "flow":
         da, ds = (float(v[0]) for v in schedule.derivatives(at))
     return conversion(prediction, target, a, s, da, ds)
+
+
+def undefined_start(i: int, t: float) -> ValueError:
+    """The error for a step of an ε-target method that starts where α = 0 (its variable
+    ``x/α`` is undefined there: flow matching's σ = 1)."""
+    return ValueError(
+        f"step {i} from t = {t:g}: the propagator is undefined (α = 0 at the start); "
+        "start the grid below the schedule's end or use a data-prediction method (dpmpp2m)"
+    )
 
 
 def _compile_update(
@@ -160,10 +170,7 @@ def _compile_update(
 ) -> CompiledStep:
     out_x = np.array([s.out_x for s in per_row])
     if not np.all(np.isfinite(out_x)):
-        raise ValueError(
-            f"step {i} from t = {rows[0, i]:g}: the propagator is undefined (α = 0 at the start); "
-            "start the grid below the schedule's end or use a data-prediction method (dpmpp2m)"
-        )
+        raise undefined_start(i, float(rows[0, i]))
     corrector = None
     if per_row[0].corr_x is not None:
         corrector = Corrector(

@@ -262,4 +262,15 @@ def check_grid(schedule: Schedule, ts: Any, name: str = "ts") -> np.ndarray:
             f"{name} must be strictly decreasing (sampling runs from noise to data); step {i} goes "
             f"from {np.take(ts, i, axis=-1)} to {np.take(ts, i + 1, axis=-1)}"
         )
+    # the samplers' weights divide by the step in log-SNR: times too close for the
+    # schedule to tell apart in double precision give a step of zero there
+    with np.errstate(invalid="ignore"):
+        inside = np.clip(ts, ts.min(), schedule.t_max)  # check_times allows t_max + rounding
+        flat = np.diff(np.asarray(schedule.lam(inside), dtype=np.float64), axis=-1)
+    if not np.all(flat > 0):
+        i = int(np.argwhere(~(flat > 0))[0][-1])
+        raise ValueError(
+            f"{name}: step {i} from {np.take(ts, i, axis=-1)} to {np.take(ts, i + 1, axis=-1)} does not "
+            "change the log-SNR λ in double precision; the times are too close together"
+        )
     return ts

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import Array, is_torch_array
-from ._compile import Program, compile_plans
+from ._compile import Program, compile_plans, undefined_start
 from .grids import check_grid
 from .methods import DEFAULT_METHOD, Method, get_method
 from .models import check_prediction
@@ -87,6 +87,10 @@ class Sampler:
         self.ts = check_grid(schedule, ts)
         rows = np.atleast_2d(self.ts)
         self.n_steps = rows.shape[1] - 1
+        if self.method.target == "eps":  # x/α: a step may not start where α = 0
+            starts = np.argwhere(np.asarray(schedule.alpha(rows[:, :-1])) == 0)
+            if starts.size:
+                raise undefined_start(int(starts[0, 1]), float(rows[tuple(starts[0])]))
         plans = [self.method.plan(schedule, row) for row in rows]
         self._program: Program = compile_plans(plans, rows, schedule, self.prediction)
         self.target = self._program.target

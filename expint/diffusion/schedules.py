@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import array_namespace, as_like, device, to_numpy
+from .._validation import check_count
 
 __all__ = ["EDM", "VE", "DiscreteVP", "FlowMatching", "Schedule", "VPCosine", "VPLinear"]
 
@@ -259,7 +260,7 @@ class DiscreteVP(Schedule):
         """The schedules of diffusers/DDPM: ``"linear"`` (β linear from ``beta_start`` to
         ``beta_end``), ``"scaled_linear"`` (√β linear), ``"squaredcos_cap_v2"`` (the
         cosine ᾱ of Nichol & Dhariwal, β capped at 0.999), or explicit ``betas``."""
-        n = num_train_timesteps
+        n = check_count(num_train_timesteps, name="num_train_timesteps", minimum=2)
         if betas is not None:
             b = np.asarray(betas, dtype=np.float64)
         elif kind == "linear":
@@ -274,7 +275,13 @@ class DiscreteVP(Schedule):
             b = np.array([min(1 - abar((i + 1) / n) / abar(i / n), 0.999) for i in range(n)])
         else:
             raise ValueError(
-                f"unknown beta schedule {kind!r}; valid: 'linear', 'scaled_linear', 'squaredcos_cap_v2'"
+                f"unknown beta_schedule (kind) {kind!r}; valid: 'linear', 'scaled_linear', "
+                "'squaredcos_cap_v2'"
+            )
+        if b.ndim != 1 or not np.all((b > 0) & (b < 1)):
+            raise ValueError(
+                "the betas must be a 1-D sequence inside (0, 1) (check beta_start, beta_end or betas); "
+                f"got {b.size} values from {np.min(b, initial=np.inf):g} to {np.max(b, initial=-np.inf):g}"
             )
         return cls(np.cumprod(1.0 - b))
 

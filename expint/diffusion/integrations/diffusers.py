@@ -29,9 +29,11 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin, SchedulerOutput
 
+from ..._backend import to_numpy
+from ..._validation import check_count
+from .._compile import conversion_at
 from ..grids import KINDS, SPACINGS, grid
 from ..methods import DEFAULT_FLOW_METHOD, DEFAULT_METHOD, get_method
-from ..models import conversion
 from ..sampler import Sampler
 from ..schedules import DiscreteVP, FlowMatching, Schedule
 
@@ -74,13 +76,33 @@ def _rescale_zero_snr(alphas_cumprod: np.ndarray) -> np.ndarray:
     """Lin et al. (2024), "Common diffusion noise schedules and sample steps are
     flawed", Alg. 1: shift and scale √ᾱ so the last timestep has zero SNR and the first
     is unchanged.  ᾱ at the last timestep is then set to 2⁻²⁴ (as diffusers'
-    multistep schedulers do) so that α > 0 stays representable."""
+    multistep schedulers do) so that α > 0 stays representable — or to half the
+    previous ᾱ where that is below 2⁻²⁴ (a schedule whose ᾱ ends low, such as DDPM's
+    linear one), which keeps ᾱ decreasing: the log-SNR must keep falling to the end."""
     root = np.sqrt(alphas_cumprod)
     first, last = root[0], root[-1]
     root = (root - last) * first / (first - last)
     out = root**2
-    out[-1] = 2.0**-24
+    out[-1] = min(2.0**-24, 0.5 * out[-2]) if out.size > 1 else 2.0**-24
     return out
+
+
+def _explicit_grid(values: Any, name: str) -> np.ndarray:
+    """``timesteps``/``sigmas`` given to `ExpintScheduler.set_timesteps`: a non-empty,
+    finite, strictly decreasing 1-D sequence (one entry per model call)."""
+    try:
+        arr = np.asarray(to_numpy(values) if torch.is_tensor(values) else values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(
+            f"{name} must be a non-empty 1-D sequence, one entry per model call; got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {values!r}")
+    if np.any(np.diff(arr) >= 0):
+        raise ValueError(f"{name} must be strictly decreasing (from noise towards data), got {arr.tolist()}")
+    return arr
 
 
 class ExpintScheduler(SchedulerMixin, ConfigMixin):
@@ -177,6 +199,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         stochastic_sampling: bool = False,
         **solver_keys: Any,
     ):
+        check_count(num_train_timesteps, name="num_train_timesteps")
         unknown = sorted(set(solver_keys) - set(SOLVER_KEYS))
         if unknown:
             raise ValueError(
@@ -211,6 +234,15 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
                 f"a flow-matching config predicts the velocity; prediction_type={prediction_type!r} "
                 "does not fit it"
             )
+        if flow and grid_kind in SPACINGS:
+            raise ValueError(
+                f"grid_kind={grid_kind!r} spaces the integer timesteps of a VP schedule; for flow matching "
+                f"use one of {[k for k in KINDS if k != 'auto']}"
+            )
+        if flow:
+            for key, value in (("shift", shift), ("flow_shift", flow_shift)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                    raise ValueError(f"{key} must be a positive finite number, got {value!r}")
         self.flow = flow
         self.method = method if method is not None else (DEFAULT_FLOW_METHOD if flow else DEFAULT_METHOD)
         get_method(self.method)  # an unknown name fails here, not at the first set_timesteps
@@ -295,11 +327,14 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         if cfg.use_dynamic_shifting and mu is not False:
             if mu is None:
                 raise ValueError("use_dynamic_shifting=True: pass mu to set_timesteps (the pipeline does)")
+            if not math.isfinite(mu):
+                raise ValueError(f"mu must be finite, got {mu!r}")
             m = math.exp(mu) if cfg.time_shift_type == "exponential" else mu
             with np.errstate(divide="ignore"):
                 return np.where(sigma > 0, m / (m + (1.0 / sigma - 1.0)), 0.0)
         s = cfg.flow_shift if cfg.use_flow_sigmas else cfg.shift
-        return s * sigma / (1.0 + (s - 1.0) * sigma)
+        # the shift maps [0, 1] onto itself; rounding may put σ = 1 at 1 + 2e-16
+        return np.clip(s * sigma / (1.0 + (s - 1.0) * sigma), 0.0, 1.0)
 
     def _flow_grid(self, n: int, sigmas: Any, mu: float | None) -> np.ndarray:
         n_train = self.config.num_train_timesteps
@@ -363,6 +398,8 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         if given is not None:
             if timesteps is not None and sigmas is not None:
                 raise ValueError("pass timesteps or sigmas, not both")
+            given = _explicit_grid(given, "timesteps" if timesteps is not None else "sigmas")
+            timesteps, sigmas = (given, None) if timesteps is not None else (None, given)
             count = len(given)
             if num_inference_steps is not None and num_inference_steps != count:
                 raise ValueError(
@@ -377,13 +414,23 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
                 f"num_inference_steps={n} cannot be larger than num_train_timesteps="
                 f"{self.config.num_train_timesteps}, the timesteps the model was trained on"
             )
-        if self.flow:
-            ts = self._flow_grid(
-                n, sigmas if timesteps is None else np.asarray(timesteps) / self.time_scale, mu
-            )
-        else:
-            ts = self._vp_grid(n, timesteps, sigmas)
-        self._sampler = Sampler(self.schedule, ts, self.method, self.prediction)
+        try:
+            if self.flow:
+                ts = self._flow_grid(
+                    n, sigmas if timesteps is None else np.asarray(timesteps) / self.time_scale, mu
+                )
+            else:
+                ts = self._vp_grid(n, timesteps, sigmas)
+            self._sampler = Sampler(self.schedule, ts, self.method, self.prediction)
+        except ValueError as exc:
+            # the messages name the grid's and sampler's own arguments: say which of the
+            # caller's made them (the values given, or the config on our grid)
+            if given is None:
+                zero = "zero" if self._final_zero() else "sigma_min"
+                source = f"method={self.method!r}, grid_kind={self._kind()!r}, final_sigmas_type={zero!r}"
+            else:
+                source = f"{'timesteps' if timesteps is not None else 'sigmas'}={given.tolist()}"
+            raise ValueError(f"{source}: {exc}") from None
         self._ts = self._sampler.ts
         times = self._sampler.model_times[:, 0] * self.time_scale
         integral = not self.flow and np.all(times == np.round(times))
@@ -441,15 +488,12 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         self._dtype = sample.dtype
         run = self._run = sampler.iterate(sample.to(self._work_dtype()), check_finite=False)
         if self.config.clip_sample or self.config.thresholding:  # host maps only where used
-            self._coefs = [self._x0_map(float(t)) for t in sampler.model_times[:, 0]]
+            self._coefs = [
+                conversion_at(self.schedule, self.prediction, "x0", float(t))
+                for t in sampler.model_times[:, 0]
+            ]
         next(run)  # the first model input is ``sample`` itself
         self._call = j
-
-    def _x0_map(self, t: float) -> tuple[float, float]:
-        a = float(self.schedule.alpha(np.array([t]))[0])
-        s = float(self.schedule.sigma(np.array([t]))[0])
-        da, ds = (-1.0, 1.0) if self.flow else (np.nan, np.nan)
-        return conversion(self.prediction, "x0", a, s, da, ds)
 
     def _postprocess(self, out: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
         """Clip or threshold the x0 the output implies (``x0 = A x + B out``), and
@@ -458,7 +502,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         a_coef, b_coef = self._coefs[k]
         x0 = a_coef * x + b_coef * out
         if cfg.thresholding:
-            flat = x0.reshape(x0.shape[0], -1).abs().float()
+            flat = x0.reshape(x0.shape[0], -1).abs()  # the working dtype: float32 or float64
             s = torch.quantile(flat, cfg.dynamic_thresholding_ratio, dim=1)
             s = s.clamp(min=1.0, max=cfg.sample_max_value).to(x0.dtype).reshape(-1, *([1] * (x0.dim() - 1)))
             x0 = torch.maximum(torch.minimum(x0, s), -s) / s
