@@ -283,6 +283,28 @@ def _combine(basis: Any, coeffs: np.ndarray, like: Any) -> Any:
     return (as_like(c[:, None, :], like) @ basis)[:, 0]
 
 
+#: Magnitudes of the vectors that `phiv` takes as they are: their squares stay normal.
+_SAFE_MAGNITUDE = (2.0**-300, 2.0**300)
+
+
+def _largest_magnitude(vs: list[Any]) -> float:
+    """``max |v_ij|`` over all vectors, on the host (one transfer for tensors)."""
+    if is_torch_array(vs[0]):
+        import torch
+
+        return float(torch.stack([v.abs().max() for v in vs]).max())
+    return max(float(np.max(np.abs(v))) for v in vs)
+
+
+def _times_power_of_two(x: Any, e: int) -> Any:
+    """``x · 2^e``, exact, in factors that stay inside the range (``2^±1074`` is not)."""
+    while e:
+        step = max(-1000, min(1000, e))
+        x = x * 2.0**step
+        e -= step
+    return x
+
+
 def _check_vectors(vs: Any, n: int) -> list[Any]:
     if is_array(vs):  # one array: its rows (or slices) are v_0, …, v_p
         vs = [vs] if vs.ndim == 1 else list(vs)
@@ -301,7 +323,7 @@ def _check_vectors(vs: Any, n: int) -> list[Any]:
         if not is_inexact(v):
             raise TypeError(f"vs[{i}] has an integer or boolean dtype; pass floating-point vectors")
         if not all_finite(v):
-            raise ValueError(f"vs[{i}] must be finite (it contains NaN or inf)")
+            raise NonFinite(f"vs[{i}] must be finite (it contains NaN or inf)")
         out.append(v)
     if not all(same_array_type(v, out[0]) for v in out[1:]):
         raise TypeError("vs mixes numpy arrays and torch tensors; use one array type")
@@ -434,6 +456,25 @@ def phiv(
     info = KrylovInfo()
     if t == 0.0 or n == 0:  # φ_0(0) = 1 and t^k = 0 for k > 0; or nothing to compute
         return PhivResult(vs[0] + 0 * vs[0], info)
+    # vectors near either end of the floating-point range: the squares behind the norms
+    # and error estimates under- or overflow (entries of 1e-162 took 1e5 rejected
+    # sub-steps).  w is linear in the vectors: work on them scaled by a power of two
+    # (exact) and scale the result back.
+    top = _largest_magnitude(vs)
+    if top > 0 and not _SAFE_MAGNITUDE[0] <= top <= _SAFE_MAGNITUDE[1]:
+        e = math.frexp(top)[1]
+        scaled = phiv(
+            A,
+            [_times_power_of_two(v, -e) for v in vs],
+            t,
+            tol=tol,
+            m=m,
+            max_substeps=max_substeps,
+            hermitian=hermitian,
+            method=method,
+            spectrum=spectrum,
+        )
+        return PhivResult(_times_power_of_two(scaled.w, e), scaled.info)
 
     sign = 1.0 if t > 0 else -1.0
     single = vs[0].ndim == 1
@@ -764,8 +805,14 @@ def _retry(
     return PhivResult(out[0] if single else out, info)
 
 
+class NonFinite(ValueError):
+    """`phiv` met a non-finite vector or would return a non-finite result.  A
+    ``ValueError`` to callers; a solver's operator turns it into a non-finite stage,
+    which stops the run at that step (as the same overflow does on `Dense`)."""
+
+
 def _overflow() -> ValueError:
-    return ValueError(
+    return NonFinite(
         "phiv: the result is not finite: e^{tA} grows past the floating-point range (t times "
         "the largest real part of A's eigenvalues beyond ~700); shorten t or rescale the problem"
     )

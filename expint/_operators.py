@@ -47,7 +47,7 @@ from ._backend import (
 from ._cache import LRUCache
 from ._chebyshev import chebyshev_coefficients, check_spectrum, shifted_csr, spectral_interval
 from ._interp import gauss_legendre
-from ._krylov import PHIV_METHODS, KrylovInfo, _check_product, phiv
+from ._krylov import PHIV_METHODS, KrylovInfo, NonFinite, _check_product, phiv
 from ._phi import phi_all_unchecked, phi_matrix_all
 from ._validation import check_finite, check_square
 
@@ -781,15 +781,16 @@ class MatrixFree(LinearOperatorBase):
         zeros = ref * 0
         # Σ φ_k(τL) w_k = Σ τ^k φ_k(τL) (w_k / τ^k)
         scaled = [(zeros if w is None else w) / tau**k for k, w in enumerate(ws)]
-        if not batch_shape:
+        if batch_shape:
+            # the whole batch as one block of right-hand sides: the rows share every
+            # product with L (one sparse matrix–matrix product for `Sparse`)
+            scaled = [s.reshape(-1, self.n) for s in scaled]
+        try:
             res, info = phiv(self, scaled, tau, tol=self.tol, m=self.m, method=self.method)
-            self.krylov_info.merge(info)
-            return res
-        # the whole batch as one block of right-hand sides: the rows share every
-        # product with L (one sparse matrix–matrix product for `Sparse`)
-        res, info = phiv(
-            self, [s.reshape(-1, self.n) for s in scaled], tau, tol=self.tol, m=self.m, method=self.method
-        )
+        except NonFinite:
+            # a stage that overflowed, or a result past the range: what the same
+            # arithmetic gives on `Dense`, so the solver stops the run at this step
+            return zeros + math.nan
         self.krylov_info.merge(info)
         return res.reshape(ref.shape)
 
@@ -843,6 +844,7 @@ class Sparse(MatrixFree):
         shape = tuple(a.shape)
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"A must be square, got shape {shape}")
+        check_finite(a.data if kind == "scipy" else a.values(), name="A")  # its stored entries
         self.a = a
         self._kind = kind
         self._copies: dict[tuple[str, str, str], Any] = {}

@@ -141,6 +141,10 @@ def test_sparse_matrices_are_a_linear_part_directly():
         expint.Sparse(a.toarray())
     with pytest.raises(ValueError, match="must be square"):
         expint.Sparse(a.tocsr()[:, :-1])
+    bad = a.tocsr().copy()
+    bad.data[0] = np.inf  # (was a message about a `spectrum` nobody passed)
+    with pytest.raises(ValueError, match="A must be finite"):
+        expint.Sparse(bad)
 
 
 def test_lawson_on_a_symmetric_sparse_matrix_uses_lanczos():

@@ -36,6 +36,21 @@ def test_1d_laplacian_meets_tolerance_against_dense(n, t, p, tol, rng):
     assert info.matvecs > 0 and info.substeps >= 1 and len(info.basis_sizes) == info.substeps
 
 
+@pytest.mark.parametrize("scale", [1e-162, 1e-250, 1e200, 1e300])
+@pytest.mark.parametrize("hermitian", [None, False])
+def test_vectors_near_the_ends_of_the_range_are_scaled(scale, hermitian, rng):
+    """Entries of 1e-162 (a solve whose state had decayed there) made the squares
+    behind the norms subnormal: 1e5 rejected sub-steps and a RuntimeError, after 20 s.
+    The result is linear in the vectors, so it must be ``scale`` times the unscaled one."""
+    n = 40
+    a = sparse_1d(n)
+    vs = [rng.standard_normal(n) for _ in range(3)]
+    want = expint.phiv(a, vs, 0.05, hermitian=hermitian)
+    got = expint.phiv(a, [v * scale for v in vs], 0.05, hermitian=hermitian)
+    assert _rel(got.w / scale, want.w) <= 1e-9
+    assert got.info.substeps <= 2 * want.info.substeps  # (the vectors it works on are within 2× of these)
+
+
 def test_dense_sparse_linear_operator_and_matrixfree_agree(rng):
     n = 80
     a = sparse_1d(n)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
 import polyforcing
 import pytest
+import scipy.sparse as sp
 from _optional import needs_torch, torch
 
 import expint
@@ -167,6 +169,25 @@ def test_nonfinite_state_stops_with_message():
         warnings.simplefilter("ignore")
         sol = expint.solve(prob, np.array([5.0]), (0, 10), scheme="etd1", n_steps=50)
     assert not sol.success and "non-finite" in sol.message
+
+
+@pytest.mark.parametrize(
+    "kw", [{"scheme": "etdrk4", "n_steps": 20}, {"scheme": "krogstad43", "rtol": 1e-6, "atol": 1e-9}]
+)
+def test_a_matrix_free_run_past_the_range_stops_like_a_dense_one(kw):
+    """e^{hL} past the floating-point range: `Dense` gives inf and the run stops at
+    that step; on a Krylov operator `phiv` raised its ValueError out of `solve` (or one
+    about a non-finite stage vector) instead."""
+    a = np.diag([-1e6, 1e3])
+    runs = {}
+    for op in (expint.Dense(a), expint.MatrixFree(lambda v: v @ a.T, 2), expint.Sparse(sp.csr_array(a))):
+        prob = expint.SemilinearProblem(op, lambda t, y: 0.5 * np.sin(y))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sol = expint.solve(prob, np.array([0.1, 1.0]), (0.0, 10.0), **kw)
+        assert not sol.success
+        runs[type(op).__name__] = re.sub(r"\d[\d.e+-]*", "#", sol.message)  # the same end, up to rounding
+    assert runs["MatrixFree"] == runs["Sparse"] == runs["Dense"]
 
 
 def test_progress_bar(capsys):
