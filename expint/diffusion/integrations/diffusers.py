@@ -21,6 +21,7 @@ flow-matching scheduler honours is honoured here, or the config is refused with 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Generator
 from typing import Any, ClassVar
 
@@ -241,7 +242,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
             )
         if flow:
             for key, value in (("shift", shift), ("flow_shift", flow_shift)):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
                     raise ValueError(f"{key} must be a positive finite number, got {value!r}")
         self.flow = flow
         self.method = method if method is not None else (DEFAULT_FLOW_METHOD if flow else DEFAULT_METHOD)
