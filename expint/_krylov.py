@@ -428,6 +428,10 @@ def phiv(
 
     Notes
     -----
+    Vectors whose largest entry lies outside ``[2**-300, 2**300]`` are scaled by a
+    power of two (exactly) before the Krylov recurrence and the result scaled back:
+    the squares behind its norms would otherwise under- or overflow.
+
     For numpy vectors of ``2**13`` to ``2**17`` entries (per block) the Krylov loop runs
     with the BLAS thread pools limited to one thread — process-wide, as BLAS has no
     per-thread setting — and restores them on return: its dot products and short
