@@ -287,13 +287,12 @@ def _combine(basis: Any, coeffs: np.ndarray, like: Any) -> Any:
 _SAFE_MAGNITUDE = (2.0**-300, 2.0**300)
 
 
-def _largest_magnitude(vs: list[Any]) -> float:
-    """``max |v_ij|`` over all vectors, on the host (one transfer for tensors)."""
-    if is_torch_array(vs[0]):
-        import torch
-
-        return float(torch.stack([v.abs().max() for v in vs]).max())
-    return max(float(np.max(np.abs(v))) for v in vs)
+def _magnitude(v: Any) -> float:
+    """``max |v_ij|`` on the host (0 for an empty vector; NaN or inf where ``v`` is not
+    finite): one reduction, one transfer for a tensor."""
+    if math.prod(v.shape) == 0:
+        return 0.0
+    return float(v.abs().max()) if is_torch_array(v) else float(np.max(np.abs(v)))
 
 
 def _times_power_of_two(x: Any, e: int) -> Any:
@@ -305,12 +304,14 @@ def _times_power_of_two(x: Any, e: int) -> Any:
     return x
 
 
-def _check_vectors(vs: Any, n: int) -> list[Any]:
+def _check_vectors(vs: Any, n: int) -> tuple[list[Any], float]:
+    """The vectors, checked, and the largest ``|entry|`` among them."""
     if is_array(vs):  # one array: its rows (or slices) are v_0, …, v_p
         vs = [vs] if vs.ndim == 1 else list(vs)
     if not isinstance(vs, (list, tuple)) or len(vs) == 0:
         raise TypeError("vs must be a non-empty sequence of vectors [v_0, v_1, …, v_p]")
     out: list[Any] = []
+    largest = 0.0
     for i, v in enumerate(vs):
         if not is_array(v):
             v = np.asarray(v)
@@ -322,12 +323,14 @@ def _check_vectors(vs: Any, n: int) -> list[Any]:
             )
         if not is_inexact(v):
             raise TypeError(f"vs[{i}] has an integer or boolean dtype; pass floating-point vectors")
-        if not all_finite(v):
+        top = _magnitude(v)  # finite exactly when v is: one pass for both questions
+        if not math.isfinite(top):
             raise NonFinite(f"vs[{i}] must be finite (it contains NaN or inf)")
+        largest = max(largest, top)
         out.append(v)
     if not all(same_array_type(v, out[0]) for v in out[1:]):
         raise TypeError("vs mixes numpy arrays and torch tensors; use one array type")
-    return out
+    return out, largest
 
 
 def phiv(
@@ -438,7 +441,7 @@ def phiv(
     matrix–vector products on long vectors lose more to waking threads than they gain.
     """
     matvec, n = _as_matvec(A)
-    vs = _check_vectors(vs, n)
+    vs, top = _check_vectors(vs, n)
     real = (int, float, np.floating, np.integer)
     if isinstance(t, bool) or not (isinstance(t, real) and math.isfinite(float(t))):
         raise ValueError(f"t must be a finite real number, got {t!r}")
@@ -464,7 +467,6 @@ def phiv(
     # and error estimates under- or overflow (entries of 1e-162 took 1e5 rejected
     # sub-steps).  w is linear in the vectors: work on them scaled by a power of two
     # (exact) and scale the result back.
-    top = _largest_magnitude(vs)
     if top > 0 and not _SAFE_MAGNITUDE[0] <= top <= _SAFE_MAGNITUDE[1]:
         e = math.frexp(top)[1]
         scaled = phiv(
