@@ -43,6 +43,20 @@ def test_bad_sigmas():
         sample_expint(lambda x, s: x, torch.zeros(1, 2), [80.0, 1.0, -1.0])
 
 
+def test_bad_x_is_named_x():
+    """Errors about the start state name this function's argument, ``x`` (they named the
+    sampler's ``x_T``, which a k-diffusion user never passed)."""
+    sigmas = [10.0, 1.0, 0.0]
+    with pytest.raises(TypeError, match=r"^x must be a torch tensor"):
+        sample_expint(lambda x, s: x, np.zeros((1, 2)), sigmas)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.int64"):
+        sample_expint(lambda x, s: x, torch.zeros(1, 2, dtype=torch.int64), sigmas)
+    with pytest.raises(ValueError, match=r"^x must have a leading batch axis"):
+        sample_expint(lambda x, s: x, torch.tensor(1.0), sigmas)
+    with pytest.raises(ValueError, match=r"^x contains NaN or inf"):
+        sample_expint(lambda x, s: x, torch.tensor([[1.0, float("inf")]]), sigmas)
+
+
 def test_diffusers_scheduler_matches_the_sampler_and_swaps_in():
     import diffusers
 

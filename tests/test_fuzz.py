@@ -452,3 +452,76 @@ def test_diffusers_scheduler_fuzz(config, steps):
     assert calls == len(sched.timesteps)
     assert x.shape == (2, 3) and x.dtype == torch.float64
     assert bool(torch.isfinite(x).all()), (config, n, explicit)
+
+
+# -- the k-diffusion sampler function ----------------------------------------------------------
+
+KD_SIGMAS = st.one_of(
+    # valid: decreasing positive levels, with or without k-diffusion's final 0
+    st.tuples(
+        st.lists(st.floats(1e-4, 1e4), min_size=1, max_size=7, unique=True).map(_decreasing),
+        st.booleans(),
+    ).map(lambda p: p[0] + [0.0] if p[1] else p[0]),
+    # anything at all
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=5),
+    st.lists(st.integers(-2, 100), min_size=0, max_size=4),
+)
+
+
+def _gaussian_denoiser(x, sigma):
+    """The exact x0 of data N(0, 1) under ``x = x0 + σ ε``: ``x / (1 + σ²)``."""
+    return x / (1 + sigma[:, None] ** 2)
+
+
+@FUZZ
+@given(
+    sigmas=KD_SIGMAS,
+    as_tensor=st.booleans(),
+    method=st.sampled_from(
+        ["ddim", "tab3", "lab2", "rhork3", "dpmpp2m", "ipndm", "unipc3", "rhoab1_x0", "x"]
+    ),
+    bad=st.sampled_from([None, None, None, "numpy", "int", "nan", "shape", "2d sigmas"]),
+)
+def test_kdiffusion_sampler_fuzz(sigmas, as_tensor, method, bad):
+    """`sample_expint` on odd noise levels, methods and inputs: a finite result with the
+    method's number of model calls and one callback per step carrying that step's σ, or
+    a named error."""
+    from expint.diffusion.integrations import sample_expint
+
+    x = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(len(sigmas)))
+    model = _gaussian_denoiser
+    levels = torch.tensor(sigmas, dtype=torch.float64) if as_tensor else sigmas
+    if bad == "numpy":
+        x = x.numpy()
+    elif bad == "int":
+        x = x.long()
+    elif bad == "nan":
+        x[1, 0] = float("nan")
+    elif bad == "shape":
+
+        def model(x, sigma):
+            return _gaussian_denoiser(x, sigma)[:, :1]
+
+    elif bad == "2d sigmas":
+        levels = [list(sigmas)]
+    calls, seen = [], []
+
+    def counted(x, sigma):
+        calls.append(sigma)
+        return model(x, sigma)
+
+    def call():
+        start = x * float(sigmas[0]) if len(sigmas) and bad != "int" else x
+        return sample_expint(counted, start, levels, callback=seen.append, disable=True, method=method)
+
+    out = _check(call, ("sigmas", "x must", "x has", "x contains", "method", "model"))
+    event("refused" if out is None else "sampled")
+    if out is None:
+        return
+    assert _no_nan(out) and out.shape == x.shape
+    sig = [float(s) for s in sigmas]
+    steps = len(sig) - 1
+    assert [d["i"] for d in seen] == list(range(steps))
+    assert [d["sigma"] for d in seen] == sig[:-1]
+    per_step = 3 if method == "rhork3" else 1  # ρRK3: three model calls a step
+    assert len(calls) == per_step * steps, (len(calls), steps)

@@ -197,12 +197,7 @@ class Sampler:
         output through ``send``, and returns the final state (``StopIteration.value``)."""
         import torch
 
-        if not is_torch_array(x_T):
-            raise TypeError("x_T must be a torch tensor (torch.from_numpy(...) for numpy data)")
-        if not (x_T.is_floating_point() or x_T.is_complex()):
-            raise TypeError(f"x_T has dtype {x_T.dtype}; pass a floating-point tensor")
-        if x_T.dim() < 1:
-            raise ValueError("x_T must have a leading batch axis")
+        check_start(x_T, "x_T")
         views, times = self._on(x_T)
         if self.prior_from is not None:
             x_T = prior_flow(self.schedule, x_T, self.prior_from, self.ts[..., 0], self.prior_mean)
@@ -287,6 +282,17 @@ class Sampler:
     def model_times(self) -> np.ndarray:
         """Times of the model calls in order, shape ``(nfe, rows)`` (float64)."""
         return self._program.times
+
+
+def check_start(x: Any, name: str) -> None:
+    """Raise a ``TypeError``/``ValueError`` naming ``name`` unless ``x`` is a floating-point
+    (or complex) torch tensor with a leading batch axis."""
+    if not is_torch_array(x):
+        raise TypeError(f"{name} must be a torch tensor (torch.from_numpy(...) for numpy data)")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f"{name} has dtype {x.dtype}; pass a floating-point tensor")
+    if x.dim() < 1:
+        raise ValueError(f"{name} must have a leading batch axis")
 
 
 def _check_output(out: Any, xs: Any, step: int) -> None:

@@ -12,13 +12,14 @@ returns x0.  In expint terms that is the `EDM` schedule (time = σ) with an
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..methods import DEFAULT_METHOD
-from ..sampler import Sampler
+from ..sampler import Sampler, check_start
 from ..schedules import EDM
 
 
@@ -47,10 +48,18 @@ def sample_expint(
     callback : callable, optional
         Called with ``{"x", "i", "sigma", "sigma_hat", "denoised"}`` after each step.
     disable : bool, optional
-        Disable the progress bar (k-diffusion's meaning).
+        Disable the progress bar.  As in k-diffusion (tqdm's meaning), ``None`` shows
+        it only where standard error is a terminal.
     method : str or Method
         Any expint method (default ``expint.diffusion.DEFAULT_METHOD``).
     """
+    # the sampler's own checks would name its argument, x_T; a user of this function
+    # passed x
+    check_start(x, "x")
+    import torch
+
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or inf; start from finite noise times sigmas[0]")
     extra = extra_args or {}
     sig = np.asarray(sigmas.detach().cpu().numpy() if hasattr(sigmas, "detach") else sigmas, dtype=np.float64)
     if sig.ndim != 1 or sig.size < 2:
@@ -88,4 +97,5 @@ def sample_expint(
                 }
             )
 
-    return sampler(denoiser, x, progress=not disable if disable is not None else False, callback=cb)
+    progress = sys.stderr.isatty() if disable is None else not disable
+    return sampler(denoiser, x, progress=progress, callback=cb)
