@@ -143,6 +143,11 @@ def any_true(mask: Any) -> bool:
     return bool(np.any(mask))
 
 
+def copy_array(x: Any) -> Any:
+    """A new array (numpy) or tensor (torch) with ``x``'s values."""
+    return x.clone() if is_torch_array(x) else x.copy()
+
+
 def stack(arrays: list[Any], axis: int = 0) -> Any:
     """``np.stack`` / ``torch.stack`` by the type of the first array."""
     if axis == 0 and type(arrays[0]) is np.ndarray:

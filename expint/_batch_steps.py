@@ -40,7 +40,7 @@ from ._adaptive import (
     on_ladder,
     scaled_error,
 )
-from ._backend import array_namespace, cast, from_host, is_torch_array, to_like, to_numpy
+from ._backend import array_namespace, cast, copy_array, from_host, is_torch_array, to_like, to_numpy
 from ._schemes._rk import derivative_weights
 
 
@@ -128,10 +128,6 @@ class BatchRun:
 def _index(idx: np.ndarray, like: Any) -> Any:
     """Host row indices in the form ``like`` is indexed with."""
     return from_host(idx, like) if is_torch_array(like) else idx
-
-
-def _copy(x: Any) -> Any:
-    return x.clone() if is_torch_array(x) else x.copy()
 
 
 def _put(y: Any, idx: np.ndarray, values: Any) -> None:
@@ -229,7 +225,7 @@ def run_independent(
     steps = np.zeros(size, dtype=int)
     rejected = np.zeros(size, dtype=int)
     # working copies updated in place; saved rows are copied out
-    y, n0 = _copy(y0), _copy(n0)
+    y, n0 = copy_array(y0), copy_array(n0)
     # per member, the accepted (t, N) a quadrature-blind pair interpolates
     history = _History(size, n0) if stepper.quadrature_blind else None
     goal = np.asarray(targets, dtype=float)
@@ -283,7 +279,7 @@ def run_independent(
         # a step shortened to land on a save point does not shorten the next one
         h[good] = np.where(hit_good, h[good], h_step[ok]) * ctrl.accept(good, e[ok])
         for b in good[hit_good]:
-            rows[nxt[b]][b] = _copy(y[int(b)])
+            rows[nxt[b]][b] = copy_array(y[int(b)])
             nxt[b] += 1
         if bar is not None:
             bar.update(abs(t.min() - t_before))
@@ -358,7 +354,7 @@ def _zeros_like_rows(like: Any, depth: int) -> Any:
 
 def _shift_left(rows: Any) -> Any:
     """Each row's points moved one slot towards the start (the last slot keeps a copy)."""
-    out = _copy(rows)
+    out = copy_array(rows)
     out[:, :-1] = rows[:, 1:]
     return out
 
@@ -394,7 +390,9 @@ def _record_dense(
     for row in np.flatnonzero(ok):
         b, r = int(idx[row]), int(row)
         t_next = float(goal[nxt[b]]) if hit[row] else float(t[b] + h_signed[row])
-        dense[b].add(float(t[b]), float(h_signed[row]), _copy(ya[r]), [_copy(s[r]) for s in stages], t_next)
+        dense[b].add(
+            float(t[b]), float(h_signed[row]), copy_array(ya[r]), [copy_array(s[r]) for s in stages], t_next
+        )
 
 
 def _failure(

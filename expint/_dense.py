@@ -24,7 +24,27 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch_array, stack, to_numpy
+from ._backend import copy_array, is_torch_array, stack, to_numpy
+
+
+def query_times(t: Any) -> np.ndarray:
+    """``t`` as a float64 array of at most one axis; a ``TypeError``/``ValueError``
+    naming ``t`` for anything else (complex, boolean or non-numeric times, more axes)."""
+    if isinstance(t, (str, bytes)) or t is None:
+        raise TypeError(f"t must be a real number or a 1-D array of them, got {type(t).__name__}")
+    ts = np.asarray(to_numpy(t))
+    if ts.dtype.kind not in "iuf":
+        raise TypeError(f"t must be a real number or a 1-D array of them, got dtype {ts.dtype}")
+    if ts.ndim > 1:
+        raise ValueError(f"t must be a float or a 1-D array, got shape {ts.shape}")
+    return ts.astype(float)
+
+
+def _empty_like(y: Any) -> Any:
+    """No states: shape ``(0, *y.shape)`` (what a query with an empty array returns)."""
+    if is_torch_array(y):
+        return y.new_empty((0, *y.shape))
+    return np.empty((0, *np.shape(y)), dtype=np.asarray(y).dtype)
 
 
 class DenseOutput:
@@ -60,9 +80,9 @@ class DenseOutput:
         return self._t0, self._end
 
     def __call__(self, t: Any) -> Any:
-        ts = np.asarray(to_numpy(t), dtype=float)
-        if ts.ndim > 1:
-            raise ValueError(f"t must be a float or a 1-D array, got shape {ts.shape}")
+        ts = query_times(t)
+        if ts.size == 0:
+            return _empty_like(self._y0)
         values = [self._at(float(tt)) for tt in np.atleast_1d(ts)]
         return values[0] if ts.ndim == 0 else stack(values)
 
@@ -72,12 +92,14 @@ class DenseOutput:
         if not (lo - tol <= t <= hi + tol):
             raise ValueError(f"t = {t} is outside the integrated span [{lo}, {hi}]")
         if not self._steps:
-            return self._y0
+            return copy_array(self._y0)
         i = max(0, bisect.bisect_right(self._keys, abs(t - self._t0)) - 1)
         ts, h, u, stages = self._steps[i]
         theta = min(1.0, max(0.0, (t - ts) / h))
         if theta == 0.0:
-            return u
+            # a copy: the caller may change what it gets in place, and the stored state
+            # (the caller's own y0 on the first step) must not change with it
+            return copy_array(u)
         return self._stepper.dense(ts, h, u, stages, theta)
 
 
@@ -100,9 +122,7 @@ class BatchDenseOutput:
         return t0, (min(ends) if max(ends) >= t0 else max(ends))
 
     def __call__(self, t: Any) -> Any:
-        ts = np.asarray(to_numpy(t), dtype=float)
-        if ts.ndim > 1:
-            raise ValueError(f"t must be a float or a 1-D array, got shape {ts.shape}")
+        ts = query_times(t)
         per_member = stack([m(ts) for m in self._members])  # (B, n) or (B, T, n)
         if ts.ndim == 0:
             return per_member.reshape(self._shape)

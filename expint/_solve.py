@@ -18,6 +18,7 @@ from ._backend import (
     all_finite,
     array_namespace,
     as_array,
+    copy_array,
     device,
     is_array,
     is_inexact,
@@ -467,6 +468,8 @@ def _solve_fixed(
     stepper = sch.make_stepper(
         problem.linear, _CheckedNonlinear(problem.nonlinear), jvp=problem.jvp, jac=problem.jac
     )
+    if dense_output:
+        y0 = copy_array(y0)  # not the caller's y0, as in `_solve_adaptive`
     dense = DenseOutput(stepper, float(grid[0]), y0) if dense_output else None
     te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
     grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
@@ -665,6 +668,10 @@ def _solve_adaptive(
     points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
     work = _Work(problem.linear)
     shape = tuple(y0.shape)
+    if dense_output:
+        # the dense output keeps every step's start state, the first step's too: it must
+        # not be the caller's y0 (or a view of it), which may change in place after the run
+        y0 = copy_array(y0)
     nonlinear: Any = _CheckedNonlinear(problem.nonlinear)
     if independent:  # per-sample steps on a (B, n) view of the batch
         nonlinear, y0 = RowwiseNonlinear(nonlinear), y0.reshape(-1, shape[-1])

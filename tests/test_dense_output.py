@@ -269,3 +269,42 @@ def test_dense_output_on_torch_cpu_matches_numpy():
     from _device_checks import dense_output_matches_numpy
 
     dense_output_matches_numpy(torch, "cpu")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scheme": "krogstad", "n_steps": 4},
+        {"scheme": "etdab4", "n_steps": 8},
+        {"scheme": "krogstad43", "rtol": 1e-6, "atol": 1e-8},
+        {"scheme": "krogstad43", "rtol": 1e-6, "atol": 1e-8, "batch_steps": "independent"},
+    ],
+    ids=lambda k: "-".join(str(v) for v in k.values()),
+)
+def test_sol_is_not_changed_by_changing_y0_or_a_returned_state(kwargs):
+    """The interpolant owns its states: a fixed-step run kept the caller's ``y0`` as its
+    first step's start (changing ``y0`` in place afterwards moved ``sol(t)`` on that
+    step), and ``sol(t)`` at a step's start returned the stored state itself."""
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -2.0]), lambda t, y: np.sin(y))
+    y0 = np.array([[1.0, 0.5], [0.2, -0.3]])
+    sol = expint.solve(prob, y0, (0.0, 1.0), dense_output=True, **kwargs)
+    probes = np.array([0.0, 0.1, 1.0])
+    before = sol.sol(probes)
+    y0 += 100.0
+    for t in probes:
+        sol.sol(t)[...] = -7.0
+    np.testing.assert_array_equal(sol.sol(probes), before)
+
+
+def test_sol_queries_are_checked():
+    prob = expint.SemilinearProblem(expint.Diagonal([-1.0, -2.0]), lambda t, y: np.sin(y))
+    sol = expint.solve(
+        prob, np.array([1.0, 0.5]), (0.0, 1.0), scheme="krogstad", n_steps=4, dense_output=True
+    )
+    # an empty query gives no states (it raised IndexError)
+    assert sol.sol(np.array([])).shape == (0, 2)
+    for bad in (None, "0.5", [True], 0.5 + 0j):  # NaN or a silent cast before
+        with pytest.raises(TypeError, match="t must be a real number"):
+            sol.sol(bad)
+    with pytest.raises(ValueError, match="t must be a float or a 1-D array"):
+        sol.sol(np.zeros((1, 1)))

@@ -525,3 +525,52 @@ def test_kdiffusion_sampler_fuzz(sigmas, as_tensor, method, bad):
     assert [d["sigma"] for d in seen] == sig[:-1]
     per_step = 3 if method == "rhork3" else 1  # ρRK3: three model calls a step
     assert len(calls) == per_step * steps, (len(calls), steps)
+
+
+# -- dense output queries ----------------------------------------------------------------------
+
+DENSE_SCHEMES = [s.name for s in expint.schemes.catalog() if s.dense_order > 0]
+
+
+@FUZZ
+@given(
+    scheme=st.sampled_from(DENSE_SCHEMES),
+    steps=st.integers(1, 9),
+    backwards=st.booleans(),
+    batch=st.booleans(),
+    on_torch=st.booleans(),
+    queries=st.one_of(
+        st.floats(-0.5, 1.5),
+        st.lists(st.floats(-0.5, 1.5), min_size=0, max_size=5),
+        st.sampled_from([None, "t", float("nan"), [[0.5]], [True], 0.5j]),
+    ),
+)
+def test_dense_output_query_fuzz(scheme, steps, backwards, batch, on_torch, queries):
+    """``sol(t)`` of fixed and adaptive runs, forwards and backwards, numpy and torch:
+    inside the span a finite state of the right shape that matches the saved states at
+    the saved times; anything else a named error."""
+    sch = expint.schemes.get(scheme)
+    # the Rosenbrock schemes refuse batches (one Jacobian per state; tested elsewhere),
+    # and take a torch.func.jvp per Krylov product on torch states (slow: see above)
+    assume(sch.rosenbrock is None or not (batch or on_torch))
+    lam = np.array([-1.0, -30.0, 0.5])
+
+    def nonlinear(t, y):
+        return (torch.sin(y) if isinstance(y, torch.Tensor) else np.sin(y)) + np.cos(t)
+
+    prob = expint.SemilinearProblem(expint.Diagonal(lam), nonlinear)
+    y0 = np.array([[1.0, -0.5, 0.2], [0.3, 0.1, -1.0]]) if batch else np.array([1.0, -0.5, 0.2])
+    if on_torch:
+        y0 = torch.from_numpy(y0)
+    span = (1.0, 0.0) if backwards else (0.0, 1.0)
+    step_args = {"rtol": 10.0 ** -(2 + steps % 7), "atol": 1e-9} if sch.adaptive else {"n_steps": steps}
+    sol = expint.solve(prob, y0, span, scheme=scheme, dense_output=True, **step_args)
+    assert sol.success
+    ys = np.asarray(sol.y)
+    np.testing.assert_allclose(np.asarray(sol.sol(sol.t)), ys, rtol=1e-12, atol=1e-12)
+    out = _check(lambda: sol.sol(queries), ("t must", "t =", "t ("))
+    if out is None:
+        return
+    q = np.asarray(queries, dtype=float)
+    assert tuple(out.shape) == (*q.shape, *y0.shape)
+    assert _no_nan(out) and np.all(np.isfinite(np.asarray(out)))
