@@ -7,6 +7,7 @@ names the offending argument — never another exception type, never a silent Na
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -574,3 +575,69 @@ def test_dense_output_query_fuzz(scheme, steps, backwards, batch, on_torch, quer
     q = np.asarray(queries, dtype=float)
     assert tuple(out.shape) == (*q.shape, *y0.shape)
     assert _no_nan(out) and np.all(np.isfinite(np.asarray(out)))
+
+
+# -- the study API ----------------------------------------------------------------------------
+
+STUDY_PROBLEM = expint.SemilinearProblem(expint.Diagonal([-1.0, -20.0]), lambda t, y: np.sin(y) + np.cos(t))
+
+
+STUDY_VALID = {
+    "t_span": st.tuples(st.floats(-2, 2), st.floats(-2, 2)).filter(lambda s: s[0] != s[1]),
+    "schemes": st.lists(
+        st.sampled_from(["etd2rk", "krogstad", "etdab3", "lawson_rk4", "krogstad43"]), min_size=1, max_size=3
+    ),
+    "steps": st.lists(st.integers(1, 12), min_size=1, max_size=4, unique=True),
+    "rtols": st.lists(st.floats(1e-9, 0.5), min_size=1, max_size=3, unique=True),
+    "reference": st.sampled_from([None, "fine", [0.0, 0.0]]),
+}
+STUDY_POISON = {
+    "t_span": st.sampled_from([None, 1.0, (0.0,), ("a", 1.0), (0.0, float("nan")), (True, 1.0), (1.0, 1.0)]),
+    "schemes": st.sampled_from([[], ["nope"], [3], None, 3]),
+    "steps": st.sampled_from([[], [0, 4], [4, 4], [2.5], 4, None, "8", [True]]),
+    "rtols": st.sampled_from(
+        [[], [0.0], [1.0], [-1e-3], [float("nan")], [1e-3, 1e-3], 1e-3, "1e-3", [1e-20]]
+    ),
+    "reference": st.sampled_from(["exact", [1.0, 2.0, 3.0], [float("nan"), 0.0], "torch"]),
+}
+
+
+@st.composite
+def study_arguments(draw):
+    """Valid arguments with, half the time, one of them poisoned."""
+    args = {k: draw(v) for k, v in STUDY_VALID.items()}
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(STUDY_POISON)))
+        args[key] = draw(STUDY_POISON[key])
+    return args
+
+
+@FUZZ
+@given(args=study_arguments())
+def test_study_fuzz(args):
+    """`convergence` and `work_precision` on odd spans, scheme lists, step counts,
+    tolerances and references: finite errors (or ``inf`` for a failed run) on the right
+    rows, or a named error."""
+    y0 = np.array([1.0, -0.5])
+    names = ("t_span", "schemes", "scheme", "steps", "rtols", "rtol", "reference", "pass rtols")
+
+    def conv():
+        return expint.study.convergence(
+            STUDY_PROBLEM, y0, args["t_span"], args["schemes"], args["steps"], reference=args["reference"]
+        )
+
+    res = _check(conv, names)
+    event("convergence refused" if res is None else "convergence ran")
+    if res is not None:
+        for name, errs in res.errors.items():
+            assert len(errs) == len(res.steps) and not np.isnan(errs).any(), (name, errs)
+        res.table()
+
+    def wp():
+        return expint.study.work_precision(STUDY_PROBLEM, y0, **args, repeat=1)
+
+    res = _check(wp, names)
+    event("work_precision refused" if res is None else "work_precision ran")
+    if res is not None:
+        assert all(not math.isnan(r["error"]) and r["seconds"] >= 0 for r in res.runs), res.runs
+        res.table()

@@ -163,6 +163,12 @@ def test_work_precision_passes_the_error_norm_to_the_adaptive_runs():
         ({"steps": [4, 8, 4]}, "must not repeat"),
         ({"problem": "nonstiff"}, "SemilinearProblem or a built-in problem"),
         ({"y0": None, "problem": problems.nonstiff().problem}, "y0 is required"),
+        # each of these raised an error that named no argument
+        ({"t_span": ("a", 1.0)}, r"t_span must be a pair of real numbers"),
+        ({"t_span": 1.0}, r"t_span must be a pair of real numbers"),
+        ({"steps": 4}, "steps must be a sequence"),
+        ({"schemes": None}, "schemes must be a sequence"),
+        ({"schemes": 5}, "schemes must be a sequence"),
     ],
 )
 def test_bad_study_input(kwargs, match):
@@ -180,6 +186,46 @@ def test_bad_study_input(kwargs, match):
         expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], steps=[4])
     with pytest.raises(ValueError, match=r"rtols must lie in \(0, 1\)"):
         expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], rtols=[2.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rtols": 1e-3}, "rtols must be a sequence"),
+        ({"rtols": ["a"]}, r"rtols must lie in \(0, 1\)"),
+        ({"rtols": [1e-3, 1e-3]}, "rtols must not repeat"),
+        ({"repeat": 0}, "repeat must be a positive integer"),
+        ({"repeat": "3"}, "repeat must be a positive integer"),
+        ({"budget": float("nan")}, "budget must be a positive number"),
+        ({"max_seconds": -1.0}, "max_seconds must be a positive number"),
+        ({"peers": [lambda r: None]}, "peers must be a dict"),
+        ({"peers": {"x": 3}}, "peers must map a label"),
+        ({"peers": {"x": lambda r: np.zeros(5)}}, r"peers\['x'\] returned shape \(5,\)"),
+    ],
+)
+def test_bad_work_precision_input(kwargs, match):
+    """Each of these raised an error naming no argument (``peers`` as a list: an
+    ``AttributeError``), or was accepted (``repeat=0``, a NaN budget, a negative
+    ``max_seconds``, a repeated tolerance, which ran twice)."""
+    args = {"rtols": [1e-3], "repeat": 1}
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], **args)
+
+
+def test_a_peer_that_fails_counts_as_failed_and_a_zero_reference_measures_absolute_error():
+    """A peer returning NaN is a failed run (error ``inf``, as a failed expint run; it was
+    NaN, which reads as a skipped setting).  Against a zero reference the error is the
+    absolute one (it was divided by 1e-300)."""
+    bp = problems.nonstiff()
+    res = expint.study.work_precision(
+        bp, None, (0.0, 1.0), ["krogstad43"], rtols=[1e-3], repeat=1, peers={"nan": lambda r: bp.y0 * np.nan}
+    )
+    assert [r["error"] for r in res.runs if r["label"] == "nan"] == [math.inf]
+    zero = np.zeros_like(bp.y0)
+    conv = expint.study.convergence(bp, None, (0.0, 1.0), ["etd2rk"], [4, 8], reference=zero)
+    final = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="etd2rk", n_steps=8).y[-1]
+    assert conv.errors["etd2rk"][1] == pytest.approx(np.abs(final).max(), rel=1e-12)
 
 
 @pytest.mark.slow  # `make test` runs it; keeps `make test-fast` under a minute
@@ -261,3 +307,14 @@ def test_time_to_interpolates_and_bounds():
     assert t["a"] == pytest.approx(4.0)  # halfway in log error, halfway in log time
     assert t["b"] == 3.0  # every run more accurate: the fastest such run bounds it
     assert math.isnan(t["c"]) and "| c | not reached |" in res.table(1e-6)
+
+
+def test_a_reference_run_that_blows_up_is_refused():
+    """``y' = y²`` from 1 blows up at t = 1: the default reference ended in inf/NaN and
+    every error came out NaN; it is now a ``ValueError`` naming ``reference``."""
+    prob = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y * y)
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(ValueError, match="reference: the hochost4 run with 128 steps stopped"),
+    ):
+        expint.study.convergence(prob, np.array([1.0]), (0.0, 2.0), ["etd2rk"], [4, 8])

@@ -34,8 +34,11 @@ class Reference:
 
 
 def relative_error(y: Any, ref: np.ndarray) -> float:
-    """``max|y − ref| / max|ref|`` (the error measure of the studies)."""
-    return float(np.max(np.abs(to_numpy(y) - ref)) / max(np.max(np.abs(ref)), 1e-300))
+    """``max|y − ref| / max|ref|`` (the error measure of the studies); the absolute
+    error ``max|y − ref|`` where the reference is zero (no scale to be relative to)."""
+    diff = float(np.max(np.abs(to_numpy(y) - ref)))
+    scale = float(np.max(np.abs(ref)))
+    return diff / scale if scale > 0 else diff
 
 
 def make_reference(
@@ -66,16 +69,46 @@ def make_reference(
         return Reference(given, math.nan, "given by the caller")
     if reference is None or reference == "fine":
         n = 16 * finest_steps
-        a = to_numpy(solve(problem, y0, t_span, scheme="hochost4", n_steps=n).y[-1])
-        b = to_numpy(solve(problem, y0, t_span, scheme="krogstad", n_steps=n).y[-1])
-        return Reference(a, relative_error(b, a), f"hochost4 with {n} steps (distance to krogstad: accuracy)")
-    if reference == "torchdiffeq":
-        tight, loose = (_torchdiffeq(problem, y0, t_span, rtol) for rtol in (1e-13, 1e-11))
-        return Reference(tight, relative_error(loose, tight), "torchdiffeq dopri5, rtol 1e-13")
-    if reference == "scipy":
-        tight, loose = (_scipy(problem, y0, t_span, rtol) for rtol in (1e-13, 1e-11))
-        return Reference(tight, relative_error(loose, tight), "scipy solve_ivp DOP853, rtol 1e-13")
+        how = f"hochost4 with {n} steps"
+        a, b = (_fine(problem, y0, t_span, s, n) for s in ("hochost4", "krogstad"))
+        return Reference(a, relative_error(b, a), f"{how} (distance to krogstad: accuracy)")
+    if reference in ("torchdiffeq", "scipy"):
+        run, how = (
+            (_torchdiffeq, "torchdiffeq dopri5, rtol 1e-13")
+            if reference == "torchdiffeq"
+            else (_scipy, "scipy solve_ivp DOP853, rtol 1e-13")
+        )
+        try:
+            tight, loose = (_finite(run(problem, y0, t_span, rtol), how) for rtol in (1e-13, 1e-11))
+        except (AssertionError, RuntimeError) as exc:  # torchdiffeq: "underflow in dt"
+            raise ValueError(
+                f"reference: the {how} run failed ({exc}); pass the reference as an array"
+            ) from exc
+        return Reference(tight, relative_error(loose, tight), how)
     raise ValueError(f"reference must be None, 'fine', 'torchdiffeq', 'scipy' or an array, got {reference!r}")
+
+
+def _fine(
+    problem: SemilinearProblem, y0: Any, t_span: tuple[float, float], scheme: str, n: int
+) -> np.ndarray:
+    sol = solve(problem, y0, t_span, scheme=scheme, n_steps=n)
+    if not sol.success:  # its last saved state is an earlier one
+        raise ValueError(
+            f"reference: the {scheme} run with {n} steps stopped ({sol.message}; does the problem blow "
+            "up on t_span?); pass the reference as an array"
+        )
+    return _finite(sol.y[-1], f"{scheme} with {n} steps")
+
+
+def _finite(y: Any, how: str) -> np.ndarray:
+    """``y`` on the host, or a ``ValueError`` naming ``reference`` if it is not finite."""
+    out = np.asarray(to_numpy(y))
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            f"reference: the {how} run ended in a non-finite state (does the problem blow up on "
+            "t_span?); pass the reference as an array"
+        )
+    return out
 
 
 def _torchdiffeq(problem: SemilinearProblem, y0: Any, t_span: tuple[float, float], rtol: float) -> np.ndarray:

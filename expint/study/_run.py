@@ -6,13 +6,13 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .._backend import finfo_of
+from .._backend import finfo_of, to_numpy
 from .._problem import SemilinearProblem
 from .._schemes._catalog import Scheme, get
 from .._solve import solve
@@ -36,13 +36,28 @@ def _unpack(problem: Any, y0: Any, t_span: Any) -> tuple[SemilinearProblem, Any,
         )
     if y0 is None:
         raise ValueError("y0 is required for a SemilinearProblem")
-    if t_span is None or len(t_span) != 2:
-        raise ValueError("t_span must be a pair (t0, t_end)")
+    if (
+        not isinstance(t_span, (Sequence, np.ndarray))
+        or len(t_span) != 2
+        or not all(_is_real(t) for t in t_span)
+    ):
+        raise ValueError(f"t_span must be a pair of real numbers (t0, t_end), got {t_span!r}")
     return problem, y0, (float(t_span[0]), float(t_span[1])), name
 
 
+def _is_real(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (numbers.Real, np.floating, np.integer))
+
+
+def _sequence(values: Any, name: str, what: str) -> list:
+    """``values`` as a list, or a ``TypeError`` naming ``name`` (a sequence of ``what``)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, range)):
+        raise TypeError(f"{name} must be a sequence of {what}, got {type(values).__name__}")
+    return list(values)
+
+
 def _counts(values: Any, name: str) -> list[int]:
-    vals = list(values) if values is not None else []
+    vals = _sequence(values, name, "positive integers (numbers of steps)")
     if not vals or any(
         isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)) or v < 1 for v in vals
     ):
@@ -57,7 +72,7 @@ def _counts(values: Any, name: str) -> list[int]:
 def _schemes(schemes: Any) -> list[Scheme]:
     if isinstance(schemes, (str, Scheme)):
         schemes = [schemes]
-    out = [get(s) for s in schemes]
+    out = [get(s) for s in _sequence(schemes, "schemes", "scheme names or Schemes")]
     if not out:
         raise ValueError("schemes must name at least one scheme")
     return out
@@ -92,6 +107,51 @@ def best_time(fn: Callable[[], Any], repeat: int = 3, budget: float = 2.0) -> tu
         if spent + dt > budget:
             break
     return best, out
+
+
+def _rtols(rtols: Any) -> list[float]:
+    """``rtols`` sorted from loose to tight, each in (0, 1), none repeated."""
+    if rtols is None:
+        return []
+    vals = _sequence(rtols, "rtols", "relative tolerances in (0, 1)")
+    if not all(_is_real(r) and 0 < r < 1 for r in vals):
+        raise ValueError(f"rtols must lie in (0, 1), as real numbers; got {vals}")
+    out = sorted((float(r) for r in vals), reverse=True)
+    if len(set(out)) != len(out):
+        raise ValueError(f"rtols must not repeat a tolerance, got {vals}")
+    return out
+
+
+def _check_timing(repeat: Any, budget: Any, max_seconds: Any) -> None:
+    if isinstance(repeat, bool) or not isinstance(repeat, (numbers.Integral, np.integer)) or repeat < 1:
+        raise ValueError(f"repeat must be a positive integer (timed calls per setting), got {repeat!r}")
+    for label, value in (("budget", budget), ("max_seconds", max_seconds)):
+        if not _is_real(value) or not value > 0:
+            raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
+
+
+def _peers(peers: Any) -> dict[str, Callable[[float], Any]]:
+    if peers is None:
+        return {}
+    if not isinstance(peers, Mapping):
+        raise TypeError(f"peers must be a dict mapping a label to run(rtol), got {type(peers).__name__}")
+    for label, run in peers.items():
+        if not isinstance(label, str) or not callable(run):
+            raise TypeError(f"peers must map a label (str) to a callable run(rtol); got {label!r}: {run!r}")
+    return dict(peers)
+
+
+def _peer_error(label: str, out: Any, ref: np.ndarray) -> tuple[float, int, int]:
+    """``(error, nfev, steps)`` of a peer's result: its final state, or a ``(state,
+    nfev, steps)`` tuple; a non-finite state is a failed run (error ``inf``)."""
+    state, nfev, nsteps = out if isinstance(out, tuple) else (out, -1, -1)
+    got = np.asarray(to_numpy(state))
+    if got.shape != ref.shape:
+        raise ValueError(
+            f"peers[{label!r}] returned shape {got.shape}; it must return the final state, shaped like "
+            f"the reference {ref.shape}"
+        )
+    return (relative_error(got, ref) if np.all(np.isfinite(got)) else math.inf), int(nfev), int(nsteps)
 
 
 def convergence(
@@ -197,9 +257,9 @@ def work_precision(
         raise ValueError(f"error_norm must be 'rms' or 'max', got {error_norm!r}")
     prob, y0, span, name = _unpack(problem, y0, t_span)
     schs = _schemes(schemes)
-    tol_list = sorted((float(r) for r in rtols), reverse=True) if rtols is not None else []
-    if any(not (0 < r < 1) for r in tol_list):
-        raise ValueError("rtols must lie in (0, 1)")
+    tol_list = _rtols(rtols)
+    _check_timing(repeat, budget, max_seconds)
+    peers = _peers(peers)
     counts = _counts(steps, "steps") if steps is not None else []
     missing = [s.name for s in schs if (s.adaptive and not tol_list) or (not s.adaptive and not counts)]
     if missing:
@@ -231,7 +291,7 @@ def work_precision(
             ]
         else:
             jobs += [(sch.name, f"n_steps={n}", partial(run, scheme=sch, n_steps=n)) for n in counts]
-    for label, peer in (peers or {}).items():
+    for label, peer in peers.items():
         jobs += [(label, f"rtol={r:.0e}", partial(peer, r)) for r in tol_list]
     bar = _bar(progress, len(jobs), f"work–precision {name}")
     too_slow: set[str] = set()
@@ -257,9 +317,8 @@ def work_precision(
             ok = out.success
             err = relative_error(out.y[-1], ref.y) if ok else math.inf
             nfev, nsteps = int(out.stats["nfev"]), int(out.stats["steps"])
-        else:  # a peer returns its final state (or a (state, nfev, steps) tuple)
-            state, nfev, nsteps = out if isinstance(out, tuple) else (out, -1, -1)
-            err = relative_error(state, ref.y)
+        else:
+            err, nfev, nsteps = _peer_error(label, out, ref.y)
         res.runs.append(
             {"label": label, "setting": setting, "error": err, "seconds": secs, "nfev": nfev, "steps": nsteps}
         )
