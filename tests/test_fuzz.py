@@ -246,9 +246,6 @@ def test_linear_part_fuzz(linear, scheme, t_end):
     complex: a construction refused with a named error, or a solve without NaN in a
     successful result (a blow-up ends the run with success False)."""
     kind, make = linear
-    # exprb32 on torch states takes torch.func.jvp per Krylov product: ~1 ms each on a
-    # CPU, minutes for the stiff runs here (numpy states form J_n as a matrix instead)
-    assume(not (kind == "torch-dense" and scheme == "exprb32"))
     op = _check(make, ("a", "d", "A", "matrix", "diagonal", "n", "square", "shape", "finite"))
     if op is None:
         return
@@ -551,9 +548,8 @@ def test_dense_output_query_fuzz(scheme, steps, backwards, batch, on_torch, quer
     inside the span a finite state of the right shape that matches the saved states at
     the saved times; anything else a named error."""
     sch = expint.schemes.get(scheme)
-    # the Rosenbrock schemes refuse batches (one Jacobian per state; tested elsewhere),
-    # and take a torch.func.jvp per Krylov product on torch states (slow: see above)
-    assume(sch.rosenbrock is None or not (batch or on_torch))
+    # the Rosenbrock schemes refuse batches (one Jacobian per state; tested elsewhere)
+    assume(sch.rosenbrock is None or not batch)
     lam = np.array([-1.0, -30.0, 0.5])
 
     def nonlinear(t, y):

@@ -256,6 +256,57 @@ def test_torch_states_use_forward_mode_autodiff():
     np.testing.assert_allclose(got.numpy(), exact, rtol=1e-12, atol=1e-13)
 
 
+@needs_torch
+@pytest.mark.parametrize("name", ROSENBROCK)
+def test_small_torch_states_form_the_jacobian(name):
+    """A small real tensor state gets ``∂N/∂u`` from one ``torch.func.jacfwd`` call and
+    the φ-functions of the formed ``J_n`` (no Krylov products, which took one
+    ``torch.func.jvp`` each: about 25× slower on Allen–Cahn); the result is the numpy
+    run's, whose ``J_n`` comes from the problem's exact ``jvp``."""
+    bp = problems.allen_cahn()
+    prob = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear)  # no jvp: jacfwd
+    kwargs = {"scheme": name, "rtol": 1e-6, "atol": 1e-6}
+    ref = expint.solve(bp.problem, bp.y0, (0.0, 2.0), **kwargs)
+    got = expint.solve(prob, torch.from_numpy(bp.y0), (0.0, 2.0), **kwargs)
+    assert got.stats["krylov_matvecs"] == 0 and got.stats["steps"] == ref.stats["steps"]
+    np.testing.assert_allclose(got.y[-1].numpy(), ref.y[-1], rtol=1e-12, atol=1e-12)
+
+
+@needs_torch
+def test_a_nonlinearity_jacfwd_cannot_trace_falls_back_to_jvp_products():
+    """A custom ``torch.autograd.Function`` with a forward-mode rule but no ``vmap`` rule
+    (as a hand-written kernel often has) cannot go through ``jacfwd``; the step then
+    takes its Krylov products by ``torch.func.jvp``, with the same result."""
+
+    class Sine(torch.autograd.Function):
+        @staticmethod
+        def forward(x):
+            return torch.sin(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def jvp(ctx, dx):
+            (x,) = ctx.saved_tensors
+            return torch.cos(x) * dx
+
+    a = 2.0 * np.eye(4) - 5.0 * np.diag(np.arange(4.0))
+    y0 = np.array([0.3, -1.0, 2.0, 0.5])
+    exact = expint.solve(
+        expint.SemilinearProblem(expint.Dense(a), lambda t, y: np.sin(y), jvp=lambda t, y, v: np.cos(y) * v),
+        y0,
+        (0.0, 1.0),
+        scheme="exprb43",
+        n_steps=8,
+    )
+    prob = expint.SemilinearProblem(expint.Dense(a), lambda t, y: Sine.apply(y))
+    got = expint.solve(prob, torch.from_numpy(y0), (0.0, 1.0), scheme="exprb43", n_steps=8)
+    assert got.stats["krylov_matvecs"] > 0
+    np.testing.assert_allclose(got.y[-1].numpy(), exact.y[-1], rtol=1e-12, atol=1e-13)
+
+
 @pytest.fixture(scope="module")
 def small_tolerance_cases():
     """The four problems of tests/test_adaptive.py's tolerance test at sizes whose

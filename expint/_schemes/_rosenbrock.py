@@ -21,11 +21,13 @@ operator.  Jacobian–vector products come from the problem's ``jvp`` if it has 
 ``torch.func.jvp`` for real tensors, else a forward difference
 $(N(u + εv) - N(u))/ε$, $ε = \sqrt{\text{eps}}\,(1 + \|u\|)/\|v\|$.
 
-Small systems (numpy states of at most `RosenbrockStepper.dense_max` real unknowns)
-form $J_n$ as a matrix instead: the columns of $\partial_u N$ from ``jvp`` or by central
-differences (error ~eps^{2/3}, against the forward difference's ~eps^{1/2}: a Jacobian
-error δ adds δ·(U_j − u_n) to the defects, which is what floors the forward-difference
-Krylov path near 1e-8), one batched call where ``N`` takes a batch.  Its φ-functions
+Small systems (at most `RosenbrockStepper.dense_max` real unknowns) form $J_n$ as a
+matrix instead: the columns of $\partial_u N$ from ``jvp``, by ``torch.func.jacfwd`` for
+real tensors (the Krylov products by ``torch.func.jvp`` it replaces cost ~1 ms each on a
+CPU), or by central differences (error ~eps^{2/3}, against the forward difference's
+~eps^{1/2}: a Jacobian error δ adds δ·(U_j − u_n) to the defects, which is what floors
+the forward-difference Krylov path near 1e-8), one batched call where ``N`` takes a
+batch.  Its φ-functions
 are evaluated as `expint.Dense` does: one symmetric eigendecomposition when $J_n$ is
 symmetric (a diffusion operator plus a pointwise reaction), a well-conditioned one up
 to `RosenbrockStepper.dense_eig_max` unknowns; otherwise Krylov runs on the formed
@@ -46,7 +48,17 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import concat, is_complex, is_torch_array, make_complex, to_like, vector_norm
+from .._backend import (
+    all_finite,
+    concat,
+    is_complex,
+    is_torch_array,
+    make_complex,
+    stack,
+    to_like,
+    to_numpy,
+    vector_norm,
+)
 from .._operators import Dense, MatrixFree
 from ._phiexpr import P, PhiExpr, _phi_scalar
 from ._rk import _combine_grouped
@@ -347,13 +359,18 @@ class RosenbrockStepper:
 
     def _dense_jacobian_of_n(self, t: float, u: Any, view: _RealView, m: int) -> Any:
         """``∂N/∂u`` at ``(t, u)`` as an ``(m, m)`` matrix on the real view, or ``None``
-        (a large or non-numpy state: products only).  Columns from the problem's ``jvp``,
-        else by central differences: their error, ~ε^{2/3} instead of the forward
-        difference's ~ε^{1/2}, is what lets the defects ``D_j`` stay second order down to
-        tolerances near 1e-10 (a Jacobian error δ adds ``δ·(U_j − u_n)`` to them)."""
-        if m > self.dense_max or not isinstance(u, np.ndarray) or not np.all(np.isfinite(u)):
+        (a large state: products only).  Columns from the problem's ``jvp``; else, for a
+        real tensor, by ``torch.func.jacfwd``; else (numpy) by central differences: their
+        error, ~ε^{2/3} instead of the forward difference's ~ε^{1/2}, is what lets the
+        defects ``D_j`` stay second order down to tolerances near 1e-10 (a Jacobian error
+        δ adds ``δ·(U_j − u_n)`` to them).  A complex tensor without ``jvp`` gets ``None``
+        (``N`` is only real-differentiable: forward differences per product)."""
+        torch_state = is_torch_array(u)
+        if m > self.dense_max or not (torch_state or isinstance(u, np.ndarray)) or not all_finite(u):
             return None
-        directions = view.back(np.eye(m, dtype=u.real.dtype))  # row k: the k-th real direction
+        if self.user_jvp is None and torch_state:
+            return None if view.on else self._torch_jacobian_of_n(t, u)
+        directions = view.back(to_like(np.eye(m), u.real))  # row k: the k-th real direction
         if self.user_jvp is not None:
             jn = view.real(self._rows("jvp", lambda d: _checked_jvp(self.user_jvp(t, u, d), d), directions)).T
         else:
@@ -364,7 +381,29 @@ class RosenbrockStepper:
 
             diff = self._rows("n", n_at, u + step * directions) - self._rows("n", n_at, u - step * directions)
             jn = view.real(diff).T / (2 * step)
-        return jn if np.all(np.isfinite(jn)) else None
+        return jn if all_finite(jn) else None
+
+    def _torch_jacobian_of_n(self, t: float, u: Any) -> Any:
+        """``∂N/∂u`` of a real tensor state by ``torch.func.jacfwd`` (one vectorised call,
+        on the state's device), or ``None`` where ``N`` cannot be traced so (in-place
+        updates, ``.item()``, data-dependent branches: remembered, and the step falls
+        back to one ``torch.func.jvp`` per Krylov product, ~1 ms each on a CPU).  The
+        Krylov products are then matrix–vector products."""
+        if self._batched.get("jacfwd") is False:
+            return None
+        import torch
+        import torch.func
+
+        try:
+            jn = torch.func.jacfwd(lambda y: self.nonlinear(t, y))(u)
+        except Exception:  # any failure to trace N: products by jvp instead
+            self._batched["jacfwd"] = False
+            return None
+        m = u.shape[-1]
+        if tuple(jn.shape) != (m, m) or not bool(torch.isfinite(jn).all()):
+            return None
+        self.nfev += m  # m directional derivatives, as m evaluations of N
+        return jn.to(u.dtype)
 
     def _rows(self, which: str, fn: Any, rows: Any) -> Any:
         """``fn`` of each row of ``rows``: one batched call where the user function treats
@@ -380,37 +419,41 @@ class RosenbrockStepper:
             except Exception:  # any failure on a batch means: one state at a time
                 ok = False
             if ok and known is None:
-                alone = fn(rows[-1])
+                last, alone = to_numpy(out[-1]), to_numpy(fn(rows[-1]))
                 scale = float(np.max(np.abs(alone))) if alone.size else 0.0
-                ok = bool(np.allclose(out[-1], alone, rtol=1e-10, atol=1e-12 * scale))
+                ok = bool(np.allclose(last, alone, rtol=1e-10, atol=1e-12 * scale))
             self._batched[which] = ok
             if ok:
                 return out
-        return np.stack([fn(r) for r in rows])
+        return stack([fn(r) for r in rows])
 
     def _operator(self, matvec: Any, m: int, jn: Any, view: _RealView, t: float) -> Any:
         """The operator whose φ-functions the step applies: `Dense` on the formed
-        ``J_n = L + ∂N/∂u`` where its eigendecomposition is cheap and well conditioned,
-        else Krylov (on the formed matrix when there is one: a product is then one
-        matrix–vector product instead of an evaluation of ``N``)."""
-        if jn is None or m > self.dense_max or not isinstance(jn, np.ndarray):
+        ``J_n = L + ∂N/∂u`` where its eigendecomposition is cheap and well conditioned
+        (on the host, as `Dense` does for any state: for a tensor state ``J_n`` makes one
+        trip there per step), else Krylov (on the formed matrix when there is one: a
+        product is then one matrix–vector product instead of an evaluation of ``N``)."""
+        if jn is None or m > self.dense_max:
             return self._krylov(matvec, m)
-        jmat = self._linear_matrix(m, view, t, jn.dtype) + jn
+        host = to_numpy(jn)
+        jmat = self._linear_matrix(m, view, t, jn) + host
         # a general eigensolver costs ~10× a symmetric one: only small J_n try it
         if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):
             dense = Dense(jmat)
             if dense.phi_method != "expm":
                 return dense
-        return self._krylov(lambda x: jmat @ x, m)
+        on_state = jmat if isinstance(jn, np.ndarray) else to_like(jmat, jn)
+        return self._krylov(lambda x: on_state @ x, m)
 
-    def _linear_matrix(self, m: int, view: _RealView, t: float, dtype: Any) -> np.ndarray:
-        """``L`` on the real view as an ``(m, m)`` matrix: one batched product with the
-        identity, kept for the whole run unless ``L`` depends on time."""
+    def _linear_matrix(self, m: int, view: _RealView, t: float, like: Any) -> np.ndarray:
+        """``L`` on the real view as an ``(m, m)`` host matrix: one batched product with
+        the identity (in ``like``'s array type, which ``L`` is applied to in the run),
+        kept for the whole run unless ``L`` depends on time."""
         cached = self._l_matrix
         if cached is not None and cached.shape == (m, m) and not self.linear.time_dependent:
             return cached
-        rows = view.real(self.linear.apply(view.back(np.eye(m, dtype=dtype)), t))  # row k: L e_k
-        self._l_matrix = np.asarray(rows).T
+        rows = view.real(self.linear.apply(view.back(to_like(np.eye(m), like)), t))  # row k: L e_k
+        self._l_matrix = to_numpy(rows).T
         return self._l_matrix
 
 
