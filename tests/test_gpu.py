@@ -142,3 +142,12 @@ def test_dense_output_on_the_gpu_matches_numpy():
     from _device_checks import dense_output_matches_numpy
 
     dense_output_matches_numpy(torch, "cuda")
+
+
+@cuda
+def test_rosenbrock_formed_jacobian_on_the_gpu_matches_numpy():
+    """``torch.func.jacfwd`` on CUDA, φ-functions of ``J_n`` on the host, applied on the
+    device (the same body runs on torch's CPU in tests/test_rosenbrock.py)."""
+    from _device_checks import rosenbrock_formed_jacobian_matches_numpy
+
+    rosenbrock_formed_jacobian_matches_numpy(torch, "cuda")

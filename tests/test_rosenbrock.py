@@ -273,6 +273,14 @@ def test_small_torch_states_form_the_jacobian(name):
 
 
 @needs_torch
+def test_formed_jacobian_on_torch_cpu_matches_numpy():
+    """The body `tests/test_gpu.py` runs on CUDA."""
+    from _device_checks import rosenbrock_formed_jacobian_matches_numpy
+
+    rosenbrock_formed_jacobian_matches_numpy(torch, "cpu")
+
+
+@needs_torch
 def test_a_nonlinearity_jacfwd_cannot_trace_falls_back_to_jvp_products():
     """A custom ``torch.autograd.Function`` with a forward-mode rule but no ``vmap`` rule
     (as a hand-written kernel often has) cannot go through ``jacfwd``; the step then
