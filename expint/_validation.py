@@ -31,6 +31,14 @@ def check_count(n: Any, *, name: str, minimum: int = 1) -> int:
     return int(n)
 
 
+def check_real(value: Any, *, name: str) -> float:
+    """A Python or numpy real number (not a bool) as a float; a ``TypeError`` naming
+    ``name`` otherwise.  Range checks are the caller's."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
 def check_no_nan(x: Any, *, name: str) -> None:
     """Raise ``ValueError`` if ``x`` contains NaN."""
     if any_true(array_namespace(x).isnan(x)):

@@ -135,11 +135,55 @@ def test_bad_grid_arguments(args, kwargs, exc, match):
         (lambda: DiscreteVP([0.5, 0.9]), "strictly decreasing"),
         (lambda: DiscreteVP.from_betas("sigmoid"), "unknown beta_schedule \\(kind\\) 'sigmoid'"),
         (lambda: VE(1.0, 0.5), "sigma_min < sigma_max"),
+        # accepted before: a NaN or negative offset gave a NaN or undefined schedule
+        (lambda: VPCosine(s=float("nan")), "s \\(the cosine schedule's offset\\)"),
+        (lambda: VPCosine(s=-1.0), "s \\(the cosine schedule's offset\\)"),
+        # one β is not a schedule (it needs at least two times)
+        (lambda: DiscreteVP.from_betas(betas=[0.1]), "the betas must be a 1-D sequence"),
     ],
 )
 def test_bad_schedules(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [  # each compared a string with a number, or an array with a string, naming nothing
+        (lambda: EDM(sigma_max="80"), "sigma_max must be a real number"),
+        (lambda: VE(sigma_min=None), "sigma_min must be a real number"),
+        (lambda: VPLinear(beta_max="20"), "beta_max must be a real number"),
+        (lambda: VPCosine(t_max="0.9"), "t_max must be a real number"),
+        (
+            lambda: DiscreteVP.from_betas(np.linspace(1e-4, 0.02, 10)),
+            "kind \\(the beta_schedule\\) must be a string",
+        ),
+    ],
+)
+def test_schedule_arguments_of_the_wrong_type(factory, match):
+    with pytest.raises(TypeError, match=match):
+        factory()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [  # NaN weights, negative spreads and NaN means were accepted (NaN ε); a ragged
+        # list raised numpy's error
+        ({"weights": [float("nan"), 1.0]}, ValueError, "weights must be K = 2 finite positive"),
+        ({"stds": [-0.1, 0.2]}, ValueError, "stds must be one or K = 2 finite non-negative"),
+        ({"means": [[float("nan"), 0.0], [1.0, 1.0]]}, ValueError, "means must be a finite array"),
+        ({"means": [[1.0, 0.0], [1.0]]}, TypeError, "means must be an array of real numbers"),
+        ({"means": []}, ValueError, "means must be a finite array of shape \\(K, d\\)"),
+        ({"schedule": "edm"}, TypeError, "schedule must be an expint.diffusion schedule"),
+    ],
+)
+def test_bad_gaussian_mixtures(kwargs, exc, match):
+    from expint.diffusion import toy
+
+    args = {"means": [[1.0, 0.0], [-1.0, 0.5]], "stds": [0.3, 0.4], "schedule": EDM()}
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        toy.GaussianMixture(**args)
 
 
 @pytest.mark.parametrize("rounding", ["floor", "round"])

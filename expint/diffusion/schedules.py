@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import array_namespace, as_like, device, to_numpy
-from .._validation import check_count
+from .._validation import check_count, check_real
 
 __all__ = ["EDM", "VE", "DiscreteVP", "FlowMatching", "Schedule", "VPCosine", "VPLinear"]
 
@@ -167,6 +167,7 @@ class VPLinear(Schedule):
     t_data = 0.0
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+        beta_min, beta_max = check_real(beta_min, name="beta_min"), check_real(beta_max, name="beta_max")
         if not (0 <= beta_min < beta_max < math.inf):
             raise ValueError(f"need 0 <= beta_min < beta_max < inf, got {beta_min}, {beta_max}")
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
@@ -197,8 +198,11 @@ class VPCosine(Schedule):
     t_data = 0.0
 
     def __init__(self, s: float = 0.008, t_max: float = 0.9946):
+        s, t_max = check_real(s, name="s"), check_real(t_max, name="t_max")
         if not 0 < t_max < 1:
             raise ValueError(f"t_max must be in (0, 1) (alpha vanishes at t = 1), got {t_max}")
+        if not 0 <= s < math.inf:
+            raise ValueError(f"s (the cosine schedule's offset) must be finite and non-negative, got {s}")
         self.s, self.t_max = float(s), float(t_max)
         self._log_f0 = 2.0 * math.log(math.cos(self.s / (1 + self.s) * math.pi / 2))
 
@@ -261,6 +265,11 @@ class DiscreteVP(Schedule):
         ``beta_end``), ``"scaled_linear"`` (√β linear), ``"squaredcos_cap_v2"`` (the
         cosine ᾱ of Nichol & Dhariwal, β capped at 0.999), or explicit ``betas``."""
         n = check_count(num_train_timesteps, name="num_train_timesteps", minimum=2)
+        if not isinstance(kind, str):
+            raise TypeError(
+                f"kind (the beta_schedule) must be a string, got {type(kind).__name__}; pass explicit "
+                "values as betas="
+            )
         if betas is not None:
             b = np.asarray(betas, dtype=np.float64)
         elif kind == "linear":
@@ -278,7 +287,7 @@ class DiscreteVP(Schedule):
                 f"unknown beta_schedule (kind) {kind!r}; valid: 'linear', 'scaled_linear', "
                 "'squaredcos_cap_v2'"
             )
-        if b.ndim != 1 or not np.all((b > 0) & (b < 1)):
+        if b.ndim != 1 or b.size < 2 or not np.all((b > 0) & (b < 1)):
             raise ValueError(
                 "the betas must be a 1-D sequence inside (0, 1) (check beta_start, beta_end or betas); "
                 f"got {b.size} values from {np.min(b, initial=np.inf):g} to {np.max(b, initial=-np.inf):g}"
@@ -326,6 +335,8 @@ class VE(Schedule):
     default_grid = "karras"
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
+        sigma_min = check_real(sigma_min, name="sigma_min")
+        sigma_max = check_real(sigma_max, name="sigma_max")
         if not 0 < sigma_min < sigma_max < math.inf:
             raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
@@ -356,6 +367,8 @@ class EDM(Schedule):
     default_grid = "karras"
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
+        sigma_min = check_real(sigma_min, name="sigma_min")
+        sigma_max = check_real(sigma_max, name="sigma_max")
         if not 0 < sigma_min < sigma_max < math.inf:
             raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)

@@ -36,14 +36,20 @@ class GaussianMixture:
     def __init__(self, means: Any, stds: Any, schedule: Schedule, weights: Any = None, shape: Any = None):
         import torch
 
-        self.means = torch.as_tensor(np.asarray(means, dtype=np.float64))
-        if self.means.dim() != 2:
-            raise ValueError("means must have shape (K, d)")
-        k = self.means.shape[0]
-        self.stds = torch.as_tensor(np.broadcast_to(np.asarray(stds, dtype=np.float64), (k,)).copy())
-        w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (k,) or np.any(w <= 0):
-            raise ValueError("weights must be K positive numbers")
+        m = _float_array(means, "means")
+        if m.ndim != 2 or 0 in m.shape or not np.all(np.isfinite(m)):
+            raise ValueError(f"means must be a finite array of shape (K, d), K, d ≥ 1; got shape {m.shape}")
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be an expint.diffusion schedule, got {type(schedule).__name__}")
+        k = m.shape[0]
+        sd = _float_array(stds, "stds")
+        if sd.ndim > 1 or sd.size not in (1, k) or not np.all(np.isfinite(sd) & (sd >= 0)):
+            raise ValueError(f"stds must be one or K = {k} finite non-negative numbers, got {sd.tolist()}")
+        self.means = torch.as_tensor(m)
+        self.stds = torch.as_tensor(np.broadcast_to(sd, (k,)).copy())
+        w = np.full(k, 1.0 / k) if weights is None else _float_array(weights, "weights")
+        if w.shape != (k,) or not np.all(np.isfinite(w) & (w > 0)):
+            raise ValueError(f"weights must be K = {k} finite positive numbers")
         self.log_w = torch.as_tensor(np.log(w / w.sum()))
         self.schedule = schedule
         self.dim = self.means.shape[1]
@@ -175,3 +181,12 @@ class Gaussian(GaussianMixture):
         a1, s1 = (float(v[0]) for v in (sch.alpha(np.array([t_end])), sch.sigma(np.array([t_end]))))
         ratio = math.sqrt((a1 * a1 * s * s + s1 * s1) / (aT * aT * s * s + sT * sT))
         return a1 * mu + ratio * (x_T - aT * mu)
+
+
+def _float_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array; a ``TypeError`` naming ``name`` where that fails
+    (ragged lists, strings)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
