@@ -14,6 +14,7 @@ be written) are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -102,6 +103,10 @@ def _study(args: argparse.Namespace) -> int:
 
     bp = problems.PROBLEMS[args.problem]()
     t_end = args.t_end if args.t_end is not None else STUDY_T_END.get(args.problem, bp.t_span[1])
+    if not (math.isfinite(t_end) and t_end > bp.t_span[0]):
+        raise ValueError(
+            f"--t-end must be a finite time after the problem's start t = {bp.t_span[0]:g}, got {t_end:g}"
+        )
     span = (bp.t_span[0], t_end)
     names = [s.strip() for s in args.schemes.split(",") if s.strip()]
     for name in names:

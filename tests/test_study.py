@@ -252,6 +252,9 @@ def test_study_command(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("expint study: convergence on kuramoto_sivashinsky")
     assert main(["study", "nonstiff", "--schemes", "nope", "--quiet"]) == 2
     assert "unknown scheme 'nope'" in capsys.readouterr().err
+    # a negative end time reported the default step counts it produced as repeated
+    assert main(["study", "ks", "--schemes", "etd2rk", "--t-end", "-1", "--quiet"]) == 2
+    assert "--t-end must be a finite time after the problem's start" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["study", "nonstiff", "--schemes", "etd2rk", "--steps", "8,-1"])
 
