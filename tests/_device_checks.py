@@ -35,15 +35,17 @@ def dense_output_matches_numpy(torch, device: str) -> None:
 
 
 def rosenbrock_formed_jacobian_matches_numpy(torch, device: str) -> None:
-    """``exprb43`` on a real tensor state forms ``∂N/∂y`` by ``torch.func.jacfwd`` on the
-    state's device, takes the φ-functions of ``J_n`` on the host and applies them on the
-    device; the result is the numpy run's (Allen–Cahn, 19 unknowns)."""
-    bp = problems.allen_cahn()
-    bare = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear)  # no jvp: jacfwd
-    kwargs = {"scheme": "exprb43", "rtol": 1e-6, "atol": 1e-6, "dense_output": True}
-    want = expint.solve(bp.problem, bp.y0, (0.0, 2.0), **kwargs)
-    got = expint.solve(bare, torch.as_tensor(bp.y0, device=device), (0.0, 2.0), **kwargs)
-    assert got.y.device.type == torch.device(device).type
-    assert got.stats["krylov_matvecs"] == 0 and got.stats["steps"] == want.stats["steps"]
-    np.testing.assert_allclose(got.y[-1].cpu().numpy(), want.y[-1], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(got.sol(0.77).cpu().numpy(), want.sol(0.77), rtol=1e-12, atol=1e-12)
+    """``exprb43`` on a tensor state forms ``∂N/∂y`` by ``torch.func.jacfwd`` on the
+    state's device (on ``[Re u, Im u]`` for a complex one), takes the φ-functions of
+    ``J_n`` on the host and applies them on the device; the result and its dense output
+    are the numpy run's (Allen–Cahn, 19 real unknowns; the NLS soliton, 32 complex)."""
+    for bp, t_end in ((problems.allen_cahn(), 2.0), (problems.nls(32, length=20.0), 0.5)):
+        bare = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear)  # no jvp: jacfwd
+        kwargs = {"scheme": "exprb43", "rtol": 1e-6, "atol": 1e-6, "dense_output": True}
+        want = expint.solve(bp.problem, bp.y0, (0.0, t_end), **kwargs)
+        got = expint.solve(bare, torch.as_tensor(bp.y0, device=device), (0.0, t_end), **kwargs)
+        assert got.y.device.type == torch.device(device).type
+        assert got.stats["krylov_matvecs"] == 0 and got.stats["steps"] == want.stats["steps"]
+        np.testing.assert_allclose(got.y[-1].cpu().numpy(), want.y[-1], rtol=1e-12, atol=1e-12)
+        probe = 0.37 * t_end
+        np.testing.assert_allclose(got.sol(probe).cpu().numpy(), want.sol(probe), rtol=1e-12, atol=1e-12)

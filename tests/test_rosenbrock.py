@@ -258,16 +258,21 @@ def test_torch_states_use_forward_mode_autodiff():
 
 @needs_torch
 @pytest.mark.parametrize("name", ROSENBROCK)
-def test_small_torch_states_form_the_jacobian(name):
-    """A small real tensor state gets ``∂N/∂u`` from one ``torch.func.jacfwd`` call and
-    the φ-functions of the formed ``J_n`` (no Krylov products, which took one
-    ``torch.func.jvp`` each: about 25× slower on Allen–Cahn); the result is the numpy
-    run's, whose ``J_n`` comes from the problem's exact ``jvp``."""
-    bp = problems.allen_cahn()
+@pytest.mark.parametrize("which", ["allen_cahn", "nls"])
+def test_small_torch_states_form_the_jacobian(name, which):
+    """A small tensor state gets ``∂N/∂u`` from one ``torch.func.jacfwd`` call (for the
+    complex NLS state, of the real view ``[Re u, Im u]``) and the φ-functions of the
+    formed ``J_n``: no Krylov products, which took one ``torch.func.jvp`` each (about
+    25× slower on Allen–Cahn), or one forward difference each for a complex state
+    (accurate to ~1e-8 only).  The result is the numpy run's, whose ``J_n`` comes from
+    the problem's exact ``jvp``."""
+    bp, t_end = (
+        (problems.allen_cahn(), 2.0) if which == "allen_cahn" else (problems.nls(32, length=20.0), 1.0)
+    )
     prob = expint.SemilinearProblem(bp.problem.linear, bp.problem.nonlinear)  # no jvp: jacfwd
     kwargs = {"scheme": name, "rtol": 1e-6, "atol": 1e-6}
-    ref = expint.solve(bp.problem, bp.y0, (0.0, 2.0), **kwargs)
-    got = expint.solve(prob, torch.from_numpy(bp.y0), (0.0, 2.0), **kwargs)
+    ref = expint.solve(bp.problem, bp.y0, (0.0, t_end), **kwargs)
+    got = expint.solve(prob, torch.from_numpy(bp.y0), (0.0, t_end), **kwargs)
     assert got.stats["krylov_matvecs"] == 0 and got.stats["steps"] == ref.stats["steps"]
     np.testing.assert_allclose(got.y[-1].numpy(), ref.y[-1], rtol=1e-12, atol=1e-12)
 

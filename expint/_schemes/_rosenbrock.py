@@ -23,8 +23,8 @@ $(N(u + εv) - N(u))/ε$, $ε = \sqrt{\text{eps}}\,(1 + \|u\|)/\|v\|$.
 
 Small systems (at most `RosenbrockStepper.dense_max` real unknowns) form $J_n$ as a
 matrix instead: the columns of $\partial_u N$ from ``jvp``, by ``torch.func.jacfwd`` for
-real tensors (the Krylov products by ``torch.func.jvp`` it replaces cost ~1 ms each on a
-CPU), or by central differences (error ~eps^{2/3}, against the forward difference's
+tensors (on the real view for complex ones; the Krylov products by ``torch.func.jvp``
+it replaces cost ~1 ms each on a CPU), or by central differences (error ~eps^{2/3}, against the forward difference's
 ~eps^{1/2}: a Jacobian error δ adds δ·(U_j − u_n) to the defects, which is what floors
 the forward-difference Krylov path near 1e-8), one batched call where ``N`` takes a
 batch.  Its φ-functions
@@ -369,7 +369,7 @@ class RosenbrockStepper:
         if m > self.dense_max or not (torch_state or isinstance(u, np.ndarray)) or not all_finite(u):
             return None
         if self.user_jvp is None and torch_state:
-            return None if view.on else self._torch_jacobian_of_n(t, u)
+            return self._torch_jacobian_of_n(t, u, view)
         directions = view.back(to_like(np.eye(m), u.real))  # row k: the k-th real direction
         if self.user_jvp is not None:
             jn = view.real(self._rows("jvp", lambda d: _checked_jvp(self.user_jvp(t, u, d), d), directions)).T
@@ -383,27 +383,34 @@ class RosenbrockStepper:
             jn = view.real(diff).T / (2 * step)
         return jn if all_finite(jn) else None
 
-    def _torch_jacobian_of_n(self, t: float, u: Any) -> Any:
-        """``∂N/∂u`` of a real tensor state by ``torch.func.jacfwd`` (one vectorised call,
-        on the state's device), or ``None`` where ``N`` cannot be traced so (in-place
-        updates, ``.item()``, data-dependent branches: remembered, and the step falls
-        back to one ``torch.func.jvp`` per Krylov product, ~1 ms each on a CPU).  The
-        Krylov products are then matrix–vector products."""
+    def _torch_jacobian_of_n(self, t: float, u: Any, view: _RealView) -> Any:
+        """``∂N/∂u`` of a tensor state on the real view by ``torch.func.jacfwd`` (one
+        vectorised call, on the state's device; for a complex state the derivative of
+        ``x ↦ real(N(back(x)))``, which forward-mode autodiff takes through complex
+        operations as real-linear maps), or ``None`` where ``N`` cannot be traced so
+        (e.g. a custom ``autograd.Function`` without a ``vmap`` rule: remembered, and the
+        step falls back to Krylov products, ~1 ms each by ``torch.func.jvp`` on a CPU).
+        The Krylov products, where there still are any, are then matrix–vector
+        products."""
         if self._batched.get("jacfwd") is False:
             return None
         import torch
         import torch.func
 
+        def real_n(x: Any) -> Any:
+            return view.real(self.nonlinear(t, view.back(x)))
+
+        x = view.real(u)
         try:
-            jn = torch.func.jacfwd(lambda y: self.nonlinear(t, y))(u)
+            jn = torch.func.jacfwd(real_n)(x)
         except Exception:  # any failure to trace N: products by jvp instead
             self._batched["jacfwd"] = False
             return None
-        m = u.shape[-1]
-        if tuple(jn.shape) != (m, m) or not bool(torch.isfinite(jn).all()):
+        m = x.shape[-1]
+        if tuple(jn.shape) != (m, m) or jn.is_complex() or not bool(torch.isfinite(jn).all()):
             return None
         self.nfev += m  # m directional derivatives, as m evaluations of N
-        return jn.to(u.dtype)
+        return jn.to(x.dtype)
 
     def _rows(self, which: str, fn: Any, rows: Any) -> Any:
         """``fn`` of each row of ``rows``: one batched call where the user function treats
