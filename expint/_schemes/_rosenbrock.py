@@ -24,10 +24,10 @@ $(N(u + εv) - N(u))/ε$, $ε = \sqrt{\text{eps}}\,(1 + \|u\|)/\|v\|$.
 Small systems (at most `RosenbrockStepper.dense_max` real unknowns) form $J_n$ as a
 matrix instead: the columns of $\partial_u N$ from ``jvp``, by ``torch.func.jacfwd`` for
 tensors (on the real view for complex ones; the Krylov products by ``torch.func.jvp``
-it replaces cost ~1 ms each on a CPU), or by central differences (error ~eps^{2/3}, against the forward difference's
-~eps^{1/2}: a Jacobian error δ adds δ·(U_j − u_n) to the defects, which is what floors
-the forward-difference Krylov path near 1e-8), one batched call where ``N`` takes a
-batch.  Its φ-functions
+it replaces cost ~1 ms each on a CPU), or by central differences (error ~eps^{2/3},
+against the forward difference's ~eps^{1/2}: a Jacobian error δ adds δ·(U_j − u_n) to
+the defects, which is what floors the forward-difference Krylov path near 1e-8), one
+batched call where ``N`` takes a batch.  Its φ-functions
 are evaluated as `expint.Dense` does: one symmetric eigendecomposition when $J_n$ is
 symmetric (a diffusion operator plus a pointwise reaction), a well-conditioned one up
 to `RosenbrockStepper.dense_eig_max` unknowns; otherwise Krylov runs on the formed
