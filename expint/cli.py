@@ -193,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (commands.UsageError, ValueError) as exc:
-        prog = f"expint {args.command}"
-        sys.stderr.write(f"{prog}: error: {exc}\n")
+        sys.stderr.write(f"expint {args.command}: error: {exc}\n")
         return 2
+    except commands.RunFailed as exc:  # the input was fine; the computation failed
+        sys.stderr.write(f"expint {args.command}: failed: {exc}\n")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -366,6 +366,28 @@ def test_ensemble_bad_input(tmp_path, capsys):
     assert "unknown statistics ['median']" in capsys.readouterr().err
 
 
+def test_an_ensemble_that_blows_up_fails_without_a_traceback(tmp_path, capsys):
+    """A member that overflows is a failed run (exit 1, the message naming the members
+    and the step), not a ``RuntimeError`` traceback."""
+    args = [
+        "ensemble",
+        "ks",
+        "--n",
+        "2",
+        "--perturb",
+        "1e300",
+        "--t-end",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
+    with pytest.warns(RuntimeWarning):
+        assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "expint ensemble: failed: members 0–1: the state became non-finite in step 0" in err
+
+
 def test_counter_normal_is_standard_normal_and_independent_of_which_rows_are_drawn():
     from scipy import stats
 

@@ -19,6 +19,11 @@ class UsageError(Exception):
     """Raised by a command for input it refuses; ``expint.cli`` prints it and exits 2."""
 
 
+class RunFailed(Exception):
+    """Raised by a command whose computation failed on valid input (an ensemble member
+    that blew up); ``expint.cli`` prints it without a traceback and exits 1."""
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -45,11 +50,15 @@ def _options(args: argparse.Namespace, *same: str, **renamed: str) -> dict[str, 
 
 
 def _in_group(device: str | None, body: Callable[[], int]) -> int:
+    from .ensemble import EnsembleFailed
+
     created = _dist.init_from_env(device or "cpu")
     try:
         return body()
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         raise UsageError(str(exc)) from None
+    except EnsembleFailed as exc:
+        raise RunFailed(str(exc)) from None
     finally:
         _dist.finish(created)
 

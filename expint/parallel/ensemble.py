@@ -28,7 +28,13 @@ from . import _dist
 from .sampling import counter_normal, item_seed
 from .shards import RunReport, ShardedRun, _positive_int, load_arrays
 
-__all__ = ["STATISTICS", "ensemble_sharded"]
+__all__ = ["STATISTICS", "EnsembleFailed", "ensemble_sharded"]
+
+
+class EnsembleFailed(RuntimeError):
+    """A shard's integration did not reach ``t_end`` (a member blew up); the shards
+    written before it are kept, and a rerun resumes after them."""
+
 
 STATISTICS = {
     "mean": lambda a: a.mean(axis=0),
@@ -120,7 +126,9 @@ def ensemble_sharded(
             y = torch.as_tensor(y, device=device)
         sol = solve(bp.problem, y, (0.0, t_end), scheme=scheme, n_steps=n_steps)
         if not sol.success:
-            raise RuntimeError(f"members {start}–{stop - 1}: {sol.message}")
+            raise EnsembleFailed(
+                f"members {start}–{stop - 1}: {sol.message}; a smaller perturbation or step (dt) may help"
+            )
         final = bp.to_physical(sol.y[-1])
         return {"final": final.detach().cpu().numpy() if hasattr(final, "detach") else np.asarray(final)}
 
