@@ -402,7 +402,7 @@ def solve(
             t0,
             tf,
             t_eval,
-            Tolerances.check(rtol, atol, y0.shape[-1], error_norm),
+            Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0),
             _step_bound(first_step, "first_step", tf - t0),
             _step_bound(max_step, "max_step", tf - t0),
             max_steps,

@@ -383,6 +383,25 @@ def test_tolerance_proportionality(tolerance_cases, problem, scheme):
         assert scheme.order - 0.6 < order < scheme.order + 0.8, (order, steps)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_rtol_below_a_single_precision_states_roundoff_is_refused(dtype):
+    """A float32 state cannot meet rtol 1e-10: Kuramoto–Sivashinsky in complex64 took
+    1e5 steps and stopped short of t_end (error/rtol was 7.8 at rtol 1e-7, 43 at 3e-8).
+    rtol must be at least the state's unit roundoff; at 1e-6 the run is as in float64."""
+    ks = problems.kuramoto_sivashinsky(64)
+    y0 = ks.y0.astype(dtype) if dtype is np.complex64 else np.fft.ifft(ks.y0).real.astype(dtype)
+    prob = (
+        ks.problem
+        if dtype is np.complex64
+        else expint.SemilinearProblem(expint.Diagonal([-1.0] * 64), np.sin)
+    )
+    with pytest.raises(ValueError, match=r"below the unit roundoff of the state.s precision \(1.2e-07"):
+        expint.solve(prob, y0, (0.0, 1.0), scheme="krogstad43", rtol=1e-10, atol=1e-10)
+    scale = float(np.abs(y0).max())
+    sol = expint.solve(prob, y0, (0.0, 1.0), scheme="krogstad43", rtol=1e-6, atol=1e-6 * scale)
+    assert sol.success and sol.y.dtype == dtype
+
+
 @pytest.mark.slow
 def test_max_error_norm_holds_every_entry_to_the_tolerance():
     """A small-amplitude Kuramoto–Sivashinsky state on 1024 modes: the error sits in the
