@@ -360,11 +360,10 @@ class RosenbrockStepper:
     def _dense_jacobian_of_n(self, t: float, u: Any, view: _RealView, m: int) -> Any:
         """``∂N/∂u`` at ``(t, u)`` as an ``(m, m)`` matrix on the real view, or ``None``
         (a large state: products only).  Columns from the problem's ``jvp``; else, for a
-        real tensor, by ``torch.func.jacfwd``; else (numpy) by central differences: their
-        error, ~ε^{2/3} instead of the forward difference's ~ε^{1/2}, is what lets the
-        defects ``D_j`` stay second order down to tolerances near 1e-10 (a Jacobian error
-        δ adds ``δ·(U_j − u_n)`` to them).  A complex tensor without ``jvp`` gets ``None``
-        (``N`` is only real-differentiable: forward differences per product)."""
+        tensor, by ``torch.func.jacfwd`` (`_torch_jacobian_of_n`); else (numpy) by central
+        differences: their error, ~ε^{2/3} instead of the forward difference's ~ε^{1/2},
+        is what lets the defects ``D_j`` stay second order down to tolerances near 1e-10
+        (a Jacobian error δ adds ``δ·(U_j − u_n)`` to them)."""
         torch_state = is_torch_array(u)
         if m > self.dense_max or not (torch_state or isinstance(u, np.ndarray)) or not all_finite(u):
             return None
