@@ -6,7 +6,7 @@ written atomically with the configuration hash, and a rerun skips finished work.
 ``docs/scale.md``.
 """
 
-from .ensemble import STATISTICS, ensemble_sharded
+from .ensemble import STATISTICS, EnsembleFailed, ensemble_sharded
 from .sampling import (
     ModelSpec,
     counter_normal,
@@ -21,6 +21,7 @@ from .shards import MANIFEST, RunReport, ShardedRun, load_arrays, load_samples
 __all__ = [
     "MANIFEST",
     "STATISTICS",
+    "EnsembleFailed",
     "ModelSpec",
     "RunReport",
     "ShardedRun",
