@@ -92,6 +92,7 @@ def time_grid(
     shorter last step.  Uniform grids are built as ``t0 + (t_end - t0) i / n`` so they do
     not accumulate rounding.
     """
+    t0, tf = _check_span((t0, tf))
     given = [name for name, v in (("dt", dt), ("n_steps", n_steps), ("ts", ts)) if v is not None]
     if len(given) != 1:
         raise ValueError(f"pass exactly one of dt, n_steps or ts (got {', '.join(given) or 'none'})")

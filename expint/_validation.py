@@ -57,3 +57,38 @@ def check_square(a: Any, *, name: str = "A") -> int:
     if len(shape) < 2 or shape[-1] != shape[-2]:
         raise ValueError(f"{name} must be a square matrix of shape (..., n, n), got shape {shape}")
     return shape[-1]
+
+
+def check_integer(value: Any, *, name: str) -> int:
+    """A Python or numpy integer (not a bool) as an ``int``: seeds, offsets, indices.
+    Range checks are the caller's (`check_count` for counts)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def check_device(device: Any, *, name: str = "device") -> Any:
+    """``device`` as a ``torch.device`` that this machine can allocate on; a
+    ``ValueError`` naming ``name`` otherwise.  Torch itself would answer a misspelt
+    name with a ``RuntimeError`` listing every backend, and a missing GPU with an
+    ``AssertionError``, only at the first tensor moved there."""
+    import torch
+
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise TypeError(
+            f"{name} must be a torch device or its name ('cpu', 'cuda', 'cuda:1'), got {device!r}"
+        )
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"{name} {device!r} is not a torch device; use e.g. 'cpu', 'cuda' or 'cuda:1'"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name} {device!r}: no CUDA device is available on this machine")
+    try:
+        torch.empty(0, device=dev)
+    except Exception as exc:  # a backend this build lacks, a GPU index past the last
+        first = (str(exc).split(". ")[0] or type(exc).__name__)[:200]
+        raise ValueError(f"{name} {device!r} cannot be used on this machine: {first}") from None
+    return dev

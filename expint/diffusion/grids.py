@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_count, check_integer
 from .schedules import DiscreteVP, Schedule
 
 KINDS = ("auto", "uniform", "quadratic", "power", "tempered", "logsnr", "karras")
@@ -41,16 +42,32 @@ SPACINGS = ("leading", "trailing", "linspace")
 def diffusers_timesteps(n_train: int, n_steps: int, spacing: str, steps_offset: int = 0) -> np.ndarray:
     """Integer timesteps as diffusers' ``DDIMScheduler`` spaces them (decreasing,
     length ``n_steps``).  (The multistep schedulers use other conventions for
-    "linspace" and "leading"; take their ``timesteps`` directly to compare with them.)"""
+    "linspace" and "leading"; take their ``timesteps`` directly to compare with them.)
+    ``steps_offset`` shifts the "leading" timesteps only, as in diffusers."""
+    n_train = check_count(n_train, name="n_train")
+    n_steps = check_count(n_steps, name="n_steps")
+    steps_offset = check_integer(steps_offset, name="steps_offset")
+    if n_steps > n_train:
+        raise ValueError(
+            f"n_steps = {n_steps} is more than the model's {n_train} training timesteps "
+            "(some timesteps would repeat); use at most n_train steps"
+        )
     if spacing == "linspace":
-        return np.linspace(0, n_train - 1, n_steps).round()[::-1].astype(np.int64)
-    if spacing == "leading":
+        out = np.linspace(0, n_train - 1, n_steps).round()[::-1].astype(np.int64)
+    elif spacing == "leading":
         ratio = n_train // n_steps
-        return (np.arange(0, n_steps) * ratio).round()[::-1].astype(np.int64) + steps_offset
-    if spacing == "trailing":
+        out = (np.arange(0, n_steps) * ratio).round()[::-1].astype(np.int64) + steps_offset
+    elif spacing == "trailing":
         stride = n_train / n_steps
-        return np.arange(n_train, 0, -stride).round().astype(np.int64) - 1
-    raise ValueError(f"unknown spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
+        out = np.arange(n_train, 0, -stride).round().astype(np.int64) - 1
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
+    if out.min() < 0 or out.max() > n_train - 1:
+        raise ValueError(
+            f"steps_offset = {steps_offset} moves the {spacing!r} timesteps to [{out.min()}, {out.max()}], "
+            f"outside the training range [0, {n_train - 1}]"
+        )
+    return out
 
 
 def grid(
@@ -251,7 +268,10 @@ def _distinct_timesteps(ts: np.ndarray, rounding: str, n_train: int) -> np.ndarr
 def check_grid(schedule: Schedule, ts: Any, name: str = "ts") -> np.ndarray:
     """Validate a grid (1-D or per-sample 2-D): finite, in the domain, strictly
     decreasing, at least one step."""
-    ts = np.asarray(ts.detach().cpu().numpy() if hasattr(ts, "detach") else ts, dtype=np.float64)
+    try:
+        ts = np.asarray(ts.detach().cpu().numpy() if hasattr(ts, "detach") else ts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of times (real numbers), got {type(ts).__name__}") from None
     if ts.ndim not in (1, 2) or ts.shape[-1] < 2:
         raise ValueError(f"{name} must have shape (n_steps + 1,) or (batch, n_steps + 1) with n_steps >= 1")
     schedule.check_times(ts, name)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_integer
+
 __all__ = ["frechet_distance", "gaussian_stats", "rmse", "split_half_frechet"]
 
 
@@ -61,7 +63,9 @@ def split_half_frechet(x: Any, seed: int = 0) -> float:
     """Fréchet distance between two random disjoint halves of ``x``: the sampling noise
     floor of the metric at half the sample size."""
     arr = _rows(x, "x")
-    perm = np.random.default_rng(seed).permutation(arr.shape[0])
+    if arr.shape[0] < 4:
+        raise ValueError(f"x must have at least 4 samples (2 per half), got {arr.shape[0]}")
+    perm = np.random.default_rng(check_integer(seed, name="seed")).permutation(arr.shape[0])
     half = arr.shape[0] // 2
     return frechet_distance(arr[perm[:half]], arr[perm[half : 2 * half]])
 

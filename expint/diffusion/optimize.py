@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import all_finite
+from .._validation import check_count, check_integer, check_real
 from .grids import grid as make_grid
 from .methods import DEFAULT_METHOD, RhoRK, get_method
 from .metrics import rmse
 from .models import check_prediction
-from .sampler import Sampler
+from .sampler import Sampler, check_prior_mean, check_start
 from .schedules import Schedule
 
 __all__ = ["grid_from_logits", "logits_from_grid", "optimize_grid"]
@@ -183,6 +185,17 @@ def optimize_grid(
         raise ValueError(f"nfe must be a positive integer, got {nfe!r}")
     if isinstance(max_evals, bool) or not isinstance(max_evals, (int, np.integer)) or max_evals < 1:
         raise ValueError(f"max_evals must be a positive integer, got {max_evals!r}")
+    batch = check_count(batch, name="batch")
+    seed = check_integer(seed, name="seed")
+    reference_rtol = check_real(reference_rtol, name="reference_rtol")
+    if not 0 < reference_rtol < 1:
+        raise ValueError(f"reference_rtol must be a tolerance in (0, 1), got {reference_rtol!r}")
+    check_prior_mean(prior_mean)
+    for value, name in ((x_T, "x_T"), (reference, "reference")):
+        if value is not None:
+            check_start(value, name)
+            if not all_finite(value):
+                raise ValueError(f"{name} must be finite (it contains NaN or inf)")
     method = get_method(DEFAULT_METHOD if method is None else method)
     prediction = check_prediction(prediction)
     n = _steps(method, int(nfe))

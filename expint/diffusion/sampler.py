@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import Array, is_torch_array
+from .._validation import check_real
 from ._compile import Program, compile_plans, undefined_start
 from .grids import check_grid
 from .methods import DEFAULT_METHOD, Method, get_method
@@ -102,7 +103,7 @@ class Sampler:
         self.degrees = [step.degree for step in plans[0].steps]
         self._device_cache: dict = {}
         self.prior_from = _check_prior_from(schedule, prior_from, rows[:, 0])
-        self.prior_mean = prior_mean
+        self.prior_mean = check_prior_mean(prior_mean)
 
     @property
     def stages_per_step(self) -> list[int]:
@@ -226,7 +227,7 @@ class Sampler:
                     x if stage.x_slot is None else _combine(views[stage.x_slot], x, stage.terms, views, preds)
                 )
                 out = yield xs, times[stage.time]
-                _check_output(out, xs, i)
+                check_output(out, xs, i)
                 last_in, last_t = xs, stage.time
                 if stage.conversion is None:
                     # the history holds model outputs as returned: one that changed since
@@ -295,7 +296,7 @@ def check_start(x: Any, name: str) -> None:
         raise ValueError(f"{name} must have a leading batch axis")
 
 
-def _check_output(out: Any, xs: Any, step: int) -> None:
+def check_output(out: Any, xs: Any, step: int) -> None:
     if not is_torch_array(out):
         raise TypeError(
             f"step {step}: model returned {type(out).__module__}.{type(out).__name__}; it must return a "
@@ -361,8 +362,16 @@ def prior_flow(schedule: Schedule, x: Any, t_from: float, t_to: Any, mean: Any =
 
     if not is_torch_array(x):
         raise TypeError("x must be a torch tensor")
-    t_to = np.asarray(t_to, dtype=np.float64).reshape(-1)
-    t_from_arr = np.full(1, float(t_from))
+    t_from_arr = np.full(1, check_real(t_from, name="t_from"))
+    schedule.check_times(t_from_arr, "t_from")
+    try:
+        t_to = np.asarray(t_to, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_to must be a time or an array of times, got {t_to!r}") from None
+    schedule.check_times(t_to, "t_to")
+    if t_to.size not in (1, x.shape[0]):
+        raise ValueError(f"t_to must be one time or one per sample ({x.shape[0]}), got {t_to.size} times")
+    mean = check_prior_mean(mean, tuple(x.shape), name="mean")
     a_s, s_s = schedule.alpha(t_from_arr), schedule.sigma(t_from_arr)
     a_t, s_t = schedule.alpha(t_to), schedule.sigma(t_to)
     if not np.all(s_s > 0):
@@ -377,6 +386,39 @@ def prior_flow(schedule: Schedule, x: Any, t_from: float, t_to: Any, mean: Any =
         m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
         out = out + torch.as_tensor(shift, dtype=real, device=x.device).reshape(shape) * m
     return out
+
+
+def check_prior_mean(mean: Any, shape: tuple[int, ...] | None = None, name: str = "prior_mean") -> Any:
+    """``mean`` unchanged if it is a finite number, tensor or array (broadcasting against
+    a batch of ``shape`` when given); a ``TypeError``/``ValueError`` naming
+    ``name`` otherwise: a NaN mean would turn every sample into NaN without a
+    model call."""
+    if isinstance(mean, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number or a tensor, got {mean!r}")
+    if isinstance(mean, (int, float, np.integer, np.floating)):  # the common case, no torch needed
+        if not np.isfinite(mean):
+            raise ValueError(f"{name} must be finite, got {mean!r}")
+        return mean
+    import torch
+
+    try:
+        values = torch.as_tensor(mean)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number or a tensor, got {type(mean).__name__}") from None
+    if not (values.is_floating_point() or values.is_complex() or values.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{name} must be a number or a tensor, got dtype {values.dtype}")
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+    if shape is not None:
+        try:
+            ok = torch.broadcast_shapes(tuple(values.shape), shape) == torch.Size(shape)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{name} of shape {tuple(values.shape)} does not broadcast to the samples' shape {shape}"
+            )
+    return mean
 
 
 def _check_prior_from(schedule: Schedule, prior_from: Any, firsts: np.ndarray) -> float | None:

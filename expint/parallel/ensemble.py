@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from .. import problems
+from .._schemes._catalog import get as get_scheme
 from .._solve import solve
+from .._validation import check_device, check_integer
 from . import _dist
 from .sampling import counter_normal, item_seed
 from .shards import RunReport, ShardedRun, _positive_int, load_arrays
@@ -86,20 +88,26 @@ def ensemble_sharded(
     scheme, dt :
         Scheme name and step size (default: the problem's literature step); the
         interval is split into ``ceil(t_end / dt)`` equal steps.
-    statistics : tuple of str
+    statistics : tuple of str, or str
         Statistics over members of the final physical field written to
-        ``stats.npz`` by rank 0: any of ``mean``, ``std``, ``min``, ``max``.
+        ``stats.npz`` by rank 0: any of ``mean``, ``std``, ``min``, ``max`` (one name
+        may be passed as a string).
     device : optional
         ``None`` integrates numpy arrays; a torch device (``"cpu"``, ``"cuda"``)
         integrates torch tensors there.
     """
     if problem not in problems.PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(problems.PROBLEMS)}")
+    if isinstance(statistics, str):  # one name, not its letters
+        statistics = (statistics,)
     unknown = [s for s in statistics if s not in STATISTICS]
     if unknown:
         raise ValueError(f"unknown statistics {unknown}; valid: {', '.join(STATISTICS)}")
     n = _positive_int(n, "n")
     perturb = _finite_positive(perturb, "perturb", allow_zero=True)
+    scheme = get_scheme(scheme).name  # unknown names fail here, not in the first shard
+    seed = check_integer(seed, name="seed")
+    device = None if device is None else check_device(device)
     bp = problems.PROBLEMS[problem]()
     t_end = bp.t_span[1] if t_end is None else _finite_positive(t_end, "t_end")
     dt = bp.dt if dt is None else _finite_positive(dt, "dt")
@@ -110,7 +118,7 @@ def ensemble_sharded(
         "t_end": t_end,
         "scheme": scheme,
         "n_steps": n_steps,
-        "seed": int(seed),
+        "seed": seed,
         "device": "numpy" if device is None else "torch",
     }
     run = ShardedRun(out, n, batch_size, config, kind="members")

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_count, check_device, check_integer, check_real
 from ..diffusion.grids import grid
 from ..diffusion.methods import DEFAULT_METHOD, RhoRK, get_method
 from ..diffusion.models import check_prediction
-from ..diffusion.sampler import Sampler
+from ..diffusion.sampler import Sampler, check_output
 from ..diffusion.schedules import Schedule
 from .shards import RunReport, ShardedRun, _positive_int
 
@@ -74,13 +75,11 @@ def _check_spec(value: Any, where: str) -> ModelSpec:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: the prediction type (item 2): {exc}") from None
     try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        shape = ()
-    if not shape or any(s < 1 for s in shape):
+        shape = _sample_shape(shape)
+    except ValueError:
         raise ValueError(
             f"{where}: the sample shape (item 3) must be a tuple of positive ints, got {value[3]!r}"
-        )
+        ) from None
     return ModelSpec(model, schedule, prediction, shape, str(name))
 
 
@@ -90,6 +89,12 @@ def resolve_model(spec: Any) -> ModelSpec:
     with ``as_tuple()``), from the name of a shipped model (``"digits_eps"``), or from
     such a tuple directly."""
     if not isinstance(spec, str):
+        if not (hasattr(spec, "as_tuple") or isinstance(spec, (tuple, list))):
+            raise TypeError(
+                "model must be 'pkg.module:factory', a shipped model's name, a "
+                f"(model, schedule, prediction, sample_shape) tuple or an object with as_tuple(), "
+                f"got {type(spec).__name__}"
+            )
         return _check_spec(spec, "the model")
     from ..diffusion import pretrained
 
@@ -128,10 +133,18 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 
 def item_seed(seed: int, index: Any) -> np.ndarray:
-    """The 64-bit key of item(s) ``index`` under run seed ``seed``."""
-    base = _mix(np.array([int(seed) % 2**64], dtype=np.uint64))
-    idx = np.asarray(index, dtype=np.uint64) + np.uint64(1)
-    return _mix(base + idx * _GAMMA)
+    """The 64-bit key of item(s) ``index`` (non-negative integers) under run seed
+    ``seed`` (any integer; taken modulo 2⁶⁴)."""
+    seed = check_integer(seed, name="seed")
+    base = _mix(np.array([seed % 2**64], dtype=np.uint64))
+    raw = np.asarray(index)
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        raise TypeError(f"index must be a non-negative integer or an array of them, got dtype {raw.dtype}")
+    if raw.size and np.issubdtype(raw.dtype, np.signedinteger) and raw.min() < 0:
+        raise ValueError(f"index must be non-negative, got {raw.min()}")
+    idx = raw.astype(np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):  # arithmetic modulo 2⁶⁴ is the point
+        return _mix(base + idx * _GAMMA)
 
 
 def counter_normal(keys: np.ndarray, size: int) -> np.ndarray:
@@ -144,6 +157,12 @@ def counter_normal(keys: np.ndarray, size: int) -> np.ndarray:
     operations rather than a generator per sample, and the numbers do not depend on
     which rows are drawn together.
     """
+    size = check_count(size, name="size", minimum=0)
+    keys = np.asarray(keys)
+    if keys.ndim != 1 or (keys.size and not np.issubdtype(keys.dtype, np.integer)):
+        raise TypeError(
+            f"keys must be a 1-D array of integer keys (item_seed's), got {keys.dtype} of shape {keys.shape}"
+        )
     pairs = (size + 1) // 2
     j = np.arange(1, 2 * pairs + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -163,14 +182,30 @@ def initial_noise(
     depends on ``(seed, i)`` only (`counter_normal`)."""
     import torch
 
+    t_start = check_real(t_start, name="t_start")
+    schedule.check_times(np.array([t_start]), "t_start")
+    start = check_count(start, name="start", minimum=0)
+    stop = check_count(stop, name="stop", minimum=start)
+    shape = _sample_shape(shape)
     scale = math.hypot(float(schedule.alpha(np.float64(t_start))), float(schedule.sigma(np.float64(t_start))))
     noise = counter_normal(item_seed(seed, np.arange(start, stop)), math.prod(shape)) * scale
     return torch.from_numpy(noise.astype(np.float32)).reshape(stop - start, *shape)
 
 
+def _sample_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape
+    ):
+        raise ValueError(f"shape must be a tuple of positive ints (one sample's shape), got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
 def steps_for_nfe(method: Any, nfe: int) -> int:
     """Grid steps (ending at σ = 0) that cost ``nfe`` model calls (fewer for a Runge–Kutta
     method whose stiff steps fall back to one Euler call)."""
+    nfe = _positive_int(nfe, "nfe")
     m = get_method(method)
     if not isinstance(m, RhoRK):
         return nfe
@@ -192,7 +227,23 @@ def _fingerprint(spec: ModelSpec, t: float, device: Any, dtype: Any) -> float:
     t_batch = torch.full((2,), t, dtype=dtype, device=device)
     with torch.no_grad():
         out = spec.model(x, t_batch)
+    check_output(out, x, 0)
     return float(f"{float(out.double().sum()):.6g}")
+
+
+def _float_dtype(dtype: Any) -> Any:
+    """``None`` (float32), a floating torch dtype, or its name (``"float64"``)."""
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(
+            f"dtype must be a floating-point torch dtype (torch.float32, 'float64'), got {dtype!r}"
+        )
+    return dtype
 
 
 def sample_sharded(
@@ -227,20 +278,20 @@ def sample_sharded(
     seed : int
         Sample ``i`` starts from noise seeded by ``(seed, i)``.
     device, dtype :
-        Where and in what precision to sample (default float32); the noise is drawn
-        on the CPU in float32 and moved.
+        Where and in what precision to sample (a torch device or its name; a floating
+        torch dtype or its name, default float32); the noise is drawn on the CPU in
+        float32 and moved.
 
     Returns
     -------
     RunReport
         Read the samples with `expint.parallel.load_samples`.
     """
-    import torch
-
-    dtype = torch.float32 if dtype is None else dtype
     n = _positive_int(n, "n")
     nfe = _positive_int(nfe, "nfe")
-    seed = int(seed)
+    seed = check_integer(seed, name="seed")
+    device = check_device(device)
+    dtype = _float_dtype(dtype)
     spec = resolve_model(model)
     sched = spec.schedule
     meth = get_method(method)
