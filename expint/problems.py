@@ -164,6 +164,7 @@ def burgers(n: int = 128, viscosity: float = 0.03) -> BuiltinProblem:
     r"""Viscous Burgers $u_t = λ u_{xx} − ½(u²)_x$ on [−π, π), periodic, λ = 0.03,
     ``u0 = exp(−10 sin²(x/2))``, ``L = −λk²``, ``t ∈ [0, 1]``."""
     _check_size(n, "n", even=True)
+    viscosity = _check_positive(viscosity, "viscosity")
     x = 2 * np.pi * np.arange(n) / n - np.pi
     k = np.fft.fftfreq(n, 1.0 / n)
     k[n // 2] = 0.0  # the Nyquist mode of an odd derivative is zeroed
@@ -182,6 +183,7 @@ def kdv(n: int = 256, a: float = 25.0, b: float = 16.0) -> BuiltinProblem:
     ``t ∈ [0, 0.006]`` and ``h = 0.4/N²`` as in Kassam–Trefethen.
     """
     _check_size(n, "n", even=True)
+    a, b = _check_positive(a, "a"), _check_positive(b, "b")
     x = 2 * np.pi * np.arange(n) / n - np.pi
     k = np.fft.fftfreq(n, 1.0 / n)
     k[n // 2] = 0.0
@@ -204,10 +206,8 @@ def nls(n: int = 512, length: float = 60.0, amplitude: float = 1.0) -> BuiltinPr
     ``t ∈ [0, π]``.
     """
     _check_size(n, "n", even=True)
-    if not (isinstance(amplitude, (int, float)) and math.isfinite(amplitude) and amplitude > 0):
-        raise ValueError(f"amplitude must be a positive number, got {amplitude!r}")
-    if not (isinstance(length, (int, float)) and math.isfinite(length) and length > 0):
-        raise ValueError(f"length must be a positive number, got {length!r}")
+    amplitude = _check_positive(amplitude, "amplitude")
+    length = _check_positive(length, "length")
     x = length * (np.arange(n) / n - 0.5)
     k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
 
@@ -264,6 +264,7 @@ def allen_cahn(n: int = 20, eps: float = 0.01) -> BuiltinProblem:
     ``h = 1/4``.  Kassam–Trefethen integrate to ``t = 70`` (metastable); error studies
     use ``T ≈ 20``.
     """
+    eps = _check_positive(eps, "eps")
     x, d = chebyshev(n)
     d2 = (d @ d)[1:-1, 1:-1]
     xi = x[1:-1]
@@ -346,6 +347,9 @@ def gray_scott(
     the centre.
     """
     _check_size(n, "n", even=True)
+    length, du, dv = (_check_positive(v, name) for v, name in ((length, "length"), (du, "du"), (dv, "dv")))
+    alpha = _check_positive(alpha, "alpha", allow_zero=True)
+    beta = _check_positive(beta, "beta", allow_zero=True)
     if variant not in ("fourier", "fd"):
         raise ValueError(f"variant must be 'fourier' or 'fd', got {variant!r}")
     xs = length * np.arange(n) / n
@@ -446,6 +450,7 @@ def allen_cahn_2d(n: int = 256, diffusion: float = 0.01, variant: str = "fourier
     ``t ∈ [0, 10]``.  ``D = 0.01`` and ``n = 256`` give ``‖L‖ ≈ 330`` (Fourier).
     """
     _check_size(n, "n", even=True)
+    diffusion = _check_positive(diffusion, "diffusion")
     if variant not in ("fourier", "fd"):
         raise ValueError(f"variant must be 'fourier' or 'fd', got {variant!r}")
     h = 2 * np.pi / n
@@ -560,6 +565,17 @@ ALIASES: dict[str, str] = {"ks": "kuramoto_sivashinsky", "ho": "hochbruck_osterm
 def canonical_name(name: str) -> str:
     """The `PROBLEMS` key for ``name`` or one of its `ALIASES` (other names unchanged)."""
     return ALIASES.get(name, name)
+
+
+def _check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """A physical parameter: a finite real number, positive (or ≥ 0).  A negative
+    diffusion coefficient makes the problem ill posed (its linear part grows like
+    e^{|D|k²t}), so it is refused rather than integrated into a blow-up."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "≥ 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
 
 
 def _check_size(n: Any, name: str, *, even: bool = False, minimum: int = 2) -> None:

@@ -147,6 +147,27 @@ def test_bad_sizes(factory, kwargs, match):
         factory(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("factory", "kwargs"),
+    [  # each was accepted (a negative diffusion: an ill-posed problem that blows up) or
+        # ended in a ZeroDivisionError / an error naming the operator's `d`
+        (problems.burgers, {"viscosity": -0.1}),
+        (problems.burgers, {"viscosity": float("nan")}),
+        (problems.kdv, {"a": -1.0}),
+        (problems.allen_cahn, {"eps": 0.0}),
+        (problems.allen_cahn_2d, {"n": 8, "diffusion": float("nan")}),
+        (problems.gray_scott, {"n": 8, "length": 0.0}),
+        (problems.gray_scott, {"n": 8, "du": -1e-5}),
+        (problems.gray_scott, {"n": 8, "beta": float("inf")}),
+        (problems.nls, {"n": 8, "amplitude": True}),
+    ],
+)
+def test_bad_physical_parameters_are_named(factory, kwargs):
+    (name,) = (k for k in kwargs if k != "n")
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+        factory(**kwargs)
+
+
 def test_chebyshev_differentiates_polynomials_exactly():
     x, d = problems.chebyshev(12)
     np.testing.assert_allclose(d @ x**5, 5 * x**4, atol=1e-11)
