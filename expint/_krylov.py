@@ -102,6 +102,7 @@ from ._chebyshev import (
     spectral_interval,
 )
 from ._phi import phi_all
+from ._validation import check_krylov_options
 
 __all__ = ["KrylovInfo", "PhivResult", "phiv"]
 
@@ -445,10 +446,7 @@ def phiv(
     real = (int, float, np.floating, np.integer)
     if isinstance(t, bool) or not (isinstance(t, real) and math.isfinite(float(t))):
         raise ValueError(f"t must be a finite real number, got {t!r}")
-    if isinstance(tol, bool) or not (isinstance(tol, real) and 0 < tol < 1):
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if m is not None and (isinstance(m, bool) or not (isinstance(m, (int, np.integer)) and m >= 1)):
-        raise ValueError(f"m must be a positive integer, got {m!r}")
+    check_krylov_options(tol, m)
     if hermitian is not None and not isinstance(hermitian, bool):
         raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
     if isinstance(max_substeps, bool) or not (

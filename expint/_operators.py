@@ -49,7 +49,7 @@ from ._chebyshev import chebyshev_coefficients, check_spectrum, shifted_csr, spe
 from ._interp import gauss_legendre
 from ._krylov import PHIV_METHODS, KrylovInfo, NonFinite, _check_product, phiv
 from ._phi import phi_all_unchecked, phi_matrix_all
-from ._validation import check_finite, check_square
+from ._validation import check_finite, check_krylov_options, check_real, check_square
 
 __all__ = [
     "Dense",
@@ -737,6 +737,7 @@ class MatrixFree(LinearOperatorBase):
         self.n = int(n)
         if not isinstance(hermitian, bool):
             raise TypeError(f"hermitian must be True or False, got {hermitian!r}")
+        check_krylov_options(tol, m)
         self.tol = tol
         self.m = m
         self.hermitian = hermitian
@@ -949,10 +950,13 @@ class ScalarTime(EvaluatedOperator):
         for name, f in (("rate", rate), ("integral", integral)):
             if isinstance(f, type) or not callable(f):
                 raise TypeError(f"{name} must be a callable (an instance, not a class)")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise ValueError(f"n must be a positive integer or None (any size), got {n!r}")
         self.rate = rate
         self.integral = integral
-        self.n = n if n is not None else -1
+        self.n = int(n) if n is not None else -1
         self.dtype = np.float64
+        self._rate_checked = False
 
     def check_state(self, y: Any, *, name: str = "y0") -> None:
         if self.n >= 0:
@@ -961,20 +965,66 @@ class ScalarTime(EvaluatedOperator):
     def apply(self, y: Any, t: float | None = None) -> Any:
         if t is None:
             raise ValueError("ScalarTime.apply needs the time t")
-        return y * float(self.rate(t))
+        rate = check_real(self.rate(t), name="ScalarTime's rate(t)")
+        if not math.isfinite(rate):
+            raise ValueError(f"ScalarTime's rate(t) is not finite at t = {t:g}")
+        return y * rate
 
     def _integral(self, s: np.ndarray, t: float) -> np.ndarray:
+        """``integral(s, t)`` for an array ``s``: one vectorised call if the callable
+        takes arrays, else one call per entry; real and finite, or a ``ValueError``
+        naming ``integral`` (a NaN would otherwise surface as an integer conversion
+        error, and a complex value would lose its imaginary part)."""
+        out = None
         try:
-            out = np.asarray(self.integral(s, t), dtype=float)
-            if out.shape == s.shape:
-                return out
-        except Exception:
+            arr = np.asarray(self.integral(s, t))
+            if arr.shape == s.shape and arr.dtype.kind in "fiuc":
+                out = arr
+        except Exception:  # a callable written for scalars: fall back to one call per entry
             pass
-        return np.array([float(self.integral(float(si), t)) for si in s.ravel()]).reshape(s.shape)
+        if out is None:
+            try:
+                out = np.array([complex(self.integral(float(si), t)) for si in s.ravel()]).reshape(s.shape)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    "ScalarTime's integral(s, t) must return a real number (or an array like s); "
+                    f"got {type(self.integral(float(s.ravel()[0]), t)).__name__}"
+                ) from None
+        if np.iscomplexobj(out):
+            if np.any(out.imag != 0):
+                raise TypeError(
+                    "ScalarTime's integral(s, t) returned a complex value: ScalarTime is for a real "
+                    "rate a(t); use Diagonal or Dense for a complex linear part"
+                )
+            out = out.real
+        out = out.astype(float)
+        if not np.all(np.isfinite(out)):
+            raise ValueError(
+                f"ScalarTime's integral(s, t) is not finite between s = {float(s.ravel()[0]):g} and t = {t:g}"
+            )
+        return out
+
+    def _check_rate(self, t: float, h: float) -> None:
+        """Once per operator: ``integral(t, t + δ)/δ`` against ``rate(t + δ/2)``.  A
+        swapped sign or argument order in either callable gives a solution that is
+        silently wrong for schemes that use only the integral and right for those that
+        use the rate (the Rosenbrock pairs); this catches it on the first step."""
+        self._rate_checked = True
+        delta = 1e-4 * h
+        mean = float(self._integral(np.array([t]), t + delta)[0]) / delta
+        mid = check_real(self.rate(t + delta / 2), name="ScalarTime's rate(t)")
+        if abs(mean - mid) > 1e-3 * (abs(mid) + 1.0 / abs(h)):
+            raise ValueError(
+                f"ScalarTime: integral(s, t) is not the integral of rate from s to t near t = {t:g}: "
+                f"integral(t, t + δ)/δ = {mean:.6g} but rate(t + δ/2) = {mid:.6g} (δ = {delta:.3g}); "
+                "check the sign and the order of integral's arguments"
+            )
 
     def _coefficients(self, h: float, c: float, kmax: int, t: float | None) -> Any:
         if t is None:
             raise ValueError("ScalarTime coefficients need the step's start time t")
+        if not self._rate_checked and h != 0:
+            self._check_rate(t, h)
         self.phi_evaluations += 1
         t_end = t + c * h
         total = float(self._integral(np.array([t]), t_end)[0])

@@ -92,3 +92,13 @@ def check_device(device: Any, *, name: str = "device") -> Any:
         first = (str(exc).split(". ")[0] or type(exc).__name__)[:200]
         raise ValueError(f"{name} {device!r} cannot be used on this machine: {first}") from None
     return dev
+
+
+def check_krylov_options(tol: Any, m: Any) -> None:
+    """Krylov tolerance in (0, 1) and basis size (a positive integer or None), named
+    ``tol`` and ``m`` as in `expint.phiv` and `expint.MatrixFree`."""
+    if isinstance(tol, (bool, np.bool_)) or not (isinstance(tol, numbers.Real) and 0 < tol < 1):
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    bad_m = isinstance(m, (bool, np.bool_)) or not (isinstance(m, numbers.Integral) and m >= 1)
+    if m is not None and bad_m:
+        raise ValueError(f"m must be a positive integer, got {m!r}")

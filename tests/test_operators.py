@@ -112,11 +112,50 @@ def test_state_size_check():
         (lambda: expint.MatrixFree(3, 4), TypeError, "callable"),
         (lambda: expint.MatrixFree(lambda v: v, 0), ValueError, "positive integer"),
         (lambda: expint.ScalarTime(1.0, lambda s, t: 0), TypeError, "rate must be a callable"),
+        # the next four were accepted at construction (MatrixFree: refused only by phiv, mid-solve)
+        (lambda: expint.MatrixFree(lambda v: v, 3, tol=0.0), ValueError, "tol must be a number in"),
+        (lambda: expint.MatrixFree(lambda v: v, 3, tol=float("nan")), ValueError, "tol must be"),
+        (lambda: expint.MatrixFree(lambda v: v, 3, m=0), ValueError, "m must be a positive integer"),
+        (lambda: expint.ScalarTime(lambda t: 1.0, lambda s, t: t - s, n=0), ValueError, "n must be"),
     ],
 )
 def test_bad_construction(factory, exc, match):
     with pytest.raises(exc, match=match):
         factory()
+
+
+def _scalar_time_solve(rate, integral):
+    prob = expint.SemilinearProblem(expint.ScalarTime(rate, integral), lambda t, y: -(y**3))
+    return expint.solve(prob, np.ones(3), (0.0, 1.0), scheme="etdrk4", n_steps=4)
+
+
+@pytest.mark.parametrize(
+    ("integral", "exc", "match"),
+    [
+        # a sign error gave a silently wrong solution for the schemes that use only the
+        # integral (the Rosenbrock pairs, which use the rate, got another one)
+        (lambda s, t: t - s, ValueError, "not the integral of rate"),
+        (lambda s, t: s - t + 0 * s, None, None),  # the right one, as a check of the check
+        # a NaN gave "cannot convert float NaN to integer"
+        (lambda s, t: float("nan"), ValueError, "integral.*not finite"),
+        # a complex value lost its imaginary part with only a numpy warning
+        (lambda s, t: (1j - 1) * (t - s), TypeError, "complex value"),
+        (lambda s, t: "x", TypeError, "integral.*must return a real number"),
+    ],
+)
+def test_scalar_time_integral_is_checked_on_the_first_step(integral, exc, match):
+    if exc is None:
+        np.testing.assert_allclose(
+            _scalar_time_solve(lambda t: -1.0, integral).y[-1],
+            expint.solve(
+                expint.SemilinearProblem(expint.Diagonal(-np.ones(3)), lambda t, y: -(y**3)),
+                np.ones(3), (0.0, 1.0), scheme="etdrk4", n_steps=4,
+            ).y[-1],
+            rtol=1e-12,
+        )  # fmt: skip
+        return
+    with pytest.raises(exc, match=match):
+        _scalar_time_solve(lambda t: -1.0, integral)
 
 
 def _laplacian_1d(n):
