@@ -97,8 +97,8 @@ def check_device(device: Any, *, name: str = "device") -> Any:
 def check_krylov_options(tol: Any, m: Any) -> None:
     """Krylov tolerance in (0, 1) and basis size (a positive integer or None), named
     ``tol`` and ``m`` as in `expint.phiv` and `expint.MatrixFree`."""
-    if isinstance(tol, (bool, np.bool_)) or not (isinstance(tol, numbers.Real) and 0 < tol < 1):
+    if isinstance(tol, (bool, np.bool_)) or not (isinstance(tol, numbers.Real) and 0 < float(tol) < 1):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    bad_m = isinstance(m, (bool, np.bool_)) or not (isinstance(m, numbers.Integral) and m >= 1)
+    bad_m = isinstance(m, (bool, np.bool_)) or not (isinstance(m, numbers.Integral) and int(m) >= 1)
     if m is not None and bad_m:
         raise ValueError(f"m must be a positive integer, got {m!r}")
