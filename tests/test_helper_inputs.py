@@ -14,6 +14,8 @@ import torch
 import expint
 from expint import parallel
 from expint.diffusion import (
+    IPNDM,
+    RhoRK,
     Sampler,
     VPLinear,
     check_grid,
@@ -192,6 +194,21 @@ BAD = {
         "steps_offset",
     ),
     "check_grid text": (lambda out: check_grid(SCH, "abc"), TypeError, "ts must be an array of times"),
+    # method constructors: an unknown tableau was a KeyError, negative or NaN
+    # safeguard thresholds were accepted
+    "RhoRK unknown tableau": (lambda out: RhoRK("rk5", "mine"), ValueError, "unknown tableau 'rk5'"),
+    "RhoRK negative max_stiffness": (
+        lambda out: RhoRK("heun", "mine", max_stiffness=-1.0),
+        ValueError,
+        "max_stiffness",
+    ),
+    "IPNDM nan max_disagreement": (lambda out: IPNDM(float("nan")), ValueError, "max_disagreement"),
+    # a callback that is not callable failed at the end of the first step
+    "Sampler callback": (
+        lambda out: Sampler(SCH, grid(SCH, 3, "uniform"), "tab2")(MIX, X, callback=3),
+        TypeError,
+        "callback must be callable",
+    ),
     "time_grid nan end": (
         lambda out: expint.time_grid(0.0, float("nan"), n_steps=3),
         ValueError,

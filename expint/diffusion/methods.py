@@ -118,6 +118,15 @@ class Plan:
 # helpers
 
 
+def _check_limit(key: str, value: Any, low: float) -> None:
+    """A safeguard threshold: a real number ``≥ low`` (not NaN), or ``None`` for off."""
+    ok = value is None or (
+        not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and value >= low
+    )
+    if not ok:
+        raise ValueError(f"{key} must be a number ≥ {low:g} or None, got {value!r}")
+
+
 def _variable(schedule: Schedule, variable: str, t: Any) -> Any:
     if variable == "t":
         return np.asarray(t, dtype=float)
@@ -430,11 +439,7 @@ class ExponentialAdams(Method):
             ("max_disagreement", max_disagreement, 0.0),
             ("max_gap_stiffness", max_gap_stiffness, 0.0),
         ):
-            ok = value is None or (
-                not isinstance(value, bool) and isinstance(value, (int, float)) and value >= low
-            )
-            if not ok:
-                raise ValueError(f"{key} must be a number ≥ {low:g} or None, got {value!r}")
+            _check_limit(key, value, low)
         if isinstance(degree, bool) or not isinstance(degree, int) or not 0 <= degree <= 5:
             raise ValueError(f"degree must be an integer in 0..5, got {degree!r}")
         if variable not in VARIABLES:
@@ -608,6 +613,9 @@ class RhoRK(Method):
     target = "eps"
 
     def __init__(self, tableau: str, name: str, max_stiffness: float | None = 1.0):
+        if tableau not in CLASSICAL:
+            raise ValueError(f"unknown tableau {tableau!r}; valid: {', '.join(CLASSICAL)}")
+        _check_limit("max_stiffness", max_stiffness, 0.0)
         self.tableau = CLASSICAL[tableau]
         self.order = self.tableau.order
         self.name = name
@@ -676,6 +684,7 @@ class IPNDM(Method):
     WEIGHTS = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
 
     def __init__(self, max_disagreement: float | None = 0.6):
+        _check_limit("max_disagreement", max_disagreement, 0.0)
         self.max_disagreement = max_disagreement
 
     def __repr__(self) -> str:

@@ -199,6 +199,8 @@ class Sampler:
         import torch
 
         check_start(x_T, "x_T")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable as callback(info: dict), got {type(callback).__name__}")
         views, times = self._on(x_T)
         if self.prior_from is not None:
             x_T = prior_flow(self.schedule, x_T, self.prior_from, self.ts[..., 0], self.prior_mean)
@@ -318,6 +320,7 @@ def _probe(x: Any, out: Any) -> None:
     does not overflow; a float32 sum overflows only for entries of order 1e32."""
     import torch
 
+    x = x.detach()  # a check, not part of the result: `out=` refuses tensors needing grad
     flat = (torch.view_as_real(x) if x.is_complex() else x).reshape(-1)
     if flat.dtype == out.dtype:
         torch.sum(flat, 0, out=out)
