@@ -120,9 +120,8 @@ class Plan:
 
 def _check_limit(key: str, value: Any, low: float) -> None:
     """A safeguard threshold: a real number ``≥ low`` (not NaN), or ``None`` for off."""
-    ok = value is None or (
-        not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and value >= low
-    )
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = value is None or (real and value >= low)
     if not ok:
         raise ValueError(f"{key} must be a number ≥ {low:g} or None, got {value!r}")
 

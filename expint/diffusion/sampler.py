@@ -200,7 +200,7 @@ class Sampler:
 
         check_start(x_T, "x_T")
         if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable as callback(info: dict), got {type(callback).__name__}")
+            raise TypeError(f"callback must be callable as callback(info), got {type(callback).__name__}")
         views, times = self._on(x_T)
         if self.prior_from is not None:
             x_T = prior_flow(self.schedule, x_T, self.prior_from, self.ts[..., 0], self.prior_mean)
