@@ -637,3 +637,77 @@ def test_study_fuzz(args):
     if res is not None:
         assert all(not math.isnan(r["error"]) and r["seconds"] >= 0 for r in res.runs), res.runs
         res.table()
+
+
+# -- the seeded-noise helpers of expint.parallel and the method constructors --------------------
+
+
+@FUZZ
+@given(
+    seed=odd_scalars,
+    index=st.one_of(odd_scalars, st.lists(st.integers(-3, 2**40), max_size=3).map(np.array)),
+    size=odd_scalars,
+    start=odd_scalars,
+    stop=odd_scalars,
+    t_start=odd_scalars,
+    shape=st.one_of(odd_scalars, st.lists(st.integers(-1, 3), max_size=3).map(tuple)),
+)
+def test_seeded_noise_fuzz(seed, index, size, start, stop, t_start, shape):
+    """`item_seed`, `counter_normal` and `initial_noise`: finite numbers of the asked
+    shape that depend on ``(seed, index)`` only, or a named error."""
+    from expint import parallel
+
+    keys = _check(lambda: parallel.item_seed(seed, index), ("seed", "index"))
+    if keys is not None:
+        assert keys.dtype == np.uint64 and keys.shape == np.shape(index)
+        draws = _check(lambda: parallel.counter_normal(keys.reshape(-1), size), ("keys", "size"))
+        if draws is not None:
+            assert draws.shape == (keys.size, size) and np.isfinite(draws).all()
+    noise = _check(
+        lambda: parallel.initial_noise(VPLinear(), t_start, shape, 0, start, stop),
+        ("t_start", "shape", "start", "stop"),
+    )
+    if noise is not None:
+        assert noise.shape[0] == stop - start and bool(torch.isfinite(noise).all())
+        if stop > start:  # item i's noise does not depend on the range it was drawn in
+            again = parallel.initial_noise(VPLinear(), t_start, shape, 0, stop - 1, stop)
+            assert torch.equal(noise[-1:], again)
+
+
+@FUZZ
+@given(
+    degree=odd_scalars,
+    variable=st.sampled_from(["t", "rho", "lam", "x", 1]),
+    target=st.sampled_from(["eps", "x0", "v", None]),
+    limit=odd_scalars,
+    which=st.sampled_from(["max_gain", "max_disagreement", "max_gap_stiffness"]),
+    tableau=st.sampled_from(["euler", "heun", "kutta3", "rk4", "rk5", 3]),
+)
+def test_method_constructor_fuzz(degree, variable, target, limit, which, tableau):
+    """`ExponentialAdams`, `RhoRK` and `IPNDM` on odd arguments: a method that samples
+    the Gaussian mixture to finite values with the right number of model calls, or a
+    named error."""
+    from expint.diffusion import IPNDM, ExponentialAdams, RhoRK, Sampler
+
+    sch = VPLinear()
+    mix = toy.GaussianMixture(means=[[1.0, 0.0], [-1.0, 0.5]], stds=[0.3, 0.2], schedule=sch)
+    ts = grid(sch, 4, "logsnr", t_end=1e-3)
+    x = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for make, names in (
+        (lambda: ExponentialAdams(degree, variable, target, **{which: limit}), ("degree", "variable",
+                                                                                 "target", which)),
+        (lambda: RhoRK(tableau, "mine", max_stiffness=limit), ("tableau", "max_stiffness")),
+        (lambda: IPNDM(limit), ("max_disagreement",)),
+    ):  # fmt: skip
+        method = _check(make, names)
+        if method is None:
+            continue
+        calls = [0]
+
+        def model(x, t):
+            calls[0] += 1
+            return mix(x, t)
+
+        out = Sampler(sch, ts, method)(model, x)
+        assert bool(torch.isfinite(out).all())
+        assert calls[0] == (method.stages * 4 if isinstance(method, RhoRK) else 4)

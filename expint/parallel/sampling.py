@@ -126,17 +126,19 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (odd, 2^64 / go
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's output function: a bijective avalanche of 64-bit words."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """splitmix64's output function: a bijective avalanche of 64-bit words (products
+    wrap modulo 2⁶⁴, which is the point: numpy's overflow warning is silenced)."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def item_seed(seed: int, index: Any) -> np.ndarray:
-    """The 64-bit key of item(s) ``index`` (non-negative integers) under run seed
-    ``seed`` (any integer; taken modulo 2⁶⁴)."""
+    """The 64-bit keys (``uint64``, shaped like ``index``) of item(s) ``index``
+    (non-negative integers) under run seed ``seed`` (any integer; taken modulo 2⁶⁴)."""
     seed = check_integer(seed, name="seed")
-    base = _mix(np.array([seed % 2**64], dtype=np.uint64))
+    base = _mix(np.array(seed % 2**64, dtype=np.uint64))
     raw = np.asarray(index)
     if raw.size and not np.issubdtype(raw.dtype, np.integer):
         raise TypeError(f"index must be a non-negative integer or an array of them, got dtype {raw.dtype}")
