@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,8 @@ class Tolerances:
             raise ValueError(f"atol must be a scalar or have shape ({n},), got shape {a.shape}")
         if not np.all(np.isfinite(a)) or np.any(a < 0):
             raise ValueError("atol must be finite and non-negative")
+        if state is not None and math.prod(state.shape) > 0:
+            _warn_atol_below_rounding(a, state, roundoff)
         return Tolerances(rtol, float(a) if a.ndim == 0 else a, norm)
 
     def for_pair(self, order: int, embedded_order: int) -> Tolerances:
@@ -115,6 +118,31 @@ class Tolerances:
             return self
         f = self.rtol ** (alpha - 1.0)
         return Tolerances(self.rtol * f, self.atol * f, self.norm)
+
+
+def _warn_atol_below_rounding(atol: np.ndarray, state: Any, roundoff: float) -> None:
+    """Warn when a positive ``atol`` lies below the rounding level ``ε·max|y0|`` of the
+    state's precision.  Any step that mixes components (an FFT, a dense ``L``, a
+    nonlinearity in spectral space) leaves errors of about that size in every entry, so
+    in an entry near zero the scaled error ``err/atol`` cannot fall below 1 and the
+    controller shrinks the step to no effect (KS in complex64 at rtol 1e-6: 84 846
+    steps to 1200·rtol with ``atol = 1e-10``, 24 steps to 0.15·rtol with
+    ``atol = rtol·max|y0|``; ``benchmarks/single_precision_tolerance.py``).  A zero
+    ``atol`` is the caller's explicit choice of a purely relative tolerance and is left
+    alone."""
+    xp = array_namespace(state)
+    level = roundoff * float(xp.max(xp.abs(state)))
+    small = (atol > 0) & (atol < level)
+    if np.any(small):
+        worst = float(np.min(atol[small])) if atol.ndim else float(atol)
+        warnings.warn(
+            f"atol = {worst:.3g} is below the rounding level of the {getattr(state, 'dtype', '')} state "
+            f"(unit roundoff {roundoff:.1e} × max|y0| = {level:.3g}): near-zero entries will carry "
+            "rounding errors larger than atol and the step size may collapse; use atol ≥ "
+            f"{level:.2g} (e.g. rtol·max|y0|) or a float64 state",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 class PIController:
@@ -226,7 +254,9 @@ def initial_step(
     the smaller of ``100 h0`` and ``h1``."""
     with np.errstate(over="ignore"):  # an infinite norm is handled below (atol = 0 at a zero of y0)
         d0, d1 = norm(y0, y0 * 0, y0), norm(n0, y0 * 0, y0)
-    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    # an infinite ‖N0‖ (a single-precision norm of N/atol where atol is zero) would
+    # give h0 = 0: fall back to HNW's small start as for a tiny norm
+    h0 = 0.01 * d0 / d1 if d0 >= 1e-5 and d1 >= 1e-5 and math.isfinite(d0) and math.isfinite(d1) else 1e-6
     n1 = nonlinear(t0 + direction * h0, y0 + (direction * h0) * n0)
     with np.errstate(over="ignore"):
         d2 = norm(n1 - n0, y0 * 0, y0) / h0

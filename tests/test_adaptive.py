@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -400,6 +401,41 @@ def test_rtol_below_a_single_precision_states_roundoff_is_refused(dtype):
     scale = float(np.abs(y0).max())
     sol = expint.solve(prob, y0, (0.0, 1.0), scheme="krogstad43", rtol=1e-6, atol=1e-6 * scale)
     assert sol.success and sol.y.dtype == dtype
+
+
+def test_atol_below_a_states_rounding_level_is_warned_about():
+    """KS in complex64 at rtol 1e-6 with atol 1e-10 took 84 846 steps to an error of
+    1200·rtol (benchmarks/single_precision_tolerance.py): the estimate measures rounding
+    noise of size ε·max|y0| in near-zero modes.  A warning names the level; atol at or
+    above it, a zero atol (purely relative, the caller's choice) and float64 give none."""
+    ks = problems.kuramoto_sivashinsky(64)
+    y32 = ks.y0.astype(np.complex64)
+    level = float(np.finfo(np.float32).eps) * float(np.abs(y32).max())
+    short = {"scheme": "krogstad43", "rtol": 1e-6}
+    with pytest.warns(RuntimeWarning, match=r"atol = 1e-10 is below the rounding level .* complex64"):
+        expint.solve(ks.problem, y32, (0.0, 0.01), atol=1e-10, **short)
+    for y0, atol in ((y32, 1.01 * level), (y32, 0.0), (ks.y0, 1e-10), (ks.y0, np.full(64, 1e-10))):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            # (a zero atol collapses the step here too, in either precision: max_steps ends it)
+            expint.solve(ks.problem, y0, (0.0, 0.01), atol=atol, max_steps=50, **short)
+        assert not [w for w in seen if "rounding level" in str(w.message)], (y0.dtype, atol)
+    with pytest.warns(RuntimeWarning, match="rounding level"):  # one small entry of an array atol
+        expint.solve(ks.problem, y32, (0.0, 0.01), atol=np.r_[1e-12, np.full(63, 1.0)], **short)
+
+
+def test_first_step_survives_an_infinite_single_precision_norm():
+    """With atol = 0, a complex64 state with zero entries where N is not zero has
+    ‖N0‖ = inf in float32 (each scaled entry ~1e19 squares past 3.4e38): the first-step
+    guess was 0.01‖y0‖/inf = 0 and its next line divided by it (ZeroDivisionError)."""
+    ks = problems.kuramoto_sivashinsky(64)
+    y0 = ks.y0.astype(np.complex64)
+    y0[np.abs(y0) < 1e-6] = 0
+    with pytest.warns(RuntimeWarning, match="max_steps"):  # a zero atol cannot be met there
+        sol = expint.solve(
+            ks.problem, y0, (0.0, 0.01), scheme="krogstad43", rtol=1e-6, atol=0.0, max_steps=20
+        )
+    assert not sol.success and sol.t[0] == 0.0
 
 
 @pytest.mark.slow
