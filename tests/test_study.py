@@ -222,6 +222,20 @@ def test_a_peer_that_fails_counts_as_failed_and_a_zero_reference_measures_absolu
         bp, None, (0.0, 1.0), ["krogstad43"], rtols=[1e-3], repeat=1, peers={"nan": lambda r: bp.y0 * np.nan}
     )
     assert [r["error"] for r in res.runs if r["label"] == "nan"] == [math.inf]
+    # a bare NaN or None (what benchmarks/adaptive_work_precision.py's timeout wrapper
+    # returns) is a failed run too; the shape check that came with the line above made
+    # it an error, and the benchmark stopped at its first timed-out peer
+    for failed in (np.nan, None):
+        res = expint.study.work_precision(
+            bp,
+            None,
+            (0.0, 1.0),
+            ["krogstad43"],
+            rtols=[1e-3],
+            repeat=1,
+            peers={"failed": lambda r, f=failed: f},
+        )
+        assert [r["error"] for r in res.runs if r["label"] == "failed"] == [math.inf]
     zero = np.zeros_like(bp.y0)
     conv = expint.study.convergence(bp, None, (0.0, 1.0), ["etd2rk"], [4, 8], reference=zero)
     final = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme="etd2rk", n_steps=8).y[-1]

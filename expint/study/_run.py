@@ -143,9 +143,14 @@ def _peers(peers: Any) -> dict[str, Callable[[float], Any]]:
 
 def _peer_error(label: str, out: Any, ref: np.ndarray) -> tuple[float, int, int]:
     """``(error, nfev, steps)`` of a peer's result: its final state, or a ``(state,
-    nfev, steps)`` tuple; a non-finite state is a failed run (error ``inf``)."""
+    nfev, steps)`` tuple; a non-finite state, a bare NaN or ``None`` is a failed run
+    (error ``inf``: the way a wrapper that catches a peer's failure or timeout says so)."""
     state, nfev, nsteps = out if isinstance(out, tuple) else (out, -1, -1)
+    if state is None:
+        return math.inf, int(nfev), int(nsteps)
     got = np.asarray(to_numpy(state))
+    if got.ndim == 0 and got.dtype.kind in "fc" and not np.isfinite(got):
+        return math.inf, int(nfev), int(nsteps)
     if got.shape != ref.shape:
         raise ValueError(
             f"peers[{label!r}] returned shape {got.shape}; it must return the final state, shaped like "
@@ -246,7 +251,8 @@ def work_precision(
     where a few entries of the state carry it).
 
     ``peers`` maps a label to ``run(rtol) -> final state`` (e.g. a scipy or rkstiff
-    solve of the same problem), swept over ``rtols``: peers are timed in the same process
+    solve of the same problem; a non-finite state, a bare NaN or ``None`` marks a failed
+    run, error ``inf``), swept over ``rtols``: peers are timed in the same process
     and against the same reference.  Times are the best of ``repeat`` calls (fewer once
     a configuration has used ``budget`` seconds); expint's runs start without cached
     φ-coefficients.  Once one run of a configuration takes
