@@ -20,6 +20,7 @@ from expint.diffusion import (
     VPLinear,
     check_grid,
     diffusers_timesteps,
+    fd,
     grid,
     metrics,
     optimize_grid,
@@ -208,6 +209,17 @@ BAD = {
         lambda out: Sampler(SCH, grid(SCH, 3, "uniform"), "tab2")(MIX, X, callback=3),
         TypeError,
         "callback must be callable",
+    ),
+    # Fréchet distance: batch_size 0 was range()'s "arg 3 must not be zero"
+    "source_stats batch 0": (
+        lambda out: fd.source_stats(np.zeros((4, 2)), batch_size=0),
+        ValueError,
+        "batch_size",
+    ),
+    "source_stats device": (
+        lambda out: fd.source_stats(np.zeros((4, 2)), device="gpu0"),
+        ValueError,
+        "device 'gpu0'",
     ),
     "time_grid nan end": (
         lambda out: expint.time_grid(0.0, float("nan"), n_steps=3),

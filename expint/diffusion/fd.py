@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_count, check_device
 from .metrics import frechet_distance, gaussian_stats
 
 __all__ = ["FID_WEIGHTS", "fd", "feature_extractor", "load_source", "source_stats"]
@@ -110,6 +111,8 @@ def source_stats(
     """Mean and covariance of the features of a source (or its saved statistics)."""
     import torch
 
+    batch_size = check_count(batch_size, name="batch_size")
+    device = check_device(device)
     data = load_source(source) if isinstance(source, (str, Path)) else source
     if isinstance(data, tuple):
         return data
