@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ def pyplot() -> Any:
 
 def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Lay out, write (creating the folder) and close a figure; return its path."""
+    if not isinstance(path, (str, os.PathLike)):
+        pyplot().close(fig)
+        raise TypeError(f"path must be a file name such as 'plot.png', got {type(path).__name__}")
     path = Path(path)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

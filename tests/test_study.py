@@ -213,6 +213,22 @@ def test_bad_work_precision_input(kwargs, match):
         expint.study.work_precision(problems.nonstiff(), None, (0.0, 1.0), ["krogstad43"], **args)
 
 
+def test_result_lookups_name_a_bad_error_level_and_path():
+    """``time_to(0)`` answered all NaN and ``table(nan)`` dropped its time table
+    silently; ``time_to("a")`` and ``plot(None)`` raised errors naming nothing."""
+    bp = problems.nonstiff()
+    res = expint.study.work_precision(bp, None, (0.0, 1.0), ["krogstad43"], rtols=[1e-3], repeat=1)
+    conv = expint.study.convergence(bp, None, (0.0, 1.0), ["etd2rk"], [4, 8])
+    for bad in (0.0, -1.0, float("nan"), "a", None):
+        with pytest.raises(ValueError, match="error must be a positive finite error level"):
+            res.time_to(bad)
+        with pytest.raises(ValueError, match="target must be a positive finite error level"):
+            res.table(bad)
+    for result in (res, conv):
+        with pytest.raises(TypeError, match="path must be a file name"):
+            result.plot(None)
+
+
 def test_a_peer_that_fails_counts_as_failed_and_a_zero_reference_measures_absolute_error():
     """A peer returning NaN is a failed run (error ``inf``, as a failed expint run; it was
     NaN, which reads as a skipped setting).  Against a zero reference the error is the

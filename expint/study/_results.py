@@ -15,6 +15,14 @@ from ._fit import OrderFit, fit_order
 _ERROR_LABEL = "relative max error at t_end"
 
 
+def _check_error_level(value: object, name: str) -> None:
+    """An error level to look up: a positive finite real (NaN, 0 or a string would give
+    an all-NaN answer or a comparison error naming nothing)."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not real or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a positive finite error level (e.g. 1e-6), got {value!r}")
+
+
 def _cell(x: float) -> str:
     return f"{x:.2e}" if math.isfinite(x) else "failed"
 
@@ -147,6 +155,7 @@ class WorkPrecisionResult:
         """Seconds each configuration needs for ``error``: log–log interpolation between
         the two runs that bracket it; if none do but some run is at least that accurate,
         the fastest such run's time (an upper bound); NaN if no run reaches ``error``."""
+        _check_error_level(error, "error")
         out = {}
         for label, runs in self.series().items():
             pts = sorted((r["error"], r["seconds"]) for r in runs if math.isfinite(r["error"]))
@@ -161,6 +170,7 @@ class WorkPrecisionResult:
 
     def table(self, target: float = 1e-6) -> str:
         """Markdown table of every run, then the time to reach ``target`` per label."""
+        _check_error_level(target, "target")
         lines = [
             "| configuration | setting | error | time [ms] | nfev | steps |",
             "|---|---|---|---|---|---|",
