@@ -1029,14 +1029,17 @@ class ScalarTime(EvaluatedOperator):
         t_end = t + c * h
         total = float(self._integral(np.array([t]), t_end)[0])
         out = np.empty(kmax + 1)
-        out[0] = math.exp(total)
-        if kmax == 0:
-            return out
-        panels = max(1, min(4096, math.ceil(abs(total) / 4.0)))
-        theta, weights = gauss_legendre(0.0, 1.0, 16, panels)
-        kernel = np.exp(self._integral(t + theta * c * h, t_end)) * weights
-        for k in range(1, kmax + 1):
-            out[k] = float(np.sum(kernel * theta ** (k - 1))) / math.factorial(k - 1)
+        # a growth beyond e^709 is +inf, as φ of a `Diagonal` gives it (the run then
+        # stops on the non-finite state), not math.exp's OverflowError
+        with np.errstate(over="ignore"):
+            out[0] = np.exp(total)
+            if kmax == 0:
+                return out
+            panels = max(1, min(4096, math.ceil(abs(total) / 4.0)))
+            theta, weights = gauss_legendre(0.0, 1.0, 16, panels)
+            kernel = np.exp(self._integral(t + theta * c * h, t_end)) * weights
+            for k in range(1, kmax + 1):
+                out[k] = float(np.sum(kernel * theta ** (k - 1))) / math.factorial(k - 1)
         return out
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:

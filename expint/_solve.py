@@ -395,26 +395,23 @@ def solve(
     if error_norm != "rms" and not adaptive:
         raise ValueError("error_norm applies to adaptive runs (an embedded pair with rtol/atol)")
     independent = _check_batch_steps(batch_steps, sch, adaptive, problem, y0, dense_output)
+    # numpy's overflow/invalid warnings are silenced inside the step loop: a blow-up is
+    # detected and reported by the run itself (the step that went non-finite, or the
+    # step-size floor), whereas each rejected retry of an adaptive run would add a
+    # handful of warnings pointing into expint's arithmetic (or N's) and saying less
     if adaptive:
-        return _solve_adaptive(
-            problem,
-            sch,
-            y0,
-            t0,
-            tf,
-            t_eval,
-            Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0),
-            _step_bound(first_step, "first_step", tf - t0),
-            _step_bound(max_step, "max_step", tf - t0),
-            max_steps,
-            dense_output,
-            progress,
-            independent,
-        )
+        tolerances = Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0)
+        bounds = (_step_bound(first_step, "first_step", tf - t0), _step_bound(max_step, "max_step", tf - t0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _solve_adaptive(
+                problem, sch, y0, t0, tf, t_eval, tolerances, *bounds, max_steps, dense_output, progress,
+                independent,
+            )  # fmt: skip
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
     if sch.adams_order is not None:
         _check_multistep_grid(grid, sch.name)
-    return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress)
 
 
 def _check_multistep_grid(grid: np.ndarray, name: str) -> None:

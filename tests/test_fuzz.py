@@ -212,7 +212,9 @@ def linear_parts(draw):
     are mostly ordinary and sometimes not (NaN, ±inf, very stiff, growing, wrong shape)."""
     import scipy.sparse as sp
 
-    kind = draw(st.sampled_from(["diagonal", "dense", "sparse", "matrix-free", "torch-dense", "complex"]))
+    kind = draw(
+        st.sampled_from(["diagonal", "dense", "sparse", "matrix-free", "torch-dense", "complex", "scalar-time"])
+    )
     n = draw(st.integers(1, 4))
     shape_off = draw(st.sampled_from([0, 0, 0, 0, 1]))  # sometimes not square / wrong length
     d = np.array(draw(st.lists(_entries, min_size=n, max_size=n)))
@@ -220,6 +222,14 @@ def linear_parts(draw):
     a = 0.1 * off.reshape(n, n + shape_off)
     with np.errstate(invalid="ignore"):  # inf − inf on the diagonal: a NaN entry, as intended
         a[:, :n] += np.diag(d)
+    if kind == "scalar-time":  # a(t) = a0 + a1 sin t; its integral, now and then with the sign swapped
+        a0, a1 = float(d[0]), float(0.1 * off[0])
+        sign = draw(st.sampled_from([1.0, 1.0, 1.0, -1.0]))
+
+        def integral(s, t):
+            return sign * (a0 * (t - s) - a1 * (np.cos(t) - np.cos(s)))
+
+        return kind, (lambda: expint.ScalarTime(lambda t: a0 + a1 * np.sin(t), integral, n=n))
     if kind == "diagonal":
         return kind, (lambda: expint.Diagonal(np.concatenate([d, d[:shape_off]])))
     if kind == "dense":
@@ -262,7 +272,9 @@ def test_linear_part_fuzz(linear, scheme, t_end):
         step = {"rtol": 1e-6, "atol": 1e-9} if adaptive else {"n_steps": 20}
         return expint.solve(prob, y0, (0.0, t_end), scheme=scheme, **step)
 
-    sol = _check(call, ("y0", "scheme", "linear", "matvec", "nonlinear", "jvp", "jac", "dtype", "finite"))
+    sol = _check(
+        call, ("y0", "scheme", "linear", "matvec", "nonlinear", "jvp", "jac", "dtype", "finite", "integral", "rate")
+    )
     if sol is not None:
         assert _no_nan(sol.y) or not sol.success, (kind, scheme, sol.message)
         assert sol.success or sol.message

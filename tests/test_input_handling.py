@@ -181,3 +181,27 @@ def test_blow_up_on_an_accelerator_is_named_exactly(monkeypatch):
     assert not sol.success and "(t = 0.07 to 0.08)" in sol.message
     assert sol.stats["steps"] == 8
     assert max(calls) < 0.33  # stopped at the first read of the flags (step 32)
+
+
+@pytest.mark.parametrize(
+    "linear",
+    [
+        expint.Diagonal(np.array([1e3, 1e3])),
+        # a ScalarTime growth past e^709 raised math.exp's OverflowError mid-run
+        expint.ScalarTime(lambda t: 1e3, lambda s, t: 1e3 * (t - s), n=2),
+    ],
+    ids=["diagonal", "scalar-time"],
+)
+@pytest.mark.parametrize("step", [{"scheme": "etdrk4", "n_steps": 5}, {"scheme": "krogstad43", "rtol": 1e-6,
+                                                                       "atol": 1e-6}])  # fmt: skip
+def test_a_blow_up_gives_one_warning_and_a_failed_run(linear, step):
+    """L = 1000 overflows double precision by t = 0.71.  The run ends with success False
+    and one RuntimeWarning of its own; numpy's overflow/invalid warnings from the step
+    arithmetic (about 70 lines for an adaptive run, one set per rejected retry) are not
+    passed on."""
+    prob = expint.SemilinearProblem(linear, lambda t, y: 0 * y + 1.0)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        sol = expint.solve(prob, np.ones(2), (0.0, 10.0), **step)
+    assert not sol.success and sol.t[-1] < 0.75
+    assert [str(w.message)[:13] for w in seen] == ["expint.solve:"]
