@@ -212,9 +212,8 @@ def linear_parts(draw):
     are mostly ordinary and sometimes not (NaN, ±inf, very stiff, growing, wrong shape)."""
     import scipy.sparse as sp
 
-    kind = draw(
-        st.sampled_from(["diagonal", "dense", "sparse", "matrix-free", "torch-dense", "complex", "scalar-time"])
-    )
+    kinds = ["diagonal", "dense", "sparse", "matrix-free", "torch-dense", "complex", "scalar-time"]
+    kind = draw(st.sampled_from(kinds))
     n = draw(st.integers(1, 4))
     shape_off = draw(st.sampled_from([0, 0, 0, 0, 1]))  # sometimes not square / wrong length
     d = np.array(draw(st.lists(_entries, min_size=n, max_size=n)))
@@ -272,9 +271,8 @@ def test_linear_part_fuzz(linear, scheme, t_end):
         step = {"rtol": 1e-6, "atol": 1e-9} if adaptive else {"n_steps": 20}
         return expint.solve(prob, y0, (0.0, t_end), scheme=scheme, **step)
 
-    sol = _check(
-        call, ("y0", "scheme", "linear", "matvec", "nonlinear", "jvp", "jac", "dtype", "finite", "integral", "rate")
-    )
+    names = ("y0", "scheme", "linear", "matvec", "nonlinear", "jvp", "jac", "dtype", "finite", "integral", "rate")
+    sol = _check(call, names)
     if sol is not None:
         assert _no_nan(sol.y) or not sol.success, (kind, scheme, sol.message)
         assert sol.success or sol.message
