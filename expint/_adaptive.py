@@ -294,10 +294,13 @@ def run_adaptive(
     max_steps: int,
     bar: Any = None,
     dense: Any = None,
+    events: Any = None,
 ) -> AdaptiveRun:
     """Integrate from ``t0`` through the save times ``targets`` (monotone, the last is
     ``t_end``), landing on each exactly; ``saved[i]`` is the state at ``targets[i]``.
-    A `DenseOutput` passed as ``dense`` records every accepted step."""
+    A `DenseOutput` passed as ``dense`` records every accepted step; an `EventWatch`
+    passed as ``events`` sees each, and a terminal event ends the run there (success,
+    ``t_reached`` the event's time)."""
     tf = targets[-1]
     direction = math.copysign(1.0, tf - t0)
     norm = ErrorNorm(tol, y0)
@@ -335,7 +338,7 @@ def run_adaptive(
         remaining = abs(targets[k] - t)
         hit = h >= remaining * (1 - 1e-12)
         h_step = remaining if hit else on_ladder(h)
-        stages: list | None = [] if dense is not None else None
+        stages: list | None = [] if dense is not None or events is not None else None
         y_new, err, n_next = stepper.step_with_error(t, direction * h_step, y, n0, stages)
         e = norm(err, y, y_new)
         if not e <= 1.0:  # also NaN
@@ -348,6 +351,11 @@ def run_adaptive(
             bar.update(abs(t_new - t))
         if dense is not None:
             dense.add(t, direction * h_step, y, stages, t_new)
+        if events is not None:
+            stop = events.after_step(stepper, t, direction * h_step, y, stages, t_new, y_new)
+            if stop is not None:
+                message = f"a terminal event occurred at t = {stop[0]:.10g}"
+                return AdaptiveRun(saved, stop[0], stop[1], steps, rejected, True, message)
         t, y = t_new, y_new
         n0 = n_next if n_next is not None else stepper.nonlinear(t, y)
         if n_next is None:

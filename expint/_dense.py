@@ -74,6 +74,11 @@ class DenseOutput:
             self._end = self._steps[n_steps][0]
             del self._steps[n_steps:], self._keys[n_steps:]
 
+    def end_at(self, t: float) -> None:
+        """End the span at ``t`` inside the last step (a run stopped by a terminal
+        event there)."""
+        self._end = t
+
     @property
     def t_span(self) -> tuple[float, float]:
         """``(t0, t_reached)``: where the interpolant is defined."""

@@ -33,6 +33,11 @@ class Solution:
         With ``dense_output=True``: ``sol(t)`` gives the state at any ``t`` in the
         integrated span from the continuous extension of each step (with
         ``batch_steps="independent"``, of each member's own steps); else ``None``.
+    t_events : list of numpy.ndarray or None
+        With ``events``: for each event function, the times of its zeros, in order.
+    y_events : list of arrays or None
+        With ``events``: for each event function, the states at those times stacked on
+        a new leading axis (length 0 where it had none).
     """
 
     t: np.ndarray
@@ -42,6 +47,8 @@ class Solution:
     message: str = ""
     scheme: str = ""
     sol: Any = field(default=None, repr=False)
+    t_events: list | None = field(default=None, repr=False)
+    y_events: list | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (

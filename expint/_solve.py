@@ -30,6 +30,7 @@ from ._backend import (
 )
 from ._batch_steps import RowwiseNonlinear, run_independent
 from ._dense import BatchDenseOutput, DenseOutput
+from ._events import EventWatch
 from ._operators import Diagonal, ScalarTime
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
@@ -280,6 +281,7 @@ def solve(
     progress: bool = False,
     batch_steps: str = "shared",
     error_norm: str = "rms",
+    events: Any = None,
 ) -> Solution:
     r"""Integrate $y' = L(t) y + N(t, y)$ with an exponential scheme.
 
@@ -342,6 +344,14 @@ def solve(
         largest entry, which holds every entry to the tolerance (use it when the error
         sits in a few of many entries, e.g. the active Fourier modes of a spectral
         state).
+    events : callable or list of callables, optional
+        Functions ``g(t, y) -> float`` whose zeros along the solution are located, as
+        scipy's ``solve_ivp`` does: after each step, on the step's continuous extension
+        (Brent's method; schemes with ``dense_order`` ≥ 1).  Optional attributes
+        ``g.terminal`` (``True`` or a count ``n``: stop at the ``n``-th zero) and
+        ``g.direction`` (> 0: only zeros where ``g`` increases, < 0: decreasing).  The
+        results are ``Solution.t_events`` and ``Solution.y_events``.  A terminal event
+        ends the run with ``success=True``; its state is the last one saved.
 
     Returns
     -------
@@ -350,7 +360,7 @@ def solve(
         ``success``, ``message``.  A run that stops early (non-finite state, step-size
         floor, ``max_steps``) has ``success=False``, a message naming where it stopped,
         and the states saved until then; an adaptive run also appends the state at the
-        time it reached.
+        time it reached.  With ``events``, also ``t_events`` and ``y_events``.
 
     Raises
     ------
@@ -385,11 +395,15 @@ def solve(
     t0, tf = _check_span(t_span)
     grid_given = [k for k, v in (("dt", dt), ("n_steps", n_steps), ("ts", ts)) if v is not None]
     adaptive = _check_mode(sch, rtol, atol, grid_given, first_step, max_step, max_steps)
-    if dense_output and sch.dense_order == 0:
-        with_dense = ", ".join(s.name for s in catalog() if s.dense_order)
-        raise ValueError(
-            f"scheme {sch.name!r} has no continuous extension for dense_output; use one of {with_dense}"
-        )
+    for wanted, what in ((dense_output, "dense_output"), (events is not None, "events")):
+        if wanted and sch.dense_order == 0:
+            with_dense = ", ".join(s.name for s in catalog() if s.dense_order)
+            raise ValueError(
+                f"scheme {sch.name!r} has no continuous extension for {what}; use one of {with_dense}"
+            )
+    if events is not None and batch_steps == "independent":
+        raise ValueError("events need one time for the whole state: use batch_steps='shared' with events")
+    watch = EventWatch(events, t0, y0) if events is not None else None
     if error_norm not in ("rms", "max"):
         raise ValueError(f"error_norm must be 'rms' or 'max', got {error_norm!r}")
     if error_norm != "rms" and not adaptive:
@@ -405,13 +419,13 @@ def solve(
         with np.errstate(over="ignore", invalid="ignore"):
             return _solve_adaptive(
                 problem, sch, y0, t0, tf, t_eval, tolerances, *bounds, max_steps, dense_output, progress,
-                independent,
+                independent, watch,
             )  # fmt: skip
     grid = time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
     if sch.adams_order is not None:
         _check_multistep_grid(grid, sch.name)
     with np.errstate(over="ignore", invalid="ignore"):
-        return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress)
+        return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress, watch)
 
 
 def _check_multistep_grid(grid: np.ndarray, name: str) -> None:
@@ -461,6 +475,7 @@ def _solve_fixed(
     t_eval: Any,
     dense_output: bool,
     progress: bool,
+    watch: EventWatch | None = None,
 ) -> Solution:
     work = _Work(problem.linear)
     stepper = sch.make_stepper(
@@ -482,18 +497,26 @@ def _solve_fixed(
     y = y0
     steps = _canonical_steps(np.diff(grid))
     success, message, done = True, "reached t_end", n
-    watch = _FiniteWatch(y0, n)
+    finite = _FiniteWatch(y0, n)
+    stop: tuple[float, Any] | None = None
     for i in range(n):
-        if dense is not None:
+        if dense is not None or watch is not None:
             stages: list[Any] = []
             y_new = stepper.step(float(grid[i]), steps[i], y, stages=stages)
-            dense.add(float(grid[i]), steps[i], y, stages, float(grid[i + 1]))
+            if dense is not None:
+                dense.add(float(grid[i]), steps[i], y, stages, float(grid[i + 1]))
+            if watch is not None:
+                t_i, t_next = float(grid[i]), float(grid[i + 1])
+                stop = watch.after_step(stepper, t_i, steps[i], y, stages, t_next, y_new)
             y = y_new
         else:
             y = stepper.step(float(grid[i]), steps[i], y)
         if bar is not None:
             bar.update()
-        bad = watch.first_bad(i, y, force=(i + 1) in save_at or i + 1 == n)
+        if stop is not None:
+            done, message = i + 1, _terminal_message(stop[0])
+            break
+        bad = finite.first_bad(i, y, force=(i + 1) in save_at or i + 1 == n)
         if bad is not None:
             success, done = False, bad + 1
             message = f"the state became non-finite in step {bad} (t = {grid[bad]:g} to {grid[bad + 1]:g})"
@@ -507,21 +530,39 @@ def _solve_fixed(
     if bar is not None:
         bar.close()
     stats = work.stats(done, stepper, 0)
+    t_reached = float(grid[done]) if stop is None else stop[0]
     if dense is not None:
         dense.truncate(done)
-        ts_out, ys = _from_dense(dense, te, float(grid[0]), float(grid[done]), success)
-        return Solution(ts_out, ys, stats, success, message, sch.name, dense)
+        dense.end_at(t_reached)
+        ts_out, ys = _from_dense(dense, te, float(grid[0]), t_reached, success and stop is None)
+        return _with_events(Solution(ts_out, ys, stats, success, message, sch.name, dense), watch)
     keep = [k for k in range(len(saved)) if saved[k] is not None]
-    ys = stack([saved[k] for k in keep])
-    t_saved = np.array([grid[save_idx[k]] for k in keep])
-    return Solution(t_saved, ys, stats, success, message, sch.name)
+    t_list = [float(grid[save_idx[k]]) for k in keep]
+    y_list = [saved[k] for k in keep]
+    if stop is not None:  # drop the save points of the last step past the event, end at it
+        sign = math.copysign(1.0, float(grid[-1] - grid[0]))
+        kept = [j for j, tt in enumerate(t_list) if (tt - stop[0]) * sign < 0]
+        t_list = [t_list[j] for j in kept] + [stop[0]]
+        y_list = [y_list[j] for j in kept] + [stop[1]]
+    return _with_events(Solution(np.array(t_list), stack(y_list), stats, success, message, sch.name), watch)
+
+
+def _terminal_message(t_event: float) -> str:
+    return f"a terminal event occurred at t = {t_event:.10g}"
+
+
+def _with_events(sol: Solution, watch: EventWatch | None) -> Solution:
+    if watch is not None:
+        sol.t_events, sol.y_events = watch.results()
+    return sol
 
 
 def _from_dense(
     dense: DenseOutput | BatchDenseOutput, te: np.ndarray | None, t0: float, t_reached: float, success: bool
 ) -> tuple[np.ndarray, Any]:
     """Saved times and states of a dense run: ``t_eval`` (those reached) from the
-    interpolant, or the two ends; after a failure also the state at the time reached."""
+    interpolant, or the two ends; after a run that ended early (``success`` False: a
+    failure or a terminal event) also the state at the time reached."""
     if te is None:  # (one time where the run stopped before its first step)
         times = np.array([t0, t_reached] if t_reached != t0 else [t0])
     else:
@@ -661,6 +702,7 @@ def _solve_adaptive(
     dense_output: bool,
     progress: bool,
     independent: bool = False,
+    watch: EventWatch | None = None,
 ) -> Solution:
     te = _check_t_eval(t_eval, t0, tf) if dense_output and t_eval is not None else None
     points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
@@ -686,7 +728,7 @@ def _solve_adaptive(
     runner = (
         functools.partial(run_independent, dense=members)
         if independent
-        else functools.partial(run_adaptive, dense=dense)
+        else functools.partial(run_adaptive, dense=dense, events=watch)
     )
     run: Any  # an AdaptiveRun, or a BatchRun for per-sample steps
     try:
@@ -715,14 +757,18 @@ def _solve_adaptive(
             return Solution(ts_out, ys, stats, run.success, run.message, sch.name, batch_dense)
         return _independent_solution(run, y0, work, stepper, shape, points, save_idx, sch)
     stats = work.stats(run.steps, stepper, run.rejected)
+    complete = run.success and run.t_reached == tf  # not ended by a terminal event
     if dense is not None:
-        ts_out, ys = _from_dense(dense, te, t0, run.t_reached, run.success)
-        return Solution(ts_out, ys, stats, run.success, run.message, sch.name, dense)
+        dense.end_at(run.t_reached)
+        ts_out, ys = _from_dense(dense, te, t0, run.t_reached, complete)
+        return _with_events(Solution(ts_out, ys, stats, run.success, run.message, sch.name, dense), watch)
     at_point = [y0, *run.saved]
     keep = [k for k in range(len(save_idx)) if at_point[save_idx[k]] is not None]
     t_out = [float(points[save_idx[k]]) for k in keep]
     y_out = [at_point[save_idx[k]] for k in keep]
-    if not run.success and (not t_out or t_out[-1] != run.t_reached):
+    if not complete and (not t_out or t_out[-1] != run.t_reached):
         t_out.append(run.t_reached)
         y_out.append(run.y_reached)
-    return Solution(np.array(t_out), stack(y_out), stats, run.success, run.message, sch.name)
+    return _with_events(
+        Solution(np.array(t_out), stack(y_out), stats, run.success, run.message, sch.name), watch
+    )
