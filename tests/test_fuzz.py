@@ -717,3 +717,57 @@ def test_method_constructor_fuzz(degree, variable, target, limit, which, tableau
         out = Sampler(sch, ts, method)(lambda x, t, calls=calls: calls.append(t) or mix(x, t), x)
         assert bool(torch.isfinite(out).all())
         assert len(calls) == (method.stages * 4 if isinstance(method, RhoRK) else 4)
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    level=st.floats(-1.5, 1.5),
+    slope=st.floats(-0.5, 0.5),
+    component=st.sampled_from([0, 1]),
+    terminal=st.sampled_from([False, True, 0, 1, 2, 3, False, 2, -1, 1.5]),  # mostly valid
+    direction=st.sampled_from([-1.0, 0.0, 1.0, 3.0, -1.0, 0.0, 1.0, float("nan"), "up"]),
+    scheme=st.sampled_from(
+        ["etdrk4", "krogstad", "etdab3", "krogstad43", "etdab43", "exprb32", "lawson_rk4"]
+    ),
+    backwards=st.booleans(),
+)
+def test_events_fuzz(level, slope, component, terminal, direction, scheme, backwards):
+    """``g(t, y) = y[c] − level − slope·t`` on a damped rotation: every event reported
+    is a zero of ``g`` on the solution (its time inside the span, in order, on the side
+    ``direction`` asks for), a terminal one ends the run there, or a named error."""
+    rot = np.array([[-0.2, 1.0], [-1.0, -0.2]])
+    prob = expint.SemilinearProblem(expint.Dense(rot), lambda t, y: 0.2 * np.sin(y[..., ::-1]))
+
+    def g(t, y):
+        return y[component] - level - slope * t
+
+    g.terminal, g.direction = terminal, direction
+    span = (6.0, 0.0) if backwards else (0.0, 6.0)
+    adaptive = scheme in ("krogstad43", "etdab43", "exprb32")
+    step = {"rtol": 1e-8, "atol": 1e-10} if adaptive else {"n_steps": 120}
+    y0 = np.array([1.0, 0.3])
+    sol = _check(
+        lambda: expint.solve(prob, y0, span, scheme=scheme, events=g, dense_output=True, **step),
+        ("events", "scheme"),
+    )
+    if sol is None:
+        return
+    times, states = sol.t_events[0], sol.y_events[0]
+    event(f"{len(times)} events")
+    assert sol.success and len(times) == len(states)
+    sign = 1.0 if not backwards else -1.0
+    assert np.all(np.diff(times) * sign > 0) and np.all((times - span[0]) * sign > 0)
+    end = sol.sol.t_span[1]
+    for t, y in zip(times, states, strict=True):
+        assert abs(g(t, y)) < 1e-9, (t, g(t, y))  # a zero of g on the interpolant
+        after = t + 1e-4 * sign
+        if direction != 0 and (end - after) * sign > 0:  # g's sign just after, in integration order
+            assert g(after, sol.sol(after)) * np.sign(direction) > 0, (t, direction)
+    count = int(terminal)
+    if count and len(times) == count:
+        assert sol.message.startswith("a terminal event") and sol.t[-1] == times[-1] == end
+    else:
+        assert sol.message == "reached t_end" and (count == 0 or len(times) < count)
