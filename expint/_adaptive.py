@@ -130,8 +130,9 @@ def _warn_atol_below_rounding(atol: np.ndarray, state: Any, roundoff: float) -> 
     ``atol = rtol·max|y0|``; ``benchmarks/single_precision_tolerance.py``).  A zero
     ``atol`` is the caller's explicit choice of a purely relative tolerance and is left
     alone."""
-    xp = array_namespace(state)
-    level = roundoff * float(xp.max(xp.abs(state)))
+    values = state.detach() if is_torch_array(state) else state  # a y0 that requires grad
+    xp = array_namespace(values)
+    level = roundoff * float(xp.max(xp.abs(values)))
     small = (atol > 0) & (atol < level)
     if np.any(small):
         worst = float(np.min(atol[small])) if atol.ndim else float(atol)
