@@ -256,6 +256,21 @@ class Scheme:
             return self.rosenbrock.dense_order
         return self.adams_order or 0
 
+    @classmethod
+    def from_tableau(cls, tab: ExpRKTableau) -> Scheme:
+        """The scheme that runs an exponential Runge–Kutta tableau (validated when it
+        was built): what `expint.solve` does with ``scheme=`` a user's tableau."""
+        return cls(
+            tab.name,
+            tab.family,
+            tab.stages,
+            tab.order,
+            tab.stiff_order,
+            tab.description,
+            tableau=tab,
+            embedded_order=tab.embedded_order if tab.adaptive else None,
+        )
+
     def make_stepper(
         self, linear: Any, nonlinear: Any, cache: int = 8, jvp: Any = None, jac: Any = None
     ) -> Any:
@@ -277,16 +292,7 @@ class Scheme:
 def _build() -> dict[str, Scheme]:
     out = {}
     for tab in _tableaus():
-        out[tab.name] = Scheme(
-            tab.name,
-            tab.family,
-            tab.stages,
-            tab.order,
-            tab.stiff_order,
-            tab.description,
-            tableau=tab,
-            embedded_order=tab.embedded_order if tab.adaptive else None,
-        )
+        out[tab.name] = Scheme.from_tableau(tab)
     for rb in rosenbrock_tableaus():
         out[rb.name] = Scheme(
             rb.name,
@@ -353,5 +359,8 @@ def table() -> str:
 
 
 def get(scheme: Any) -> Scheme:
-    """Look a scheme up by name (or pass a `Scheme` through)."""
+    """Look a scheme up by name, pass a `Scheme` through, or wrap a user's
+    `ExpRKTableau` (validated at its construction) as a scheme."""
+    if isinstance(scheme, ExpRKTableau):
+        return Scheme.from_tableau(scheme)
     return lookup(scheme, _BY_NAME, Scheme, "scheme", "etdrk4")

@@ -28,7 +28,12 @@ class PhiExpr:
     def __init__(self, terms: dict[Key, float] | None = None):
         clean = {}
         for key, coef in (terms or {}).items():
-            k, c, s = key
+            try:  # (the values are checked where a tableau is validated: this runs per step)
+                k, c, s = key
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"PhiExpr keys are (k, c, s) triples (φ_k(c z), started at s h), got {key!r}"
+                ) from None
             if coef != 0.0:
                 clean[(int(k), float(c), float(s))] = float(coef)
         self.terms: dict[Key, float] = clean
@@ -56,6 +61,13 @@ class PhiExpr:
 
     def __hash__(self) -> int:
         return hash(frozenset(self.terms.items()))
+
+    def check(self, where: str) -> None:
+        """Raise a ``ValueError`` naming ``where`` unless every term has an integer
+        index ``k ≥ 0`` and finite ``c``, ``s`` and coefficient."""
+        for (k, c, s), coef in self.terms.items():
+            if k < 0 or not all(math.isfinite(v) for v in (c, s, coef)):
+                raise ValueError(f"{where}: a term needs k >= 0 and finite c, s and coefficient, got {self}")
 
     def __bool__(self) -> bool:
         return bool(self.terms)

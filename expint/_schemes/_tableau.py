@@ -89,6 +89,19 @@ class ExpRKTableau:
         return [(j, self.a[(i, j)]) for j in range(i) if self.a.get((i, j))]
 
     def validate(self) -> None:
+        if self.family not in ("etdrk", "lawson"):
+            raise ValueError(f"{self.name}: family must be 'etdrk' or 'lawson', got {self.family!r}")
+        if not 1 <= self.stiff_order <= self.order:
+            raise ValueError(
+                f"{self.name}: need 1 <= stiff_order <= order, got order {self.order}, "
+                f"stiff_order {self.stiff_order}"
+            )
+        if bool(self.b_err) != (self.embedded_order >= 1):
+            raise ValueError(f"{self.name}: an embedded pair needs both b_err and embedded_order >= 1")
+        for entry in (*self.a.values(), *self.b, *self.b_err):
+            if not isinstance(entry, PhiExpr):
+                raise TypeError(f"{self.name}: tableau entries must be PhiExpr, got {type(entry).__name__}")
+            entry.check(self.name)
         s = self.stages
         if len(self.b) != s:
             raise ValueError(f"{self.name}: {len(self.b)} weights for {s} stages")
