@@ -394,9 +394,14 @@ def sparse_like(a: Any, like: Any) -> Any:
 
 def sparse_product(a: Any, b: Any) -> Any:
     """``a @ b`` for a sparse matrix ``a`` and a dense 2-D ``b`` of the same library,
-    with a real ``a`` promoted for a complex ``b`` (torch does not mix them)."""
-    if is_torch_array(a) and b.is_complex() and not a.is_complex():
-        a = a.to(b.dtype)
+    both promoted to their common dtype where they differ (torch mixes neither real
+    with complex nor float32 with float64 in a sparse product; an `expint.Sparse`
+    keeps a copy per precision, so only a raw tensor passed to `phiv` pays the cast)."""
+    if is_torch_array(a) and a.dtype != b.dtype:
+        import torch
+
+        common = torch.promote_types(a.dtype, b.dtype)
+        a, b = a.to(common), b.to(common)
     return a @ b
 
 

@@ -205,3 +205,18 @@ def test_a_blow_up_gives_one_warning_and_a_failed_run(linear, step):
         sol = expint.solve(prob, np.ones(2), (0.0, 10.0), **step)
     assert not sol.success and sol.t[-1] < 0.75
     assert [str(w.message)[:13] for w in seen] == ["expint.solve:"]
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_phiv_mixes_torch_sparse_precisions(layout):
+    """A float32 torch sparse matrix with float64 vectors raised torch's "expected scalar
+    type Float but found Double" from the sparse product; they are promoted now."""
+    import scipy.sparse as sp
+
+    a = sp.diags([np.ones(9), -2 * np.ones(10), np.ones(9)], [-1, 0, 1]).toarray()
+    dense = torch.tensor(a, dtype=torch.float32)
+    a32 = dense.to_sparse() if layout == "coo" else dense.to_sparse_csr()
+    v = torch.linspace(0.0, 1.0, 10, dtype=torch.float64)
+    got = expint.phiv(a32, [v, v])
+    assert got.w.dtype == torch.float64
+    np.testing.assert_allclose(got.w.numpy(), expint.phiv(a, [v.numpy(), v.numpy()]).w, rtol=1e-12)
