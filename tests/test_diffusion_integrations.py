@@ -43,6 +43,13 @@ def test_bad_sigmas():
         sample_expint(lambda x, s: x, torch.zeros(1, 2), [80.0, 1.0, -1.0])
 
 
+def test_sigmas_too_close_for_the_schedule_are_named_sigmas():
+    """Found by the k-diffusion fuzz test in CI: two noise levels one ulp apart gave the
+    sampler's error naming its own argument, ts."""
+    with pytest.raises(ValueError, match=r"^sigmas: step 0 .* does not change the log-SNR"):
+        sample_expint(lambda x, s: x, torch.zeros(2, 2), [1.0000000000000002e-4, 1e-4])
+
+
 def test_bad_x_is_named_x():
     """Errors about the start state name this function's argument, ``x`` (they named the
     sampler's ``x_T``, which a k-diffusion user never passed)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..grids import check_grid
 from ..methods import DEFAULT_METHOD
 from ..sampler import Sampler, check_start
 from ..schedules import EDM
@@ -74,6 +75,7 @@ def sample_expint(
     schedule = EDM(
         sigma_min=float(positive.min()) if positive.min() < sig[0] else sig[0] / 2, sigma_max=float(sig[0])
     )
+    check_grid(schedule, sig, "sigmas")  # (the sampler's own check would name its ts)
     sampler = Sampler(schedule, sig, method=method, prediction="x0")
 
     def denoiser(xs: Any, t: Any) -> Any:
