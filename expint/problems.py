@@ -24,6 +24,7 @@ import numpy as np
 from ._backend import array_namespace, as_array, concat, fft_module, is_torch_array, to_like, to_numpy
 from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
+from ._validation import check_real
 
 __all__ = [
     "ALIASES",
@@ -64,10 +65,14 @@ class BuiltinProblem:
         ``exact(t)`` -> exact state, where known.
     notes : str
     lift : callable
-        Maps a real perturbation of the physical field(s), laid out like the state
-        (one real value per state entry), into state space (linear; the identity for
-        problems whose state is the field, the FFT for spectral ones).  Used by
-        ensemble runs to perturb ``y0``.
+        Maps a real perturbation of the physical field(s) into state space (linear; the
+        identity for problems whose state is the field, the FFT for spectral ones).
+        Used by ensemble runs to perturb ``y0``.
+    lift_size : int
+        Length of the last axis `lift` takes: the number of real values of the
+        physical field(s), `perturbation_size`; 0 (default) where that is the state's
+        length (one real value per state entry).  A real-FFT state holds about half
+        as many entries as its field has points.
     """
 
     name: str
@@ -81,6 +86,22 @@ class BuiltinProblem:
     notes: str = ""
     extra: dict = field(default_factory=dict)
     lift: Callable[[Any], Any] = lambda v: v
+    lift_size: int = 0
+
+    @property
+    def perturbation_size(self) -> int:
+        """Length of the real perturbation `lift` takes."""
+        return self.lift_size or int(np.shape(self.y0)[-1])
+
+    def __post_init__(self) -> None:
+        # the callables are wrapped once so that their misuse is named: a NaN or text
+        # time gave a NaN state or a math error, and a field of the wrong length a
+        # silently meaningless result
+        n = int(np.shape(self.y0)[-1])
+        if self.exact is not None:
+            self.exact = _checked_time(self.exact, self.name)
+        self.to_physical = _checked_length(self.to_physical, n, f"{self.name}.to_physical", "state")
+        self.lift = _checked_length(self.lift, self.perturbation_size, f"{self.name}.lift", "perturbation")
 
     def __repr__(self) -> str:
         lin = self.problem.linear
@@ -88,6 +109,28 @@ class BuiltinProblem:
             f"BuiltinProblem({self.name!r}, n={np.shape(self.y0)[-1]}, t_span={self.t_span}, dt={self.dt:g}, "
             f"linear={type(lin).__name__})"
         )
+
+
+def _checked_time(exact: Callable[[float], Any], name: str) -> Callable[[float], Any]:
+    def checked(t: Any) -> Any:
+        value = check_real(t, name="t")
+        if not math.isfinite(value):
+            raise ValueError(f"{name}.exact(t) needs a finite time, got {t!r}")
+        return exact(value)
+
+    checked.__doc__ = exact.__doc__
+    return checked
+
+
+def _checked_length(fn: Callable[[Any], Any], n: int, where: str, what: str) -> Callable[[Any], Any]:
+    def checked(v: Any) -> Any:
+        shape = tuple(getattr(v, "shape", np.shape(v)))
+        if not shape or shape[-1] != n:
+            raise ValueError(f"{where} takes a {what} whose last axis has length {n}, got shape {shape}")
+        return fn(v)
+
+    checked.__doc__ = fn.__doc__
+    return checked
 
 
 class _Const:
@@ -426,6 +469,7 @@ def gray_scott(
         lambda y: to_numpy(fields(as_array(y, name="y"))[0]),
         notes="real FFT",
         lift=lift,
+        lift_size=2 * n * n,
     )
 
 
@@ -512,6 +556,7 @@ def allen_cahn_2d(n: int = 256, diffusion: float = 0.01, variant: str = "fourier
         lambda v: to_numpy(field(as_array(v, name="y"))),
         notes="real FFT",
         lift=lift,
+        lift_size=n * n,
     )
 
 

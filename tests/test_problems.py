@@ -239,3 +239,20 @@ def test_rosenbrock_on_allen_cahn_uses_the_exact_jacobian():
     approx = expint.solve(quotients, bp.y0, (0.0, 2.0), scheme="exprb43", n_steps=10)
     assert exact.stats["nfev"] < approx.stats["nfev"] - 10 * len(bp.y0) + 10
     np.testing.assert_allclose(exact.y[-1], approx.y[-1], rtol=1e-7, atol=1e-8)
+
+
+def test_builtin_callables_name_their_misuse():
+    """``exact(nan)`` gave a NaN state and ``exact("a")`` a math error naming nothing;
+    ``to_physical``/``lift`` of a field of the wrong length gave a meaningless result."""
+    ho, ks = problems.hochbruck_ostermann(20), problems.kuramoto_sivashinsky(32)
+    with pytest.raises(ValueError, match=r"hochbruck_ostermann.exact\(t\) needs a finite time"):
+        ho.exact(float("nan"))
+    with pytest.raises(TypeError, match="t must be a real number"):
+        ho.exact("a")
+    with pytest.raises(ValueError, match="to_physical takes a state whose last axis has length 32"):
+        ks.to_physical(np.ones(5))
+    with pytest.raises(ValueError, match="lift takes a perturbation whose last axis has length 32"):
+        ks.lift(np.ones(5))
+    # valid calls are unchanged: a batch, a numpy time
+    assert ks.to_physical(np.tile(ks.y0, (3, 1))).shape == (3, 32)
+    np.testing.assert_array_equal(ho.exact(np.float64(0.5)), ho.exact(0.5))

@@ -123,7 +123,7 @@ def ensemble_sharded(
     }
     run = ShardedRun(out, n, batch_size, config, kind="members")
     y0 = np.asarray(bp.y0)
-    real_size = y0.size
+    real_size = bp.perturbation_size  # the physical field's (a real FFT state is shorter)
 
     def compute(start: int, stop: int) -> dict[str, Any]:
         xi = counter_normal(item_seed(seed, np.arange(start, stop)), real_size)
