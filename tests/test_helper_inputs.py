@@ -31,6 +31,7 @@ from expint.diffusion import (
 SCH = VPLinear()
 MIX = toy.GaussianMixture(means=[[1.0, 0.0], [-1.0, 0.5]], stds=[0.3, 0.2], schedule=SCH)
 SPEC = (MIX, SCH, "eps", (2,))
+GAUSS = toy.Gaussian([0.5, -0.5], 0.3, SCH)
 X = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
 KEYS = parallel.item_seed(0, np.arange(3))
 
@@ -221,6 +222,34 @@ BAD = {
         ValueError,
         "device 'gpu0'",
     ),
+    # the toy models: times outside the schedule and NaN gave NaN or torchdiffeq's
+    # AssertionError, a float t an AttributeError, n = 0 torch's multinomial error
+    "Gaussian.exact time outside": (lambda out: GAUSS.exact(X, 5.0, 1e-3), ValueError, "outside the domain"),
+    "Gaussian.exact nan time": (lambda out: GAUSS.exact(X, float("nan"), 1e-3), ValueError, "must be finite"),
+    "Gaussian.exact wrong shape": (
+        lambda out: GAUSS.exact(torch.zeros(3, 5), 1.0, 1e-3),
+        ValueError,
+        "x_T must",
+    ),
+    "reference time outside": (lambda out: MIX.reference(X, 5.0, 1e-3), ValueError, "outside the domain"),
+    "reference negative rtol": (lambda out: MIX.reference(X, 1.0, 1e-3, rtol=-1.0), ValueError, "rtol"),
+    "eps t of the wrong length": (
+        lambda out: MIX.eps(X, torch.ones(2)),
+        ValueError,
+        r"t must have shape \(3,\)",
+    ),
+    "eps t text": (lambda out: MIX.eps(X, "a"), TypeError, "t must be a tensor"),
+    "sample_data 0": (lambda out: MIX.sample_data(0), ValueError, "n must be at least 1"),
+    "random float seed": (
+        lambda out: toy.GaussianMixture.random(SCH, shape=(2,), seed=1.5),
+        TypeError,
+        "seed",
+    ),
+    "random no components": (
+        lambda out: toy.GaussianMixture.random(SCH, shape=(2,), components=0),
+        ValueError,
+        "components",
+    ),
     "time_grid nan end": (
         lambda out: expint.time_grid(0.0, float("nan"), n_steps=3),
         ValueError,
@@ -264,6 +293,15 @@ def test_one_statistic_by_name_is_not_split_into_letters(tmp_path):
     with np.load(tmp_path / "stats.npz") as stats:
         assert set(stats.files) == {"x", "max"}
         np.testing.assert_array_equal(stats["max"], parallel.load_arrays(tmp_path)["final"].max(axis=0))
+
+
+def test_toy_models_take_one_time_for_a_batch_and_equal_times():
+    """``eps(x, 0.5)`` raised ``AttributeError`` ('float' has no 'to'); ``reference``
+    from a time to itself raised torchdiffeq's ``AssertionError``."""
+    x = X.double()
+    torch.testing.assert_close(MIX.eps(x, 0.5), MIX.eps(x, torch.full((3,), 0.5, dtype=torch.float64)))
+    torch.testing.assert_close(MIX.reference(x, 0.4, 0.4), x)
+    torch.testing.assert_close(GAUSS.reference(x, 1.0, 1e-3), GAUSS.exact(x, 1.0, 1e-3), rtol=1e-8, atol=1e-8)
 
 
 def test_item_seed_keeps_its_values_for_valid_input():

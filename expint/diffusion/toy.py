@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_count, check_integer, check_real
 from .schedules import Schedule
 
 
@@ -74,8 +75,13 @@ class GaussianMixture:
         >>> model.shape, model.dim
         ((3, 8, 8), 192)
         """
+        if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape
+        ):
+            raise ValueError(f"shape must be a tuple of positive ints, got {shape!r}")
         shape = tuple(int(v) for v in shape)
-        rng = np.random.default_rng(seed)
+        components = check_count(components, name="components")
+        rng = np.random.default_rng(check_integer(seed, name="seed"))
         means = rng.uniform(-1.0, 1.0, size=(components, math.prod(shape)))
         return cls(means, std, schedule, shape=shape)
 
@@ -99,7 +105,7 @@ class GaussianMixture:
                 f"call the model itself for samples of shape (batch, *{self.shape})"
             )
         mu, s, log_w = self._params(x)
-        t = t.to(x.dtype)
+        t = _batch_times(t, x)
         a = self.schedule.alpha(t)[:, None, None]
         sg = self.schedule.sigma(t)[:, None, None]
         var = a * a * s[None, :, None] ** 2 + sg * sg  # (B, K, 1)
@@ -131,9 +137,23 @@ class GaussianMixture:
         flat = x.reshape(x.shape[0], self.dim)
         return self.eps(flat, t).reshape(x.shape)
 
+    def _span(self, x_T: Any, t_start: Any, t_end: Any) -> tuple[float, float]:
+        """Validated ``(t_start, t_end)`` inside the schedule, and ``x_T`` a float
+        tensor of shape ``(batch, *shape)``."""
+        from .sampler import check_start
+
+        check_start(x_T, "x_T")
+        if tuple(x_T.shape[1:]) != self.shape:
+            raise ValueError(f"x_T must have shape (batch, *{self.shape}), got {tuple(x_T.shape)}")
+        ends = (check_real(t_start, name="t_start"), check_real(t_end, name="t_end"))
+        self.schedule.check_times(np.array(ends), "t_start/t_end")
+        return ends
+
     def sample_data(self, n: int, generator: Any = None) -> Any:
+        """``n`` samples of the data distribution, float64, shape ``(n, *shape)``."""
         import torch
 
+        n = check_count(n, name="n")
         k = torch.multinomial(self.log_w.exp(), n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, dtype=torch.float64, generator=generator)
         return (self.means[k] + self.stds[k, None] * z).reshape(n, *self.shape)
@@ -145,6 +165,12 @@ class GaussianMixture:
         import torch
         import torchdiffeq
 
+        t_start, t_end = self._span(x_T, t_start, t_end)
+        rtol = check_real(rtol, name="rtol")
+        if not 0 < rtol < 1:
+            raise ValueError(f"rtol must be a tolerance in (0, 1), got {rtol!r}")
+        if t_start == t_end:
+            return x_T.clone()
         sch = self.schedule
         x = x_T.double().reshape(x_T.shape[0], self.dim)
         a0 = float(sch.alpha(np.array([t_start]))[0])
@@ -174,6 +200,7 @@ class Gaussian(GaussianMixture):
 
     def exact(self, x_T: Any, t_start: float, t_end: float) -> Any:
         """Closed-form PF-ODE solution at ``t_end`` from ``x_T`` at ``t_start``."""
+        t_start, t_end = self._span(x_T, t_start, t_end)
         sch = self.schedule
         s = float(self.stds[0])
         mu = self.means[0].to(x_T.device, x_T.dtype)
@@ -181,6 +208,22 @@ class Gaussian(GaussianMixture):
         a1, s1 = (float(v[0]) for v in (sch.alpha(np.array([t_end])), sch.sigma(np.array([t_end]))))
         ratio = math.sqrt((a1 * a1 * s * s + s1 * s1) / (aT * aT * s * s + sT * sT))
         return a1 * mu + ratio * (x_T - aT * mu)
+
+
+def _batch_times(t: Any, x: Any) -> Any:
+    """``t`` as a tensor of shape ``(batch,)`` in ``x``'s dtype and device: a tensor of
+    that shape, or one time (a number or a 0-d tensor) for the whole batch."""
+    import torch
+
+    if isinstance(t, (int, float, np.integer, np.floating)) and not isinstance(t, bool):
+        return torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
+    if not torch.is_tensor(t):
+        raise TypeError(f"t must be a tensor of shape (batch,) or one number, got {type(t).__name__}")
+    if t.ndim == 0:
+        t = t.expand(x.shape[0])
+    if tuple(t.shape) != (x.shape[0],):
+        raise ValueError(f"t must have shape ({x.shape[0]},) (one time per sample), got {tuple(t.shape)}")
+    return t.to(x.dtype)
 
 
 def _float_array(values: Any, name: str) -> np.ndarray:
