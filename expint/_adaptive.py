@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import array_namespace, finfo_of, is_array, is_torch_array, to_like, to_numpy
+from ._events import terminal_message
 
 _SAFETY = 0.9
 _FAC_MAX = 5.0
@@ -355,8 +356,7 @@ def run_adaptive(
         if events is not None:
             stop = events.after_step(stepper, t, direction * h_step, y, stages, t_new, y_new)
             if stop is not None:
-                message = f"a terminal event occurred at t = {stop[0]:.10g}"
-                return AdaptiveRun(saved, stop[0], stop[1], steps, rejected, True, message)
+                return AdaptiveRun(saved, stop[0], stop[1], steps, rejected, True, terminal_message(stop[0]))
         t, y = t_new, y_new
         n0 = n_next if n_next is not None else stepper.nonlinear(t, y)
         if n_next is None:

@@ -26,7 +26,12 @@ import numpy as np
 
 from ._backend import is_torch_array, stack
 
-__all__ = ["EventWatch"]
+__all__ = ["EventWatch", "terminal_message"]
+
+
+def terminal_message(t_event: float) -> str:
+    """``Solution.message`` of a run that a terminal event ended."""
+    return f"a terminal event occurred at t = {t_event:.10g}"
 
 
 def _as_list(events: Any) -> list[Callable[[float, Any], Any]]:

@@ -30,7 +30,7 @@ from ._backend import (
 )
 from ._batch_steps import RowwiseNonlinear, run_independent
 from ._dense import BatchDenseOutput, DenseOutput
-from ._events import EventWatch
+from ._events import EventWatch, terminal_message
 from ._operators import Diagonal, ScalarTime
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
@@ -514,7 +514,7 @@ def _solve_fixed(
         if bar is not None:
             bar.update()
         if stop is not None:
-            done, message = i + 1, _terminal_message(stop[0])
+            done, message = i + 1, terminal_message(stop[0])
             break
         bad = finite.first_bad(i, y, force=(i + 1) in save_at or i + 1 == n)
         if bad is not None:
@@ -545,10 +545,6 @@ def _solve_fixed(
         t_list = [t_list[j] for j in kept] + [stop[0]]
         y_list = [y_list[j] for j in kept] + [stop[1]]
     return _with_events(Solution(np.array(t_list), stack(y_list), stats, success, message, sch.name), watch)
-
-
-def _terminal_message(t_event: float) -> str:
-    return f"a terminal event occurred at t = {t_event:.10g}"
 
 
 def _with_events(sol: Solution, watch: EventWatch | None) -> Solution:
