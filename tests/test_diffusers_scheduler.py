@@ -458,3 +458,16 @@ def test_inside_a_stable_diffusion_3_pipeline_with_tiny_random_components():
         velocity, latents.clone()
     )
     torch.testing.assert_close(got, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bad_device_and_timesteps_past_training_are_named():
+    """``set_timesteps(device="blah")`` raised torch's RuntimeError listing every
+    backend; ``add_noise`` at timestep 5000 of a 1000-step model extrapolated the
+    schedule silently."""
+    sched = ExpintScheduler(method="tab2")
+    with pytest.raises(ValueError, match="device 'blah' is not a torch device"):
+        sched.set_timesteps(5, device="blah")
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"timesteps has times in \[1, 5000\], outside the domain"):
+        sched.add_noise(x, x, torch.tensor([5000, 1]))
+    assert sched.add_noise(x, torch.ones_like(x), torch.tensor([999, 0])).shape == x.shape

@@ -31,7 +31,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin, SchedulerOutput
 
 from ..._backend import to_numpy
-from ..._validation import check_count
+from ..._validation import check_count, check_device
 from .._compile import conversion_at
 from ..grids import KINDS, SPACINGS, grid
 from ..methods import DEFAULT_FLOW_METHOD, DEFAULT_METHOD, get_method
@@ -395,6 +395,8 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         mu : float, optional
             Dynamic-shift parameter (flow matching with ``use_dynamic_shifting``).
         """
+        if device is not None:
+            device = check_device(device)
         given = timesteps if timesteps is not None else sigmas
         if given is not None:
             if timesteps is not None and sigmas is not None:
@@ -575,8 +577,10 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
     ) -> torch.Tensor:
         """``α_t x0 + σ_t ε`` at model times ``timesteps`` (training timesteps, or
         ``σ · num_train_timesteps`` for flow matching)."""
-        t = torch.as_tensor(timesteps).to(device=original_samples.device, dtype=torch.float64)
-        t = t / self.time_scale
+        t = torch.as_tensor(timesteps)
+        if t.device.type == "cpu":  # (on an accelerator this check would wait for the device)
+            self.schedule.check_times(t.double().numpy() / self.time_scale, "timesteps")
+        t = t.to(device=original_samples.device, dtype=torch.float64) / self.time_scale
         shape = (-1,) + (1,) * (original_samples.dim() - 1)
         a = self.schedule.alpha(t).to(original_samples.dtype).reshape(shape)
         s = self.schedule.sigma(t).to(original_samples.dtype).reshape(shape)
