@@ -21,7 +21,14 @@ Key = tuple[int, float, float]  # (k, c, s)
 
 
 class PhiExpr:
-    """An immutable linear combination of φ-functions (see module docstring)."""
+    r"""An immutable linear combination $\sum_m α_m φ_{k_m}(c_m z)$, ``z = hL``.
+
+    ``PhiExpr({(k, c, s): α, …})``: each key is the index ``k ≥ 0``, the scale ``c``
+    of the argument and the start offset ``s`` (in steps; it matters only for a
+    time-dependent ``L``, where the function is built from the propagator started at
+    ``t_n + s h``).  Entries combine with ``+``, ``-`` and multiplication by numbers,
+    e.g. ``P(1) - P(2)`` for ``P(k) = PhiExpr({(k, 1.0, 0.0): 1.0})``.
+    """
 
     __slots__ = ("terms",)
 

@@ -62,7 +62,42 @@ def _close(a: complex, b: complex, tol: float = 1e-12) -> bool:
 
 @dataclass(frozen=True)
 class ExpRKTableau:
-    """Data of an exponential Runge–Kutta scheme (see module docstring)."""
+    r"""Data of an exponential Runge–Kutta scheme, validated when built.
+
+    The scheme advances $U_i = e^{c_i hL} u_n + h\sum_{j<i} a_{ij}(hL) N_j$,
+    $u_{n+1} = e^{hL} u_n + h\sum_i b_i(hL) N_i$ with $N_j = N(t_n + c_j h, U_j)$.
+    Pass an instance to `expint.solve` as ``scheme=`` to run it.
+
+    Parameters
+    ----------
+    name, family : str
+        A name, and ``"etdrk"`` (entries are φ-function combinations; the
+        φ-conditions below are checked as functions of ``z = hL``) or ``"lawson"``
+        (entries are exponentials ``e^{(c_i − c_j)z}`` times classical coefficients).
+    c : tuple of float
+        The nodes ``c_1 … c_s``.
+    a : dict
+        ``{(i, j): PhiExpr}`` for ``j < i`` (0-based), the stage coefficients.
+    b : tuple of PhiExpr
+        The ``s`` weights.
+    order, stiff_order : int
+        Classical order (checked at ``z = 0``, all conditions up to 4) and the order
+        claimed for stiff problems (``1 ≤ stiff_order ≤ order``).
+    description : str
+    b_err, embedded_order :
+        Error weights ``e_i`` (``b̂ = b − e`` is the embedded method, validated at
+        ``embedded_order`` and required to fail ``order``): an adaptive pair.
+    fsal : bool
+        The estimate also uses ``N(t_n + h, u_{n+1})`` (``b_err`` one entry longer).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Where a claim does not hold: rows that do not sum to ``c_i φ_1(c_i z)``, weights
+        that fail ``Σ b_i c_i^q/q! = φ_{q+1}`` for the claimed order (up to 3), a
+        classical order condition, a non-lower-triangular ``a``, entries that are not
+        finite `PhiExpr`, an unknown family, or half an embedded pair.
+    """
 
     name: str
     family: str  # "lawson" or "etdrk"
