@@ -983,13 +983,17 @@ class ScalarTime(EvaluatedOperator):
         except Exception:  # a callable written for scalars: fall back to one call per entry
             pass
         if out is None:
-            try:
-                out = np.array([complex(self.integral(float(si), t)) for si in s.ravel()]).reshape(s.shape)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    "ScalarTime's integral(s, t) must return a real number (or an array like s); "
-                    f"got {type(self.integral(float(s.ravel()[0]), t)).__name__}"
-                ) from None
+            values = []
+            for si in s.ravel():
+                value = self.integral(float(si), t)
+                try:
+                    values.append(complex(value))
+                except (TypeError, ValueError):
+                    raise TypeError(
+                        "ScalarTime's integral(s, t) must return a real number (or an array like s); "
+                        f"got {type(value).__name__}"
+                    ) from None
+            out = np.array(values).reshape(s.shape)
         if np.iscomplexobj(out):
             if np.any(out.imag != 0):
                 raise TypeError(
