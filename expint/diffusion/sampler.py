@@ -203,7 +203,9 @@ class Sampler:
             raise TypeError(f"callback must be callable as callback(info), got {type(callback).__name__}")
         views, times = self._on(x_T)
         if self.prior_from is not None:
-            x_T = prior_flow(self.schedule, x_T, self.prior_from, self.ts[..., 0], self.prior_mean)
+            _check_mean_shape(self.prior_mean, tuple(x_T.shape), "prior_mean")
+            first = np.asarray(self.ts[..., 0], dtype=np.float64).reshape(-1)
+            x_T = _flow(self.schedule, x_T, np.full(1, self.prior_from), first, self.prior_mean)
         sums = None
         if check_finite:  # one slot per step, the last for x_T; read once at the end
             real = x_T.real.dtype if x_T.is_complex() else x_T.dtype
@@ -361,7 +363,6 @@ def prior_flow(schedule: Schedule, x: Any, t_from: float, t_to: Any, mean: Any =
     ``t_to`` may be one time or, for per-sample grids, an array of shape ``(batch,)``.
     `Sampler` uses it for ``prior_from``.
     """
-    import torch
 
     if not is_torch_array(x):
         raise TypeError("x must be a torch tensor")
@@ -375,10 +376,18 @@ def prior_flow(schedule: Schedule, x: Any, t_from: float, t_to: Any, mean: Any =
     if t_to.size not in (1, x.shape[0]):
         raise ValueError(f"t_to must be one time or one per sample ({x.shape[0]}), got {t_to.size} times")
     mean = check_prior_mean(mean, tuple(x.shape), name="mean")
+    if not np.all(schedule.sigma(t_from_arr) > 0):
+        raise ValueError(f"sigma must be positive at t_from = {t_from}")
+    return _flow(schedule, x, t_from_arr, t_to, mean)
+
+
+def _flow(schedule: Schedule, x: Any, t_from_arr: np.ndarray, t_to: np.ndarray, mean: Any) -> Any:
+    """`prior_flow` on checked arguments (the sampler's, checked once when it was
+    built: checking a tensor mean's values here would wait for the device)."""
+    import torch
+
     a_s, s_s = schedule.alpha(t_from_arr), schedule.sigma(t_from_arr)
     a_t, s_t = schedule.alpha(t_to), schedule.sigma(t_to)
-    if not np.all(s_s > 0):
-        raise ValueError(f"sigma must be positive at t_from = {t_from}")
     ratio = s_t / s_s
     shift = a_t - ratio * a_s  # the coefficient of μ
     real = x.real.dtype if x.is_complex() else x.dtype
@@ -413,15 +422,25 @@ def check_prior_mean(mean: Any, shape: tuple[int, ...] | None = None, name: str 
     if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name} must be finite (it contains NaN or inf)")
     if shape is not None:
-        try:
-            ok = torch.broadcast_shapes(tuple(values.shape), shape) == torch.Size(shape)
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"{name} of shape {tuple(values.shape)} does not broadcast to the samples' shape {shape}"
-            )
+        _check_mean_shape(values, shape, name)
     return mean
+
+
+def _check_mean_shape(mean: Any, shape: tuple[int, ...], name: str) -> None:
+    """A mean that broadcasts against a batch of ``shape`` (shapes only: no device
+    read)."""
+    import torch
+
+    if not hasattr(mean, "shape"):
+        return
+    try:
+        ok = torch.broadcast_shapes(tuple(mean.shape), shape) == torch.Size(shape)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {tuple(mean.shape)} does not broadcast to the samples' shape {shape}"
+        )
 
 
 def _check_prior_from(schedule: Schedule, prior_from: Any, firsts: np.ndarray) -> float | None:
