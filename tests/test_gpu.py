@@ -41,6 +41,16 @@ def test_sampler_nan_check_on_the_gpu_without_syncs_inside():
     finally:
         torch.cuda.set_sync_debug_mode(0)
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+    # the prior flow with a mean on the device: its values are checked once, when the
+    # sampler is built, not on every call (that check would read the device)
+    skip = Sampler(sch, grid(sch, 10, t_start=900.0, final_zero=True), "dpmpp3m_pc", prior_from=999.0,
+                   prior_mean=torch.zeros(3, 8, 8, device="cuda"))  # fmt: skip
+    skip(mix, x)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        skip(mix, x, check_finite=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
 
     def nan_late(xs, t):
         e = mix(xs, t)
