@@ -41,6 +41,15 @@ def test_fit_floor_and_degenerate_input():
     assert math.isnan(fit_order(H[:1], err[:1]).order)
     with pytest.raises(ValueError, match="same length"):
         fit_order(H, err[:-1])
+    # a negative or NaN step size was dropped silently, text raised numpy's error
+    with pytest.raises(ValueError, match="h must hold positive finite step sizes"):
+        fit_order(-H, err)
+    with pytest.raises(ValueError, match="h must hold positive finite step sizes"):
+        fit_order(np.r_[np.nan, H[1:]], err)
+    with pytest.raises(TypeError, match="h and errors must be sequences of real numbers"):
+        fit_order("abc", [1.0, 2.0, 3.0])
+    # a failed run (inf or NaN error) is still dropped, not an error
+    assert fit_order(H, np.r_[np.inf, err[1:]]).used == tuple(range(1, len(H)))
 
 
 def test_per_point_floors_and_the_rounding_of_many_steps():

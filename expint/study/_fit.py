@@ -41,9 +41,15 @@ def fit_order(h: Sequence[float], errors: Sequence[float], floor: float | Sequen
     The order is the least-squares slope over that run (over all usable points if no
     run of three exists).
     """
-    hh, ee = np.asarray(h, dtype=float), np.asarray(errors, dtype=float)
+    try:
+        hh, ee = np.asarray(h, dtype=float), np.asarray(errors, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("h and errors must be sequences of real numbers") from None
     if hh.shape != ee.shape or hh.ndim != 1:
         raise ValueError("h and errors must be 1-D sequences of the same length")
+    if not np.all(np.isfinite(hh) & (hh > 0)):
+        # (an error may be inf or NaN: a failed run, dropped below; a step size may not)
+        raise ValueError(f"h must hold positive finite step sizes, got {hh.tolist()}")
     ff = np.asarray(floor, dtype=float)
     if ff.ndim and ff.shape != hh.shape:
         raise ValueError(
