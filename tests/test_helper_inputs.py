@@ -175,6 +175,24 @@ BAD = {
         TypeError,
         "seed",
     ),
+    # Fréchet distance of (mean, cov) statistics: a NaN mean gave NaN, a covariance with
+    # a negative eigenvalue was clipped to a distance of 0, a non-square one was called
+    # "different dimensions: (3,) and (3,)"
+    "frechet nan mean": (
+        lambda out: metrics.frechet_distance((np.full(3, np.nan), np.eye(3)), (np.zeros(3), np.eye(3))),
+        ValueError,
+        "a: the mean and cov must be finite",
+    ),
+    "frechet indefinite cov": (
+        lambda out: metrics.frechet_distance((np.zeros(3), np.eye(3)), (np.zeros(3), -np.eye(3))),
+        ValueError,
+        "b: cov must be positive semi-definite",
+    ),
+    "frechet non-square cov": (
+        lambda out: metrics.frechet_distance((np.zeros(3), np.ones((3, 2))), (np.zeros(3), np.eye(3))),
+        ValueError,
+        r"cov \(d, d\)",
+    ),
     "diffusers_timesteps more steps than timesteps": (
         lambda out: diffusers_timesteps(10, 20, "leading"),
         ValueError,

@@ -47,16 +47,41 @@ def _psd_sqrt(c: np.ndarray) -> np.ndarray:
 def frechet_distance(a: Any, b: Any) -> float:
     """Fréchet distance (squared, as FID reports it) between sample sets ``a`` and
     ``b`` of shape ``(n, ...)``, or between ``(mean, cov)`` pairs."""
-    mu1, c1 = a if isinstance(a, tuple) else gaussian_stats(a)
-    mu2, c2 = b if isinstance(b, tuple) else gaussian_stats(b)
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    c1, c2 = np.atleast_2d(c1), np.atleast_2d(c2)
+    mu1, c1 = _stats(a, "a")
+    mu2, c2 = _stats(b, "b")
     if mu1.shape != mu2.shape or c1.shape != c2.shape:
         raise ValueError(f"the two sets have different dimensions: {mu1.shape} and {mu2.shape}")
     s1 = _psd_sqrt(c1)
     cross = np.linalg.eigvalsh(s1 @ c2 @ s1)
     tr_sqrt = float(np.sqrt(np.clip(cross, 0.0, None)).sum())
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2) - 2.0 * tr_sqrt)
+
+
+def _stats(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, cov)`` of samples, or checked statistics given as such a pair: a finite
+    mean of length ``d`` and a finite, symmetric, positive semi-definite ``(d, d)``
+    covariance (a negative eigenvalue was clipped to zero, and a NaN mean gave NaN)."""
+    if not isinstance(x, tuple):
+        return gaussian_stats(x)
+    if len(x) != 2:
+        raise ValueError(f"{name} as statistics must be a (mean, cov) pair, got {len(x)} items")
+    mu, cov = (
+        np.atleast_1d(np.asarray(x[0], dtype=np.float64)),
+        np.atleast_2d(np.asarray(x[1], dtype=np.float64)),
+    )
+    d = mu.shape[0]
+    if mu.ndim != 1 or cov.shape != (d, d):
+        raise ValueError(
+            f"{name}: the mean must have shape (d,) and cov (d, d), got {mu.shape} and {cov.shape}"
+        )
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(cov))):
+        raise ValueError(f"{name}: the mean and cov must be finite")
+    scale = max(float(np.abs(cov).max()), np.finfo(float).tiny)
+    if np.abs(cov - cov.T).max() > 1e-8 * scale:
+        raise ValueError(f"{name}: cov must be symmetric")
+    if np.linalg.eigvalsh(0.5 * (cov + cov.T)).min() < -1e-8 * scale:
+        raise ValueError(f"{name}: cov must be positive semi-definite (it has a negative eigenvalue)")
+    return mu, cov
 
 
 def split_half_frechet(x: Any, seed: int = 0) -> float:
