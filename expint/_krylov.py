@@ -429,6 +429,9 @@ def phiv(
         or where the expansion cannot meet ``tol``, and a result past the
         floating-point range (``t`` times the largest real part of an eigenvalue
         beyond ~700).
+    RuntimeError
+        Where ``max_substeps`` sub-steps do not reach ``t``: a basis cap ``m`` far too
+        small for ``‖tA‖`` at this ``tol`` (the message says where it stopped).
 
     Notes
     -----
@@ -1044,7 +1047,7 @@ def _expv(
         if info.substeps + info.rejected >= max_substeps:
             raise RuntimeError(
                 f"phiv: no convergence after {max_substeps} sub-steps at t = {t_now:.3e} of "
-                f"{t:.3e}; loosen tol or raise max_substeps"
+                f"{t:.3e} with a basis of at most m = {m_max}; raise m, loosen tol or raise max_substeps"
             )
         tau = min(tau, t - t_now, ceiling)
         ws = [w]

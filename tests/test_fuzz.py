@@ -98,7 +98,16 @@ def test_phi_fuzz(k, z):
 def test_phiv_fuzz(entries, n_vs, t, tol, m):
     a = np.array(entries).reshape(3, 3)
     vs = [np.linspace(1.0, 2.0, 3) * (k + 1) for k in range(n_vs)]
-    res = _check(lambda: expint.phiv(a, vs, t=t, tol=tol, m=m), ("A", "vs", "t", "tol", "m"))
+
+    def call():
+        try:
+            return expint.phiv(a, vs, t=t, tol=tol, m=m)
+        except RuntimeError as err:  # documented: a basis cap m far too small for ‖tA‖
+            assert "raise m, loosen tol or raise max_substeps" in str(err), str(err)
+            event("sub-step limit")
+            return None
+
+    res = _check(call, ("A", "vs", "t", "tol", "m"))
     if res is not None:
         assert _no_nan(res[0])
 
