@@ -102,3 +102,15 @@ def check_krylov_options(tol: Any, m: Any) -> None:
     bad_m = isinstance(m, (bool, np.bool_)) or not (isinstance(m, numbers.Integral) and int(m) >= 1)
     if m is not None and bad_m:
         raise ValueError(f"m must be a positive integer, got {m!r}")
+
+
+def check_shape(shape: Any, *, name: str = "shape") -> tuple[int, ...]:
+    """A sample shape: a tuple or list of positive integers (a bare integer ``n`` is
+    ``(n,)``), as a tuple; a ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) and int(s) >= 1 for s in shape
+    ):
+        raise ValueError(f"{name} must be a tuple of positive ints (one sample's shape), got {shape!r}")
+    return tuple(int(s) for s in shape)

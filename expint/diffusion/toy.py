@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_count, check_integer, check_real
+from .._validation import check_count, check_integer, check_real, check_shape
 from .schedules import Schedule
 
 
@@ -75,11 +75,7 @@ class GaussianMixture:
         >>> model.shape, model.dim
         ((3, 8, 8), 192)
         """
-        if not isinstance(shape, (tuple, list)) or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape
-        ):
-            raise ValueError(f"shape must be a tuple of positive ints, got {shape!r}")
-        shape = tuple(int(v) for v in shape)
+        shape = check_shape(shape)
         components = check_count(components, name="components")
         rng = np.random.default_rng(check_integer(seed, name="seed"))
         means = rng.uniform(-1.0, 1.0, size=(components, math.prod(shape)))

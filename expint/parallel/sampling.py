@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_count, check_device, check_integer, check_real
+from .._validation import check_count, check_device, check_integer, check_real, check_shape
 from ..diffusion.grids import grid
 from ..diffusion.methods import DEFAULT_METHOD, RhoRK, get_method
 from ..diffusion.models import check_prediction
@@ -75,7 +75,7 @@ def _check_spec(value: Any, where: str) -> ModelSpec:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: the prediction type (item 2): {exc}") from None
     try:
-        shape = _sample_shape(shape)
+        shape = check_shape(shape)
     except ValueError:
         raise ValueError(
             f"{where}: the sample shape (item 3) must be a tuple of positive ints, got {value[3]!r}"
@@ -188,20 +188,10 @@ def initial_noise(
     schedule.check_times(np.array([t_start]), "t_start")
     start = check_count(start, name="start", minimum=0)
     stop = check_count(stop, name="stop", minimum=start)
-    shape = _sample_shape(shape)
+    shape = check_shape(shape)
     scale = math.hypot(float(schedule.alpha(np.float64(t_start))), float(schedule.sigma(np.float64(t_start))))
     noise = counter_normal(item_seed(seed, np.arange(start, stop)), math.prod(shape)) * scale
     return torch.from_numpy(noise.astype(np.float32)).reshape(stop - start, *shape)
-
-
-def _sample_shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, (tuple, list)) or not all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape
-    ):
-        raise ValueError(f"shape must be a tuple of positive ints (one sample's shape), got {shape!r}")
-    return tuple(int(s) for s in shape)
 
 
 def steps_for_nfe(method: Any, nfe: int) -> int:
