@@ -17,12 +17,33 @@ def pyplot() -> Any:
     return plt
 
 
+def figure_path(path: Any, name: str = "path") -> Path:
+    """``path`` as a `Path` whose suffix matplotlib can write (``.png``, ``.pdf``,
+    ``.svg``, …): checked before a figure is drawn, and by the command line before the
+    study it plots is run."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file name such as 'plot.png', got {type(path).__name__}")
+    path = Path(path)
+    pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise ValueError(
+            f"{name} {str(path)!r} needs a figure format as its suffix, one of "
+            f"{', '.join('.' + f for f in sorted(formats))}; e.g. {path.stem or 'plot'}.png"
+        )
+    return path
+
+
 def save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Lay out, write (creating the folder) and close a figure; return its path."""
-    if not isinstance(path, (str, os.PathLike)):
+    try:
+        path = figure_path(path)
+    except (TypeError, ValueError):
         pyplot().close(fig)
-        raise TypeError(f"path must be a file name such as 'plot.png', got {type(path).__name__}")
-    path = Path(path)
+        raise
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import expint
+from expint._plotting import figure_path
 from expint.parallel import commands
 
 
@@ -39,6 +40,24 @@ def _writable(folder: str) -> Path:
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot write to {folder!r}: {exc.strerror or exc}") from None
     return out
+
+
+def _output_file(check: Callable[[str], Any] | None = None) -> Callable[[str], Path]:
+    """An argparse type for a file the command writes at its end (``--plot``,
+    ``--json``): ``check`` (e.g. the figure format) and a writable folder, both before
+    the run, so a typo does not cost the whole study."""
+
+    def parse(text: str) -> Path:
+        if check is not None:
+            try:
+                check(text)
+            except (TypeError, ValueError) as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+        path = Path(text)
+        _writable(str(path.parent))
+        return path
+
+    return parse
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -182,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     st.add_argument("--t-end", type=float, help="end time (default: a per-problem study span)")
     st.add_argument("--reference", choices=["fine", "torchdiffeq", "scipy"], default="fine")
-    st.add_argument("--plot", help="write the figure to this file")
-    st.add_argument("--json", help="write the result as JSON to this file")
+    st.add_argument(
+        "--plot", type=_output_file(lambda p: figure_path(p, "--plot")), help="write the figure to this file"
+    )
+    st.add_argument("--json", type=_output_file(), help="write the result as JSON to this file")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     st.set_defaults(func=_study)
-    commands.add_commands(sub, _writable)
+    commands.add_commands(sub, _writable, _output_file())
     args = ap.parse_args(argv)
     if getattr(args, "points", 2) < 2:
         ap.error("--points must be at least 2")

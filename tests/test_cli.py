@@ -48,6 +48,36 @@ def test_unwritable_out_is_one_line_and_status_2(tmp_path, capsys, command):
     assert err.count("\n") == 1 and "cannot write to" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["study", "nonstiff", "--schemes", "etd2rk", "--plot", "fig.foo"], ["--plot", ".png", "fig.png"]),
+        (["study", "nonstiff", "--schemes", "etd2rk", "--plot", "fig"], ["--plot", "suffix"]),
+        (["study", "nonstiff", "--schemes", "etd2rk", "--json", "{blocked}/r.json"], ["cannot write to"]),
+        (["fd", "data:digits", "--ref", "data:digits", "--save-stats", "{blocked}/s.npz"], ["cannot write"]),
+    ],
+)
+def test_output_files_are_checked_before_the_run(tmp_path, capsys, monkeypatch, args, words):
+    """A figure format matplotlib cannot write, or a file in a folder that cannot be
+    made, is a usage error before any work: the study or Fréchet distance is never run."""
+    from expint import study
+
+    def never(*a, **k):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(study, "convergence", never)
+    monkeypatch.setattr("expint.parallel.commands._fd", never)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([a.format(blocked=blocker) for a in args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert all(w in err for w in words), err
+
+
 def test_schemes_command_prints_the_catalogue(capsys):
     import expint
 

@@ -129,8 +129,9 @@ def _ensemble(args: argparse.Namespace) -> int:
     return _in_group(device, body)
 
 
-def add_commands(sub: Any, writable: Callable[[str], Any]) -> None:
-    """Register the three commands on the ``expint`` subparsers."""
+def add_commands(sub: Any, writable: Callable[[str], Any], output_file: Callable[[str], Any]) -> None:
+    """Register the three commands on the ``expint`` subparsers; ``writable`` checks (and
+    creates) an output folder, ``output_file`` a file's folder, before any work."""
     from ..diffusion.methods import DEFAULT_METHOD
     from ..problems import ALIASES, PROBLEMS, canonical_name
 
@@ -167,7 +168,9 @@ def add_commands(sub: Any, writable: Callable[[str], Any]) -> None:
         default="pixels",
         help="pixels (default), inception (pytorch-fid, local weights) or pkg.module:function",
     )
-    f.add_argument("--save-stats", default=None, help="write the first set's mu/sigma to this .npz")
+    f.add_argument(
+        "--save-stats", type=output_file, default=None, help="write the first set's mu/sigma to this .npz"
+    )
     f.add_argument("--device", default=None, help="device for the feature network")
     f.set_defaults(func=_fd)
 
