@@ -31,6 +31,7 @@ from ._backend import (
 from ._batch_steps import RowwiseNonlinear, run_independent
 from ._dense import BatchDenseOutput, DenseOutput
 from ._events import EventWatch, terminal_message
+from ._members import solve_members
 from ._operators import Diagonal, ScalarTime
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
@@ -336,7 +337,10 @@ def solve(
         ``(B', n)`` and ``t`` an array of shape ``(B', 1)`` (one time per member), so it
         must act row by row.  ``stats`` then holds ``steps_per_sample``
         and ``rejected_per_sample``; ``steps`` is their maximum and ``rejected_steps``
-        their sum.
+        their sum.  The exponential Rosenbrock pairs (one Jacobian per member) run a
+        batch member by member, on any linear part: on a fixed grid, or adaptively
+        with ``"independent"`` only; ``N``, ``jac`` and ``jvp`` then see one member's
+        state of shape ``(n,)`` (`expint._members`).
 
     error_norm : {"rms", "max"}
         Adaptive runs: how the scaled error ``err / (atol + rtol·max(|y_n|, |y_{n+1}|))``
@@ -409,12 +413,21 @@ def solve(
     if error_norm != "rms" and not adaptive:
         raise ValueError("error_norm applies to adaptive runs (an embedded pair with rtol/atol)")
     independent = _check_batch_steps(batch_steps, sch, adaptive, problem, y0, dense_output)
+    tolerances = Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0) if adaptive else None
+    if sch.rosenbrock is not None and y0.ndim > 1:
+        _check_rosenbrock_batch(sch, adaptive, independent, events)
+        member = functools.partial(
+            solve, problem, t_span=(t0, tf), scheme=sch, dt=dt, n_steps=n_steps, ts=ts, rtol=rtol, atol=atol,
+            first_step=first_step, max_step=max_step, max_steps=max_steps, dense_output=dense_output,
+            error_norm=error_norm,
+        )  # fmt: skip
+        grid = None if adaptive else time_grid(t0, tf, dt=dt, n_steps=n_steps, ts=ts)
+        return _solve_by_member(member, y0, t0, tf, grid, t_eval, dense_output, progress, sch.name)
     # numpy's overflow/invalid warnings are silenced inside the step loop: a blow-up is
     # detected and reported by the run itself (the step that went non-finite, or the
     # step-size floor), whereas each rejected retry of an adaptive run would add a
     # handful of warnings pointing into expint's arithmetic (or N's) and saying less
-    if adaptive:
-        tolerances = Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0)
+    if tolerances is not None:
         bounds = (_step_bound(first_step, "first_step", tf - t0), _step_bound(max_step, "max_step", tf - t0))
         with np.errstate(over="ignore", invalid="ignore"):
             return _solve_adaptive(
@@ -571,6 +584,58 @@ def _from_dense(
     return times, dense(times)
 
 
+def _check_rosenbrock_batch(sch: Scheme, adaptive: bool, independent: bool, events: Any) -> None:
+    """A batch of states for an exponential Rosenbrock scheme runs member by member
+    (`expint._members`): on a fixed grid, or with each member's own adaptive steps."""
+    if adaptive and not independent:
+        raise ValueError(
+            f"scheme {sch.name!r} linearises N around each state, so every member of a batch has its own "
+            "Jacobian and its own adaptive steps: pass batch_steps='independent', or use an exponential "
+            "Runge–Kutta pair (krogstad43, hochost43, whalen53) for one step sequence shared by the batch"
+        )
+    if events is not None:
+        raise ValueError(
+            f"events need one step sequence for the whole state, but scheme {sch.name!r} runs a batch member "
+            "by member; pass one state of shape (n,), or use an exponential Runge–Kutta scheme"
+        )
+
+
+def _solve_by_member(
+    member: Any,
+    y0: Any,
+    t0: float,
+    tf: float,
+    grid: Any,
+    t_eval: Any,
+    dense_output: bool,
+    progress: bool,
+    name: str,
+) -> Solution:
+    """A batch for an exponential Rosenbrock scheme: ``member(state, t_eval=…)`` (a
+    `solve` of one state) for each member, assembled by `expint._members.solve_members`.
+    ``grid`` is the fixed grid, or ``None`` for an adaptive run."""
+    bar = _progress(progress, int(np.prod(y0.shape[:-1])), name, "member")
+    ends = np.array([t0, tf]) if grid is None else grid
+    points, save_idx = _merge_t_eval(ends, None if dense_output else t_eval)
+    saved = points[save_idx]
+    try:
+        if dense_output:  # the members save their ends; t_eval is served by the batch's interpolant
+            te = _check_t_eval(t_eval, t0, tf) if t_eval is not None else None
+
+            def from_dense(batch_dense: BatchDenseOutput, success: bool) -> tuple[np.ndarray, Any]:
+                return _from_dense(batch_dense, te, t0, batch_dense.t_span[1], success)
+
+            return solve_members(member, y0, saved, tf >= t0, bar, from_dense, grid is None)
+        # every member also saves t_end: a failed batch reports each finished member's final state
+        member_t_eval = None if t_eval is None else (saved if saved[-1] == tf else np.append(saved, tf))
+        return solve_members(
+            lambda y: member(y, t_eval=member_t_eval), y0, saved, tf >= t0, bar, None, grid is None
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _check_batch_steps(
     batch_steps: Any, sch: Scheme, adaptive: bool, problem: SemilinearProblem, y0: Any, dense_output: bool
 ) -> bool:
@@ -581,10 +646,12 @@ def _check_batch_steps(
         return False
     if not adaptive:
         raise ValueError("batch_steps='independent' needs an adaptive run (an embedded pair with rtol/atol)")
+    if sch.rosenbrock is not None and y0.ndim >= 2:
+        return True  # member by member (`_solve_by_member`), on any linear part
     if sch.tableau is None:
         raise ValueError(
-            f"batch_steps='independent' needs an exponential Runge–Kutta pair, not {sch.name!r} "
-            "(use krogstad43, hochost43 or whalen53)"
+            f"batch_steps='independent' needs an exponential Runge–Kutta or Rosenbrock pair, not "
+            f"{sch.name!r} (use krogstad43, hochost43, whalen53, exprb32 or exprb43)"
         )
     if not isinstance(problem.linear, (Diagonal, ScalarTime)):
         raise ValueError(

@@ -188,7 +188,7 @@ def test_nonlinearity_must_act_row_by_row():
             ValueError,
             "adaptive run",
         ),
-        ({"batch_steps": "independent", "scheme": "exprb43"}, ValueError, "Runge–Kutta pair"),
+        ({"batch_steps": "independent", "scheme": "etdab43"}, ValueError, "Runge–Kutta or Rosenbrock pair"),
     ],
 )
 def test_bad_batch_steps_input(kwargs, exc, match):

@@ -190,10 +190,95 @@ def test_a_complex_state_takes_the_real_jacobian_matrix():
         expint.solve(cplx, bp.y0, (0.0, 0.5), scheme="exprb43", n_steps=1)
 
 
-def test_batches_are_refused_with_a_way_out():
-    bp = problems.nonstiff()
+def _allen_cahn_batch():
+    bp = problems.allen_cahn()
+    return bp, np.stack([np.stack([bp.y0, 0.9 * bp.y0]), np.stack([1.1 * bp.y0, -bp.y0])])  # (2, 2, 19)
+
+
+@pytest.mark.parametrize("name", ROSENBROCK)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n_steps": 40},
+        {"n_steps": 40, "t_eval": [1.0, 2.5]},
+        {"rtol": 1e-6, "atol": 1e-6, "batch_steps": "independent"},
+        {"rtol": 1e-6, "atol": 1e-6, "batch_steps": "independent", "t_eval": [1.0, 2.5]},
+        {
+            "rtol": 1e-6,
+            "atol": 1e-6,
+            "batch_steps": "independent",
+            "dense_output": True,
+            "t_eval": [1.0, 2.5],
+        },
+    ],
+)
+def test_a_batch_is_run_member_by_member(name, options):
+    """Each member of a batch has its own Jacobian: the batch's solution is, entry for
+    entry, the solutions of its members run alone (fixed grid: the same steps; adaptive:
+    each member's own), with the batch's shape and per-member step counts."""
+    bp, batch = _allen_cahn_batch()
+    sol = expint.solve(bp.problem, batch, (0.0, 3.0), scheme=name, **options)
+    alone_options = {k: v for k, v in options.items() if k != "batch_steps"}
+    assert sol.success and sol.y.shape == (len(sol.t), 2, 2, 19)
+    steps = []
+    for i in range(2):
+        for j in range(2):
+            alone = expint.solve(bp.problem, batch[i, j], (0.0, 3.0), scheme=name, **alone_options)
+            np.testing.assert_array_equal(sol.t, alone.t)
+            np.testing.assert_array_equal(sol.y[:, i, j], alone.y)
+            steps.append(alone.stats["steps"])
+            if options.get("dense_output"):
+                np.testing.assert_array_equal(sol.sol(0.7)[i, j], alone.sol(0.7))
+    assert sol.stats["steps"] == max(steps)
+    if "rtol" in options:
+        assert np.array(sol.stats["steps_per_sample"]).ravel().tolist() == steps
+        assert len(set(steps)) > 1  # the members did take their own steps
+    else:
+        assert "steps_per_sample" not in sol.stats and len(set(steps)) == 1  # (t_eval adds grid points)
+
+
+@needs_torch
+def test_a_tensor_batch_matches_numpy():
+    bp, batch = _allen_cahn_batch()
+    opts = {"rtol": 1e-6, "atol": 1e-6, "batch_steps": "independent"}
+    ref = expint.solve(bp.problem, batch, (0.0, 3.0), scheme="exprb43", **opts)
+    got = expint.solve(bp.problem, torch.from_numpy(batch), (0.0, 3.0), scheme="exprb43", **opts)
+    assert isinstance(got.y, torch.Tensor) and got.y.shape == ref.y.shape
+    np.testing.assert_allclose(got.y.numpy(), ref.y, rtol=0, atol=1e-12)
+
+
+def test_a_failed_member_keeps_the_others_and_names_itself():
+    """``y' = −y + y²`` blows up from y0 = 3 at t = log(3/2) ≈ 0.405 and decays from 0.5:
+    the run fails naming member 1, saves the times every member reached and then each
+    member's state where it stopped (the finished member's at t_end), as per-sample
+    steps do for the Runge–Kutta pairs."""
+    prob = expint.SemilinearProblem(expint.Diagonal(np.array([-1.0])), lambda t, y: y * y)
+    y0 = np.array([[0.5], [3.0]])
+    with pytest.warns(RuntimeWarning, match="member 1: ") as record:
+        sol = expint.solve(
+            prob, y0, (0.0, 1.0), scheme="exprb32", rtol=1e-6, atol=1e-8, batch_steps="independent"
+        )
+    assert len([w for w in record if "member" in str(w.message)]) == 1
+    assert not sol.success and sol.message.startswith("member 1: ")
+    t_stop = sol.stats["t_reached"]
+    assert t_stop[0] == 1.0 and 0.3 < t_stop[1] < 0.41
+    assert sol.t.tolist() == [0.0, t_stop[1]]
+    decayed = 0.5 / (0.5 + 0.5 * np.exp(1.0))  # y = 1 / (1 + (1/y0 − 1) e^t)
+    assert sol.y[-1, 0, 0] == pytest.approx(decayed, rel=1e-5)
+    assert sol.y[-1, 1, 0] > 10
+
+
+def test_batches_needing_one_step_sequence_are_refused_with_a_way_out():
+    bp, batch = _allen_cahn_batch()
+    with pytest.raises(ValueError, match="batch_steps='independent'"):
+        expint.solve(bp.problem, batch, (0.0, 1.0), scheme="exprb43", rtol=1e-6, atol=1e-6)
+    event = lambda t, y: float(y.ravel()[0])  # noqa: E731
+    with pytest.raises(ValueError, match="events need one step sequence"):
+        expint.solve(bp.problem, batch, (0.0, 1.0), scheme="exprb43", n_steps=4, events=event)
+    # a stepper used directly still takes one state
+    st = RosenbrockStepper(expint.schemes.get("exprb32").rosenbrock, bp.problem.linear, bp.problem.nonlinear)
     with pytest.raises(ValueError, match="one state at a time"):
-        expint.solve(bp.problem, np.stack([bp.y0, bp.y0]), (0.0, 1.0), scheme="exprb32", n_steps=2)
+        st.step(0.0, 0.1, batch[0])
 
 
 @pytest.mark.parametrize(("name", "nodes"), [("exprb32", 1), ("exprb43", 2)])

@@ -37,7 +37,8 @@ $\|hJ_n\| \sim 10^3$–$10^5$ needs hundreds of products per step.
 A complex state is handled as the real vector of its real and imaginary parts: ``N`` is
 often not complex-differentiable (``|u|²u``, ``Re(ifft(·))``), so its Jacobian is only
 real-linear.
-One state at a time: each state has its own Jacobian, so batches are refused.
+One state at a time: each state has its own Jacobian, so `expint.solve` runs a batch
+member by member (`expint._members`).
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ class RosenbrockStepper:
         if u.ndim != 1:
             raise ValueError(
                 f"scheme {self.tab.name!r} integrates one state at a time (shape (n,)); each state of a "
-                "batch has its own Jacobian — loop over the batch, or use an exponential Runge–Kutta scheme"
+                "batch has its own Jacobian (expint.solve runs a batch member by member)"
             )
         n_u = self._n(t, u) if n0 is None else n0
         lin = self._linearise(t, u, n_u)
