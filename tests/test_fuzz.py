@@ -785,3 +785,61 @@ def test_events_fuzz(level, slope, component, terminal, direction, scheme, backw
         assert sol.message.startswith("a terminal event") and sol.t[-1] == times[-1] == end
     else:
         assert sol.message == "reached t_end" and (count == 0 or len(times) < count)
+
+
+# -- Solution.plot -----------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    n=st.sampled_from([1, 3, 12]),
+    batch=st.sampled_from([(), (2,), (2, 1)]),
+    saved=st.sampled_from(["ends", "t_eval", "dense", "one"]),
+    complex_state=st.booleans(),
+    member=st.one_of(
+        st.none(),
+        odd_scalars,
+        st.tuples(st.integers(-3, 3)),
+        st.tuples(st.integers(-2, 2), st.integers(-1, 1)),
+    ),
+    kind=st.sampled_from(["auto", "lines", "image", "bars", None]),
+    part=st.sampled_from(["auto", "real", "imag", "abs", "phase", 0]),
+    path=st.sampled_from([None, "fig.png", "fig.svg", "fig.txt", "fig", 3]),
+)
+def test_solution_plot_fuzz(tmp_path_factory, n, batch, saved, complex_state, member, kind, part, path):
+    """``Solution.plot`` with odd members, kinds, parts and paths: a figure whose curves or
+    image hold the member's values, or an error naming the option."""
+    import matplotlib.pyplot as plt
+
+    lam = -np.linspace(0.5, 5.0, n) * (1 + 0.5j if complex_state else 1)
+    prob = expint.SemilinearProblem(expint.Diagonal(lam), lambda t, y: 0.1 * y * y)
+    y0 = np.ones((*batch, n)) * (1 + 1j if complex_state else 1)
+    opts = {
+        "ends": {},
+        "t_eval": {"t_eval": [0.0, 0.25, 0.5, 1.0]},
+        "dense": {"dense_output": True},
+        "one": {"t_eval": [1.0]},
+    }[saved]
+    sol = expint.solve(prob, y0, (0.0, 1.0), scheme="etdrk4", n_steps=4, **opts)
+    where = None if path is None or path == 3 else tmp_path_factory.mktemp("plot") / path
+    got = _check(
+        lambda: sol.plot(where if where is not None else path, member=member, kind=kind, part=part),
+        ("member", "kind", "part", "path", "figure format", "file name", "two or more times"),
+    )
+    if got is None:
+        plt.close("all")
+        return
+    if where is not None:
+        assert got == where and where.stat().st_size > 0
+    else:  # the axes: one finite curve per component, or an image of every (t, component)
+        times = 400 if saved == "dense" else len(sol.t)
+        if kind == "image" or (kind == "auto" and n > 10):
+            (mesh,) = got.collections
+            values = np.asarray(mesh.get_array())
+            assert values.size == times * n
+        else:
+            lines = got.get_lines()
+            assert len(lines) == n and all(len(ln.get_ydata()) == times for ln in lines)
+            values = np.concatenate([ln.get_ydata() for ln in lines])
+        assert np.all(np.isfinite(values))
+    plt.close("all")
