@@ -57,7 +57,14 @@ class Solution:
         )
 
     def plot(
-        self, path: Any = None, *, member: Any = None, kind: str = "auto", part: str = "auto", ax: Any = None
+        self,
+        path: Any = None,
+        *,
+        member: Any = None,
+        kind: str = "auto",
+        part: str = "auto",
+        transform: Any = None,
+        ax: Any = None,
     ) -> Any:
         r"""A first look at the solution: each component against ``t``, or for a long
         state a space–time image (component index across, ``t`` up).
@@ -84,6 +91,10 @@ class Solution:
         part : {"auto", "real", "imag", "abs"}
             What of a complex state is drawn (``"auto"``: its modulus; a real state
             as it is).
+        transform : callable, optional
+            Applied to the member's states, a numpy array of shape ``(T, n)`` (times
+            first), before drawing; it returns one row per time, e.g. a built-in
+            problem's ``to_physical`` (Fourier coefficients to the field).
         ax : matplotlib Axes, optional
             Draw into these axes (e.g. a subplot of your figure) and return them.
 
@@ -97,7 +108,10 @@ class Solution:
         ValueError
             An unknown ``kind`` or ``part``, a figure format matplotlib cannot write,
             ``member`` missing for a batch or outside it, ``path`` and ``ax`` both
-            given, or an image of a single time.
+            given, an image of a single time, or a ``transform`` that does not return
+            one row per time.
+        TypeError
+            A ``transform`` that is not callable, or a ``path`` that is not a file name.
 
         Examples
         --------
@@ -110,4 +124,4 @@ class Solution:
         """
         from ._solution_plot import plot_solution
 
-        return plot_solution(self, path, member=member, kind=kind, part=part, ax=ax)
+        return plot_solution(self, path, member=member, kind=kind, part=part, transform=transform, ax=ax)

@@ -19,7 +19,14 @@ _KINDS = ("auto", "lines", "image")
 
 
 def plot_solution(
-    sol: Any, path: Any = None, *, member: Any = None, kind: str = "auto", part: str = "auto", ax: Any = None
+    sol: Any,
+    path: Any = None,
+    *,
+    member: Any = None,
+    kind: str = "auto",
+    part: str = "auto",
+    transform: Any = None,
+    ax: Any = None,
 ) -> Any:
     """See `expint.Solution.plot`."""
     from ._plotting import figure_path, line_style, pyplot, save
@@ -30,8 +37,10 @@ def plot_solution(
         raise ValueError(f"part must be one of {', '.join(map(repr, _PARTS))}, got {part!r}")
     if path is not None and ax is not None:
         raise ValueError("pass path (to write a file) or ax (to draw into your axes), not both")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be a function of the states, got {type(transform).__name__}")
     target = figure_path(path) if path is not None else None
-    t, y, label = _series(sol, member)
+    t, y, label = _series(sol, member, transform)
     n = y.shape[-1]
     if kind == "auto":
         kind = "lines" if n <= LINES_MAX else "image"
@@ -76,10 +85,10 @@ def plot_solution(
     return save(fig if fig is not None else ax.figure, target)
 
 
-def _series(sol: Any, member: Any) -> tuple[np.ndarray, np.ndarray, str]:
-    """Times, states ``(T, n)`` of the member asked for, and the quantity's name: from the
-    dense output where there is one (``DENSE_POINTS`` times over the span), else the
-    saved states."""
+def _series(sol: Any, member: Any, transform: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    """Times, states ``(T, n)`` of the member asked for (through ``transform``), and the
+    quantity's name: from the dense output where there is one (``DENSE_POINTS`` times
+    over the span), else the saved states."""
     batch = tuple(sol.y.shape[1:-1])
     index = _member_index(member, batch)
     if sol.sol is not None:
@@ -90,7 +99,15 @@ def _series(sol: Any, member: Any) -> tuple[np.ndarray, np.ndarray, str]:
         t, y = np.asarray(sol.t, dtype=float), to_numpy(_detached(sol.y))
     for i in index:  # one batch axis at a time, after the time axis
         y = y[:, i]
-    return t, y.reshape(len(t), -1), "y"
+    if transform is None:
+        return t, y.reshape(len(t), -1), "y"
+    out = np.asarray(to_numpy(_detached(transform(y))))
+    if out.ndim < 1 or out.shape[0] != len(t) or out.size == 0:
+        raise ValueError(
+            f"transform(y) must return one row per time: got shape {out.shape} for states of shape "
+            f"{y.shape} (times first)"
+        )
+    return t, out.reshape(len(t), -1), f"{getattr(transform, '__name__', 'transform')}(y)"
 
 
 def _detached(y: Any) -> Any:

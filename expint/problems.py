@@ -118,7 +118,7 @@ def _checked_time(exact: Callable[[float], Any], name: str) -> Callable[[float],
             raise ValueError(f"{name}.exact(t) needs a finite time, got {t!r}")
         return exact(value)
 
-    checked.__doc__ = exact.__doc__
+    checked.__doc__, checked.__name__ = exact.__doc__, "exact"
     return checked
 
 
@@ -129,7 +129,8 @@ def _checked_length(fn: Callable[[Any], Any], n: int, where: str, what: str) -> 
             raise ValueError(f"{where} takes a {what} whose last axis has length {n}, got shape {shape}")
         return fn(v)
 
-    checked.__doc__ = fn.__doc__
+    # the method's own name (``to_physical``, ``lift``), which plots and reprs show
+    checked.__doc__, checked.__name__ = fn.__doc__, where.rsplit(".", 1)[-1]
     return checked
 
 

@@ -92,6 +92,22 @@ def test_a_batch_needs_a_member():
             sol.plot(member=bad)
 
 
+def test_transform_draws_the_physical_field():
+    """A spectral state through the problem's ``to_physical``: the image holds the field."""
+    from expint import problems
+
+    bp = problems.kuramoto_sivashinsky(32)
+    sol = expint.solve(bp.problem, bp.y0, (0, 2), scheme="etdrk4", n_steps=8, t_eval=np.linspace(0, 2, 5))
+    ax = sol.plot(transform=bp.to_physical)
+    (mesh,) = ax.collections
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(5, 32), bp.to_physical(sol.y))
+    assert "to_physical(y)" in mesh.colorbar.ax.get_ylabel()
+    with pytest.raises(ValueError, match="one row per time"):
+        sol.plot(transform=lambda y: y.sum())
+    with pytest.raises(TypeError, match="transform must be a function"):
+        sol.plot(transform="physical")
+
+
 @needs_torch
 def test_a_tensor_solution_that_requires_grad_plots():
     prob = _problem()
