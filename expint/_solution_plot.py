@@ -70,8 +70,13 @@ def plot_solution(
         if 1 < n <= LINES_MAX:
             ax.legend(fontsize="small")
     else:
-        cmap = "viridis" if part == "abs" else "RdBu_r"  # a modulus is not signed
-        mesh = ax.pcolormesh(np.arange(n), t, y, shading="auto", cmap=cmap)
+        signed = part != "abs" and bool(np.any(y < 0)) and bool(np.any(y > 0))
+        # signed values on a diverging map centred on zero; anything else on a sequential one
+        top = float(np.max(np.abs(y))) if signed else None
+        limits = {"vmin": -top, "vmax": top} if top else {}
+        mesh = ax.pcolormesh(
+            np.arange(n), t, y, shading="auto", cmap="RdBu_r" if signed else "viridis", **limits
+        )
         ax.figure.colorbar(mesh, ax=ax, label=what)
         for te in events:
             ax.axhline(te, color="grey", ls=":", lw=1)
