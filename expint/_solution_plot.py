@@ -72,8 +72,8 @@ def plot_solution(
     else:
         signed = part != "abs" and bool(np.any(y < 0)) and bool(np.any(y > 0))
         # signed values on a diverging map centred on zero; anything else on a sequential one
-        top = float(np.max(np.abs(y))) if signed else None
-        limits = {"vmin": -top, "vmax": top} if top else {}
+        top = float(np.nanmax(np.abs(y))) if signed else 0.0
+        limits = {"vmin": -top, "vmax": top} if 0 < top < np.inf else {}
         mesh = ax.pcolormesh(
             np.arange(n), t, y, shading="auto", cmap="RdBu_r" if signed else "viridis", **limits
         )
