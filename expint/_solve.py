@@ -332,15 +332,17 @@ def solve(
         Adaptive runs on a batch ``y0`` of shape ``(..., n)``: ``"shared"`` (default)
         takes one step sequence for the whole batch (the error norm runs over every
         entry); ``"independent"`` gives each member its own steps, error norm and
-        controller (a `Diagonal` or `ScalarTime` linear part and an ETD pair).  ``N``
-        is then called on the members still running, the state flattened to
-        ``(B', n)`` and ``t`` an array of shape ``(B', 1)`` (one time per member), so it
-        must act row by row.  ``stats`` then holds ``steps_per_sample``
-        and ``rejected_per_sample``; ``steps`` is their maximum and ``rejected_steps``
-        their sum.  The exponential Rosenbrock pairs (one Jacobian per member) run a
-        batch member by member, on any linear part: on a fixed grid, or adaptively
-        with ``"independent"`` only; ``N``, ``jac`` and ``jvp`` then see one member's
-        state of shape ``(n,)`` (`expint._members`).
+        controller.  With an ETD Runge–Kutta pair on a `Diagonal` or `ScalarTime`
+        linear part the batch advances together: ``N`` is called on the members still
+        running, the state flattened to ``(B', n)`` and ``t`` an array of shape
+        ``(B', 1)`` (one time per member), so it must act row by row.  Otherwise (a
+        matrix or matrix-free linear part, the Adams pairs) the members run one after
+        another, and ``N`` sees one member's state of shape ``(n,)`` and a float
+        ``t``.  ``stats`` then holds ``steps_per_sample`` and ``rejected_per_sample``;
+        ``steps`` is their maximum and ``rejected_steps`` their sum.  The exponential
+        Rosenbrock pairs (one Jacobian per member) always run a batch member by
+        member: on a fixed grid, or adaptively with ``"independent"`` only
+        (`expint._members`).
 
     error_norm : {"rms", "max"}
         Adaptive runs: how the scaled error ``err / (atol + rtol·max(|y_n|, |y_{n+1}|))``
@@ -412,10 +414,10 @@ def solve(
         raise ValueError(f"error_norm must be 'rms' or 'max', got {error_norm!r}")
     if error_norm != "rms" and not adaptive:
         raise ValueError("error_norm applies to adaptive runs (an embedded pair with rtol/atol)")
-    independent = _check_batch_steps(batch_steps, sch, adaptive, problem, y0, dense_output)
+    independent = _check_batch_steps(batch_steps, adaptive, y0)
     tolerances = Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0) if adaptive else None
-    if sch.rosenbrock is not None and y0.ndim > 1:
-        _check_rosenbrock_batch(sch, adaptive, independent, events)
+    if y0.ndim > 1 and (sch.rosenbrock is not None or (independent and not _advances_together(sch, problem))):
+        _check_member_batch(sch, adaptive, independent, events)
         member = functools.partial(
             solve, problem, t_span=(t0, tf), scheme=sch, dt=dt, n_steps=n_steps, ts=ts, rtol=rtol, atol=atol,
             first_step=first_step, max_step=max_step, max_steps=max_steps, dense_output=dense_output,
@@ -584,9 +586,17 @@ def _from_dense(
     return times, dense(times)
 
 
-def _check_rosenbrock_batch(sch: Scheme, adaptive: bool, independent: bool, events: Any) -> None:
-    """A batch of states for an exponential Rosenbrock scheme runs member by member
-    (`expint._members`): on a fixed grid, or with each member's own adaptive steps."""
+def _advances_together(sch: Scheme, problem: SemilinearProblem) -> bool:
+    """Whether per-sample steps can advance the whole batch in one step (`run_independent`):
+    a Runge–Kutta pair with element-wise coefficients (`Diagonal`, `ScalarTime`), gathered
+    per member.  Other linear parts (matrices, Krylov products) and the Adams and
+    Rosenbrock pairs (a history, or a Jacobian, per member) run member by member."""
+    return sch.tableau is not None and isinstance(problem.linear, (Diagonal, ScalarTime))
+
+
+def _check_member_batch(sch: Scheme, adaptive: bool, independent: bool, events: Any) -> None:
+    """A batch run member by member (`expint._members`): per-sample steps
+    (`_advances_together` false), or an exponential Rosenbrock scheme on a fixed grid."""
     if adaptive and not independent:
         raise ValueError(
             f"scheme {sch.name!r} linearises N around each state, so every member of a batch has its own "
@@ -611,8 +621,8 @@ def _solve_by_member(
     progress: bool,
     name: str,
 ) -> Solution:
-    """A batch for an exponential Rosenbrock scheme: ``member(state, t_eval=…)`` (a
-    `solve` of one state) for each member, assembled by `expint._members.solve_members`.
+    """A batch run member by member: ``member(state, t_eval=…)`` (a `solve` of one
+    state) for each member, assembled by `expint._members.solve_members`.
     ``grid`` is the fixed grid, or ``None`` for an adaptive run."""
     bar = _progress(progress, int(np.prod(y0.shape[:-1])), name, "member")
     ends = np.array([t0, tf]) if grid is None else grid
@@ -636,9 +646,7 @@ def _solve_by_member(
             bar.close()
 
 
-def _check_batch_steps(
-    batch_steps: Any, sch: Scheme, adaptive: bool, problem: SemilinearProblem, y0: Any, dense_output: bool
-) -> bool:
+def _check_batch_steps(batch_steps: Any, adaptive: bool, y0: Any) -> bool:
     """True for per-sample step sizes; a ``ValueError`` where they cannot apply."""
     if batch_steps not in ("shared", "independent"):
         raise ValueError(f"batch_steps must be 'shared' or 'independent', got {batch_steps!r}")
@@ -646,18 +654,6 @@ def _check_batch_steps(
         return False
     if not adaptive:
         raise ValueError("batch_steps='independent' needs an adaptive run (an embedded pair with rtol/atol)")
-    if sch.rosenbrock is not None and y0.ndim >= 2:
-        return True  # member by member (`_solve_by_member`), on any linear part
-    if sch.tableau is None:
-        raise ValueError(
-            f"batch_steps='independent' needs an exponential Runge–Kutta or Rosenbrock pair, not "
-            f"{sch.name!r} (use krogstad43, hochost43, whalen53, exprb32 or exprb43)"
-        )
-    if not isinstance(problem.linear, (Diagonal, ScalarTime)):
-        raise ValueError(
-            "batch_steps='independent' needs a Diagonal or ScalarTime linear part (element-wise "
-            f"φ-coefficients), got {type(problem.linear).__name__}; use batch_steps='shared'"
-        )
     if y0.ndim < 2:
         raise ValueError(
             f"batch_steps='independent' needs a batch: y0 of shape (B, n), got shape {tuple(y0.shape)}"
