@@ -1,20 +1,25 @@
-r"""Batches for the exponential Rosenbrock schemes: one member at a time.
+r"""Batches run one member at a time.
 
-A Rosenbrock step linearises ``N`` around the state it starts from, so every member
-of a batch ``y0`` of shape ``(..., n)`` has its own Jacobian ``J_b`` and its own
-φ-functions of ``L + J_b``: nothing is shared between members as the φ-coefficients
-of a `Diagonal` operator are shared by the Runge–Kutta pairs.  `solve` therefore runs
-the members one after the other, each a run of its own on the single state ``y0[b]``
-(``N``, ``jac`` and ``jvp`` see states of shape ``(n,)``), and assembles one
-`Solution` with the batch's shape:
+Two kinds of batch cannot advance in one step, so `solve` runs their members one
+after the other, each a run of its own on the single state ``y0[b]`` (``N``, ``jac``
+and ``jvp`` see states of shape ``(n,)``), and assembles one `Solution` with the
+batch's shape:
 
-* fixed steps: every member on the same grid, which is what a batch means there;
-* adaptive steps (``batch_steps="independent"``): each member with its own steps,
-  error norm and controller, as for the per-sample steps of the Runge–Kutta pairs.
+* the exponential Rosenbrock pairs: a step linearises ``N`` around the state it starts
+  from, so every member has its own Jacobian and its own φ-functions of ``L + J_b``.
+  On a fixed grid every member takes the grid's steps (what a batch means there);
+  adaptive runs need ``batch_steps="independent"``;
+* per-sample steps (``batch_steps="independent"``) where the coefficients are not
+  element-wise — a `Dense`, `Sparse` or `MatrixFree` linear part — or where each
+  member carries a history (the Adams pairs).  (With an ETD Runge–Kutta pair on a
+  `Diagonal` or `ScalarTime` linear part the batch advances together:
+  `expint._batch_steps`.)
 
-After a member fails, the `Solution` follows `batch_steps="independent"`: the times
+After a member fails, the `Solution` follows the per-sample convention: the times
 every member reached, then each member's state where it stopped at the earliest of
-those stopping times, with ``stats["t_reached"]`` per member.
+those stopping times, with ``stats["t_reached"]`` per member.  The members share the
+problem's operator, so coefficients one member computes serve the others from its
+cache.
 """
 
 from __future__ import annotations
