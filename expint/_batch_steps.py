@@ -19,6 +19,8 @@ cached coefficient set, so a step costs one φ evaluation per distinct rung, not
 member.  Members that reached ``t_end`` drop out of the batch; the others go on, so
 the nonlinear part is called on the members still running — a state of shape
 ``(B', n)``, ``B' ≤ B`` — and must act row by row (checked on every call).
+Batches that cannot advance together (other linear parts, the Adams pairs) run member
+by member instead (`expint._members`).
 """
 
 from __future__ import annotations
