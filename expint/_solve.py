@@ -514,6 +514,7 @@ def _solve_fixed(
     success, message, done = True, "reached t_end", n
     finite = _FiniteWatch(y0, n)
     stop: tuple[float, Any] | None = None
+    last_finite = (float(grid[0]), y0)  # where a failed run stopped, if nothing else was saved
     for i in range(n):
         if dense is not None or watch is not None:
             stages: list[Any] = []
@@ -542,6 +543,9 @@ def _solve_fixed(
             break
         for k in save_at.get(i + 1, []):
             saved[k] = y
+        if finite.on_device:
+            continue  # a device run reads its flags late: its last finite state is not known here
+        last_finite = (float(grid[i + 1]), y)
     if bar is not None:
         bar.close()
     stats = work.stats(done, stepper, 0)
@@ -554,6 +558,8 @@ def _solve_fixed(
     keep = [k for k in range(len(saved)) if saved[k] is not None]
     t_list = [float(grid[save_idx[k]]) for k in keep]
     y_list = [saved[k] for k in keep]
+    if not t_list:  # failed before the first time asked for (t_eval without t0): where it stopped
+        t_list, y_list = [last_finite[0]], [last_finite[1]]
     if stop is not None:  # drop the save points of the last step past the event, end at it
         sign = math.copysign(1.0, float(grid[-1] - grid[0]))
         kept = [j for j, tt in enumerate(t_list) if (tt - stop[0]) * sign < 0]

@@ -146,6 +146,26 @@ def test_blow_up_is_caught_on_the_step_it_happens(size):
     np.testing.assert_array_equal(sol.t, [0.0])  # what was saved before the blow-up is kept
 
 
+def test_a_blow_up_before_the_first_time_asked_for_keeps_where_it_stopped():
+    """``t_eval`` without ``t0`` and a blow-up before its first time: the last finite
+    state, at the start of the step that went non-finite (an ``IndexError`` from an
+    empty list of saved states before)."""
+    prob = expint.SemilinearProblem(expint.Diagonal(-np.ones(1)), lambda t, y: y**3)
+    with pytest.warns(RuntimeWarning, match="non-finite in step 7"):
+        sol = expint.solve(prob, np.array([3.0]), (0.0, 10.0), scheme="etdrk4", dt=0.01, t_eval=[5.0, 10.0])
+    assert not sol.success and sol.t.tolist() == [pytest.approx(0.07)]
+    alone = expint.solve(prob, np.array([3.0]), (0.0, 0.07), scheme="etdrk4", n_steps=7)
+    np.testing.assert_allclose(sol.y[-1], alone.y[-1], rtol=1e-12)
+    # the same through a batch run member by member (a Rosenbrock scheme on a fixed grid)
+    ric = expint.SemilinearProblem(expint.Diagonal(-np.ones(1)), lambda t, y: y * y)
+    with pytest.warns(RuntimeWarning, match="member 1: "):
+        batch = expint.solve(
+            ric, np.array([[0.5], [3.0]]), (0.0, 1.0), scheme="exprb32", n_steps=100, t_eval=[0.5]
+        )
+    assert not batch.success and len(batch.t) == 1 and 0.35 < batch.t[0] <= 0.42  # blow-up at log(3/2)
+    assert batch.stats["t_reached"][0] == 1.0 and np.isfinite(batch.y).all()
+
+
 @pytest.mark.parametrize("size", STATE_SIZES)
 def test_a_finite_state_whose_sum_overflows_is_not_an_error(size):
     prob = expint.SemilinearProblem(expint.Diagonal(np.zeros(size + 1)), lambda t, y: 0 * y)
