@@ -240,15 +240,22 @@ class _FiniteWatch:
     def __init__(self, y0: Any, n: int):
         self.on_device = is_on_accelerator(y0)
         self.small = type(y0) is np.ndarray and y0.size <= self._SMALL
+        self.verified = True
         if self.on_device:
             xp = array_namespace(y0)
             self.flags = xp.zeros(n, dtype=xp.bool, device=device(y0))
 
     def first_bad(self, i: int, y: Any, force: bool) -> int | None:
-        """Index of the first non-finite step up to step ``i``, or None."""
+        """Index of the first non-finite step up to step ``i``, or None; ``verified``
+        then says whether step ``i``'s state is known to be finite (a device run knows
+        only where it reads its flags)."""
+        self.verified = True
         if self.on_device:
             self.flags[i] = ~y.isfinite().all()
-            if not (force or (i + 1) % self._EVERY == 0) or not bool(self.flags.any()):
+            if not (force or (i + 1) % self._EVERY == 0):
+                self.verified = False
+                return None
+            if not bool(self.flags.any()):
                 return None
             return int(self.flags.nonzero()[0, 0])
         if self.small:
@@ -514,7 +521,7 @@ def _solve_fixed(
     success, message, done = True, "reached t_end", n
     finite = _FiniteWatch(y0, n)
     stop: tuple[float, Any] | None = None
-    last_finite = (float(grid[0]), y0)  # where a failed run stopped, if nothing else was saved
+    last_finite = (0, y0)  # grid index and state: where a failed run stopped
     for i in range(n):
         if dense is not None or watch is not None:
             stages: list[Any] = []
@@ -537,29 +544,29 @@ def _solve_fixed(
             success, done = False, bad + 1
             message = f"the state became non-finite in step {bad} (t = {grid[bad]:g} to {grid[bad + 1]:g})"
             warnings.warn(f"expint.solve: {message}; stopping", RuntimeWarning, stacklevel=3)
-            if bad == i:
-                for k in save_at.get(i + 1, []):
-                    saved[k] = y
             break
         for k in save_at.get(i + 1, []):
             saved[k] = y
-        if finite.on_device:
-            continue  # a device run reads its flags late: its last finite state is not known here
-        last_finite = (float(grid[i + 1]), y)
+        if finite.verified:
+            last_finite = (i + 1, y)
     if bar is not None:
         bar.close()
     stats = work.stats(done, stepper, 0)
-    t_reached = float(grid[done]) if stop is None else stop[0]
+    # a failed run ends at its last state known to be finite (on the host: the start of
+    # the step that went non-finite), as an adaptive run ends at its last accepted step
+    kept_steps = done if success else last_finite[0]
+    t_reached = float(grid[kept_steps]) if stop is None else stop[0]
     if dense is not None:
-        dense.truncate(done)
+        dense.truncate(kept_steps)
         dense.end_at(t_reached)
         ts_out, ys = _from_dense(dense, te, float(grid[0]), t_reached, success and stop is None)
         return _with_events(Solution(ts_out, ys, stats, success, message, sch.name, dense), watch)
     keep = [k for k in range(len(saved)) if saved[k] is not None]
     t_list = [float(grid[save_idx[k]]) for k in keep]
     y_list = [saved[k] for k in keep]
-    if not t_list:  # failed before the first time asked for (t_eval without t0): where it stopped
-        t_list, y_list = [last_finite[0]], [last_finite[1]]
+    if not success and (not t_list or t_list[-1] != t_reached):
+        t_list.append(t_reached)
+        y_list.append(last_finite[1])
     if stop is not None:  # drop the save points of the last step past the event, end at it
         sign = math.copysign(1.0, float(grid[-1] - grid[0]))
         kept = [j for j, tt in enumerate(t_list) if (tt - stop[0]) * sign < 0]

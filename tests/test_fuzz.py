@@ -843,3 +843,52 @@ def test_solution_plot_fuzz(tmp_path_factory, n, batch, saved, complex_state, me
             values = np.concatenate([ln.get_ydata() for ln in lines])
         assert np.all(np.isfinite(values))
     plt.close("all")
+
+
+# -- runs that fail ------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    y0=st.sampled_from([[3.0], [0.5], [[0.5], [3.0]], [[3.0], [2.0]], [[0.2], [0.4], [3.0]]]),
+    scheme=st.sampled_from(["etdrk4", "etdab3", "krogstad43", "etdab43", "exprb32"]),
+    backwards=st.booleans(),
+    t_eval=st.one_of(st.none(), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4, unique=True)),
+    dense=st.booleans(),
+    independent=st.booleans(),
+)
+def test_failed_run_fuzz(y0, scheme, backwards, t_eval, dense, independent):
+    """``y' = ∓y + y²`` blows up from 3 at t = log(3/2) (either direction), not from
+    ≤ 0.5: whatever the saved times, batch and scheme, a run either succeeds or ends with
+    ``success=False``, a message, at least one saved time inside the span in order, and
+    finite states only (a failed run ends at its last finite state, each member's where
+    it stopped)."""
+    sign = -1.0 if backwards else 1.0
+    prob = expint.SemilinearProblem(expint.Diagonal(np.array([-sign])), lambda t, y: sign * y * y)
+    y = np.array(y0)
+    span = (0.0, -1.0) if backwards else (0.0, 1.0)
+    sch = expint.schemes.get(scheme)
+    opts: dict = (
+        {"rtol": 1e-6, "atol": 1e-8} if sch.adaptive and not scheme.startswith("etdab3") else {"n_steps": 50}
+    )
+    if scheme in ("etdrk4", "etdab3"):
+        opts = {"n_steps": 50}
+    if t_eval is not None:
+        opts["t_eval"] = sorted((sign * t for t in t_eval), reverse=backwards)
+    if dense:
+        opts["dense_output"] = True
+    if independent and y.ndim > 1 and "rtol" in opts:
+        opts["batch_steps"] = "independent"
+    if y.ndim > 1 and "rtol" in opts and sch.rosenbrock is not None:
+        opts["batch_steps"] = "independent"  # one Jacobian per member: no shared steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = _check(lambda: expint.solve(prob, y, span, scheme=scheme, **opts), ("t_eval",))
+    if sol is None:
+        return
+    assert len(sol.t) >= 1 and sol.y.shape == (len(sol.t), *y.shape)
+    inside = (sol.t - span[0]) * sign
+    assert np.all(inside >= -1e-12) and np.all(inside <= 1 + 1e-12)
+    assert np.all(np.diff(sol.t) * sign >= 0)  # (t_eval within 1e-12 of a grid time lands on it)
+    assert np.isfinite(sol.y).all()  # a failed run ends at its last finite state
+    assert sol.success or sol.message

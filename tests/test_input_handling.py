@@ -143,7 +143,13 @@ def test_blow_up_is_caught_on_the_step_it_happens(size):
     assert sol.stats["steps"] == 8
     assert max(calls) < 0.1  # the run stopped; no stepping on NaN up to t = 10
     assert any("non-finite in step 7" in str(w.message) for w in caught)
-    np.testing.assert_array_equal(sol.t, [0.0])  # what was saved before the blow-up is kept
+    # what was saved before the blow-up is kept, then the last finite state, at the start
+    # of the step that went non-finite (as an adaptive run ends at its last accepted step)
+    np.testing.assert_allclose(sol.t, [0.0, 0.07], rtol=0, atol=1e-15)
+    assert np.isfinite(sol.y).all() and np.all(sol.y[-1] > 3.0)
+    if size == 1:
+        alone = expint.solve(prob, y0, (0.0, 0.07), scheme="etdrk4", n_steps=7)
+        np.testing.assert_allclose(sol.y[-1], alone.y[-1], rtol=1e-12)
 
 
 def test_a_blow_up_before_the_first_time_asked_for_keeps_where_it_stopped():
