@@ -29,7 +29,7 @@ def plot_solution(
     ax: Any = None,
 ) -> Any:
     """See `expint.Solution.plot`."""
-    from ._plotting import figure_path, line_style, pyplot, save
+    from ._plotting import figure_path, pyplot, save
 
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r}")
@@ -54,40 +54,48 @@ def plot_solution(
             "an image needs the state at two or more times; solve with t_eval=... or dense_output=True"
         )
     if ax is None:
-        fig, ax = pyplot().subplots(figsize=(7, 4.2))
-    else:
-        fig = None
+        ax = pyplot().subplots(figsize=(7, 4.2))[1]
     events = [float(te) for times in (sol.t_events or []) for te in np.atleast_1d(times)]
-    if kind == "lines":
-        for k in range(n):
-            style = line_style(k)
-            style["marker"] = None if len(t) > 50 else style.get("marker")
-            ax.plot(t, y[:, k], label=f"{what}[{k}]" if n > 1 else what, **style)
-        for te in events:
-            ax.axvline(te, color="grey", ls=":", lw=1)
-        ax.set_xlabel("t")
-        ax.set_ylabel(what)
-        if 1 < n <= LINES_MAX:
-            ax.legend(fontsize="small")
-    else:
-        signed = part != "abs" and bool(np.any(y < 0)) and bool(np.any(y > 0))
-        # signed values on a diverging map centred on zero; anything else on a sequential one
-        top = float(np.nanmax(np.abs(y))) if signed else 0.0
-        limits = {"vmin": -top, "vmax": top} if 0 < top < np.inf else {}
-        mesh = ax.pcolormesh(
-            np.arange(n), t, y, shading="auto", cmap="RdBu_r" if signed else "viridis", **limits
-        )
-        ax.figure.colorbar(mesh, ax=ax, label=what)
-        for te in events:
-            ax.axhline(te, color="grey", ls=":", lw=1)
-        ax.set_xlabel("component")
-        ax.set_ylabel("t")
+    draw = _draw_lines if kind == "lines" else _draw_image
+    draw(ax, t, y, what, signed=part != "abs", events=events)
     stopped = "" if sol.success else f" (stopped at t = {t[-1]:.6g})"
     where = "" if member is None else f", member {member}"
     ax.set_title(f"{sol.scheme}{where}{stopped}")
     if target is None:
         return ax
-    return save(fig if fig is not None else ax.figure, target)
+    return save(ax.figure, target)  # (a path comes without ax: the figure is this call's)
+
+
+def _draw_lines(ax: Any, t: np.ndarray, y: np.ndarray, what: str, signed: bool, events: list) -> None:
+    """One curve per component against ``t`` (markers only on a few saved points)."""
+    from ._plotting import line_style
+
+    n = y.shape[-1]
+    for k in range(n):
+        style = line_style(k)
+        style["marker"] = None if len(t) > 50 else style.get("marker")
+        ax.plot(t, y[:, k], label=f"{what}[{k}]" if n > 1 else what, **style)
+    for te in events:
+        ax.axvline(te, color="grey", ls=":", lw=1)
+    ax.set_xlabel("t")
+    ax.set_ylabel(what)
+    if 1 < n <= LINES_MAX:
+        ax.legend(fontsize="small")
+
+
+def _draw_image(ax: Any, t: np.ndarray, y: np.ndarray, what: str, signed: bool, events: list) -> None:
+    """The state over (component, ``t``): values of both signs on a diverging map centred
+    on zero, anything else (a modulus) on a sequential one."""
+    signed = signed and bool(np.any(y < 0)) and bool(np.any(y > 0))
+    top = float(np.nanmax(np.abs(y))) if signed else 0.0
+    limits = {"vmin": -top, "vmax": top} if 0 < top < np.inf else {}
+    cmap = "RdBu_r" if signed else "viridis"
+    mesh = ax.pcolormesh(np.arange(y.shape[-1]), t, y, shading="auto", cmap=cmap, **limits)
+    ax.figure.colorbar(mesh, ax=ax, label=what)
+    for te in events:
+        ax.axhline(te, color="grey", ls=":", lw=1)
+    ax.set_xlabel("component")
+    ax.set_ylabel("t")
 
 
 def _series(sol: Any, member: Any, transform: Any) -> tuple[np.ndarray, np.ndarray, str]:
