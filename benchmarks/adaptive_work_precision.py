@@ -201,6 +201,23 @@ def summary(res) -> dict:
     return {"time_to_target": times, "best": best}
 
 
+def print_result(res, title: str) -> dict:
+    """Print a work–precision result's table and the fastest-configuration ratios;
+    return its `summary`."""
+    print(f"\n## {title}\n")
+    print(res.table(TARGET))
+    s = summary(res)
+    b = s["best"]
+    print(
+        f"\nfastest to {TARGET:.0e}: expint {1e3 * b['expint']:.1f} ms, "
+        f"rkstiff {1e3 * b['rkstiff']:.1f} ms "
+        f"(ratio {b['rkstiff'] / b['expint']:.2f}), scipy stiff {1e3 * b['scipy stiff']:.1f} ms "
+        f"(ratio {b['scipy stiff'] / b['expint']:.2f})"
+    )
+    sys.stdout.flush()
+    return s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results")
@@ -232,19 +249,9 @@ def main() -> None:
             max_seconds=20.0,
             progress=True,
         )
-        print(f"\n## {bp.name}: n = {np.size(bp.y0)}, T = {t_end:g}\n")
-        print(res.table(TARGET))
-        s = summary(res)
-        b = s["best"]
-        print(
-            f"\nfastest to {TARGET:.0e}: expint {1e3 * b['expint']:.1f} ms, "
-            f"rkstiff {1e3 * b['rkstiff']:.1f} ms "
-            f"(ratio {b['rkstiff'] / b['expint']:.2f}), scipy stiff {1e3 * b['scipy stiff']:.1f} ms "
-            f"(ratio {b['scipy stiff'] / b['expint']:.2f})"
-        )
+        s = print_result(res, f"{bp.name}: n = {np.size(bp.y0)}, T = {t_end:g}")
         res.plot(out / f"adaptive_wp_{key}.png")
         report[key] = {"result": json.loads(res.to_json()), **s}
-        sys.stdout.flush()
     (out / "adaptive_work_precision.json").write_text(json.dumps(report, indent=1))
 
 

@@ -555,12 +555,18 @@ class Dense(EvaluatedOperator):
         self.dtype = a.dtype
         self._spectral: tuple | None = None  # (method, λ, V, V^{-1}, real A) once decided
         self._rank_ones: np.ndarray | None = None  # v_j w_j^T stacked, for n ≤ OUTER_MAX_N
+        self._eigenbasis: Any = None  # expint._eigenbasis.Eigenbasis, made for adaptive runs
 
     @property
     def phi_method(self) -> str:
         """How φ_k(chA) are evaluated: ``"eigh"``, ``"eig"`` or ``"expm"`` (see the class
         docstring)."""
         return self._spectral_form()[0]
+
+    def clear_cache(self) -> None:
+        super().clear_cache()
+        if self._eigenbasis is not None:  # the eigenbasis steps' φ-values (expint._eigenbasis)
+            self._eigenbasis.diagonal.clear_cache()
 
     def _spectral_form(self) -> tuple:
         if self._spectral is None:

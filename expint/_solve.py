@@ -30,6 +30,7 @@ from ._backend import (
 )
 from ._batch_steps import RowwiseNonlinear, run_independent
 from ._dense import BatchDenseOutput, DenseOutput
+from ._eigenbasis import EigenbasisStepper, eigenbasis_for
 from ._events import EventWatch, terminal_message
 from ._members import solve_members
 from ._operators import Diagonal, ScalarTime
@@ -787,9 +788,17 @@ def _solve_adaptive(
     nonlinear: Any = _CheckedNonlinear(problem.nonlinear)
     if independent:  # per-sample steps on a (B, n) view of the batch
         nonlinear, y0 = RowwiseNonlinear(nonlinear), y0.reshape(-1, shape[-1])
-    stepper = sch.make_stepper(
-        problem.linear, nonlinear, cache=64 if independent else 32, jvp=problem.jvp, jac=problem.jac
-    )
+    cache = 64 if independent else 32
+
+    def make_stepper(linear: Any, fn: Any) -> Any:
+        return sch.make_stepper(linear, fn, cache=cache, jvp=problem.jvp, jac=problem.jac)
+
+    basis = None if independent or sch.rosenbrock is not None else eigenbasis_for(problem.linear, y0)
+    if basis is not None:  # a large Dense part: steps in its eigenbasis (expint._eigenbasis)
+        stepper: Any = EigenbasisStepper(make_stepper, basis, nonlinear)
+        work = _Work(basis.diagonal)
+    else:
+        stepper = make_stepper(problem.linear, nonlinear)
     dense = DenseOutput(stepper, t0, y0) if dense_output and not independent else None
     members = (
         [DenseOutput(stepper, t0, y0[i]) for i in range(y0.shape[0])]
