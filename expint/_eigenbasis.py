@@ -17,11 +17,15 @@ $φ(hA) = V φ(hΛ) V^{-1}$), so only the cost changes:
   products with $V$ or $V^{-1}$ (to evaluate $N$ at $y = V z$ and bring it back) plus
   element-wise work.
 
-An adaptive run visits a new step size every few steps, so on a 79-unknown Chebyshev
-operator the matrices were 60–80 % of its time (`benchmarks/allen_cahn_scaling.py`).
-A fixed-step run forms them once and stays in $y$, where a stage is one product.
+An adaptive run visits a new step size every few steps, so `expint.solve` takes its
+steps in $z$ on a large enough operator (`EIGENBASIS_MIN_N`); so does a fixed-step run
+on an irregular grid, or one whose dense output or events evaluate the continuous
+extension at new fractions θ of a step (weights that are φ-functions of $θhA$).  A
+fixed-step run on a uniform grid forms its matrices once and stays in $y$, where a
+stage is one product (`benchmarks/allen_cahn_scaling.py` and
+`benchmarks/dense_queries.py` measure both).
 
-Only the stepper works in $z$ (`EigenbasisStepper`): the adaptive runner, its error norm
+Only the stepper works in $z$ (`EigenbasisStepper`): the step loops, the error norm
 (per-component tolerances keep their meaning), saved states, dense output and events
 all see $y$.  Each step maps its start into $z$ (free when it is the previous step's end,
 which the stepper remembers) and its end, error estimate and FSAL value back: three or
@@ -148,6 +152,12 @@ class EigenbasisStepper:
         if self._last is not None and self._last[0] is y:
             return self._last[1]
         return self.basis.to_eig(y)
+
+    def step(self, t: Any, h: Any, u: Any, stages: list | None = None) -> Any:
+        z_new = self.inner.step(t, h, self._z(u), stages=stages)
+        u_new = self.basis.from_eig(z_new)
+        self._last = (u_new, z_new)
+        return u_new
 
     def step_with_error(self, t: Any, h: Any, u: Any, n0: Any = None, stages: list | None = None) -> tuple:
         z = self._z(u)

@@ -451,6 +451,35 @@ def solve(
         return _solve_fixed(problem, sch, y0, grid, t_eval, dense_output, progress, watch)
 
 
+def _stepper_for(
+    problem: SemilinearProblem, sch: Scheme, nonlinear: Any, y0: Any, eigen: bool, **kw: Any
+) -> tuple[Any, Any]:
+    """The scheme's stepper and the operator whose φ-work ``stats`` counts: in the
+    eigenbasis of a large `Dense` linear part where ``eigen`` asks for it and one
+    applies (`expint._eigenbasis`), else on the problem's own linear part."""
+
+    def make(linear: Any, fn: Any) -> Any:
+        return sch.make_stepper(linear, fn, jvp=problem.jvp, jac=problem.jac, **kw)
+
+    basis = eigenbasis_for(problem.linear, y0) if eigen and sch.rosenbrock is None else None
+    if basis is None:
+        return make(problem.linear, nonlinear), problem.linear
+    return EigenbasisStepper(make, basis, nonlinear), basis.diagonal
+
+
+#: Fixed-step runs step in the eigenbasis of a large `Dense` part when their grid has
+#: more distinct step sizes than this (each would form the tableau's matrices), or
+#: when they keep a dense output (each queried θ would form a set).
+FIXED_EIGENBASIS_STEP_SIZES = 4
+
+
+def _fixed_in_eigenbasis(grid: np.ndarray, continuous: bool) -> bool:
+    if continuous:
+        return True
+    hs = np.diff(grid)
+    return np.unique(np.round(hs / np.max(np.abs(hs)), 12)).size > FIXED_EIGENBASIS_STEP_SIZES
+
+
 def _check_multistep_grid(grid: np.ndarray, name: str) -> None:
     """A multistep scheme interpolates ``N`` through earlier times in units of the
     current step: a step below 1e-10 of the longest makes two of those times coincide to
@@ -500,10 +529,10 @@ def _solve_fixed(
     progress: bool,
     watch: EventWatch | None = None,
 ) -> Solution:
-    work = _Work(problem.linear)
-    stepper = sch.make_stepper(
-        problem.linear, _CheckedNonlinear(problem.nonlinear), jvp=problem.jvp, jac=problem.jac
-    )
+    nonlinear = _CheckedNonlinear(problem.nonlinear)
+    eigen = _fixed_in_eigenbasis(grid, dense_output or watch is not None)
+    stepper, counted = _stepper_for(problem, sch, nonlinear, y0, eigen)
+    work = _Work(counted)
     if dense_output:
         y0 = copy_array(y0)  # not the caller's y0, as in `_solve_adaptive`
     dense = DenseOutput(stepper, float(grid[0]), y0) if dense_output else None
@@ -788,17 +817,10 @@ def _solve_adaptive(
     nonlinear: Any = _CheckedNonlinear(problem.nonlinear)
     if independent:  # per-sample steps on a (B, n) view of the batch
         nonlinear, y0 = RowwiseNonlinear(nonlinear), y0.reshape(-1, shape[-1])
+    # a new step size every few steps: on a large Dense part, steps in its eigenbasis
     cache = 64 if independent else 32
-
-    def make_stepper(linear: Any, fn: Any) -> Any:
-        return sch.make_stepper(linear, fn, cache=cache, jvp=problem.jvp, jac=problem.jac)
-
-    basis = None if independent or sch.rosenbrock is not None else eigenbasis_for(problem.linear, y0)
-    if basis is not None:  # a large Dense part: steps in its eigenbasis (expint._eigenbasis)
-        stepper: Any = EigenbasisStepper(make_stepper, basis, nonlinear)
-        work = _Work(basis.diagonal)
-    else:
-        stepper = make_stepper(problem.linear, nonlinear)
+    stepper, counted = _stepper_for(problem, sch, nonlinear, y0, not independent, cache=cache)
+    work = _Work(counted)
     dense = DenseOutput(stepper, t0, y0) if dense_output and not independent else None
     members = (
         [DenseOutput(stepper, t0, y0[i]) for i in range(y0.shape[0])]

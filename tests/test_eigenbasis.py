@@ -189,3 +189,32 @@ def _solve_briefly(op, complex_state=False):
     prob = expint.SemilinearProblem(op, lambda t, y: -0.1 * y**3)
     sol = expint.solve(prob, y0, (0.0, 0.2), scheme="krogstad43", **KW)
     assert sol.success
+
+
+@pytest.mark.parametrize("scheme", ["krogstad", "etdab5"])
+def test_fixed_steps_on_an_irregular_grid_or_with_dense_output(scheme):
+    """A fixed-step run steps in the eigenbasis where it would form many sets of
+    matrices: a grid of many step sizes, or a dense output (each queried θ a set)."""
+    y0 = problems.allen_cahn(N).y0
+    rng = np.random.default_rng(5)
+    ts = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.5, 80))])
+    ts *= 5.0 / ts[-1]
+    fast, plain, used = _both(_allen_cahn, y0, scheme=scheme, ts=ts, t_eval=[0.0, 2.0, 5.0])
+    assert used
+    _assert_same_run(fast, plain)
+    fast, plain, used = _both(_allen_cahn, y0, scheme=scheme, n_steps=100, dense_output=True)
+    assert used
+    _assert_same_run(fast, plain)
+    times = np.linspace(0.0, 5.0, 23)
+    np.testing.assert_allclose(fast.sol(times), plain.sol(times), rtol=1e-10, atol=1e-12)
+
+
+def test_a_dense_output_query_evaluates_its_node_once():
+    """The continuous extension's weights at θ are φ_0…φ_3 of θhL: one evaluation of
+    the node per query (asked term by term, each higher index evaluated it again)."""
+    ks = problems.kuramoto_sivashinsky(32)
+    sol = expint.solve(ks.problem, ks.y0, (0.0, 1.0), scheme="krogstad", n_steps=8, dense_output=True)
+    before = ks.problem.linear.phi_evaluations
+    times = np.linspace(0.01, 0.99, 10)  # never on a step's end (θ = 1 is the state itself)
+    sol.sol(times)
+    assert ks.problem.linear.phi_evaluations - before == len(times)

@@ -341,6 +341,9 @@ def combine_once(
     operator has them (``evaluated``), uncached; grouped Krylov calls otherwise."""
     if not evaluated:
         return _combine_grouped(linear, h, t, u, exp_expr, parts)
+    # every node's φ_0…φ_K in one evaluation: asked term by term, a term with a higher
+    # index than the last would evaluate its node again
+    linear.prefetch(h, [exp_expr, *(e for _, e in parts)], t)
     out = linear.apply_coefficient(linear.phi_expr(h, exp_expr.terms, t, u), u)
     for vec, expr in parts:
         out = out + linear.apply_coefficient(linear.phi_expr(h, expr.terms, t, u), vec)
