@@ -159,10 +159,15 @@ class EigenbasisStepper:
         self._last = (u_new, z_new)
         return u_new
 
-    def step_with_error(self, t: Any, h: Any, u: Any, n0: Any = None, stages: list | None = None) -> tuple:
+    def step_with_error(
+        self, t: Any, h: Any, u: Any, n0: Any = None, stages: list | None = None, coeffs: Any = None
+    ) -> tuple:
+        """As the inner stepper's; ``coeffs`` (per-sample steps, `expint._batch_steps`)
+        are the inner stepper's own stacked coefficients, on ``Λ``."""
         z = self._z(u)
         n0_z = None if n0 is None else self._to_eig_n(n0)
-        z_new, err, n_next = self.inner.step_with_error(t, h, z, n0_z, stages)
+        extra = {} if coeffs is None else {"coeffs": coeffs}
+        z_new, err, n_next = self.inner.step_with_error(t, h, z, n0_z, stages, **extra)
         u_new = self.basis.from_eig(z_new)
         self._last = (u_new, z_new)
         n_next_y = None
@@ -175,6 +180,13 @@ class EigenbasisStepper:
         if self._n_pair is not None and self._n_pair[0] is n_y:
             return self._n_pair[1]
         return self.basis.to_eig(n_y)
+
+    def quadrature_error(self, h: Any, t: Any, u: Any, vectors: list[Any], coeffs: Any = None) -> Any:
+        """The inner pair's quadrature term (`expint._schemes._rk.RKStepper.quadrature_error`)
+        for vectors combined from values of ``N`` in ``y`` (per-sample steps keep them
+        there): linear in the vectors, so they are mapped in and the term back."""
+        in_z = [self.basis.to_eig(v) for v in vectors]
+        return self.basis.from_eig(self.inner.quadrature_error(h, t, self._z(u), in_z, coeffs=coeffs))
 
     def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
         return self.basis.from_eig(self.inner.dense(t, h, self._z(u), stages, theta))

@@ -424,7 +424,8 @@ def solve(
         raise ValueError("error_norm applies to adaptive runs (an embedded pair with rtol/atol)")
     independent = _check_batch_steps(batch_steps, adaptive, y0)
     tolerances = Tolerances.check(rtol, atol, y0.shape[-1], error_norm, state=y0) if adaptive else None
-    if y0.ndim > 1 and (sch.rosenbrock is not None or (independent and not _advances_together(sch, problem))):
+    by_member = sch.rosenbrock is not None or (independent and not _advances_together(sch, problem, y0))
+    if y0.ndim > 1 and by_member:
         _check_member_batch(sch, adaptive, independent, events)
         member = functools.partial(
             solve, problem, t_span=(t0, tf), scheme=sch, dt=dt, n_steps=n_steps, ts=ts, rtol=rtol, atol=atol,
@@ -467,9 +468,10 @@ def _stepper_for(
     return EigenbasisStepper(make, basis, nonlinear), basis.diagonal
 
 
-#: Fixed-step runs step in the eigenbasis of a large `Dense` part when their grid has
-#: more distinct step sizes than this (each would form the tableau's matrices), or
-#: when they keep a dense output (each queried θ would form a set).
+#: Fixed-step runs step in the eigenbasis of a large `Dense` part when their grid (with
+#: the ``t_eval`` times it stops at) has more distinct step sizes than this (each would
+#: form the tableau's matrices), or when they keep a dense output or locate events
+#: (each fraction θ of a step they evaluate would form a set).
 FIXED_EIGENBASIS_STEP_SIZES = 4
 
 
@@ -529,6 +531,8 @@ def _solve_fixed(
     progress: bool,
     watch: EventWatch | None = None,
 ) -> Solution:
+    te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
+    grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
     nonlinear = _CheckedNonlinear(problem.nonlinear)
     eigen = _fixed_in_eigenbasis(grid, dense_output or watch is not None)
     stepper, counted = _stepper_for(problem, sch, nonlinear, y0, eigen)
@@ -536,8 +540,6 @@ def _solve_fixed(
     if dense_output:
         y0 = copy_array(y0)  # not the caller's y0, as in `_solve_adaptive`
     dense = DenseOutput(stepper, float(grid[0]), y0) if dense_output else None
-    te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
-    grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
     save_at: dict[int, list[int]] = {}
     for k, i in enumerate(save_idx):
         save_at.setdefault(i, []).append(k)
@@ -629,12 +631,16 @@ def _from_dense(
     return times, dense(times)
 
 
-def _advances_together(sch: Scheme, problem: SemilinearProblem) -> bool:
+def _advances_together(sch: Scheme, problem: SemilinearProblem, y0: Any) -> bool:
     """Whether per-sample steps can advance the whole batch in one step (`run_independent`):
-    a Runge–Kutta pair with element-wise coefficients (`Diagonal`, `ScalarTime`), gathered
-    per member.  Other linear parts (matrices, Krylov products) and the Adams and
-    Rosenbrock pairs (a history, or a Jacobian, per member) run member by member."""
-    return sch.tableau is not None and isinstance(problem.linear, (Diagonal, ScalarTime))
+    a Runge–Kutta pair with element-wise coefficients (`Diagonal`, `ScalarTime`, or a
+    large `Dense` part in its eigenbasis, `expint._eigenbasis`), gathered per member.
+    Other linear parts (matrices, Krylov products) and the Adams and Rosenbrock pairs (a
+    history, or a Jacobian, per member) run member by member."""
+    if sch.tableau is None:
+        return False
+    elementwise = isinstance(problem.linear, (Diagonal, ScalarTime))
+    return elementwise or eigenbasis_for(problem.linear, y0) is not None
 
 
 def _check_member_batch(sch: Scheme, adaptive: bool, independent: bool, events: Any) -> None:
@@ -819,7 +825,7 @@ def _solve_adaptive(
         nonlinear, y0 = RowwiseNonlinear(nonlinear), y0.reshape(-1, shape[-1])
     # a new step size every few steps: on a large Dense part, steps in its eigenbasis
     cache = 64 if independent else 32
-    stepper, counted = _stepper_for(problem, sch, nonlinear, y0, not independent, cache=cache)
+    stepper, counted = _stepper_for(problem, sch, nonlinear, y0, True, cache=cache)
     work = _Work(counted)
     dense = DenseOutput(stepper, t0, y0) if dense_output and not independent else None
     members = (

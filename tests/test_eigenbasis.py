@@ -162,8 +162,8 @@ def test_where_the_steps_stay_in_the_original_coordinates():
     expint.solve(small.problem, small.y0, (0.0, 1.0), scheme="krogstad43", **KW)
     assert small.problem.linear._eigenbasis is None  # too small to pay
     fixed = problems.allen_cahn(N)
-    expint.solve(fixed.problem, fixed.y0, (0.0, 1.0), scheme="krogstad", n_steps=10)
-    assert fixed.problem.linear._eigenbasis is None  # one step size: the matrices are formed once
+    expint.solve(fixed.problem, fixed.y0, (0.0, 1.0), scheme="krogstad", n_steps=10, t_eval=[0.0, 0.35, 1.0])
+    assert fixed.problem.linear._eigenbasis is None  # three step sizes: the matrices formed once each
     rb = problems.allen_cahn(N)
     expint.solve(rb.problem, rb.y0, (0.0, 1.0), scheme="exprb43", **KW)
     assert rb.problem.linear._eigenbasis is None  # Rosenbrock steps act with L + J
@@ -202,6 +202,11 @@ def test_fixed_steps_on_an_irregular_grid_or_with_dense_output(scheme):
     fast, plain, used = _both(_allen_cahn, y0, scheme=scheme, ts=ts, t_eval=[0.0, 2.0, 5.0])
     assert used
     _assert_same_run(fast, plain)
+    # a uniform grid split by many save times off it: as many new step sizes
+    t_eval = np.sort(rng.uniform(0.0, 5.0, 30))
+    fast, plain, used = _both(_allen_cahn, y0, scheme=scheme, n_steps=60, t_eval=t_eval)
+    assert used
+    _assert_same_run(fast, plain)
     fast, plain, used = _both(_allen_cahn, y0, scheme=scheme, n_steps=100, dense_output=True)
     assert used
     _assert_same_run(fast, plain)
@@ -218,3 +223,40 @@ def test_a_dense_output_query_evaluates_its_node_once():
     times = np.linspace(0.01, 0.99, 10)  # never on a step's end (θ = 1 is the state itself)
     sol.sol(times)
     assert ks.problem.linear.phi_evaluations - before == len(times)
+
+
+@pytest.mark.parametrize("scheme", ["krogstad43", "whalen53"])
+@pytest.mark.parametrize("dense", [False, True])
+def test_per_sample_steps_advance_the_batch_together(scheme, dense):
+    """With ``batch_steps="independent"`` a batch on a large `Dense` part advances in
+    one step per round, in the eigenbasis, as on a `Diagonal` part (before: member by
+    member): ``N`` is called on the whole batch, and each member takes the steps it
+    takes alone (``krogstad43`` adds its quadrature term from each member's history)."""
+    y0 = problems.allen_cahn(N).y0
+    batch = np.stack([y0, 0.3 * y0, -1.5 * y0])
+    calls = []
+
+    def make():
+        base = problems.allen_cahn(N).problem
+
+        def nonlinear(t, y):
+            calls.append(y.shape)
+            return base.nonlinear(t, y)
+
+        return expint.SemilinearProblem(base.linear, nonlinear)
+
+    kw = {"scheme": scheme, "t_eval": [0.0, 2.0, 5.0], "dense_output": dense, **KW}
+    if dense:
+        kw.pop("t_eval")
+    sol = expint.solve(make(), batch, (0.0, 5.0), batch_steps="independent", **kw)
+    assert any(shape[0] == 3 for shape in calls if len(shape) == 2)  # the batch together
+    alone = [expint.solve(make(), y, (0.0, 5.0), **kw) for y in batch]
+    assert sol.stats["steps_per_sample"] == [a.stats["steps"] for a in alone]
+    assert len(set(sol.stats["steps_per_sample"])) > 1  # the members differ
+    for b, a in enumerate(alone):
+        scale = np.abs(a.y).max()
+        if dense:
+            times = np.linspace(0.0, 5.0, 13)
+            np.testing.assert_allclose(sol.sol(times)[:, b], a.sol(times), rtol=1e-10, atol=1e-12 * scale)
+        else:
+            np.testing.assert_allclose(sol.y[:, b], a.y, rtol=1e-10, atol=1e-12 * scale)
