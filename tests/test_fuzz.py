@@ -909,12 +909,14 @@ EIGENBASIS_SCHEMES = ["krogstad43", "hochost43", "whalen53", "etdab43", "etdab54
     batch=st.booleans(),
     dense=st.booleans(),
     on_torch=st.booleans(),
+    independent=st.booleans(),
 )
-def test_eigenbasis_agrees_fuzz(kind, n, seed, scheme, rtol, batch, dense, on_torch):
+def test_eigenbasis_agrees_fuzz(kind, n, seed, scheme, rtol, batch, dense, on_torch, independent):
     """A run that steps in a `Dense` operator's eigenbasis (`expint._eigenbasis`) gives
     what the same run in the original coordinates gives: random well-conditioned
     operators (symmetric, real non-symmetric with a real spectrum, complex), adaptive
-    pairs and fixed steps on an irregular grid, batches, dense output, torch states."""
+    pairs and fixed steps on an irregular grid, batches (with per-sample steps too), dense
+    output, torch states."""
     import expint._eigenbasis as eigenbasis
 
     rng = np.random.default_rng(seed)
@@ -942,6 +944,8 @@ def test_eigenbasis_agrees_fuzz(kind, n, seed, scheme, rtol, batch, dense, on_to
     sch = expint.schemes.get(scheme)
     if sch.adaptive:
         kw: dict = {"rtol": rtol, "atol": rtol}
+        if batch and independent:  # per-sample steps: the batch together in the eigenbasis
+            kw["batch_steps"] = "independent"
     else:
         ts = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.5, 24))])
         kw = {"ts": ts / ts[-1]}
