@@ -43,13 +43,11 @@ import numpy as np
 from ._backend import is_complex
 from ._operators import Dense, Diagonal, _coefficient_like
 
-#: Smallest `Dense` size whose adaptive runs step in the eigenbasis.  Below it the
-#: matrices are cheap (a stack of coefficients is one product with the ``n`` rank-one
-#: matrices of the decomposition) and the extra products per step cost about what they
-#: save: on Allen–Cahn at rtol 1e-5, with 31 unknowns ``krogstad43`` and ``etdab54``
-#: ran 7–10 % slower in the eigenbasis and ``whalen53`` 25 % faster; with 39 none was
-#: slower; with 63 they were 1.5–2.9× faster (`benchmarks/allen_cahn_scaling.py`
-#: compares whole work–precision curves).
+#: Smallest `Dense` size whose runs step in the eigenbasis.  Below it the matrices are
+#: cheap (a stack of coefficients is one product with the ``n`` rank-one matrices of
+#: the decomposition) and the extra products per step cost about what they save
+#: (`benchmarks/eigenbasis_threshold.py` times adaptive runs both ways against the
+#: size; docs/benchmarks.md has its table).
 EIGENBASIS_MIN_N = 36
 
 
@@ -79,8 +77,9 @@ class Eigenbasis:
 
 
 def eigenbasis_for(linear: Any, y0: Any) -> Eigenbasis | None:
-    """The `Eigenbasis` of a `Dense` linear part for adaptive steps on states like
-    ``y0``, or ``None`` where the steps stay in the original coordinates: a small or
+    """The `Eigenbasis` of a `Dense` linear part for steps on states like ``y0`` (the
+    caller decides whether its run changes step size often enough to need it), or
+    ``None`` where the steps stay in the original coordinates: a small or
     non-`Dense` operator, no well-conditioned decomposition (`Dense.phi_method` is
     ``"expm"``), or a real state whose operator has complex eigenvectors (the steps
     would run in complex arithmetic, twice the work of the real products they
