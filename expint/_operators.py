@@ -555,7 +555,7 @@ class Dense(EvaluatedOperator):
         self.dtype = a.dtype
         self._spectral: tuple | None = None  # (method, λ, V, V^{-1}, real A) once decided
         self._rank_ones: np.ndarray | None = None  # v_j w_j^T stacked, for n ≤ OUTER_MAX_N
-        self._eigenbasis: Any = None  # expint._eigenbasis.Eigenbasis, made for adaptive runs
+        self._eigenbasis: Any = None  # expint._eigenbasis.Eigenbasis, once a run steps in it
 
     @property
     def phi_method(self) -> str:

@@ -33,7 +33,7 @@ from ._dense import BatchDenseOutput, DenseOutput
 from ._eigenbasis import EigenbasisStepper, eigenbasis_for
 from ._events import EventWatch, terminal_message
 from ._members import solve_members
-from ._operators import Diagonal, ScalarTime
+from ._operators import Dense, Diagonal, ScalarTime
 from ._problem import SemilinearProblem
 from ._schemes._catalog import Scheme, catalog, get
 from ._solution import Solution
@@ -534,7 +534,9 @@ def _solve_fixed(
     te = _check_t_eval(t_eval, grid[0], grid[-1]) if dense_output and t_eval is not None else None
     grid, save_idx = _merge_t_eval(grid, None if dense_output else t_eval)
     nonlinear = _CheckedNonlinear(problem.nonlinear)
-    eigen = _fixed_in_eigenbasis(grid, dense_output or watch is not None)
+    # (the grid's step sizes are counted only where the eigenbasis could apply)
+    continuous = dense_output or watch is not None
+    eigen = isinstance(problem.linear, Dense) and _fixed_in_eigenbasis(grid, continuous)
     stepper, counted = _stepper_for(problem, sch, nonlinear, y0, eigen)
     work = _Work(counted)
     if dense_output:
@@ -814,7 +816,6 @@ def _solve_adaptive(
 ) -> Solution:
     te = _check_t_eval(t_eval, t0, tf) if dense_output and t_eval is not None else None
     points, save_idx = _merge_t_eval(np.array([t0, tf]), None if dense_output else t_eval)
-    work = _Work(problem.linear)
     shape = tuple(y0.shape)
     if dense_output:
         # the dense output keeps every step's start state, the first step's too: it must
