@@ -341,7 +341,8 @@ def solve(
         takes one step sequence for the whole batch (the error norm runs over every
         entry); ``"independent"`` gives each member its own steps, error norm and
         controller.  With an ETD Runge–Kutta pair on a `Diagonal` or `ScalarTime`
-        linear part the batch advances together: ``N`` is called on the members still
+        linear part, or a `Dense` one stepped in its eigenbasis (Notes), the batch
+        advances together: ``N`` is called on the members still
         running, the state flattened to ``(B', n)`` and ``t`` an array of shape
         ``(B', 1)`` (one time per member), so it must act row by row.  Otherwise (a
         matrix or matrix-free linear part, the Adams pairs) the members run one after
@@ -384,6 +385,16 @@ def solve(
         axis does not match the operator, a grid that is not monotone or has zero steps,
         a ``dt`` that does not divide the interval, or a nonlinear function returning
         the wrong type, shape or dtype.
+
+    Notes
+    -----
+    On a `Dense` linear part $A = VΛV^{-1}$ with at least 36 unknowns and a
+    well-conditioned eigendecomposition, runs whose step size changes often (adaptive
+    runs, fixed grids of more than 4 step sizes counting the ``t_eval`` splits, dense
+    output, events) take their steps in the eigenbasis, $z' = Λz + V^{-1}N(t, Vz)$:
+    the same steps and results to rounding, with φ evaluated on the eigenvalues instead
+    of as $n × n$ matrices for every new step size (`expint._eigenbasis`).  Norms,
+    saved states, dense output and events are in the original coordinates.
 
     Examples
     --------
