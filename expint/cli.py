@@ -120,7 +120,14 @@ def _number_list(kind: type) -> Callable[[str], list]:
 def _study(args: argparse.Namespace) -> int:
     from expint import problems
 
-    bp = problems.PROBLEMS[args.problem]()
+    make = problems.PROBLEMS[args.problem]
+    if args.size is None:
+        bp = make()
+    else:  # every built-in problem takes its size (points, modes or intervals) first
+        try:
+            bp = make(args.size)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--size {args.size} does not fit {args.problem}: {err}") from None
     t_end = args.t_end if args.t_end is not None else STUDY_T_END.get(args.problem, bp.t_span[1])
     if not (math.isfinite(t_end) and t_end > bp.t_span[0]):
         raise ValueError(
@@ -198,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         "--error-norm",
         choices=["rms", "max"],
         help="step-size control norm of --adaptive runs (default: rms; max holds the largest entry's error)",
+    )
+    st.add_argument(
+        "--size",
+        type=int,
+        help="the problem's size: Chebyshev or finite-difference intervals, Fourier modes, grid points "
+        "per side (its first parameter; default: the problem's own)",
     )
     st.add_argument("--t-end", type=float, help="end time (default: a per-problem study span)")
     st.add_argument("--reference", choices=["fine", "torchdiffeq", "scipy"], default="fine")

@@ -591,7 +591,7 @@ def nonstiff(n: int = 6) -> BuiltinProblem:
     )
 
 
-PROBLEMS: dict[str, Callable[[], BuiltinProblem]] = {
+PROBLEMS: dict[str, Callable[..., BuiltinProblem]] = {
     "kuramoto_sivashinsky": kuramoto_sivashinsky,
     "burgers": burgers,
     "kdv": kdv,

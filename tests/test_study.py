@@ -298,6 +298,34 @@ def test_study_command(tmp_path, capsys):
         main(["study", "nonstiff", "--schemes", "etd2rk", "--steps", "8,-1"])
 
 
+def test_study_command_size(capsys, monkeypatch):
+    """``--size`` builds the built-in problem at that size (its first parameter); a size
+    the problem refuses is a usage error naming ``--size``."""
+    from expint import study
+    from expint.cli import main
+
+    seen = []
+    real = study.convergence
+
+    def spy(problem, *args, **kwargs):
+        seen.append(problem.y0.shape)
+        return real(problem, *args, **kwargs)
+
+    monkeypatch.setattr(study, "convergence", spy)
+    ac = ["study", "allen_cahn", "--schemes", "krogstad", "--quiet"]
+    assert main([*ac, "--size", "40", "--steps", "8,16"]) == 0
+    assert seen == [(39,)]  # 40 Chebyshev intervals, 39 interior unknowns
+    ks = ["study", "ks", "--schemes", "etd2rk", "--steps", "2,4", "--t-end", "0.5", "--quiet"]
+    assert main([*ks, "--size", "32"]) == 0
+    assert seen[-1] == (32,)
+    capsys.readouterr()
+    assert main([*ac, "--size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--size 1 does not fit allen_cahn" in err and "n must be" in err
+    with pytest.raises(SystemExit):
+        main(["study", "nonstiff", "--size", "six", "--schemes", "etd2rk"])
+
+
 def test_figures_tell_many_lines_apart():
     """A work–precision figure carries ~15 configurations: no two of the first 40 lines
     share colour, dash and marker, and the first ten differ in colour and marker."""
