@@ -117,9 +117,11 @@ class _NonlinearInBasis:
 
 
 class EigenbasisStepper:
-    """A stepper of the scheme built on ``Λ`` and ``N̂``, seen from ``y``: the interface
-    `expint._adaptive.run_adaptive`, `expint._dense.DenseOutput` and the event watch use
-    (``nonlinear``, ``nfev``, ``step_with_error``, ``dense``)."""
+    """A stepper of the scheme built on ``Λ`` and ``N̂``, seen from ``y``: what the step
+    loops (`expint._solve`, `expint._adaptive.run_adaptive`,
+    `expint._batch_steps.run_independent`), `expint._dense.DenseOutput` and the event
+    watch use (``nonlinear``, ``nfev``, ``step``, ``step_with_error``,
+    ``quadrature_error``, ``dense``; anything else comes from the inner stepper)."""
 
     def __init__(self, make_stepper: Any, basis: Eigenbasis, nonlinear: Any):
         self.basis = basis
@@ -152,11 +154,14 @@ class EigenbasisStepper:
             return self._last[1]
         return self.basis.to_eig(y)
 
-    def step(self, t: Any, h: Any, u: Any, stages: list | None = None) -> Any:
-        z_new = self.inner.step(t, h, self._z(u), stages=stages)
+    def _end(self, z_new: Any) -> Any:
+        """A step's end in ``y``, remembered with its ``z`` for the next step's start."""
         u_new = self.basis.from_eig(z_new)
         self._last = (u_new, z_new)
         return u_new
+
+    def step(self, t: Any, h: Any, u: Any, stages: list | None = None) -> Any:
+        return self._end(self.inner.step(t, h, self._z(u), stages=stages))
 
     def step_with_error(
         self, t: Any, h: Any, u: Any, n0: Any = None, stages: list | None = None, coeffs: Any = None
@@ -167,8 +172,7 @@ class EigenbasisStepper:
         n0_z = None if n0 is None else self._to_eig_n(n0)
         extra = {} if coeffs is None else {"coeffs": coeffs}
         z_new, err, n_next = self.inner.step_with_error(t, h, z, n0_z, stages, **extra)
-        u_new = self.basis.from_eig(z_new)
-        self._last = (u_new, z_new)
+        u_new = self._end(z_new)
         n_next_y = None
         if n_next is not None:
             n_next_y = self._n_hat.in_y(n_next)
@@ -185,7 +189,8 @@ class EigenbasisStepper:
         for vectors combined from values of ``N`` in ``y`` (per-sample steps keep them
         there): linear in the vectors, so they are mapped in and the term back."""
         in_z = [self.basis.to_eig(v) for v in vectors]
-        return self.basis.from_eig(self.inner.quadrature_error(h, t, self._z(u), in_z, coeffs=coeffs))
+        # ``u`` only sets the coefficients' array type and dtype, which z shares with y
+        return self.basis.from_eig(self.inner.quadrature_error(h, t, u, in_z, coeffs=coeffs))
 
     def dense(self, t: float, h: float, u: Any, stages: list, theta: float) -> Any:
         return self.basis.from_eig(self.inner.dense(t, h, self._z(u), stages, theta))
