@@ -37,6 +37,7 @@ __all__ = [
     "make_complex",
     "promote_types",
     "promote_working",
+    "records_gradients",
     "same_array_type",
     "sparse_is_hermitian",
     "sparse_kind",
@@ -271,6 +272,15 @@ def make_complex(re: Any, im: Any) -> Any:
     out = np.empty(np.shape(re), dtype=np.result_type(re.dtype, np.complex64))
     out.real, out.imag = re, im
     return out
+
+
+def records_gradients(x: Any) -> bool:
+    """True for a tensor that requires grad while autograd is recording."""
+    if not (is_torch_array(x) and x.requires_grad):
+        return False
+    import torch
+
+    return torch.is_grad_enabled()
 
 
 def is_on_accelerator(x: Any) -> bool:

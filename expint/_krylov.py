@@ -61,12 +61,13 @@ Chebyshev and Lanczos paths.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -84,6 +85,7 @@ from ._backend import (
     is_inexact,
     is_torch_array,
     promote_types,
+    records_gradients,
     same_array_type,
     sparse_is_hermitian,
     sparse_kind,
@@ -324,6 +326,14 @@ def _check_vectors(vs: Any, n: int) -> tuple[list[Any], float]:
             )
         if not is_inexact(v):
             raise TypeError(f"vs[{i}] has an integer or boolean dtype; pass floating-point vectors")
+        if records_gradients(v):
+            # the iterations update tensors in place and steer by host scalars: torch would
+            # fail later, in backward or deep in the loop, with a message about neither
+            raise ValueError(
+                f"vs[{i}] requires grad, and phiv (the φ-products of MatrixFree and Sparse linear "
+                "parts) does not carry gradients; pass detached tensors or call it under "
+                "torch.no_grad()"
+            )
         top = _magnitude(v)  # finite exactly when v is: one pass for both questions
         if not math.isfinite(top):
             raise NonFinite(f"vs[{i}] must be finite (it contains NaN or inf)")
@@ -521,8 +531,8 @@ def phiv(
         raise ValueError(
             "spectrum is for a Hermitian A, and this A is not (or hermitian=False was passed); drop spectrum"
         )
+    first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
     if method == "chebyshev" or (method == "auto" and lanczos):
-        first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
         interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))
 
         def shifted(a: float, b: float) -> Callable[[Any], Any] | None:
@@ -548,6 +558,7 @@ def phiv(
                         max_substeps=max_substeps,
                         lanczos=True,
                         forcing=vs[1:],
+                        first_product=first if single else None,
                     ),
                     tol,
                     n,
@@ -564,9 +575,10 @@ def phiv(
     eta = 2.0 ** (-round(math.log2(bnorm))) if bnorm > 0 else 1.0
     bcols = [v * eta for v in reversed(vs[1:])]  # B = [v_p, …, v_1]
 
-    def aug_matvec(z: Any) -> Any:
+    def aug_matvec(z: Any, top: Any = None) -> Any:
+        """``Ã z``; ``top``: ``A x`` where already known."""
         x, y = z[:, :n], z[:, n:]
-        top = amul(x)
+        top = amul(x) if top is None else top
         for i in range(p):
             top = top + bcols[i] * y[:, i : i + 1]
         if p == 0:
@@ -579,10 +591,17 @@ def phiv(
     if p:
         tail[:, -1] = 1.0 / eta
     w = concat([vs[0], as_like(tail, vs[0])], -1) if p else vs[0]
+    aug_first = aug_matvec(w, top=first) if single else None  # Ã w from the probe: one product saved
     with _one_blas_thread(vs[0]):
         return _retry(
             lambda step_tol: _expv(
-                aug_matvec, w, abs(t), tol=step_tol, m_max=min(limit, n + p), max_substeps=max_substeps
+                aug_matvec,
+                w,
+                abs(t),
+                tol=step_tol,
+                m_max=min(limit, n + p),
+                max_substeps=max_substeps,
+                first_product=aug_first,
             ),
             tol,
             n,
@@ -984,6 +1003,80 @@ def _small_phi_tridiagonal(
     return out
 
 
+#: Spare blocks of memory for the Krylov basis of `_expv`, one per kind of host array
+#: (``"numpy"``, ``"torch"`` on the CPU).  A basis of long vectors takes up to 32 MiB
+#: (`_lanczos_limit`), which the C library maps afresh for every call and whose pages
+#: then fault in again at every φ-product (torch's CPU allocator keeps no cache either;
+#: on a GPU torch's caching allocator already reuses memory, so device tensors are left
+#: to it; 1.1–1.5× on finite-difference Gray–Scott 256² solves with the reused first
+#: product, `benchmarks/krylov_solve_overhead.py`).  A call takes its kind's block and
+#: puts it back when done; a concurrent or
+#: re-entrant call (a matvec that itself calls `phiv`) finds none and allocates its
+#: own.  `free_spare_basis` (and `MatrixFree.clear_cache`) frees them.
+_SPARE_BASIS: dict[str, list[Any]] = {"numpy": [], "torch": []}
+
+
+def free_spare_basis() -> None:
+    """Free the spare blocks `phiv` keeps for its Krylov basis (`_SPARE_BASIS`)."""
+    for blocks in _SPARE_BASIS.values():
+        blocks.clear()
+
+
+class _BasisMemory:
+    """Where one `_expv` call keeps its basis: for numpy arrays and CPU tensors in its
+    kind's spare block (taken on first use, returned by `release`), for tensors on
+    another device a fresh one."""
+
+    def __init__(self) -> None:
+        self._block: Any = None
+        self._kind = ""
+
+    def basis(self, shape: tuple[int, ...], like: Any) -> Any:
+        if isinstance(like, np.ndarray):
+            kind, nbytes = "numpy", math.prod(shape) * like.dtype.itemsize
+        elif is_torch_array(like) and like.device.type == "cpu":
+            kind, nbytes = "torch", math.prod(shape) * like.element_size()
+        else:
+            return array_namespace(like).empty(shape, dtype=like.dtype, device=device(like))
+        try:
+            block = _SPARE_BASIS[kind].pop()  # atomic: two threads never get the same block
+        except IndexError:
+            block = None
+        if block is None or block.shape[0] < nbytes:
+            if kind == "numpy":
+                block = np.empty(nbytes, dtype=np.uint8)
+            else:
+                import torch
+
+                block = torch.empty(nbytes, dtype=torch.uint8)
+        self._block, self._kind = block, kind
+        return block[:nbytes].view(like.dtype).reshape(shape)
+
+    def release(self) -> None:
+        if self._block is not None and not _SPARE_BASIS[self._kind]:
+            _SPARE_BASIS[self._kind].append(self._block)
+        self._block = None
+
+
+_R = TypeVar("_R")
+
+
+def _keeping_basis_memory(run: Callable[..., _R]) -> Callable[..., _R]:
+    """``run`` (which takes a ``memory`` keyword) with a `_BasisMemory` of its own,
+    released however the call ends."""
+
+    @functools.wraps(run)
+    def wrapped(*args: Any, **kwargs: Any) -> _R:
+        memory = _BasisMemory()
+        try:
+            return run(*args, memory=memory, **kwargs)
+        finally:
+            memory.release()
+
+    return wrapped
+
+
+@_keeping_basis_memory
 def _expv(
     matvec: Callable[[Any], Any],
     v: Any,
@@ -994,6 +1087,8 @@ def _expv(
     max_substeps: int,
     lanczos: bool = False,
     forcing: Sequence[Any] = (),
+    first_product: Any = None,
+    memory: _BasisMemory,
 ) -> tuple[Any, np.ndarray, KrylovInfo]:
     """``u(t)`` for ``u' = A u + Σ_{k=1}^{p} s^{k−1}/(k−1)! f_k``, ``u(0) = v``, for each
     row of ``v`` (shape ``(B, N)``), ``t > 0``, with sub-stepping and a-posteriori error
@@ -1017,7 +1112,10 @@ def _expv(
     sub-steps do not pay for a full basis.  A row whose Krylov space becomes invariant
     (breakdown) gets zero basis vectors from there on, which keeps its small
     exponential exact.  With ``lanczos`` (Hermitian ``A``) each new vector is
-    orthogonalised against the previous two only (the three-term recurrence)."""
+    orthogonalised against the previous two only (the three-term recurrence).
+    ``first_product``: ``matvec(v)`` where the caller already has it (`phiv`'s probe),
+    used in place of the first sub-step's first product; ``memory``: where the basis
+    lives (supplied by `_keeping_basis_memory`)."""
     info = KrylovInfo(lanczos=lanczos)
     # the vectors' unit roundoff (float32's is 5e8 × float64's): the rounding of the
     # single-vector form and the breakdown test are in the working precision
@@ -1051,9 +1149,16 @@ def _expv(
             )
         tau = min(tau, t - t_now, ceiling)
         ws = [w]
+        # A w of the first sub-step (w = v) where known: w_1 = A w + z_1, or, with no
+        # forcing, A times the first basis vector w / β
+        known, first_product = first_product, None
         for z in zs:
-            ws.append(matvec(ws[-1]) + z)
-            info.matvecs += 1
+            if known is None:
+                ws.append(matvec(ws[-1]) + z)
+                info.matvecs += 1
+            else:
+                ws.append(known + z)
+                known = None
         wnorms = [_row_norms(x) for x in ws[1:]]
         beta = wnorms[-1] if p else _row_norms(w)
         # (norms are ≥ 0: their sum is finite exactly when each is)
@@ -1082,8 +1187,9 @@ def _expv(
         m = m_max
         if basis is None:
             # one allocation for all sub-steps (a fresh one costs page faults on every
-            # sub-step); every slot is written before it is read
-            basis = xp.empty((rows, m + 1, size), dtype=w.dtype, device=device(w))
+            # sub-step; `_BasisMemory` keeps it across calls); every slot is written
+            # before it is read
+            basis = memory.basis((rows, m + 1, size), w)
         basis[:, 0] = ws[-1] * _column(1.0 / np.where(beta > 0, beta, 1.0), w)
         h = np.zeros((rows, m + 2, m + 2), dtype=complex if is_complex(w) else float)
         broken = beta == 0
@@ -1094,8 +1200,12 @@ def _expv(
         proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos, eps=eps)
 
         for j in range(m):
-            u = matvec(basis[:, j])
-            info.matvecs += 1
+            if known is None:
+                u = matvec(basis[:, j])
+                info.matvecs += 1
+            else:  # j = 0, p = 0: basis[:, 0] = w / β
+                u = known * _column(1.0 / beta, known)
+                known = None
             norm_here = None  # ‖u‖ per row on u's device (torch)
             if on_device and lanczos:
                 u, hnext, norm_here = _lanczos_on_device(u, basis, h, j, beta_here)
@@ -1193,8 +1303,9 @@ def _expv(
             w = _combine(basis[:, : mj + 1], coeffs, w)
         if p:
             w = w + _taylor(ws[:-1], tau)
-            # the forcing seen from the new time: z_k ← Σ_{j≥k} τ^{j−k}/(j−k)! z_j
-            zs = [_taylor(zs[k:], tau) for k in range(p)]
+            if t_now + tau < t:  # another sub-step follows (the test the loop makes)
+                # the forcing seen from the new time: z_k ← Σ_{j≥k} τ^{j−k}/(j−k)! z_j
+                zs = [_taylor(zs[k:], tau) for k in range(p)]
         t_now += tau
         info.substeps += 1
         estimates += err_loc
@@ -1297,10 +1408,12 @@ def _cap_for_rounding(wnorms: Sequence[np.ndarray], tau: float, rate: np.ndarray
 
 
 def _taylor(terms: Sequence[Any], tau: float) -> Any:
-    """``Σ_j τ^j/j! terms[j]``."""
-    out = terms[0]
-    for j, x in enumerate(terms[1:], 1):
-        out = out + x * (tau**j / math.factorial(j))
+    """``Σ_j τ^j/j! terms[j]`` (a new array where there are two terms or more)."""
+    if len(terms) == 1:
+        return terms[0]
+    out = terms[0] + terms[1] * tau
+    for j, x in enumerate(terms[2:], 2):
+        out += x * (tau**j / math.factorial(j))  # in place: a fresh array, and long vectors are memory-bound
     return out
 
 

@@ -34,6 +34,7 @@ from ._backend import (
     is_inexact,
     is_torch_array,
     promote_working,
+    records_gradients,
     sparse_is_hermitian,
     sparse_kind,
     sparse_like,
@@ -47,7 +48,7 @@ from ._backend import (
 from ._cache import LRUCache
 from ._chebyshev import chebyshev_coefficients, check_spectrum, shifted_csr, spectral_interval
 from ._interp import gauss_legendre
-from ._krylov import PHIV_METHODS, KrylovInfo, NonFinite, _check_product, phiv
+from ._krylov import PHIV_METHODS, KrylovInfo, NonFinite, _check_product, free_spare_basis, phiv
 from ._phi import phi_all_unchecked, phi_matrix_all
 from ._validation import check_finite, check_krylov_options, check_real, check_square
 
@@ -755,6 +756,17 @@ class MatrixFree(LinearOperatorBase):
         self.method = method
         self.krylov_info = KrylovInfo()
 
+    def check_state(self, y: Any, *, name: str = "y0") -> None:
+        """As for every operator, plus: a tensor that requires grad is refused here, at
+        the start of a solve (`expint.phiv` would refuse it at the first step)."""
+        super().check_state(y, name=name)
+        if records_gradients(y):
+            raise ValueError(
+                f"{name} requires grad, but the φ-products of a {type(self).__name__} linear part "
+                f"(Krylov, expint.phiv) do not carry gradients; pass {name}.detach() or solve "
+                "under torch.no_grad()"
+            )
+
     def matvec(self, v: Any) -> Any:
         """``L v`` for one vector; the first product is checked (array type, shape
         ``(n,)``, finite) so a faulty matvec fails here, not deep in a Krylov loop."""
@@ -776,10 +788,12 @@ class MatrixFree(LinearOperatorBase):
 
     def clear_cache(self) -> None:
         """Forget the cached φ-coefficients, including the Chebyshev coefficients that
-        `expint.phiv` keeps for repeated ``(p, t, interval)`` (shared by every operator,
-        so this drops other operators' too: they are recomputed on their next call)."""
+        `expint.phiv` keeps for repeated ``(p, t, interval)`` and the memory it keeps for
+        its Krylov basis (both shared by every operator, so this drops other operators'
+        too: they are recomputed, or allocated, on their next call)."""
         super().clear_cache()
         chebyshev_coefficients.cache_clear()
+        free_spare_basis()
 
     def _combine(self, coeffs: Any, ws: Sequence[Any | None], h: float, c: float) -> Any:
         tau = c * h

@@ -62,3 +62,43 @@ def test_solve_gradients_match_central_differences(kw):
         # difference quotients of a smooth map: ~1e-9 relative; an adaptive run's step
         # sequence is held fixed by autograd but may switch under the ±eps perturbation
         np.testing.assert_allclose(grad.numpy(), fd, rtol=1e-6, atol=1e-8)
+
+
+def _sparse_problem(n: int = 40, nonlinear=None):
+    import scipy.sparse as sp
+
+    lap = sp.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1]).tocsr() * 100.0
+    return expint.SemilinearProblem(expint.Sparse(lap), nonlinear or (lambda t, y: -(y**3))), lap
+
+
+def test_krylov_products_refuse_tensors_that_record_gradients():
+    """`phiv` (the φ-products of `MatrixFree`/`Sparse` parts) carries no gradients: a
+    vector that requires grad is a clear ValueError, not torch's in-place or ``out=``
+    error from deep in the iteration (or in backward); under ``torch.no_grad()`` the
+    same call runs and equals the call on detached tensors."""
+    prob, lap = _sparse_problem()
+    v = torch.linspace(-1.0, 1.0, 40, dtype=torch.float64, requires_grad=True)
+    a = torch.from_numpy(lap.toarray())
+    for method in ("krylov", "chebyshev"):
+        with pytest.raises(ValueError, match=r"vs\[1\] requires grad.*does not carry gradients"):
+            expint.phiv(a, [v.detach(), v], 1e-3, method=method)
+        with torch.no_grad():
+            w = expint.phiv(a, [v, v], 1e-3, method=method).w
+        np.testing.assert_array_equal(
+            w.numpy(), expint.phiv(a, [v.detach(), v.detach()], 1e-3, method=method).w
+        )
+
+    y0 = torch.ones(40, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="y0 requires grad, but the φ-products of a Sparse linear part"):
+        expint.solve(prob, y0, (0.0, 0.1), scheme="krogstad", n_steps=4)
+    with torch.no_grad():
+        kept = expint.solve(prob, y0, (0.0, 0.1), scheme="krogstad", n_steps=4).y[-1]
+    np.testing.assert_array_equal(
+        kept, expint.solve(prob, y0.detach(), (0.0, 0.1), scheme="krogstad", n_steps=4).y[-1]
+    )
+
+    # gradients entering through N (a parameter that requires grad) meet the same refusal
+    rate = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    through_n, _ = _sparse_problem(nonlinear=lambda t, y: -rate * y**3)
+    with pytest.raises(ValueError, match=r"requires grad.*does not carry gradients"):
+        expint.solve(through_n, y0.detach(), (0.0, 0.1), scheme="krogstad", n_steps=4)

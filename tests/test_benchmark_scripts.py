@@ -75,3 +75,31 @@ def test_krylov_benchmark_prints_both_expint_configurations():
     assert any(line.startswith("| 16² |") and len(line.split("|")) == 8 for line in work), text
     alone = _run("krylov_phiv.py", "--sizes", "16", "--raw-work")
     assert "per-call work on a raw matrix" in alone and "time to reach" not in alone, alone
+
+
+@pytest.mark.slow
+def test_krylov_solve_overhead_runs_every_case():
+    """`benchmarks/krylov_solve_overhead.py` on small grids: a row per case, with the
+    products a solve made and a positive time for them alone; an unknown case is a
+    usage error."""
+    text = _run("krylov_solve_overhead.py", "--gs-size", "16", "--ac-size", "16", "--repeat", "1")
+    rows = [
+        line.split("|")[1:-1]
+        for line in text.splitlines()
+        if line.startswith("| gs-") or line.startswith("| ac-")
+    ]
+    assert [r[0].strip() for r in rows] == [
+        "gs-etdab5",
+        "gs-krogstad",
+        "gs-krogstad-arnoldi",
+        "ac-krogstad",
+        "ac-etdab5",
+    ], text
+    assert all(int(r[2]) > 0 and float(r[3]) >= 0 for r in rows), text
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "krylov_solve_overhead.py"), "--cases", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "unknown cases" in out.stderr

@@ -694,3 +694,69 @@ def test_rounding_floor_is_epsilon_times_the_stiffness(ratio, hermitian, rng):
     w, info = expint.phiv(a, [v], 1.0, tol=1e-10, hermitian=hermitian, method="krylov")
     assert info.happy_breakdowns >= 1 and info.error_estimate == 0.0
     assert _rel(w, np.exp(np.diag(a)) * v) <= 2 * np.finfo(float).eps * ratio
+
+
+@pytest.mark.parametrize("hermitian", [True, False])
+@pytest.mark.parametrize("p", [0, 2])
+def test_the_probe_product_starts_the_krylov_process(p, hermitian, rng):
+    """`phiv` checks the operator on ``A v_0`` first; that product is also the first one
+    of the Krylov process (Lanczos on ``A``, or Arnoldi on the augmented operator), so a
+    single vector costs one product fewer than the same vector as a block of one row.
+    ``info.matvecs`` counts the products made, and both give the same result."""
+    n = 400
+    a = sparse_1d(n)
+    vs = [rng.standard_normal(n) for _ in range(p + 1)]
+    results = {}
+    for shape in ("single", "block"):
+        calls: list[int] = []
+        op = expint.MatrixFree(lambda x, calls=calls: (calls.append(1), a @ x)[1], n, hermitian=hermitian)
+        given = vs if shape == "single" else [v[None] for v in vs]
+        w, info = expint.phiv(op, given, 2e-3, tol=1e-10, method="krylov")
+        assert info.matvecs == len(calls)
+        assert info.lanczos == hermitian
+        results[shape] = (np.reshape(w, n), len(calls))
+    assert results["single"][1] == results["block"][1] - 1
+    assert _rel(results["single"][0], results["block"][0]) < 1e-13
+    assert _rel(results["single"][0], _dense_reference(a.toarray(), vs, 2e-3)) < 1e-9
+
+
+def test_the_basis_memory_is_not_shared_by_a_nested_or_concurrent_call(rng):
+    """`phiv` keeps the memory of its Krylov basis for the next call on numpy vectors
+    (expint._krylov._BasisMemory).  A call made while another runs — from inside the
+    other's matvec, or from another thread — must get memory of its own: the results
+    equal those of the same calls made one after another.  `Sparse.clear_cache` frees
+    the kept memory."""
+    import threading
+
+    from expint import _krylov
+
+    n = 64
+    apply = matvec_2d(n)
+    vs = [np.sin(np.linspace(0, 3 + k, n * n)) for k in range(3)]
+    alone = [expint.phiv(expint.MatrixFree(apply, n * n, hermitian=True), [v], 1e-3, tol=1e-10).w for v in vs]
+
+    def nesting(x):
+        # a full Krylov process on another vector, of the same size, inside each product
+        expint.phiv(expint.MatrixFree(apply, n * n, hermitian=True), [vs[1]], 1e-3, tol=1e-10)
+        return apply(x)
+
+    nested = expint.phiv(expint.MatrixFree(nesting, n * n, hermitian=True), [vs[0]], 1e-3, tol=1e-10).w
+    assert np.array_equal(nested, alone[0])
+
+    got: dict[int, list[np.ndarray]] = {}
+
+    def worker(k):
+        op = expint.MatrixFree(apply, n * n, hermitian=True)
+        got[k] = [expint.phiv(op, [vs[k]], 1e-3, tol=1e-10).w for _ in range(4)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k in range(3):
+        assert all(np.array_equal(w, alone[k]) for w in got[k])
+
+    assert _krylov._SPARE_BASIS["numpy"]  # kept after the calls
+    expint.Sparse(sparse_1d(10)).clear_cache()
+    assert not any(_krylov._SPARE_BASIS.values())
