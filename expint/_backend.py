@@ -37,12 +37,12 @@ __all__ = [
     "make_complex",
     "promote_types",
     "promote_working",
+    "promoted_product",
     "records_gradients",
     "same_array_type",
     "sparse_is_hermitian",
     "sparse_kind",
     "sparse_like",
-    "sparse_product",
     "stack",
     "to_float_array",
     "to_like",
@@ -402,11 +402,12 @@ def sparse_like(a: Any, like: Any) -> Any:
     return a.astype(to_like(np.zeros(0, a.dtype), like).dtype, copy=False)
 
 
-def sparse_product(a: Any, b: Any) -> Any:
-    """``a @ b`` for a sparse matrix ``a`` and a dense 2-D ``b`` of the same library,
-    both promoted to their common dtype where they differ (torch mixes neither real
-    with complex nor float32 with float64 in a sparse product; an `expint.Sparse`
-    keeps a copy per precision, so only a raw tensor passed to `phiv` pays the cast)."""
+def promoted_product(a: Any, b: Any) -> Any:
+    """``a @ b`` for a sparse or dense matrix ``a`` and a dense 2-D ``b`` of the same
+    library, both promoted to their common dtype where they differ: numpy promotes by
+    itself, torch multiplies neither real by complex nor float32 by float64 (an
+    `expint.Sparse` keeps a copy per precision, so only a raw tensor passed to `phiv`
+    pays the cast)."""
     if is_torch_array(a) and a.dtype != b.dtype:
         import torch
 

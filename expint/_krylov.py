@@ -85,11 +85,11 @@ from ._backend import (
     is_inexact,
     is_torch_array,
     promote_types,
+    promoted_product,
     records_gradients,
     same_array_type,
     sparse_is_hermitian,
     sparse_kind,
-    sparse_product,
     stack,
     to_like,
     to_numpy,
@@ -177,13 +177,11 @@ def _as_matvec(a: Any) -> tuple[Callable[[Any], Any], int]:
     into ``(matvec, n)``."""
     if isinstance(a, type):
         raise TypeError(f"A must be a matrix or operator instance, got the class {a.__name__}")
-    if sparse_kind(a) == "torch":
+    if is_array(a) or sparse_kind(a) == "torch":
         if len(a.shape) != 2 or a.shape[0] != a.shape[1]:
-            raise ValueError(f"A must be square, got shape {tuple(a.shape)}")
-        return (lambda x: sparse_product(a, x[:, None])[:, 0]), int(a.shape[0])
-    if is_array(a):
-        if a.ndim != 2 or a.shape[0] != a.shape[1]:
             raise ValueError(f"A must be a square matrix of shape (n, n), got {tuple(a.shape)}")
+        if is_torch_array(a):  # torch multiplies no complex matrix by a real vector (numpy does)
+            return (lambda x: promoted_product(a, x[:, None])[:, 0]), int(a.shape[0])
         return (lambda x: a @ x), int(a.shape[0])
     if hasattr(a, "shape") and hasattr(a, "dot"):  # scipy.sparse matrix / array
         if len(a.shape) != 2 or a.shape[0] != a.shape[1]:
@@ -202,8 +200,8 @@ def _as_block_matvec(a: Any, matvec: Callable[[Any], Any]) -> Callable[[Any], An
     """``X ↦ (A X^T)^T`` for a block ``X`` of shape ``(B, n)``: one matrix–matrix
     product where ``A`` offers one (arrays, sparse matrices, expint operators, scipy
     LinearOperators), else one product per row."""
-    if sparse_kind(a) == "torch":  # compressed layouts have no dense @ sparse
-        return lambda x: sparse_product(a, x.T).T
+    if is_torch_array(a):  # (A Xᵀ)ᵀ: compressed sparse layouts have no dense @ sparse
+        return lambda x: promoted_product(a, x.T).T
     if is_array(a):
         return lambda x: x @ a.T
     if hasattr(a, "shape") and hasattr(a, "dot"):

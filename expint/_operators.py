@@ -34,11 +34,11 @@ from ._backend import (
     is_inexact,
     is_torch_array,
     promote_working,
+    promoted_product,
     records_gradients,
     sparse_is_hermitian,
     sparse_kind,
     sparse_like,
-    sparse_product,
     stack,
     to_float_array,
     to_like,
@@ -905,7 +905,7 @@ class Sparse(MatrixFree):
         return hit
 
     def _product(self, v: Any) -> Any:
-        return sparse_product(self._matrix_for(v), v.reshape(-1, 1)).reshape(v.shape)
+        return promoted_product(self._matrix_for(v), v.reshape(-1, 1)).reshape(v.shape)
 
     def shifted_product(self, scale: float, shift: float, like: Any) -> Callable[[Any], Any]:
         """The block product with ``scale·A + shift·I`` for rows like ``like`` (what
@@ -921,13 +921,13 @@ class Sparse(MatrixFree):
             if is_torch_array(like):
                 matrix = sparse_like(matrix, like)
             self._shifted.put(key, matrix)
-        return lambda x: sparse_product(matrix, x.T).T
+        return lambda x: promoted_product(matrix, x.T).T
 
     def apply(self, y: Any, t: float | None = None) -> Any:
         if y.ndim == 1:
             return self.matvec(y)
         flat = y.reshape(-1, self.n)
-        return sparse_product(self._matrix_for(y), flat.T).T.reshape(y.shape)
+        return promoted_product(self._matrix_for(y), flat.T).T.reshape(y.shape)
 
 
 class ScalarTime(EvaluatedOperator):

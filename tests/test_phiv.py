@@ -760,3 +760,23 @@ def test_the_basis_memory_is_not_shared_by_a_nested_or_concurrent_call(rng):
     assert _krylov._SPARE_BASIS["numpy"]  # kept after the calls
     expint.Sparse(sparse_1d(10)).clear_cache()
     assert not any(_krylov._SPARE_BASIS.values())
+
+
+@needs_torch
+@pytest.mark.parametrize("hermitian", [None, False])
+def test_a_torch_matrix_of_another_dtype_than_the_vectors(hermitian, rng):
+    """torch multiplies no complex matrix by a real vector, nor float32 by float64; `phiv`
+    promotes them as numpy does (found by `test_phiv_agrees_with_dense_phi_fuzz`: a
+    complex tensor `A` with real vectors raised torch's ``addmv`` RuntimeError)."""
+    n = 30
+    g = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    for a in ((g + g.conj().T) / 2 - 8 * np.eye(n), -np.eye(n) + 0.1 * rng.standard_normal((n, n))):
+        a = a.astype(np.complex128) if np.iscomplexobj(a) else a.astype(np.float32)
+        for shape in ((n,), (2, n)):
+            vs = [rng.standard_normal(shape) for _ in range(2)]
+            w, _ = expint.phiv(
+                torch.from_numpy(a), [torch.from_numpy(v) for v in vs], 0.3, hermitian=hermitian
+            )
+            expected = expint.phiv(a.astype(np.result_type(a, np.float64)), vs, 0.3, hermitian=hermitian).w
+            assert w.dtype == torch.from_numpy(expected).dtype
+            np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6 if a.dtype == np.float32 else 1e-12)
