@@ -1004,13 +1004,13 @@ def _small_phi_tridiagonal(
 #: Spare blocks of memory for the Krylov basis of `_expv`, one per kind of host array
 #: (``"numpy"``, ``"torch"`` on the CPU).  A basis of long vectors takes up to 32 MiB
 #: (`_lanczos_limit`), which the C library maps afresh for every call and whose pages
-#: then fault in again at every φ-product (torch's CPU allocator keeps no cache either;
-#: on a GPU torch's caching allocator already reuses memory, so device tensors are left
-#: to it; 1.1–1.5× on finite-difference Gray–Scott 256² solves with the reused first
-#: product, `benchmarks/krylov_solve_overhead.py`).  A call takes its kind's block and
-#: puts it back when done; a concurrent or
-#: re-entrant call (a matvec that itself calls `phiv`) finds none and allocates its
-#: own.  `free_spare_basis` (and `MatrixFree.clear_cache`) frees them.
+#: then fault in again at every φ-product; torch's CPU allocator keeps no cache either
+#: (on a GPU torch's caching allocator already reuses memory, so device tensors are
+#: left to it).  With the reused first product: 1.1–1.5× on finite-difference
+#: Gray–Scott 256² solves (`benchmarks/krylov_solve_overhead.py`).  A call takes its
+#: kind's block and puts it back when done; a concurrent or re-entrant call (a matvec
+#: that itself calls `phiv`) finds none and allocates its own.  `free_spare_basis` (and
+#: `MatrixFree.clear_cache`) frees them.
 _SPARE_BASIS: dict[str, list[Any]] = {"numpy": [], "torch": []}
 
 
