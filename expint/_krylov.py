@@ -1449,11 +1449,13 @@ def _cgs2(u: Any, basis: Any, j: int, conj: Callable[[Any], Any]) -> tuple[Any, 
     ``j`` of the Hessenberg matrix), in ``u``'s library."""
     total = None
     for _ in range(2):
+        # V^H u as conj(V^T conj(u)): conjugating the basis itself would copy all j + 1
+        # long vectors on every pass (numpy has no conjugating matrix product)
         if u.shape[0] == 1:  # plain matrix–vector products: a third faster than batched
-            c = (conj(basis[0, : j + 1]) @ u[0])[None]
+            c = conj(basis[0, : j + 1] @ conj(u[0]))[None]
             u = u - (c[0] @ basis[0, : j + 1])[None]
         else:
-            c = (conj(basis[:, : j + 1]) @ u[:, :, None])[:, :, 0]
+            c = conj(basis[:, : j + 1] @ conj(u)[:, :, None])[:, :, 0]
             u = u - (c[:, None, :] @ basis[:, : j + 1])[:, 0]
         total = c if total is None else total + c
     return u, total
