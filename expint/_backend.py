@@ -313,9 +313,9 @@ def sparse_kind(a: Any) -> str | None:
     return None
 
 
-def sparse_is_hermitian(a: Any) -> bool:
-    """Whether a scipy or torch sparse matrix equals its conjugate transpose exactly
-    (O(nonzeros))."""
+def sparse_is_hermitian(a: Any, *, skew: bool = False) -> bool:
+    """Whether a scipy or torch sparse matrix equals its conjugate transpose exactly —
+    or, with ``skew``, minus it (``A^H = −A``) — in O(nonzeros)."""
     if sparse_kind(a) == "scipy":
         c = a.tocsr()
         if c.has_canonical_format:
@@ -324,6 +324,7 @@ def sparse_is_hermitian(a: Any) -> bool:
             # without forming A − A^H or checking the transpose's format
             t = c.tocsc()
             data = t.data.conj() if np.iscomplexobj(t.data) else t.data
+            data = -data if skew else data
             if (
                 np.array_equal(c.indptr, t.indptr)
                 and np.array_equal(c.indices, t.indices)
@@ -331,11 +332,11 @@ def sparse_is_hermitian(a: Any) -> bool:
             ):
                 return True
         # (explicitly stored zeros, duplicates or unsorted indices need the full test)
-        return (a != a.conj().T).nnz == 0
+        return (a != (-1 if skew else 1) * a.conj().T).nnz == 0
     b = a.to_sparse_coo().coalesce()  # compressed layouts compare in COO form
     bt = b.t().coalesce()
     values = bt.values().conj() if bt.is_complex() else bt.values()
-    return bool(b.indices().equal(bt.indices()) and b.values().equal(values))
+    return bool(b.indices().equal(bt.indices()) and b.values().equal(-values if skew else values))
 
 
 def csr_diagonal_positions(csr: Any) -> np.ndarray | None:

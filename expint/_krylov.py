@@ -213,19 +213,22 @@ def _as_block_matvec(a: Any, matvec: Callable[[Any], Any]) -> Callable[[Any], An
     return lambda x: stack([matvec(row) for row in x])
 
 
-def _hermitian(a: Any) -> bool | None:
-    """Whether ``A = A^H`` exactly, for an explicit matrix (a dense array, a scipy or
-    torch sparse matrix); an operator's own ``hermitian`` attribute; None when ``A`` is known
-    only by its products.  O(entries): negligible next to a Krylov basis of products."""
+def _hermitian(a: Any, *, skew: bool = False) -> bool | None:
+    """Whether ``A = A^H`` (with ``skew``: ``A = −A^H``) exactly, for an explicit matrix
+    (a dense array, a scipy or torch sparse matrix); an operator's own ``hermitian``
+    (``skew_hermitian``) attribute; None when ``A`` is known only by its products.
+    O(entries): negligible next to a Krylov basis of products."""
     if sparse_kind(a) is not None:
-        return sparse_is_hermitian(a)
+        return sparse_is_hermitian(a, skew=skew)
     if is_array(a):
         if is_torch_array(a):
             import torch
 
-            return bool(torch.equal(a, a.mH))
+            return bool(torch.equal(a, -a.mH if skew else a.mH))
+        if skew:  # most matrices fail on the diagonal (a skew one's is imaginary): O(n)
+            return bool(not np.diagonal(a).real.any() and np.array_equal(a, -a.conj().T))
         return bool(np.array_equal(a, a.conj().T))
-    flag = getattr(a, "hermitian", None)
+    flag = getattr(a, "skew_hermitian" if skew else "hermitian", None)
     return flag if isinstance(flag, bool) else None
 
 
@@ -353,6 +356,7 @@ def phiv(
     hermitian: bool | None = None,
     method: str = "auto",
     spectrum: tuple[float, float] | None = None,
+    skew_hermitian: bool | None = None,
 ) -> PhivResult:
     r"""Compute $w = \sum_{k=0}^{p} t^k \varphi_k(tA) v_k$ by adaptive Krylov, or for a
     Hermitian ``A`` with a known spectral interval by a Chebyshev expansion.
@@ -397,7 +401,8 @@ def phiv(
         matrices) and read from an expint operator's ``hermitian`` attribute; an
         operator known only by its products is treated as non-Hermitian.  ``True`` for
         an explicit matrix that is not Hermitian is an error; for a matrix-free ``A``
-        it is the caller's promise.  ``False`` forces Arnoldi.
+        it is the caller's promise.  ``False`` rules the Hermitian recurrence out
+        (with ``skew_hermitian=False`` as well: Arnoldi).
     method : {"auto", "krylov", "chebyshev"}
         ``"krylov"``: Lanczos or Arnoldi as above.  ``"chebyshev"``: for a Hermitian
         ``A`` with a known spectral interval, the Chebyshev expansion of every term
@@ -420,6 +425,16 @@ def phiv(
         matrix, an operator's ``spectrum`` attribute (`expint.Sparse` computes it,
         `expint.MatrixFree` takes it), or none.  Not checked: an interval that
         misses eigenvalues gives wrong results.
+    skew_hermitian : bool or None
+        Whether ``A^H = −A`` (``A = iH`` with ``H`` Hermitian: a Schrödinger operator
+        ``i Δ_h``, central differences of a first derivative, a wave equation written
+        in energy-conserving form).  Then the basis is built by the same three-term
+        recurrence, with ``h_{j−1,j} = −h_{j,j−1}`` and imaginary diagonal entries (for
+        a real ``A`` none: real arithmetic throughout), and every φ-combination as for
+        a Hermitian ``A``, but never by the Chebyshev expansion.  None (default):
+        detected exactly, as ``hermitian`` is, where ``A`` is not Hermitian.  ``True``
+        for an explicit matrix that is not skew-Hermitian is an error; ``False`` rules
+        it out.
 
     Returns
     -------
@@ -458,8 +473,11 @@ def phiv(
     if isinstance(t, bool) or not (isinstance(t, real) and math.isfinite(float(t))):
         raise ValueError(f"t must be a finite real number, got {t!r}")
     check_krylov_options(tol, m)
-    if hermitian is not None and not isinstance(hermitian, bool):
-        raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
+    for flag, name in ((hermitian, "hermitian"), (skew_hermitian, "skew_hermitian")):
+        if flag is not None and not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True, False or None, got {flag!r}")
+    if hermitian and skew_hermitian:
+        raise ValueError("A cannot be both Hermitian and skew-Hermitian (unless A = 0); pass one of them")
     if isinstance(max_substeps, bool) or not (
         isinstance(max_substeps, (int, np.integer)) and max_substeps >= 1
     ):
@@ -488,6 +506,7 @@ def phiv(
             hermitian=hermitian,
             method=method,
             spectrum=spectrum,
+            skew_hermitian=skew_hermitian,
         )
         return PhivResult(_times_power_of_two(scaled.w, e), scaled.info)
 
@@ -511,7 +530,18 @@ def phiv(
     exact = _hermitian(A) if hermitian is not False else None
     if hermitian and exact is False:
         raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
-    lanczos = bool(hermitian or exact)
+    is_hermitian = bool(hermitian or exact)
+    skew = False
+    if skew_hermitian or (skew_hermitian is None and not is_hermitian):
+        exact = _hermitian(A, skew=True)
+        if skew_hermitian and exact is False:
+            raise ValueError(
+                "skew_hermitian=True but A is not skew-Hermitian (A^H != -A); "
+                "pass skew_hermitian=None or False"
+            )
+        skew = bool(skew_hermitian or exact)
+        is_hermitian = is_hermitian and not skew  # (a promise for a matrix-free A)
+    lanczos = is_hermitian or skew
     if m is not None:
         limit = int(m)
     else:
@@ -525,22 +555,22 @@ def phiv(
         y = matvec(x[0])[None] if x.shape[0] == 1 else block(x)
         return -y if sign < 0 else y
 
-    if spectrum is not None and not lanczos:
+    if spectrum is not None and not is_hermitian:
         raise ValueError(
             "spectrum is for a Hermitian A, and this A is not (or hermitian=False was passed); drop spectrum"
         )
     first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
-    if method == "chebyshev" or (method == "auto" and lanczos):
+    if method == "chebyshev" or (method == "auto" and is_hermitian):
         interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))
 
         def shifted(a: float, b: float) -> Callable[[Any], Any] | None:
             return shifted_product(A, sign * a, b, vs[0])  # a·(sign·A) + b·I
 
-        done = _chebyshev(amul, vs, t, tol, method, lanczos, interval, first, single, info, shifted)
+        done = _chebyshev(amul, vs, t, tol, method, is_hermitian, interval, first, single, info, shifted)
         if done is not None:
             return done
     if lanczos:
-        # A Hermitian: Krylov on A itself, the φ-terms (p > 0) through phipm's
+        # A Hermitian or skew-Hermitian: Krylov on A itself, the φ-terms (p > 0) through phipm's
         # single-vector form (the augmented operator below is not Hermitian).  Those
         # terms cancel when A is stiff; where rounding would keep them from tol, Arnoldi
         # on the augmented operator, which has no such cancellation, takes over.
@@ -555,6 +585,7 @@ def phiv(
                         m_max=min(limit, n),
                         max_substeps=max_substeps,
                         lanczos=True,
+                        skew=skew,
                         forcing=vs[1:],
                         first_product=first if single else None,
                     ),
@@ -971,26 +1002,27 @@ def _small_phi(h: np.ndarray, mj: int, tau: float, p: int) -> np.ndarray:
 def _small_phi_tridiagonal(
     lam: np.ndarray, q: np.ndarray, h_next: np.ndarray, tau: float, p: int
 ) -> np.ndarray | None:
-    """`_small_phi` for Lanczos, from ``T = Q diag(λ) Q^T`` of each row's real symmetric
-    tridiagonal block (``lam``: ``(rows, k)``, ``q``: ``(rows, k, k)``) and its
-    ``h_{k+1,k}`` (``h_next``): entries ``0 … k − 1`` are ``τ^p Q φ_p(τλ) Q^T e_1``,
-    entries ``k`` and ``k + 1`` are ``τ^{p+j} h_{k+1,k} e_k^T Q φ_{p+j}(τλ) Q^T e_1``
+    """`_small_phi` for Lanczos, from ``T = Q diag(λ) Q^H`` of each row's tridiagonal
+    block (``lam``: ``(rows, k)``, real for a Hermitian ``T``, imaginary for a
+    skew-Hermitian one; ``q``: ``(rows, k, k)``, unitary) and its ``h_{k+1,k}``
+    (``h_next``): entries ``0 … k − 1`` are ``τ^p Q φ_p(τλ) Q^H e_1``,
+    entries ``k`` and ``k + 1`` are ``τ^{p+j} h_{k+1,k} e_k^T Q φ_{p+j}(τλ) Q^H e_1``
     for ``j = 1, 2`` — what the exponential of the augmented matrix gives (its
     lower-left blocks are ``τ h e_k^T φ_{p+1}(τT)`` and the next term).
 
     One decomposition serves every ``τ`` tried on a basis (a rejected or stretched
     sub-step then costs ``O(k²)`` instead of an ``O(k³)`` exponential), and it is
-    backward stable: ``Q`` is orthogonal.  The two error entries, though, are sums of
+    backward stable: ``Q`` is unitary.  The two error entries, though, are sums of
     ``k`` terms that cancel down to far below their size once the basis has converged
     (the Padé exponential resolves them: below 1e-30 in ``tests/test_phiv.py``); the sum
     then carries rounding of ``k·eps·Σ|terms|``.  None where an error entry is within 100×
     of that floor: the caller takes the exponential instead, so a tight ``tol`` is never
     compared with rounding noise."""
     phis = phi_all(p + 2, tau * lam)  # (p + 3, rows, k)
-    head = q[:, 0, :]  # Q^T e_1, row by row
+    head = q[:, 0, :].conj()  # Q^H e_1, row by row
     last = q[:, -1, :]  # e_k^T Q
     k = lam.shape[1]
-    out = np.empty((lam.shape[0], k + 2))
+    out = np.empty((lam.shape[0], k + 2), dtype=np.result_type(phis, q))
     out[:, :k] = tau**p * (q @ (phis[p] * head)[:, :, None])[:, :, 0]
     for j in (1, 2):
         terms = last * phis[p + j] * head
@@ -1084,6 +1116,7 @@ def _expv(
     m_max: int,
     max_substeps: int,
     lanczos: bool = False,
+    skew: bool = False,
     forcing: Sequence[Any] = (),
     first_product: Any = None,
     memory: _BasisMemory,
@@ -1109,8 +1142,9 @@ def _expv(
     as soon as the smaller basis meets the tolerance for the current ``τ``, so easy
     sub-steps do not pay for a full basis.  A row whose Krylov space becomes invariant
     (breakdown) gets zero basis vectors from there on, which keeps its small
-    exponential exact.  With ``lanczos`` (Hermitian ``A``) each new vector is
-    orthogonalised against the previous two only (the three-term recurrence).
+    exponential exact.  With ``lanczos`` (Hermitian ``A``, or skew-Hermitian with
+    ``skew``) each new vector is orthogonalised against the previous two only (the
+    three-term recurrence).
     ``first_product``: ``matvec(v)`` where the caller already has it (`phiv`'s probe),
     used in place of the first sub-step's first product; ``memory``: where the basis
     lives (supplied by `_keeping_basis_memory`)."""
@@ -1195,7 +1229,7 @@ def _expv(
         anorm = np.zeros(rows)
         mj, early = m, None
 
-        proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos, eps=eps)
+        proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos, skew=skew, eps=eps)
 
         for j in range(m):
             if known is None:
@@ -1206,12 +1240,12 @@ def _expv(
                 known = None
             norm_here = None  # ‖u‖ per row on u's device (torch)
             if on_device and lanczos:
-                u, hnext, norm_here = _lanczos_on_device(u, basis, h, j, beta_here)
+                u, hnext, norm_here = _lanczos_on_device(u, basis, h, j, beta_here, skew)
             elif on_device:
                 u, coeffs = _cgs2(u, basis, j, conj)
                 hnext, norm_here = _column_and_norm_to_host(u, coeffs, h, j)
             elif lanczos:
-                u = _lanczos_orthogonalise(u, basis, h, j, conj)
+                u = _lanczos_orthogonalise(u, basis, h, j, conj, skew)
                 hnext = _row_norms(u)
             else:
                 u, coeffs = _cgs2(u, basis, j, conj)
@@ -1332,6 +1366,7 @@ class _Projection:
     p: int
     avnorm: np.ndarray | None = None
     lanczos: bool = False
+    skew: bool = False
     eps: float = float(np.finfo(float).eps)
     _eigen: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
@@ -1347,10 +1382,15 @@ class _Projection:
         if not self.lanczos or size <= _EIGEN_MIN:
             return _small_phi(self.h, size, tau, self.p)
         if size not in self._eigen:
-            self._eigen[size] = np.linalg.eigh(self.h[:, :size, :size].real)
+            block = self.h[:, :size, :size]
+            # T = Q diag(λ) Q^H, or for a skew-Hermitian A, T = i (−iT) = Q diag(iλ) Q^H
+            self._eigen[size] = np.linalg.eigh(-1j * block if self.skew else block.real)
         lam, q = self._eigen[size]
+        lam = lam * 1j if self.skew else lam
         f = _small_phi_tridiagonal(lam, q, self.h[:, size, size - 1].real, tau, self.p)
-        return _small_phi(self.h, size, tau, self.p) if f is None else f
+        if f is None:
+            return _small_phi(self.h, size, tau, self.p)
+        return f if np.iscomplexobj(self.h) else f.real  # a real T has a real exponential
 
     def local_error(self, tau: float, size: int) -> tuple[np.ndarray, np.ndarray, float]:
         """``(f, err, xm)``: `small_phi` on the first ``size`` vectors, the local error
@@ -1415,19 +1455,21 @@ def _taylor(terms: Sequence[Any], tau: float) -> Any:
     return out
 
 
-def _lanczos_orthogonalise(u: Any, basis: Any, h: np.ndarray, j: int, conj: Callable[[Any], Any]) -> Any:
+def _lanczos_orthogonalise(
+    u: Any, basis: Any, h: np.ndarray, j: int, conj: Callable[[Any], Any], skew: bool = False
+) -> Any:
     """``u = A v_j`` minus its components along ``v_j`` and ``v_{j−1}``, written into
     the basis slot ``j + 1`` (returned, a view) and filling column ``j`` of the
     (tridiagonal) ``h``; numpy rows (torch: `_lanczos_on_device`).  For Hermitian
-    ``A``, ``h[j−1, j] = h[j, j−1]`` is known from the previous step, and
-    ``α_j = v_j^H u`` is computed after that subtraction (the modified form, as in
-    Paige's analysis).  In place in the slot: on long vectors the recurrence is
-    memory-bound, and every temporary is another pass."""
+    ``A``, ``h[j−1, j] = h[j, j−1]`` is known from the previous step (skew-Hermitian:
+    ``−h[j, j−1]``), and ``α_j = v_j^H u`` is computed after that subtraction (the
+    modified form, as in Paige's analysis).  In place in the slot: on long vectors the
+    recurrence is memory-bound, and every temporary is another pass."""
     out = basis[:, j + 1]
     if j > 0:
-        h[:, j - 1, j] = h[:, j, j - 1]
+        h[:, j - 1, j] = -h[:, j, j - 1] if skew else h[:, j, j - 1]
         out[...] = basis[:, j - 1]
-        out *= _column(-h[:, j, j - 1].real, u)
+        out *= _column(-h[:, j - 1, j].real, u)
         out += u
     else:
         out[...] = u
@@ -1436,8 +1478,19 @@ def _lanczos_orthogonalise(u: Any, basis: Any, h: np.ndarray, j: int, conj: Call
     else:
         alpha = (conj(basis[:, j])[:, None, :] @ out[:, :, None])[:, 0, 0]
     out -= basis[:, j] * alpha[:, None]
-    h[:, j, j] = to_numpy(alpha).real  # real for Hermitian A, up to rounding
+    _store_diagonal(h, j, to_numpy(alpha), skew)
     return out
+
+
+def _store_diagonal(h: np.ndarray, j: int, alpha: np.ndarray, skew: bool) -> None:
+    """``h[j, j] = α_j`` as the structure has it: real for a Hermitian ``A``, imaginary
+    for a skew-Hermitian one (zero for a real one), up to the rounding dropped here."""
+    if not skew:
+        h[:, j, j] = alpha.real
+    elif np.iscomplexobj(h):
+        h[:, j, j] = 1j * alpha.imag
+    else:
+        h[:, j, j] = 0.0
 
 
 def _cgs2(u: Any, basis: Any, j: int, conj: Callable[[Any], Any]) -> tuple[Any, Any]:
@@ -1476,7 +1529,9 @@ def _column_and_norm_to_host(u: Any, coeffs: Any, h: np.ndarray, j: int) -> tupl
     return hnext, norm
 
 
-def _lanczos_on_device(u: Any, basis: Any, h: np.ndarray, j: int, beta: Any) -> tuple[Any, np.ndarray, Any]:
+def _lanczos_on_device(
+    u: Any, basis: Any, h: np.ndarray, j: int, beta: Any, skew: bool = False
+) -> tuple[Any, np.ndarray, Any]:
     """`_lanczos_orthogonalise` and the norm of the result for torch rows, with the
     recurrence's scalars kept on the tensors' device: ``beta`` is the previous
     ``h[j, j−1]`` there, and ``α_j`` and ``‖u‖`` come back to the host together, the
@@ -1489,8 +1544,9 @@ def _lanczos_on_device(u: Any, basis: Any, h: np.ndarray, j: int, beta: Any) -> 
     out = basis[:, j + 1]
     out.copy_(u)
     if j > 0:
-        h[:, j - 1, j] = h[:, j, j - 1]
-        out.addcmul_(basis[:, j - 1], beta[:, None], value=-1)  # fused: no temporary row
+        h[:, j - 1, j] = -h[:, j, j - 1] if skew else h[:, j, j - 1]
+        # fused, no temporary row: out −= h[j−1, j] v_{j−1}
+        out.addcmul_(basis[:, j - 1], beta[:, None], value=1 if skew else -1)
     # as matrix products (BLAS dot); torch.linalg.vecdot was 10× slower on CPU rows
     if out.shape[0] == 1:
         alpha = (basis[0, j].conj() @ out[0])[None]
@@ -1498,9 +1554,9 @@ def _lanczos_on_device(u: Any, basis: Any, h: np.ndarray, j: int, beta: Any) -> 
         alpha = (basis[:, j].conj()[:, None, :] @ out[:, :, None])[:, 0, 0]
     out.addcmul_(basis[:, j], alpha[:, None], value=-1)
     norm = torch.linalg.vector_norm(out, dim=-1)
-    both = to_numpy(torch.stack([alpha.real, norm]))
-    h[:, j, j] = both[0]  # real for Hermitian A, up to rounding
-    hnext = np.asarray(both[1], dtype=float)
+    both = to_numpy(torch.stack([alpha, norm.to(alpha.dtype)]))
+    _store_diagonal(h, j, both[0], skew)
+    hnext = np.asarray(both[1].real, dtype=float)
     if not math.isfinite(float(hnext.sum())):
         return out, _row_norms(out), None
     return out, hnext, norm

@@ -711,6 +711,11 @@ class MatrixFree(LinearOperatorBase):
         product does not grow with the basis (`expint.phiv`; combinations with
         ``w_1, w_2, …`` through phipm's single-vector form).  Not checked: a wrong
         ``True`` gives wrong results.
+    skew_hermitian : bool
+        Whether ``L^H = −L`` (``L = iH``, ``H`` Hermitian: a Schrödinger operator
+        ``(i/2)Δ_h``, central differences of a first derivative).  Then the same
+        three-term recurrence runs (`expint.phiv`, ``skew_hermitian``); never the
+        Chebyshev expansion.  Not checked: a wrong ``True`` gives wrong results.
     spectrum : (float, float) or None
         For a Hermitian ``L``, an interval ``[a, b]`` containing its eigenvalues (for a
         diffusion operator ``D∇²`` on a grid of spacing ``h`` in ``d`` dimensions,
@@ -733,6 +738,7 @@ class MatrixFree(LinearOperatorBase):
         hermitian: bool = False,
         spectrum: tuple[float, float] | None = None,
         method: str = "auto",
+        skew_hermitian: bool = False,
     ):
         super().__init__()
         if isinstance(matvec, type) or not callable(matvec):
@@ -742,12 +748,16 @@ class MatrixFree(LinearOperatorBase):
         self._user_matvec = matvec
         self._checked = False
         self.n = int(n)
-        if not isinstance(hermitian, bool):
-            raise TypeError(f"hermitian must be True or False, got {hermitian!r}")
+        for flag, name in ((hermitian, "hermitian"), (skew_hermitian, "skew_hermitian")):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        if hermitian and skew_hermitian:
+            raise ValueError("L cannot be both Hermitian and skew-Hermitian (unless L = 0); pass one of them")
         check_krylov_options(tol, m)
         self.tol = tol
         self.m = m
         self.hermitian = hermitian
+        self.skew_hermitian = skew_hermitian
         if spectrum is not None and not hermitian:
             raise ValueError("spectrum is for a Hermitian operator: pass hermitian=True with it")
         self.spectrum = None if spectrum is None else check_spectrum(spectrum)
@@ -831,8 +841,9 @@ class Sparse(MatrixFree):
         and CSC tensors by ``to_sparse_csr()``), whose products are the fastest.
     tol, m, method
         As for `MatrixFree`.
-    hermitian : bool or None
-        As for `MatrixFree`; None (default) checks ``A = A^H`` exactly, once.
+    hermitian, skew_hermitian : bool or None
+        As for `MatrixFree`; None (default) checks ``A = A^H`` (and where that fails,
+        ``A^H = −A``) exactly, once.
 
     Attributes
     ----------
@@ -849,6 +860,7 @@ class Sparse(MatrixFree):
         m: int | None = None,
         hermitian: bool | None = None,
         method: str = "auto",
+        skew_hermitian: bool | None = None,
     ):
         kind = sparse_kind(a)
         if kind == "scipy":
@@ -870,12 +882,10 @@ class Sparse(MatrixFree):
         self._kind = kind
         self._copies: dict[tuple[str, str, str], Any] = {}
         self._shifted = LRUCache(4)  # scale·A + shift·I for the Chebyshev recurrence
-        if hermitian is not None and not isinstance(hermitian, bool):
-            raise TypeError(f"hermitian must be True, False or None, got {hermitian!r}")
-        exact = hermitian is not False and sparse_is_hermitian(a)  # O(nonzeros), once
-        if hermitian and not exact:
-            raise ValueError("hermitian=True but A is not Hermitian (A != A^H); pass hermitian=None or False")
-        hermitian = exact if hermitian is None else hermitian
+        hermitian = self._structure(a, hermitian, "hermitian", skew=False)
+        if hermitian and skew_hermitian is None:
+            skew_hermitian = False  # (only A = 0 is both)
+        skew_hermitian = self._structure(a, skew_hermitian, "skew_hermitian", skew=True)
         super().__init__(
             self._product,
             shape[0],
@@ -884,7 +894,23 @@ class Sparse(MatrixFree):
             hermitian=hermitian,
             spectrum=spectral_interval(a) if hermitian else None,
             method=method,
+            skew_hermitian=skew_hermitian,
         )
+
+    @staticmethod
+    def _structure(a: Any, flag: bool | None, name: str, *, skew: bool) -> bool:
+        """``flag`` checked against ``A`` (``A = A^H``, or with ``skew`` ``A^H = −A``,
+        tested exactly in O(nonzeros), once), or found where it is None."""
+        if flag is not None and not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True, False or None, got {flag!r}")
+        exact = flag is not False and sparse_is_hermitian(a, skew=skew)
+        if flag and not exact:
+            what = "A^H != -A" if skew else "A != A^H"
+            raise ValueError(
+                f"{name}=True but A is not {'skew-' if skew else ''}Hermitian ({what}); "
+                f"pass {name}=None or False"
+            )
+        return exact
 
     def _matrix_for(self, y: Any) -> Any:
         """``A`` in ``y``'s library, device and precision: the matrix itself when they

@@ -230,14 +230,17 @@ def test_gershgorin_interval_contains_the_spectrum(n, density, seed, cplx):
 
 
 def _awkward_sparse(n, density, seed, cplx, hermitian, layout):
-    """A random sparse ``n × n`` matrix, Hermitian or not, in one of the forms the CSR
+    """A random sparse ``n × n`` matrix, Hermitian (``hermitian`` True), skew-Hermitian
+    (``"skew"``) or neither, in one of the forms the CSR
     helpers must not be fooled by: canonical, with rows missing their diagonal entry,
     with explicitly stored zeros, with duplicate entries (summed), unsorted indices."""
     rng = np.random.default_rng(seed)
     m = sp.random(n, n, density=density, random_state=rng, format="csr")
     if cplx:
         m = m + 1j * sp.random(n, n, density=density, random_state=rng, format="csr")
-    if hermitian:
+    if hermitian == "skew":
+        m = m - m.conj().T
+    elif hermitian:
         m = m + m.conj().T
     m = sp.csr_matrix(m)
     if layout == "full diagonal":
@@ -273,19 +276,23 @@ _LAYOUTS = ["canonical", "full diagonal", "explicit zeros", "duplicates", "unsor
     density=st.floats(0.0, 0.6),
     seed=st.integers(0, 2**31),
     cplx=st.booleans(),
-    hermitian=st.booleans(),
+    hermitian=st.sampled_from([False, True, "skew"]),
     layout=st.sampled_from(_LAYOUTS),
 )
 def test_csr_helpers_agree_with_dense_matrices(n, density, seed, cplx, hermitian, layout):
-    """The O(nonzeros) shortcuts on a scipy CSR matrix (the symmetry test on its CSC
-    arrays, the stored diagonal's positions, the shifted matrix sharing the index arrays,
-    Gershgorin's interval) give what the dense matrix gives, in every storage form."""
+    """The O(nonzeros) shortcuts on a scipy CSR matrix (the symmetry tests, ``A = A^H``
+    and ``A^H = −A``, on its CSC arrays, the stored diagonal's positions, the shifted
+    matrix sharing the index arrays, Gershgorin's interval) give what the dense matrix
+    gives, in every storage form."""
     from expint._backend import csr_diagonal_positions, sparse_is_hermitian
     from expint._chebyshev import shifted_csr
 
     m = _awkward_sparse(n, density, seed, cplx, hermitian, layout)
     dense = m.toarray()
     assert sparse_is_hermitian(m) == bool(np.array_equal(dense, dense.conj().T))
+    assert sparse_is_hermitian(m, skew=True) == bool(np.array_equal(dense, -dense.conj().T))
+    if hermitian == "skew" and layout != "full diagonal":
+        assert sparse_is_hermitian(m, skew=True)  # the test can fail
     positions = csr_diagonal_positions(m)
     if positions is not None:
         assert m.has_canonical_format and np.array_equal(m.data[positions], np.diagonal(dense))
@@ -294,7 +301,7 @@ def test_csr_helpers_agree_with_dense_matrices(n, density, seed, cplx, hermitian
     shifted = shifted_csr(m, -0.75, 2.5)
     np.testing.assert_allclose(shifted.toarray(), -0.75 * dense + 2.5 * np.eye(n), rtol=1e-15, atol=1e-15)
     assert np.array_equal(m.toarray(), dense)  # A itself is left alone
-    if hermitian:
+    if hermitian is True:
         lo, hi = spectral_interval(m)
         assert np.allclose((lo, hi), spectral_interval(dense), rtol=1e-12, atol=1e-12)
 

@@ -984,7 +984,7 @@ def test_eigenbasis_agrees_fuzz(kind, n, seed, scheme, rtol, batch, dense, on_to
 
 @FUZZ
 @given(
-    kind=st.sampled_from(["symmetric", "nonsymmetric", "complex-hermitian"]),
+    kind=st.sampled_from(["symmetric", "nonsymmetric", "complex-hermitian", "skew", "complex-skew"]),
     n=st.integers(2, 70),
     seed=st.integers(0, 2**16),
     p=st.integers(0, 3),
@@ -999,10 +999,11 @@ def test_eigenbasis_agrees_fuzz(kind, n, seed, scheme, rtol, batch, dense, on_to
 def test_phiv_agrees_with_dense_phi_fuzz(
     kind, n, seed, p, rows, t, stiffness, method, hermitian, on_torch, nested
 ):
-    """`phiv` against φ of the dense matrix: random symmetric, non-symmetric and complex
-    Hermitian matrices with ‖tA‖ up to 50, one vector or a block (``rows`` 0: one
-    vector), negative times, every method and path, torch tensors, and calls nested
-    inside another call's matvec, on the same sizes (the basis memory).  Relative error within 1e-6 at
+    """`phiv` against φ of the dense matrix: random symmetric, non-symmetric, complex
+    Hermitian, real skew-symmetric and complex skew-Hermitian matrices with ‖tA‖ up to
+    50, one vector or a block (``rows`` 0: one vector), negative times, every method and
+    path, torch tensors, and calls nested inside another call's matvec, on the same
+    sizes (the basis memory).  Relative error within 1e-6 at
     ``tol = 1e-9``, or a named refusal (``method="chebyshev"`` on a matrix it cannot
     serve)."""
     rng = np.random.default_rng(seed)
@@ -1011,11 +1012,15 @@ def test_phiv_agrees_with_dense_phi_fuzz(
         a = (g + g.T) / 2
     elif kind == "nonsymmetric":
         a = g
+    elif kind == "skew":
+        a = (g - g.T) / 2
     else:
         g = g + 1j * rng.standard_normal((n, n))
-        a = (g + g.conj().T) / 2
+        a = (g + g.conj().T) / 2 if kind == "complex-hermitian" else (g - g.conj().T) / 2
+    skew = kind.endswith("skew")
     a = a * (stiffness / abs(t) / max(np.linalg.norm(a, 2), 1e-300))
-    a = a - (stiffness / abs(t)) * np.eye(n)  # mostly decaying, as a stiff linear part is
+    if not skew:  # (a shift would end the skew symmetry: those stay oscillatory)
+        a = a - (stiffness / abs(t)) * np.eye(n)  # mostly decaying, as a stiff linear part is
     shape = (n,) if rows == 0 else (rows, n)
     vs = [rng.standard_normal(shape) for _ in range(p + 1)]
     phis = expint.phi_matrix_all(p, t * a)
@@ -1035,12 +1040,14 @@ def test_phiv_agrees_with_dense_phi_fuzz(
             return matrix @ x.to(torch.promote_types(matrix.dtype, x.dtype))
         return matrix @ x
 
-    herm = kind != "nonsymmetric" and hermitian is None
+    herm = kind in ("symmetric", "complex-hermitian") and hermitian is None
     spectrum = None
     if herm:  # an interval for the Chebyshev path, a little wider than the spectrum
         eig = np.linalg.eigvalsh(a)
         spectrum = (float(eig[0]) - 0.01 * abs(float(eig[0])), float(eig[-1]) + 0.01 * abs(float(eig[-1])))
-    op = expint.MatrixFree(matvec, n, hermitian=herm, spectrum=spectrum)
+    op = expint.MatrixFree(
+        matvec, n, hermitian=herm, spectrum=spectrum, skew_hermitian=skew and hermitian is None
+    )
 
     def call():
         return expint.phiv(op, inner, t, tol=1e-9, method=method, hermitian=hermitian)

@@ -248,6 +248,9 @@ def test_a_tolerance_below_single_precision_is_raised_to_its_floor(rng):
     assert _rel(w.astype(float), ref) < 1e-5
 
 
+_SKEW3 = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 2.0], [0.0, -2.0, 0.0]])
+
+
 @pytest.mark.parametrize(
     ("a", "vs", "kw", "exc", "match"),
     [
@@ -264,6 +267,12 @@ def test_a_tolerance_below_single_precision_is_raised_to_its_floor(rng):
         ("matrix", [np.ones(3)], {}, TypeError, "A must be"),
         (np.triu(np.ones((3, 3))), [np.ones(3)], {"hermitian": True}, ValueError, "not Hermitian"),
         (np.eye(3), [np.ones(3)], {"hermitian": "yes"}, TypeError, "hermitian"),
+        (np.eye(3), [np.ones(3)], {"skew_hermitian": True}, ValueError, "not skew-Hermitian"),
+        (np.triu(np.ones((3, 3))), [np.ones(3)], {"skew_hermitian": True}, ValueError, "not skew-Hermitian"),
+        (np.eye(3), [np.ones(3)], {"skew_hermitian": 1}, TypeError, "skew_hermitian must"),
+        (np.eye(3), [np.ones(3)], {"hermitian": True, "skew_hermitian": True}, ValueError, "both"),
+        (_SKEW3, [np.ones(3)], {"spectrum": (-1.0, 1.0)}, ValueError, "spectrum is for a Hermitian"),
+        (_SKEW3, [np.ones(3)], {"method": "chebyshev"}, ValueError, "chebyshev"),
         (np.eye(3), [np.ones(3)], {"m": 0}, ValueError, "m must"),
         (np.eye(3), [np.ones(3)], {"max_substeps": 0}, ValueError, "max_substeps must"),
         (np.eye(3), [np.ones(3)], {"max_substeps": 2.5}, ValueError, "max_substeps must"),
@@ -780,3 +789,116 @@ def test_a_torch_matrix_of_another_dtype_than_the_vectors(hermitian, rng):
             expected = expint.phiv(a.astype(np.result_type(a, np.float64)), vs, 0.3, hermitian=hermitian).w
             assert w.dtype == torch.from_numpy(expected).dtype
             np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6 if a.dtype == np.float32 else 1e-12)
+
+
+def _skew_matrix(kind: str, n: int, rng) -> np.ndarray:
+    """A skew-Hermitian ``A^H = −A`` of norm ~100: real skew-symmetric (periodic central
+    differences of d/dx plus a random skew part), or ``i`` times a real symmetric
+    matrix (a Schrödinger operator ``i Δ_h``), or a general complex one."""
+    if kind == "real":
+        d = np.roll(np.eye(n), 1, axis=1) - np.roll(np.eye(n), -1, axis=1)
+        g = rng.standard_normal((n, n))
+        return 50.0 * d + (g - g.T)
+    if kind == "schrodinger":
+        lap = np.diag(-2.0 * np.ones(n)) + np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1)
+        return 25j * lap
+    g = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    return 5.0 * (g - g.conj().T)
+
+
+@pytest.mark.parametrize("kind", ["real", "schrodinger", "complex"])
+@pytest.mark.parametrize("p", [0, 1, 3])
+@pytest.mark.parametrize("t", [0.4, -0.25])
+def test_a_skew_hermitian_matrix_runs_the_three_term_recurrence(kind, p, t, rng):
+    """``A^H = −A`` is detected and gets the Lanczos recurrence (``h_{j−1,j} =
+    −h_{j,j−1}``), for φ-combinations too, with real arithmetic for a real ``A``: the
+    result matches φ of the dense matrix and Arnoldi, with fewer products than
+    Arnoldi's augmented operator needs."""
+    n = 60
+    a = _skew_matrix(kind, n, rng)
+    assert np.array_equal(a, -a.conj().T)
+    vs = [rng.standard_normal(n) for _ in range(p + 1)]
+    ref = _dense_reference(a, vs, t)
+    w, info = expint.phiv(a, vs, t, tol=1e-11)
+    assert info.lanczos and not info.chebyshev
+    assert w.dtype == (np.float64 if kind == "real" else np.complex128)
+    assert _rel(w, ref) <= 1e-9
+    w_arnoldi, info_arnoldi = expint.phiv(a, vs, t, tol=1e-11, skew_hermitian=False)
+    assert not info_arnoldi.lanczos and _rel(w_arnoldi, ref) <= 1e-9
+    # told, on a matrix-free operator (products only): the same process and result
+    free = expint.MatrixFree(lambda x: a @ x, n, skew_hermitian=True)
+    w_free, info_free = expint.phiv(free, vs, t, tol=1e-11)
+    assert info_free.lanczos and _rel(w_free, w) <= 1e-12
+
+
+def test_a_skew_hermitian_block_and_torch_tensors(rng):
+    """Blocks of right-hand sides and torch tensors (dense and sparse ``A``, the
+    device-side recurrence with its one transfer per iteration) on a complex
+    skew-Hermitian ``A``, and a real skew-symmetric one kept real on torch."""
+    import scipy.sparse as sp
+
+    n = 50
+    for kind in ("schrodinger", "real"):
+        a = _skew_matrix(kind, n, rng)
+        vs = [rng.standard_normal((3, n)) for _ in range(3)]
+        ref = np.stack([_dense_reference(a, [v[r] for v in vs], 0.3) for r in range(3)])
+        w, info = expint.phiv(a, vs, 0.3, tol=1e-11)
+        assert info.lanczos and _rel(w, ref) <= 1e-9
+        if torch is None:
+            continue
+        for matrix in (torch.from_numpy(a), torch.from_numpy(a).to_sparse_csr()):
+            wt, info_t = expint.phiv(matrix, [torch.from_numpy(v) for v in vs], 0.3, tol=1e-11)
+            assert info_t.lanczos and wt.dtype == matrix.dtype
+            assert _rel(wt.numpy(), ref) <= 1e-9
+        op = expint.Sparse(sp.csr_matrix(a))
+        assert op.skew_hermitian and not op.hermitian and op.spectrum is None
+
+
+def test_a_long_skew_symmetric_vector_uses_the_eigendecomposition_path(rng):
+    """On a long real vector the basis grows past 60 (`_EIGEN_MIN`): the small
+    φ-evaluations then come from ``T = Q diag(iλ) Q^H`` (``λ`` from the Hermitian
+    ``−iT``), taken back to real numbers for a real ``T``; the result stays real and
+    matches Arnoldi on the same matrix."""
+    import scipy.sparse as sp
+
+    n = 3000
+    e = np.ones(n)
+    d = sp.diags([-e[:-1], e[:-1]], [-1, 1], format="lil")
+    d[0, n - 1], d[n - 1, 0] = -1.0, 1.0  # periodic central differences: skew-symmetric
+    a = d.tocsr() * (n / 2.0)
+    x = np.arange(n) - n / 2
+    v = np.exp(-((x / 50.0) ** 2)) + 1e-3 * rng.standard_normal(n)
+    w, info = expint.phiv(a, [v, v], 0.1, tol=1e-10)
+    assert info.lanczos and w.dtype == np.float64 and max(info.basis_sizes) > 60
+    ref = expint.phiv(a, [v, v], 0.1, tol=1e-12, skew_hermitian=False).w
+    assert _rel(w, ref) <= 1e-9
+
+
+@pytest.mark.parametrize("tau", [0.3, 3.0])
+@pytest.mark.parametrize("p", [0, 2])
+def test_small_phi_of_a_skew_tridiagonal_matrix_matches_pade(p, tau, rng):
+    """A skew-symmetric tridiagonal ``T`` larger than `_EIGEN_MIN` on a basis that has
+    not converged: the eigendecomposition of ``−iT`` gives the Padé exponential's
+    coefficients and error terms, and `_Projection` takes them (real, for a real
+    ``T``)."""
+    from expint._krylov import _Projection, _small_phi, _small_phi_tridiagonal
+
+    k = 70
+    h = np.zeros((2, k + 2, k + 2))
+    for r in range(2):
+        off = 100.0 * (1 + 0.1 * rng.random(k))
+        h[r, range(1, k + 1), range(k)] = off  # includes h_{k+1,k}
+        h[r, range(k - 1), range(1, k)] = -off[: k - 1]
+    want = _small_phi(h, k, tau, p)
+    scale = np.abs(want).max()
+    lam, q = np.linalg.eigh(-1j * h[:, :k, :k])
+    got = _small_phi_tridiagonal(1j * lam, q, h[:, k, k - 1], tau, p)
+    assert got is not None  # (not left to Padé: the error terms are large)
+    # the error terms are sums of k terms that cancel: 3e-10 relative here (p = 2, as
+    # ``φ_3``, ``φ_4`` of imaginary arguments are small), where the symmetric case's are 1e-10
+    np.testing.assert_allclose(got[:, k:], want[:, k:], rtol=1e-8)
+    np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-11)
+    proj = _Projection(h, np.ones(2), [], k + 1, p, lanczos=True, skew=True)
+    taken = proj.small_phi(tau, k)
+    assert k in proj._eigen and taken.dtype == np.float64
+    np.testing.assert_array_equal(taken, got.real)
