@@ -46,7 +46,9 @@ is built by the Lanczos three-term recurrence (``O(n)`` per vector instead of
 Arnoldi's ``O(jn)``).  The terms of that sum grow like ``‖τA‖^j`` and cancel when
 ``A`` is stiff: their rounding error (``8ε Σ_j τ^j/j! ‖w_j‖``) is added to the error
 estimate and caps ``τ``, and where it would keep the result from ``tol`` altogether,
-Arnoldi on the augmented operator (no cancellation) takes over.
+Arnoldi on the augmented operator (no cancellation) takes over.  A skew-Hermitian ``A``
+(``A^H = −A``) takes the same path: its projection is tridiagonal too, with
+``h_{j−1,j} = −h_{j,j−1}`` and an imaginary diagonal.
 
 Hermitian ``A`` with a known spectral interval (Gershgorin's for an explicit matrix, or
 given): ``method="chebyshev"`` expands every term in Chebyshev polynomials on that
@@ -136,7 +138,8 @@ class KrylovInfo:
         products in the expansion).
     lanczos : bool
         Whether the result comes from the Lanczos three-term recurrence on ``A``
-        (Hermitian ``A``; for ``p > 0`` through the single-vector form) rather than
+        (Hermitian or skew-Hermitian ``A``; for ``p > 0`` through the single-vector
+        form) rather than
         from Arnoldi (on the augmented operator for ``p > 0``).
     chebyshev : bool
         Whether it comes from the Chebyshev expansion (``method="chebyshev"``, or
