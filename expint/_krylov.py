@@ -139,8 +139,7 @@ class KrylovInfo:
     lanczos : bool
         Whether the result comes from the Lanczos three-term recurrence on ``A``
         (Hermitian or skew-Hermitian ``A``; for ``p > 0`` through the single-vector
-        form) rather than
-        from Arnoldi (on the augmented operator for ``p > 0``).
+        form) rather than from Arnoldi (on the augmented operator for ``p > 0``).
     chebyshev : bool
         Whether it comes from the Chebyshev expansion (``method="chebyshev"``, or
         ``"auto"`` on a rough vector); then ``error_estimate`` is the a-priori
@@ -573,8 +572,8 @@ def phiv(
         if done is not None:
             return done
     if lanczos:
-        # A Hermitian or skew-Hermitian: Krylov on A itself, the φ-terms (p > 0) through phipm's
-        # single-vector form (the augmented operator below is not Hermitian).  Those
+        # A Hermitian or skew-Hermitian: Krylov on A itself, the φ-terms (p > 0) through
+        # phipm's single-vector form (the augmented operator below is not Hermitian).  Those
         # terms cancel when A is stiff; where rounding would keep them from tol, Arnoldi
         # on the augmented operator, which has no such cancellation, takes over.
         try:
