@@ -323,15 +323,12 @@ def sparse_is_hermitian(a: Any, *, skew: bool = False) -> bool:
             # sort by column) keeps them canonical: equal arrays mean equal matrices,
             # without forming A − A^H or checking the transpose's format
             t = c.tocsc()
-            data = t.data.conj() if np.iscomplexobj(t.data) else t.data
-            data = -data if skew else data
-            if (
-                np.array_equal(c.indptr, t.indptr)
-                and np.array_equal(c.indices, t.indices)
-                and np.array_equal(c.data, data)
-            ):
-                return True
-        # (explicitly stored zeros, duplicates or unsorted indices need the full test)
+            if np.array_equal(c.indptr, t.indptr) and np.array_equal(c.indices, t.indices):
+                # the same pattern: the entries decide, stored zeros and all
+                data = t.data.conj() if np.iscomplexobj(t.data) else t.data
+                return bool(np.array_equal(c.data, -data if skew else data))
+        # (explicitly stored zeros off a symmetric pattern, duplicates or unsorted
+        # indices need the full test)
         return (a != (-1 if skew else 1) * a.conj().T).nnz == 0
     b = a.to_sparse_coo().coalesce()  # compressed layouts compare in COO form
     bt = b.t().coalesce()
