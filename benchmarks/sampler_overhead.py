@@ -12,6 +12,11 @@ any sampler can reach.  Times are the best of 9 interleaved repetitions (CUDA: s
 expint runs with its default non-finite check on (a float64 sum of every model output,
 read once at the end).  CPU runs use ``--threads`` torch threads (default 1).
 
+A second table times the set-up of ``--steps`` steps on the host, which the per-step
+expint rows leave out: building an expint ``Sampler`` (its grid's exponential-integrator
+weights), against a diffusers scheduler's construction and ``set_timesteps`` (which its
+per-step rows above include).
+
 With ``--sync-debug`` (CUDA only) the expint runs are wrapped in
 ``torch.cuda.set_sync_debug_mode("error")`` with the final check off: any host–device
 synchronisation inside sampling raises, so a clean run proves there is none.
@@ -161,6 +166,26 @@ def main() -> None:
     )
     if args.sync_debug and dev == "cuda":
         print("sync-debug mode 'error' was on for every expint run: no host synchronisation occurred")
+    setup_table(sch, ts, peers, dev, n)
+
+
+def setup_table(sch, ts, peers: dict, dev: str, n: int) -> None:
+    """Set-up time in ms (best of 5): an expint `Sampler` built (the weights of every
+    step), and each diffusers scheduler's construction plus ``set_timesteps``."""
+    print(f"\nset-up of {n} steps on the host, ms (best of 5)\n")
+    print("| sampler | set-up |")
+    print("|---|---|")
+    for name in EXPINT:
+        best = min(_once(lambda name=name: Sampler(sch, ts, name), dev) for _ in range(5))
+        print(f"| expint {name} | {1e3 * best:.2f} |")
+    for pname, make in peers.items():
+
+        def build(make=make):
+            s = make()
+            s.set_timesteps(n, device=dev)
+
+        best = min(_once(build, dev) for _ in range(5))
+        print(f"| {pname} | {1e3 * best:.2f} |")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,26 @@ def test_discrete_clean_data_time():
     assert d.t_of_lam(np.array([np.inf]))[0] == -1.0
 
 
+def test_discrete_log_alpha_is_the_same_interpolation_on_every_path():
+    """Float64 numpy times take `np.interp` (one call: samplers evaluate the schedule at
+    dozens of scalar times per step while building their weights); it is the general
+    path's interpolation bit for bit, at knots, between them and beyond both ends, for
+    arrays and scalars, and other precisions keep theirs."""
+    torch = pytest.importorskip("torch")
+    d = DiscreteVP.from_betas()
+    rng = np.random.default_rng(3)
+    t = np.concatenate([rng.uniform(-4.0, 1004.0, 5000), np.arange(-3.0, 1003.0, 0.5)])
+    fast = d.log_alpha(t)
+    general = d.log_alpha(torch.from_numpy(t)).numpy()
+    np.testing.assert_array_equal(fast, general)
+    assert fast[t <= -1.0].max() == 0.0 and np.all(fast[t >= 999.0] == d.log_alpha(np.array([999.0]))[0])
+    for x in (417.3, np.float64(12.0), np.array(-0.5)):
+        assert d.log_alpha(x) == d.log_alpha(torch.tensor(float(x), dtype=torch.float64)).item()
+    single = d.log_alpha(t.astype(np.float32))
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, general, rtol=1e-5, atol=1e-6)
+
+
 def test_flow_derivatives_and_finite_differences():
     fm = FlowMatching()
     da, ds = fm.derivatives(np.array([0.4]))

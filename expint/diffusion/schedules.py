@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import array_api_compat.numpy as _NUMPY_NAMESPACE
 import numpy as np
 
-from .._backend import array_namespace, as_like, device, to_numpy
+from .._backend import array_namespace, as_like, device, is_torch_array, to_numpy
 from .._validation import check_count, check_real
 
 __all__ = ["EDM", "VE", "DiscreteVP", "FlowMatching", "Schedule", "VPCosine", "VPLinear"]
@@ -31,7 +32,18 @@ __all__ = ["EDM", "VE", "DiscreteVP", "FlowMatching", "Schedule", "VPCosine", "V
 def _xp(t: Any) -> Any:
     if isinstance(t, (int, float)):
         return np
+    if isinstance(t, (np.ndarray, np.generic)):
+        # what array_namespace returns for numpy, without its type checks (~10 µs a call;
+        # a sampler's step weights evaluate the schedule dozens of times per step)
+        return _NUMPY_NAMESPACE
     return array_namespace(t)
+
+
+def _clip(x: Any, lo: float, hi: float) -> Any:
+    """``x`` clipped to ``[lo, hi]``: numpy's own clip, or torch's clamp.  (array_api_compat's
+    numpy clip broadcasts and checks dtypes on every call, ~50 µs, and a sampler's step
+    weights evaluate the schedule dozens of times per step.)"""
+    return x.clamp(lo, hi) if is_torch_array(x) else np.clip(x, lo, hi)
 
 
 def _as(t: Any) -> Any:
@@ -250,6 +262,7 @@ class DiscreteVP(Schedule):
         self.t_max = float(self.n - 1)
         # knots at −1 (clean data) and 0 … N−1
         self._la = np.concatenate([[0.0], 0.5 * np.log(ac)])
+        self._knots = np.arange(self.n + 1, dtype=float)  # of t + 1
         self._cache: dict = {}
 
     @classmethod
@@ -306,10 +319,15 @@ class DiscreteVP(Schedule):
 
     def log_alpha(self, t: Any) -> Any:
         t = _as(t)
+        if isinstance(t, (np.ndarray, np.generic)) and t.dtype == np.float64:
+            # the same interpolation, constant beyond the ends, in one call: samplers
+            # evaluate the schedule at dozens of scalar times per step while building
+            # their weights, where the general path costs a dozen array operations each
+            return np.interp(t + 1.0, self._knots, self._la)
         xp = _xp(t)
         la = self._table(t)
-        s = xp.clip(t + 1.0, 0.0, float(self.n))  # knot coordinate: −1 ↦ 0
-        i = xp.clip(xp.floor(s), 0.0, float(self.n - 1))
+        s = _clip(t + 1.0, 0.0, float(self.n))  # knot coordinate: −1 ↦ 0
+        i = _clip(xp.floor(s), 0.0, float(self.n - 1))
         frac = s - i
         idx = xp.astype(i, xp.int64)
         lo, hi = la[idx], la[idx + 1]
