@@ -323,7 +323,7 @@ class DiscreteVP(Schedule):
             # the same interpolation, constant beyond the ends, in one call: samplers
             # evaluate the schedule at dozens of scalar times per step while building
             # their weights, where the general path costs a dozen array operations each
-            return np.interp(t + 1.0, self._knots, self._la)
+            return np.interp(np.add(t, 1.0), self._knots, self._la)
         xp = _xp(t)
         la = self._table(t)
         s = _clip(t + 1.0, 0.0, float(self.n))  # knot coordinate: −1 ↦ 0
