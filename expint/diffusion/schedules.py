@@ -33,16 +33,16 @@ def _xp(t: Any) -> Any:
     if isinstance(t, (int, float)):
         return np
     if isinstance(t, (np.ndarray, np.generic)):
-        # what array_namespace returns for numpy, without its type checks (~10 µs a call;
-        # a sampler's step weights evaluate the schedule dozens of times per step)
+        # what array_namespace returns for numpy, without its type checks, which a
+        # sampler's step weights would pay at dozens of schedule evaluations per step
         return _NUMPY_NAMESPACE
     return array_namespace(t)
 
 
 def _clip(x: Any, lo: float, hi: float) -> Any:
-    """``x`` clipped to ``[lo, hi]``: numpy's own clip, or torch's clamp.  (array_api_compat's
-    numpy clip broadcasts and checks dtypes on every call, ~50 µs, and a sampler's step
-    weights evaluate the schedule dozens of times per step.)"""
+    """``x`` clipped to ``[lo, hi]``: numpy's own clip, or torch's clamp (array_api_compat's
+    numpy clip broadcasts and checks dtypes on every call, and a sampler's step weights
+    evaluate the schedule dozens of times per step)."""
     return x.clamp(lo, hi) if is_torch_array(x) else np.clip(x, lo, hi)
 
 
