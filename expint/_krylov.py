@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,6 +95,7 @@ from ._backend import (
     to_like,
     to_numpy,
 )
+from ._blas import one_blas_thread
 from ._chebyshev import (
     ChebyshevUnfit,
     ShiftedFactory,
@@ -784,47 +784,18 @@ def _chebyshev_single_vector(
 # on larger blocks one operation outweighs the wake-up, and on a machine with many cores
 # (not measured here) several threads can draw more memory bandwidth than one.
 _ONE_THREAD_SIZES = (2**13, 2**17)
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
 
 
 @contextmanager
 def _one_blas_thread(like: Any) -> Iterator[None]:
-    """Limit the BLAS thread pools to one thread while ``phiv`` runs on ``like`` (a numpy
-    block in `_ONE_THREAD_SIZES`; otherwise nothing changes).  Reference-counted under a
-    lock, so overlapping calls from several Python threads restore the caller's setting
-    exactly once, when the last one leaves."""
-    global _blas_users, _blas_limiter
+    """BLAS on one thread (`expint._blas.one_blas_thread`) while ``phiv`` runs on
+    ``like``, a numpy block in `_ONE_THREAD_SIZES`; otherwise nothing changes."""
     low, high = _ONE_THREAD_SIZES
     if not (isinstance(like, np.ndarray) and low <= like.size <= high):
         yield
         return
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limiter = _controller().limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
+    with one_blas_thread():
         yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-
-
-_blas_controller: Any = None
-
-
-def _controller() -> Any:
-    """threadpoolctl's view of the loaded BLAS libraries, built once (a few ms)."""
-    global _blas_controller
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas_controller = ThreadpoolController()
-    return _blas_controller
 
 
 def _retry(

@@ -33,6 +33,7 @@ augmented block matrix (Sidje 1998; Al-Mohy & Higham 2011).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from functools import cache
 from typing import Any
 
@@ -52,6 +53,7 @@ from ._backend import (
     promote_working,
     to_numpy,
 )
+from ._blas import one_blas_thread
 from ._validation import check_finite, check_no_nan, check_order, check_square
 
 __all__ = ["phi", "phi_all", "phi_matrix", "phi_matrix_all"]
@@ -372,3 +374,57 @@ def phi_matrix(k: int, a: Array) -> Array:
     """
     k = check_order(k, name="k")
     return phi_matrix_all(k, a)[k]
+
+
+#: sizes ``n + p`` whose augmented exponential runs with BLAS on one thread
+#: (`expint._blas`): on this project's 2-core machine the exprb32/exprb43 runs on 128
+#: real unknowns (KS and NLS with 64 modes) were several times faster so, where the
+#: pool's threads fall asleep between the calls of a solve, and those on 19–64 unknowns
+#: no different (`python benchmarks/rosenbrock_small.py [--blas-pool]`, docs/benchmarks.md).
+_ONE_THREAD_EXPM_SIZES = (96, 192)
+
+
+def phi_combination_expm(a: np.ndarray, ws: list[np.ndarray | None]) -> np.ndarray | None:
+    r"""$\sum_{k=0}^{p} φ_k(A)\, w_k$ for one dense numpy matrix ``A`` (``n × n``) and
+    vectors ``w_k`` (``None`` counts as zero), by one exponential of size ``n + p``.
+
+    With $W = [w_p, …, w_1]$ and $J_p$ the ``p × p`` shift (ones on the super-diagonal),
+
+    $$
+    \exp\begin{pmatrix} A & ηW \\ 0 & J_p \end{pmatrix}
+    \begin{pmatrix} w_0 \\ e_p/η \end{pmatrix}
+    = \begin{pmatrix} e^{A} w_0 + \sum_{k=1}^{p} φ_k(A) w_k \\ \cdots \end{pmatrix}
+    $$
+
+    (Al-Mohy & Higham 2011, Theorem 2.1).  The scale $η = 2^{-⌈\log_2 \max_k
+    \|w_k\|_1⌉}$ keeps ``W`` from inflating the norm that sets the number of squarings
+    (their §3).  Against `phi_matrix_all`, which forms every ``φ_k(A)`` from an
+    exponential of size ``n(p + 1)``, this is the product alone: what a one-off
+    combination needs (an exponential Rosenbrock step has a new ``A`` every step), at
+    the cost of one ``(n + p)``-sized exponential per combination.  Overflow leaves
+    ±inf/NaN in the result (no warning): the caller checks finiteness.
+    """
+    import scipy.linalg
+
+    p = len(ws) - 1
+    vecs = [w for w in ws if w is not None]
+    if not vecs:
+        return None
+    n = a.shape[0]
+    dtype = np.result_type(a.dtype, *(w.dtype for w in vecs), np.float64)
+    big = np.zeros((n + p, n + p), dtype=dtype)
+    big[:n, :n] = a
+    top = max((float(np.sum(np.abs(w))) for w in ws[1:] if w is not None), default=0.0)
+    eta = 2.0 ** -math.ceil(math.log2(top)) if 0.0 < top < math.inf else 1.0
+    for k in range(1, p + 1):
+        wk = ws[k]
+        if wk is not None:
+            big[:n, n + p - k] = eta * wk
+    big[n:, n:] = np.eye(p, k=1)
+    low, high = _ONE_THREAD_EXPM_SIZES
+    with np.errstate(all="ignore"), one_blas_thread() if low <= n + p <= high else nullcontext():
+        e = scipy.linalg.expm(big)
+        out = e[:n, n + p - 1] / eta if p else np.zeros(n, dtype=dtype)
+        if ws[0] is not None:
+            out = out + e[:n, :n] @ ws[0]
+    return out

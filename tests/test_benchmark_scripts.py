@@ -84,6 +84,26 @@ def test_krylov_benchmark_prints_both_expint_configurations():
 
 
 @pytest.mark.slow
+def test_rosenbrock_small_compares_the_paths_on_every_problem():
+    """`benchmarks/rosenbrock_small.py --quick` at one loose tolerance: a row per
+    problem and scheme, no Krylov product on the default path and some on the forced
+    Krylov one (except Allen–Cahn, eigendecomposed both ways), the same steps, and final
+    states that agree."""
+    text = _run("rosenbrock_small.py", "--quick", "--repeats", "1", "--rtols", "1e-3")
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "1e-03" in line]
+    assert [(r[0].strip(), r[2].strip()) for r in rows] == [
+        (p, s)
+        for p in ("KS, 32 modes", "NLS, 32 modes", "Allen–Cahn", "convection–diffusion")
+        for s in ("exprb32", "exprb43")
+    ], text
+    for r in rows:
+        steps, products = (c.strip().split(" / ") for c in (r[7], r[8]))
+        assert steps[0] == steps[1] and products[0] == "0", r
+        assert (products[1] == "0") == (r[0].strip() == "Allen–Cahn"), r
+        assert float(r[9]) < 1e-9, r
+
+
+@pytest.mark.slow
 def test_krylov_solve_overhead_runs_every_case():
     """`benchmarks/krylov_solve_overhead.py` on small grids: a row per case, with the
     products a solve made and a positive time for them alone; an unknown case is a

@@ -78,6 +78,73 @@ def test_dense_operator_against_mpmath(references, name):
         assert err <= 1e-12, (name, k, err)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_one_off_combinations_against_mpmath(references, name):
+    """`phi_combination_expm` (one augmented exponential per Σ φ_k(A) w_k, what the
+    exponential Rosenbrock steps use on a formed non-symmetric J_n): vectors of norms
+    1e-6 to 1e6 (the scaling η), missing terms, with and without w_0, against the sums of
+    the mpmath matrices; error relative to Σ‖φ_k(A)‖‖w_k‖, the size of the terms."""
+    from expint._phi import phi_combination_expm
+
+    a, kmax = CASES[name]
+    rng = np.random.default_rng(3)
+    n = a.shape[0]
+    refs = [r.astype(complex) for r in references[name]]
+    for p in range(kmax + 1):
+        for w0 in (True, False):
+            for drop in (None, p // 2):
+                ws = [10.0 ** rng.uniform(-6, 6) * rng.standard_normal(n) for _ in range(p + 1)]
+                ws = [None if (k == 0 and not w0) or (k == drop and k > 0) else w for k, w in enumerate(ws)]
+                if all(w is None for w in ws):
+                    assert phi_combination_expm(a, ws) is None
+                    continue
+                got = phi_combination_expm(a, ws)
+                exact = sum(refs[k] @ w for k, w in enumerate(ws) if w is not None)
+                terms = [(refs[k], w) for k, w in enumerate(ws) if w is not None]
+                size = sum(np.linalg.norm(r, 2) * np.linalg.norm(w) for r, w in terms)
+                err = np.linalg.norm(got - exact) / size
+                assert err <= 1e-12 * max(1.0, p), (name, p, w0, drop, err)
+                assert np.isrealobj(got) == np.isrealobj(a)
+
+
+def test_one_off_combinations_leave_the_blas_threads_as_they_were():
+    """Sizes in `_ONE_THREAD_EXPM_SIZES` run on one BLAS thread and restore the pools;
+    the result is the same either way."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import expint._phi as phi_module
+
+    def threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    rng = np.random.default_rng(5)
+    n = phi_module._ONE_THREAD_EXPM_SIZES[0] + 4
+    a = rng.standard_normal((n, n)) / np.sqrt(n)
+    ws = [rng.standard_normal(n) for _ in range(3)]
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = threads()
+        one = phi_module.phi_combination_expm(a, ws)
+        assert threads() == before
+    exact = sum(expint.phi_matrix(k, a) @ w for k, w in enumerate(ws))
+    np.testing.assert_allclose(one, exact, rtol=1e-12, atol=1e-12 * np.abs(exact).max())
+
+
+def test_one_off_combination_overflow_is_left_to_the_caller():
+    """An exponential beyond the float64 range gives inf/NaN in the result, without an
+    exception or a warning: a Rosenbrock step whose product overflows is then rejected by
+    its error estimate or stops the run as non-finite, as with any other path."""
+    import warnings
+
+    from expint._phi import phi_combination_expm
+
+    a = np.diag([1000.0, -1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = phi_combination_expm(a, [None, np.ones(2)])
+    assert not np.all(np.isfinite(out))
+
+
 @pytest.mark.parametrize("intervals", [16, 20, 32, 64])
 def test_chebyshev_operators_take_the_eigendecomposition(intervals):
     """The Chebyshev second-derivative matrices of `problems.allen_cahn` are non-normal

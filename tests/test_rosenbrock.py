@@ -283,9 +283,10 @@ def test_batches_needing_one_step_sequence_are_refused_with_a_way_out():
 
 @pytest.mark.parametrize(("name", "nodes"), [("exprb32", 1), ("exprb43", 2)])
 def test_a_formed_jacobian_gets_one_phi_evaluation_per_node_and_step(monkeypatch, name, nodes):
-    """On the eigendecomposed J_n each node's φ_0…φ_K come from one evaluation per step:
-    exprb43 asks for φ_2 at c = 1 in its third stage and φ_4 in the update, and used to
-    evaluate that node twice.  All nodes of a step share one `phi_all` call."""
+    """On the eigendecomposed (symmetric) J_n each node's φ_0…φ_K come from one
+    evaluation per step: exprb43 asks for φ_2 at c = 1 in its third stage and φ_4 in the
+    update, and used to evaluate that node twice.  All nodes of a step share one
+    `phi_all` call."""
     import expint._operators as operators
 
     calls = []
@@ -293,9 +294,39 @@ def test_a_formed_jacobian_gets_one_phi_evaluation_per_node_and_step(monkeypatch
     monkeypatch.setattr(
         operators, "phi_all_unchecked", lambda k, z: calls.append(z.shape[0]) or real_phi_all(k, z)
     )
-    bp = problems.allen_cahn()
-    sol = expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme=name, n_steps=10)
+    bp = problems.hochbruck_ostermann(50)  # J_n = Δ_h + a pointwise term: symmetric
+    sol = expint.solve(bp.problem, bp.y0, (0.0, 1.0), scheme=name, n_steps=10)
     assert sol.success and calls == [nodes] * 10, calls
+
+
+def _convection_diffusion(n: int = 20) -> expint.SemilinearProblem:
+    """Upwind convection–diffusion on (0, 1) with Dirichlet ends, Péclet number 50 per
+    cell: a highly non-normal L (eigenvector matrix with κ₂ ≈ 1e16), and a cubic term."""
+    dx = 1.0 / (n + 1)
+    nu, vel = 1e-3, 1.0
+    lap = (np.eye(n, k=1) - 2 * np.eye(n) + np.eye(n, k=-1)) / dx**2
+    a = nu * lap - (vel / dx) * (np.eye(n) - np.eye(n, k=-1))
+    return expint.SemilinearProblem(expint.Dense(a), lambda t, y: -(y**3) + np.cos(t))
+
+
+@pytest.mark.parametrize("name", ["exprb32", "exprb43"])
+def test_a_non_normal_formed_jacobian_takes_augmented_exponentials(monkeypatch, name):
+    """A formed non-symmetric J_n of up to `dense_expm_max` unknowns: its φ-products are
+    augmented exponentials, whatever the conditioning of its eigenvectors (this one's are
+    far too ill-conditioned for an eigendecomposition: these steps ran Krylov before).
+    Same result as Krylov on the formed matrix (forced by a zero `dense_expm_max`), with
+    no Krylov product; and the dense output agrees too."""
+    prob = _convection_diffusion()
+    x = np.linspace(0, 1, 22)[1:-1]
+    y0 = np.sin(np.pi * x) ** 2
+    assert np.linalg.cond(np.linalg.eig(prob.linear.a)[1]) > 1e6
+    kw = {"scheme": name, "rtol": 1e-7, "atol": 1e-9, "t_eval": np.linspace(0.0, 0.25, 6)}
+    sol = expint.solve(prob, y0, (0.0, 0.25), **kw)
+    assert sol.success and sol.stats["krylov_matvecs"] == 0
+    monkeypatch.setattr(RosenbrockStepper, "dense_expm_max", 0)
+    krylov = expint.solve(prob, y0, (0.0, 0.25), **kw)
+    assert krylov.stats["krylov_matvecs"] > 0 and krylov.stats["steps"] == sol.stats["steps"]
+    np.testing.assert_allclose(sol.y, krylov.y, rtol=0, atol=1e-10 * np.max(np.abs(krylov.y)))
 
 
 @pytest.mark.parametrize("name", ["exprb32", "exprb43"])

@@ -27,10 +27,13 @@ tensors (on the real view for complex ones; the Krylov products by ``torch.func.
 it replaces cost ~1 ms each on a CPU), or by central differences (error ~eps^{2/3},
 against the forward difference's ~eps^{1/2}: a Jacobian error δ adds δ·(U_j − u_n) to
 the defects, which is what floors the forward-difference Krylov path near 1e-8), one
-batched call where ``N`` takes a batch.  Its φ-functions
-are evaluated as `expint.Dense` does: one symmetric eigendecomposition when $J_n$ is
-symmetric (a diffusion operator plus a pointwise reaction), a well-conditioned one up
-to `RosenbrockStepper.dense_eig_max` unknowns; otherwise Krylov runs on the formed
+batched call where ``N`` takes a batch.  Its φ-products: one symmetric
+eigendecomposition (`expint.Dense`) when $J_n$ is symmetric (a diffusion operator plus a
+pointwise reaction), one general one up to `RosenbrockStepper.dense_eig_max` unknowns
+when its eigenvectors are well conditioned; otherwise, up to
+`RosenbrockStepper.dense_expm_max` unknowns, one
+exponential of the augmented matrix $\begin{pmatrix} chJ_n & W \\ 0 & J_p
+\end{pmatrix}$ per φ-combination (`_FormedJacobian`); above that, Krylov on the formed
 matrix.  On a stiff problem this is what makes a step cheap: Krylov on $hJ_n$ with
 $\|hJ_n\| \sim 10^3$–$10^5$ needs hundreds of products per step.
 
@@ -45,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,6 +64,7 @@ from .._backend import (
     vector_norm,
 )
 from .._operators import Dense, MatrixFree
+from .._phi import phi_combination_expm
 from ._phiexpr import P, PhiExpr, _phi_scalar
 from ._rk import _combine_grouped
 
@@ -190,9 +194,17 @@ class RosenbrockStepper:
     #: columns cost that many products, and a symmetric eigendecomposition of this size
     #: a few milliseconds
     dense_max = 256
-    #: largest real dimension for which a non-symmetric J_n is eigendecomposed (a
-    #: general eigensolver costs ~1 ms at 50 unknowns, ~15 ms at 128)
-    dense_eig_max = 64
+    #: largest real dimension for which a formed non-symmetric J_n is eigendecomposed
+    #: first (kept where its eigenvectors are well conditioned): below it a general
+    #: eigensolver costs about as much as the two to four augmented exponentials that
+    #: replace it, above it several times more (0.4 ms against 0.12 ms per exponential at
+    #: 32 unknowns, 1.9 ms against 0.44 ms at 64; docs/benchmarks.md)
+    dense_eig_max = 32
+    #: largest real dimension for which the φ-products of a formed non-symmetric J_n are
+    #: exponentials of the augmented matrix (`_FormedJacobian`): one of size m + p costs
+    #: ~0.4 ms at m = 64 and ~3.5 ms at 128, ~12 ms at 256, where Krylov on the formed
+    #: matrix is faster on the stiff KS with 128 modes (docs/benchmarks.md)
+    dense_expm_max = 128
 
     def __init__(
         self, tableau: RosenbrockTableau, linear: Any, nonlinear: Any, jvp: Any = None, jac: Any = None
@@ -338,7 +350,8 @@ class RosenbrockStepper:
             return out + (lin.apply(y, tt) - lin.apply(y, t)) if lin.time_dependent else out
 
         g0 = n_u - jv(u)  # g(t_n, u_n) without evaluating N again (the L terms cancel)
-        top = None if isinstance(jac, MatrixFree) else self._top_index  # Krylov: no padding
+        # only an eigendecomposed J_n caches φ_0…φ_K per node; elsewhere padding costs work
+        top = self._top_index if getattr(jac, "spectral", False) else None
         return _Linearisation(view, jac, view.real(f_n), view.real(v_n), g, g0, top)
 
     def _user_jacobian(self, t: float, u: Any, m: int) -> Any:
@@ -435,20 +448,26 @@ class RosenbrockStepper:
         return stack([fn(r) for r in rows])
 
     def _operator(self, matvec: Any, m: int, jn: Any, view: _RealView, t: float) -> Any:
-        """The operator whose φ-functions the step applies: `Dense` on the formed
-        ``J_n = L + ∂N/∂u`` where its eigendecomposition is cheap and well conditioned
-        (on the host, as `Dense` does for any state: for a tensor state ``J_n`` makes one
-        trip there per step), else Krylov (on the formed matrix when there is one: a
-        product is then one matrix–vector product instead of an evaluation of ``N``)."""
+        """The operator whose φ-functions the step applies, for the formed
+        ``J_n = L + ∂N/∂u`` (on the host, as `Dense` does for any state: for a tensor
+        state ``J_n`` makes one trip there per step): `Dense` where it is symmetric (one
+        symmetric eigendecomposition serves every node) or small with well-conditioned
+        eigenvectors (`dense_eig_max`), `_FormedJacobian` (one augmented exponential per
+        φ-combination) up to `dense_expm_max` unknowns, else Krylov on the
+        formed matrix (a product is then one matrix–vector product instead of an
+        evaluation of ``N``); Krylov on ``matvec`` where no matrix was formed."""
         if jn is None or m > self.dense_max:
             return self._krylov(matvec, m)
         host = to_numpy(jn)
         jmat = self._linear_matrix(m, view, t, jn) + host
-        # a general eigensolver costs ~10× a symmetric one: only small J_n try it
-        if m <= self.dense_eig_max or np.array_equal(jmat, jmat.T):
+        if np.array_equal(jmat, jmat.T):
+            return Dense(jmat)
+        if m <= self.dense_eig_max:
             dense = Dense(jmat)
-            if dense.phi_method != "expm":
+            if dense.phi_method != "expm":  # well-conditioned eigenvectors
                 return dense
+        if m <= self.dense_expm_max:
+            return _FormedJacobian(jmat)
         on_state = jmat if isinstance(jn, np.ndarray) else to_like(jmat, jn)
         return self._krylov(lambda x: on_state @ x, m)
 
@@ -462,6 +481,38 @@ class RosenbrockStepper:
         rows = view.real(self.linear.apply(view.back(to_like(np.eye(m), like)), t))  # row k: L e_k
         self._l_matrix = to_numpy(rows).T
         return self._l_matrix
+
+
+class _FormedJacobian:
+    r"""A formed, non-symmetric ``J_n`` (real ``m × m``, numpy) whose φ-combinations
+    $\sum_k φ_k(chJ_n) w_k$ are each one exponential of an ``(m + p)``-sized augmented
+    matrix (`expint._phi.phi_combination_expm`).
+
+    A Rosenbrock step uses a ``J_n`` for two to four combinations and never again, so
+    decomposing it is the wrong trade: a general eigensolver costs 3–5 such exponentials
+    at ``m = 64`` (and more at 128), and its result is only as accurate as its
+    eigenvector matrix is well conditioned — on Kuramoto–Sivashinsky a few states per
+    hundred give ``κ₂(V) > 1000``, whose steps then ran Krylov at ~25 ms a step.  The
+    exponential is backward stable whatever the conditioning of the eigenvectors."""
+
+    spectral = False
+
+    def __init__(self, a: np.ndarray):
+        self.a = a
+
+    def phi_combination(self, h: float, c: float, ws: list, t: float | None = None) -> Any:
+        like = next((w for w in ws if w is not None), None)
+        if like is None:
+            return None
+        host = [None if w is None else to_numpy(w) for w in ws]
+        scaled = (c * h) * self.a
+        out: Any
+        if like.ndim == 1:
+            out = phi_combination_expm(scaled, host)
+        else:  # rows of states, one exponential each (never all-None: `like` is a row's)
+            rows = [[None if w is None else w[r] for w in host] for r in range(len(like))]
+            out = np.stack([cast(np.ndarray, phi_combination_expm(scaled, row)) for row in rows])
+        return out if isinstance(like, np.ndarray) else to_like(out, like)
 
 
 def _checked_jvp(out: Any, v: Any) -> Any:
