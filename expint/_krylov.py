@@ -415,8 +415,10 @@ def phiv(
         end of the spectrum.  For ``p > 0`` it expands ``t^p φ_p(tA) w_p`` of
         phipm's single-vector form (one vector; where that form's cancellation rules
         out ``tol``, every term on its own vector).  ``"auto"`` (default): Chebyshev
-        for a Hermitian ``A`` with a known interval when ``‖A v_0‖ ≥ 0.01 · r ‖v_0‖``
-        (``r`` the interval's half-width: a vector that is not smooth) and, for
+        for a Hermitian ``A`` of more unknowns than the Lanczos basis limit (smaller
+        ones are spanned exactly within ``n`` products) with a known interval when
+        ``‖A v_0‖ ≥ 0.01 · r ‖v_0‖`` (``r`` the interval's half-width: a vector that is
+        not smooth) and, for
         ``p > 0``, the single-vector form's rounding stays below a tenth of what
         ``tol`` allows; otherwise, and where the expansion cannot meet ``tol`` (a
         result far smaller than the vectors, an interval reaching far into growth),
@@ -562,7 +564,11 @@ def phiv(
             "spectrum is for a Hermitian A, and this A is not (or hermitian=False was passed); drop spectrum"
         )
     first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
-    if method == "chebyshev" or (method == "auto" and is_hermitian):
+    # an A of at most `limit` unknowns: Lanczos spans the whole space within n products
+    # and its projection is then exact, where a Chebyshev expansion's degree grows like
+    # sqrt(|t|·(b − a)) (a 2 × 2 operator with eigenvalues −1e6 and 1e3 took ~500
+    # products a call, tests/test_solve.py)
+    if method == "chebyshev" or (method == "auto" and is_hermitian and n > limit):
         interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))
 
         def shifted(a: float, b: float) -> Callable[[Any], Any] | None:
