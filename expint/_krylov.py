@@ -415,8 +415,8 @@ def phiv(
         end of the spectrum.  For ``p > 0`` it expands ``t^p φ_p(tA) w_p`` of
         phipm's single-vector form (one vector; where that form's cancellation rules
         out ``tol``, every term on its own vector).  ``"auto"`` (default): Chebyshev
-        for a Hermitian ``A`` of more unknowns than the Lanczos basis limit (smaller
-        ones are spanned exactly within ``n`` products) with a known interval when
+        for a Hermitian ``A`` of more unknowns than the Lanczos basis limit (on smaller
+        ones a Lanczos sub-step costs at most about ``n`` products) with a known interval when
         ``‖A v_0‖ ≥ 0.01 · r ‖v_0‖`` (``r`` the interval's half-width: a vector that is
         not smooth) and, for
         ``p > 0``, the single-vector form's rounding stays below a tenth of what
@@ -564,10 +564,10 @@ def phiv(
             "spectrum is for a Hermitian A, and this A is not (or hermitian=False was passed); drop spectrum"
         )
     first = cast(probe if sign > 0 else -probe, dtype)[None]  # A v_0 (row 0) for the sign-adjusted A
-    # an A of at most `limit` unknowns: Lanczos spans the whole space within n products
-    # and its projection is then exact, where a Chebyshev expansion's degree grows like
-    # sqrt(|t|·(b − a)) (a 2 × 2 operator with eigenvalues −1e6 and 1e3 took ~500
-    # products a call, tests/test_solve.py)
+    # an A of at most `limit` unknowns: a Lanczos sub-step costs at most about n
+    # products (its basis cannot outgrow the space), where a Chebyshev expansion's degree
+    # grows like sqrt(|t|·(b − a)) without bound (a 2 × 2 operator with eigenvalues −1e6
+    # and 1e3 took ~500 products a call, tests/test_solve.py)
     if method == "chebyshev" or (method == "auto" and is_hermitian and n > limit):
         interval = (lambda: spectrum) if spectrum is not None else (lambda: spectral_interval(A))
 

@@ -902,3 +902,20 @@ def test_small_phi_of_a_skew_tridiagonal_matrix_matches_pade(p, tau, rng):
     taken = proj.small_phi(tau, k)
     assert k in proj._eigen and taken.dtype == np.float64
     np.testing.assert_array_equal(taken, got.real)
+
+
+def test_auto_leaves_an_operator_within_one_lanczos_basis_to_lanczos(rng):
+    """A Hermitian `A` with a known interval and a rough vector: on 40 unknowns (within
+    the 60-vector Lanczos basis) `auto` runs Lanczos, whose sub-step cannot outgrow the
+    space, where the forced Chebyshev expansion needs a degree ~ sqrt(t·(b − a)); on 400
+    unknowns `auto` still takes Chebyshev.  Both meet tol."""
+    for n, chebyshev in ((40, False), (400, True)):
+        a = sparse_1d(n)
+        t = 0.05 if n == 40 else 1e-4
+        vs = [rng.standard_normal(n)]
+        res = expint.phiv(a, vs, t, tol=1e-10)
+        assert res.info.chebyshev == chebyshev, n
+        assert _rel(res.w, _dense_reference(a.toarray(), vs, t)) <= 1e-9
+        if not chebyshev:
+            forced = expint.phiv(a, vs, t, tol=1e-10, method="chebyshev")
+            assert res.info.matvecs <= n + 1 < forced.info.matvecs, (res.info.matvecs, forced.info.matvecs)
