@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _optional import needs_torch, torch
@@ -327,6 +329,25 @@ def test_a_non_normal_formed_jacobian_takes_augmented_exponentials(monkeypatch, 
     krylov = expint.solve(prob, y0, (0.0, 0.25), **kw)
     assert krylov.stats["krylov_matvecs"] > 0 and krylov.stats["steps"] == sol.stats["steps"]
     np.testing.assert_allclose(sol.y, krylov.y, rtol=0, atol=1e-10 * np.max(np.abs(krylov.y)))
+
+
+@pytest.mark.parametrize("name", ["exprb32", "exprb43"])
+def test_a_blow_up_on_the_augmented_exponentials_ends_the_run_cleanly(monkeypatch, name):
+    """``y' = Ay + y²`` with a non-normal A blows up near t = 0.3: on the augmented
+    exponentials (forced for this 3 × 3 J_n) the adaptive run stops at the step-size
+    floor and the fixed-step one at the non-finite step, both with finite saved states."""
+    monkeypatch.setattr(RosenbrockStepper, "dense_eig_max", 0)
+    a = np.array([[-1.0, 5.0, 0.0], [0.0, -2.0, 5.0], [0.0, 0.0, -3.0]])
+    prob = expint.SemilinearProblem(expint.Dense(a), lambda t, y: y * y)
+    y0 = np.array([3.0, 1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adaptive = expint.solve(prob, y0, (0.0, 2.0), scheme=name, rtol=1e-6, atol=1e-8)
+        fixed = expint.solve(prob, y0, (0.0, 2.0), scheme=name, n_steps=20)
+    assert not adaptive.success and "step size fell" in adaptive.message
+    assert not fixed.success and "non-finite in step 4" in fixed.message
+    for sol in (adaptive, fixed):
+        assert np.isfinite(sol.y).all() and 0.25 < sol.t[-1] < 0.45, (sol.t[-1], sol.message)
 
 
 @pytest.mark.parametrize("name", ["exprb32", "exprb43"])
