@@ -377,10 +377,10 @@ def phi_matrix(k: int, a: Array) -> Array:
 
 
 #: sizes ``n + p`` whose augmented exponential runs with BLAS on one thread
-#: (`expint._blas`): on this project's 2-core machine the exprb32/exprb43 runs on 128
-#: real unknowns (KS and NLS with 64 modes) were several times faster so, where the
-#: pool's threads fall asleep between the calls of a solve, and those on 19–64 unknowns
-#: no different (`python benchmarks/rosenbrock_small.py [--blas-pool]`, docs/benchmarks.md).
+#: (`expint._blas`): on this project's 2-core machine, with the pool left alone, the
+#: exprb43 runs on 128 real unknowns (KS and NLS with 64 modes, rtol 1e-5) took 2.4× and
+#: 4.7× as long, the exprb32 ones about the same (`python benchmarks/rosenbrock_small.py
+#: --rtols 1e-5 [--blas-pool]`, docs/benchmarks.md).
 _ONE_THREAD_EXPM_SIZES = (96, 192)
 
 

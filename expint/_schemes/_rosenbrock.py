@@ -195,15 +195,15 @@ class RosenbrockStepper:
     #: a few milliseconds
     dense_max = 256
     #: largest real dimension for which a formed non-symmetric J_n is eigendecomposed
-    #: first (kept where its eigenvectors are well conditioned): below it a general
-    #: eigensolver costs about as much as the two to four augmented exponentials that
-    #: replace it, above it several times more (0.4 ms against 0.12 ms per exponential at
-    #: 32 unknowns, 1.9 ms against 0.44 ms at 64; docs/benchmarks.md)
+    #: first (kept where its eigenvectors are well conditioned): this small, a general
+    #: eigensolver costs about what the two to four augmented exponentials replacing it
+    #: do (Allen–Cahn, 19 unknowns: the same time either way in alternating runs), while
+    #: at 64 the exponentials were 1.4–2.2× faster on NLS (`benchmarks/rosenbrock_small.py`)
     dense_eig_max = 32
     #: largest real dimension for which the φ-products of a formed non-symmetric J_n are
-    #: exponentials of the augmented matrix (`_FormedJacobian`): one of size m + p costs
-    #: ~0.4 ms at m = 64 and ~3.5 ms at 128, ~12 ms at 256, where Krylov on the formed
-    #: matrix is faster on the stiff KS with 128 modes (docs/benchmarks.md)
+    #: exponentials of the augmented matrix (`_FormedJacobian`), whose cost grows like
+    #: (m + p)³: at 256 (KS with 128 modes) they were slower than Krylov on the formed
+    #: matrix in a comparison made while choosing this limit
     dense_expm_max = 128
 
     def __init__(
@@ -489,11 +489,11 @@ class _FormedJacobian:
     matrix (`expint._phi.phi_combination_expm`).
 
     A Rosenbrock step uses a ``J_n`` for two to four combinations and never again, so
-    decomposing it is the wrong trade: a general eigensolver costs 3–5 such exponentials
-    at ``m = 64`` (and more at 128), and its result is only as accurate as its
-    eigenvector matrix is well conditioned — on Kuramoto–Sivashinsky a few states per
-    hundred give ``κ₂(V) > 1000``, whose steps then ran Krylov at ~25 ms a step.  The
-    exponential is backward stable whatever the conditioning of the eigenvectors."""
+    decomposing it is the wrong trade from a few dozen unknowns on: a general
+    eigensolver costs several such exponentials, and its result is only as accurate as
+    its eigenvector matrix is well conditioned — on Kuramoto–Sivashinsky a few states per
+    hundred give ``κ₂(V) > 1000``, whose steps then ran Krylov at many times the cost.
+    The exponential is backward stable whatever the conditioning of the eigenvectors."""
 
     spectral = False
 
