@@ -1,6 +1,7 @@
 """Per-step overhead of samplers with a model that costs nothing.
 
 Usage: python benchmarks/sampler_overhead.py [--steps 50] [--device cpu|cuda] [--threads 1] [--sync-debug]
+       [--setup-only]
 
 State: batch 1 and batch 256 of 3×32×32 float32.  The "model" returns a tensor made
 once (no compute), so the time is the sampler's own: its Python work and its tensor
@@ -15,7 +16,8 @@ read once at the end).  CPU runs use ``--threads`` torch threads (default 1).
 A second table times the set-up of ``--steps`` steps on the host, which the per-step
 expint rows leave out: building an expint ``Sampler`` (its grid's exponential-integrator
 weights), against a diffusers scheduler's construction and ``set_timesteps`` (which its
-per-step rows above include).
+per-step rows above include).  ``--setup-only`` prints that table alone (it includes
+``unipc2``, the default method).
 
 With ``--sync-debug`` (CUDA only) the expint runs are wrapped in
 ``torch.cuda.set_sync_debug_mode("error")`` with the final check off: any host–device
@@ -34,6 +36,7 @@ from expint.diffusion import DiscreteVP, Sampler, grid
 
 EXPINT = ("ddim", "tab3", "lab3", "rhoab2", "dpmpp2m", "dpmpp3m", "ipndm", "rhork2")
 ONE_EVAL = EXPINT[:-1]  # methods with one model call per step, which the bare loop mirrors
+SETUP = (*EXPINT, "unipc2")  # the set-up table adds the default method
 
 
 def _once(fn, device: str) -> float:
@@ -64,6 +67,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sync-debug", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--setup-only", action="store_true", help="only the table of set-up times")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -79,6 +83,9 @@ def main() -> None:
         "diffusers DPM++2M": lambda: d.DPMSolverMultistepScheduler(**common, solver_order=2),
         "diffusers UniPC-3": lambda: d.UniPCMultistepScheduler(**common, solver_order=3),
     }
+    if args.setup_only:
+        setup_table(sch, ts, peers, dev, n)
+        return
     print(
         f"device {dev}{' (' + torch.cuda.get_device_name() + ')' if dev == 'cuda' else ''}, {n} steps, "
         f"{torch.get_num_threads()} CPU thread(s), "
@@ -175,7 +182,7 @@ def setup_table(sch, ts, peers: dict, dev: str, n: int) -> None:
     print(f"\nset-up of {n} steps on the host, ms (best of 5)\n")
     print("| sampler | set-up |")
     print("|---|---|")
-    for name in EXPINT:
+    for name in SETUP:
         best = min(_once(lambda name=name: Sampler(sch, ts, name), dev) for _ in range(5))
         print(f"| expint {name} | {1e3 * best:.2f} |")
     for pname, make in peers.items():

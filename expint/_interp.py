@@ -15,19 +15,23 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["gauss_legendre", "lagrange_basis", "lagrange_monomials"]
+__all__ = ["gauss_legendre", "gauss_legendre_rows", "lagrange_basis", "lagrange_monomials"]
 
 
 def lagrange_basis(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
     r"""Values $\ell_j(x_k)$ of the Lagrange basis of ``nodes``, shape ``(len(nodes), len(x))``."""
     nodes = np.asarray(nodes, dtype=float)
     x = np.asarray(x, dtype=float)
-    out = np.ones((len(nodes), len(x)))
-    for j, sj in enumerate(nodes):
-        for m, sm in enumerate(nodes):
-            if m != j:
-                out[j] *= (x - sm) / (sj - sm)
-    return out
+    q = len(nodes)
+    # factor [j, m, k] = (x_k − s_m)/(s_j − s_m), and 1 where m = j: one product over m
+    # (in the order m = 0, 1, …, as a loop over the factors takes it) instead of q²
+    # vector operations
+    diagonal = np.arange(q)
+    denominators = nodes[:, None] - nodes[None, :]
+    denominators[diagonal, diagonal] = 1.0
+    factors = (x[None, None, :] - nodes[None, :, None]) / denominators[:, :, None]
+    factors[diagonal, diagonal] = 1.0
+    return factors.prod(axis=1)
 
 
 def lagrange_monomials(nodes: tuple[float, ...] | np.ndarray) -> np.ndarray:
@@ -46,12 +50,21 @@ def _reference_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w
 
 
+def gauss_legendre_rows(a: np.ndarray, b: np.ndarray, n: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    r"""The ``n``-point Gauss–Legendre rule on each interval $[a_i, b_i]$: nodes and
+    weights of shape ``(len(a), n)``, row ``i`` integrating over $[a_i, b_i]$ (negative
+    weights where $b_i < a_i$).  One vectorised evaluation for many intervals — the
+    steps of a sampler's grid."""
+    x, w = _reference_rule(n)
+    a = np.asarray(a, dtype=float)
+    half = 0.5 * (np.asarray(b, dtype=float) - a)
+    return a[:, None] + half[:, None] * (x[None, :] + 1.0), half[:, None] * w[None, :]
+
+
 def gauss_legendre(a: float, b: float, n: int = 32, panels: int = 1) -> tuple[np.ndarray, np.ndarray]:
     r"""Nodes and weights of the composite ``n``-point Gauss–Legendre rule on ``panels``
     equal panels of $[a, b]$ (either orientation: for $b < a$ the weights are negative,
     so $\sum_k w_k f(x_k) ≈ \int_a^b f$).  Exact for polynomials of degree ``2n − 1``."""
-    x, w = _reference_rule(n)
     edges = np.linspace(a, b, panels + 1)
-    half = 0.5 * np.diff(edges)
-    nodes = (edges[:-1, None] + half[:, None] * (x[None, :] + 1.0)).ravel()
-    return nodes, (half[:, None] * w[None, :]).ravel()
+    nodes, weights = gauss_legendre_rows(edges[:-1], edges[1:], n)
+    return nodes.ravel(), weights.ravel()

@@ -78,7 +78,9 @@ class _Table:
         self.rows = rows
 
     def add(self, v: Any) -> int:
-        self.values.append(np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), (self.rows,))))
+        # a fresh float64 row per slot (np.array copies; broadcasting a scalar is rare)
+        row = np.array(v, dtype=np.float64)
+        self.values.append(row if row.shape == (self.rows,) else np.array(np.broadcast_to(row, (self.rows,))))
         return len(self.values) - 1
 
     def terms(self, per_row: list[list[tuple[int, float]]]) -> tuple[Term, ...]:
@@ -101,29 +103,33 @@ def compile_plans(plans: list[Plan], rows: np.ndarray, schedule: Schedule, predi
     _check_structure(plans)
     ref = plans[0]
     table = _Table(len(plans))
-    times: list[np.ndarray] = []
+    stage_rows = [
+        [s.stages[k] for s in per_row]
+        for per_row in zip(*(p.steps for p in plans), strict=True)
+        for k in range(len(per_row[0].stages))
+    ]
+    times = np.array([[s.t for s in rows_k] for rows_k in stage_rows]).reshape(-1, len(plans))
+    conv = _conversions(schedule, prediction, ref.target, times)
     release = _release_after(ref.steps)
     steps = []
+    first = 0  # the step's first stage in `stage_rows`
     for i, step in enumerate(ref.steps):
         per_row = [p.steps[i] for p in plans]
-        stages = []
-        for k in range(len(step.stages)):
-            stage_rows = [s.stages[k] for s in per_row]
-            times.append(np.array([s.t for s in stage_rows]))
-            stages.append(
-                _compile_stage(stage_rows, len(times) - 1, table, schedule, prediction, ref.target, i)
-            )
-        steps.append(_compile_update(per_row, rows, i, table, tuple(stages), release[i]))
+        stages = tuple(
+            _compile_stage(stage_rows[m], m, conv[m], table, prediction, ref.target, i)
+            for m in range(first, first + len(step.stages))
+        )
+        first += len(step.stages)
+        steps.append(_compile_update(per_row, rows, i, table, stages, release[i]))
     coefficients = table.array()
     if not np.all(np.isfinite(coefficients)):
         raise ValueError("non-finite sampler coefficients; check that the grid stays inside the schedule")
-    return Program(tuple(steps), coefficients, np.stack(times), ref.target)
+    return Program(tuple(steps), coefficients, times, ref.target)
 
 
 def _compile_stage(
-    stage_rows: list, time: int, table: _Table, schedule: Schedule, prediction: str, target: str, step: int
+    stage_rows: list, time: int, conv: np.ndarray, table: _Table, prediction: str, target: str, step: int
 ) -> CompiledStage:
-    conv = np.array([conversion_at(schedule, prediction, target, s.t) for s in stage_rows])
     if not np.all(np.isfinite(conv)):
         raise ValueError(
             f"step {step}: a {prediction!r} prediction cannot be turned into {target!r} at "
@@ -139,6 +145,20 @@ def _compile_stage(
         conversion=None if np.all(conv == [0.0, 1.0]) else (table.add(conv[:, 0]), table.add(conv[:, 1])),
         pred=stage_rows[0].pred,
     )
+
+
+def _conversions(schedule: Schedule, prediction: str, target: str, t: np.ndarray) -> np.ndarray:
+    """`conversion_at` at every time of ``t``, shape ``t.shape + (2,)``: the schedule
+    evaluated once on all of them (a plan has one or more stages per step, and a
+    schedule call at a single time costs a dozen array operations)."""
+    if (prediction, target) in (("eps", "eps"), ("x0", "x0")):
+        return np.broadcast_to(np.array([0.0, 1.0]), (*t.shape, 2))
+    a, s = np.asarray(schedule.alpha(t), dtype=float), np.asarray(schedule.sigma(t), dtype=float)
+    da = ds = np.full(t.shape, np.nan)
+    if prediction == "flow":
+        da, ds = (np.asarray(v, dtype=float) for v in schedule.derivatives(t))
+    values = zip(a.ravel(), s.ravel(), da.ravel(), ds.ravel(), strict=True)
+    return np.array([conversion(prediction, target, *v) for v in values]).reshape(*t.shape, 2)
 
 
 def conversion_at(schedule: Schedule, prediction: str, target: str, t: float) -> tuple[float, float]:

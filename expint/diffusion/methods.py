@@ -37,14 +37,21 @@ from typing import Any
 
 import numpy as np
 
-from .._interp import gauss_legendre, lagrange_basis
 from .._registry import lookup
 from .._schemes._classical import CLASSICAL, ClassicalTableau
+from ._adams import (  # the weight functions keep their home here for importers
+    NATURAL_VARIABLE,
+    AdamsSteps,
+    GridValues,
+    degree0_weight,
+)
+from ._adams import adams_weights as adams_weights
+from ._adams import noise_gain as noise_gain
+from ._adams import unipc_weights as unipc_weights
+from ._adams import variable_disagreement as variable_disagreement
 from .schedules import Schedule
 
 VARIABLES = ("t", "rho", "lam")
-#: The variable each target is integrated against exactly (ε: dρ; x0: du = d e^λ).
-NATURAL_VARIABLE = {"eps": "rho", "x0": "lam"}
 #: ``max_gain="auto"`` per target.
 AUTO_MAX_GAIN = {"x0": 1.75, "eps": None}
 #: ``max_disagreement="auto"`` per target.
@@ -126,171 +133,43 @@ def _check_limit(key: str, value: Any, low: float) -> None:
         raise ValueError(f"{key} must be a number ≥ {low:g} or None, got {value!r}")
 
 
-def _variable(schedule: Schedule, variable: str, t: Any) -> Any:
-    if variable == "t":
-        return np.asarray(t, dtype=float)
-    if variable == "rho":
-        return np.asarray(schedule.rho(np.asarray(t, dtype=float)), dtype=float)
-    return np.asarray(schedule.lam(np.asarray(t, dtype=float)), dtype=float)
-
-
-def _ab(schedule: Schedule, t: float) -> tuple[float, float]:
-    a = float(schedule.alpha(np.array([t]))[0])
-    s = float(schedule.sigma(np.array([t]))[0])
-    return a, s
-
-
-def degree0_weight(target: str, a0: float, s0: float, a1: float, s1: float) -> tuple[float, float]:
-    """``(out_x, C_0)`` of one DDIM step from (α0, σ0) to (α1, σ1)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a0, s0 = np.float64(a0), np.float64(s0)  # division by a vanishing α/σ gives inf, not an exception
-        if target == "eps":
-            return float(a1 / a0), float(s1 - a1 * s0 / a0)
-        return float(s1 / s0), float(a1 - s1 * a0 / s0)
-
-
 def _equal_step_gain(degree: int) -> float:
     return EQUAL_STEP_GAIN[min(degree, len(EQUAL_STEP_GAIN) - 1)]
-
-
-def noise_gain(
-    schedule: Schedule, target: str, t_nodes: np.ndarray, weights: np.ndarray, t0: float, t1: float
-) -> float:
-    r"""How much a step's weights amplify errors of the ε values at ``t_nodes``,
-    relative to a DDIM step over the same interval.
-
-    An error $δε_j$ in the prediction at $t_j$ is an error
-    $δx_{0,j} = -ρ_j δε_j$ in the data prediction, so the step moves the state by
-    $\sum_j |C_j| g_j$ per unit ε error, with $g_j = 1$ (ε target) or
-    $ρ_j = σ_j/α_j$ (x0 target); DDIM moves it by
-    $|σ_{i+1} − α_{i+1}σ_i/α_i| = α_{i+1}|ρ_{i+1} − ρ_i|$.  The ratio is 1 for
-    degree 0, 2 / 3.7 / 6.7 for degrees 1 / 2 / 3 on equal steps in ρ with an ε target,
-    and it explodes when a high-degree interpolant extrapolates across a long step or
-    leans on an x0 prediction made at high noise (where ``ρ_j`` is large).
-    """
-    a0, s0 = _ab(schedule, t0)
-    a1, s1 = _ab(schedule, t1)
-    ddim = abs(degree0_weight("eps", a0, s0, a1, s1)[1])
-    g = (
-        np.ones(len(t_nodes))
-        if target == "eps"
-        else np.asarray(schedule.rho(np.asarray(t_nodes, float)), float)
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gain = float(np.sum(np.abs(weights) * g)) / ddim
-    return gain if math.isfinite(gain) else math.inf
-
-
-def variable_disagreement(
-    schedule: Schedule,
-    target: str,
-    variable: str,
-    t_nodes: np.ndarray,
-    weights: np.ndarray,
-    t0: float,
-    t1: float,
-) -> float:
-    r"""Distance between a step's weights and those of the same nodes interpolated in
-    the target's natural variable (ρ for ε, λ for x0), in DDIM weights:
-    $\sum_j |C_j − C_j^{nat}|\,g_j / |C^{DDIM}|$ with ``g`` as in ``noise_gain``."""
-    with np.errstate(all="ignore"):  # a node at α = 0 has no natural-variable value: no agreement
-        natural = adams_weights(schedule, target, NATURAL_VARIABLE[target], t_nodes, t0, t1)
-        return noise_gain(schedule, target, t_nodes, np.abs(np.asarray(weights) - natural), t0, t1)
-
-
-def adams_weights(
-    schedule: Schedule, target: str, variable: str, t_nodes: np.ndarray, t0: float, t1: float
-) -> np.ndarray:
-    """Weights ``C_j`` on the predictions at ``t_nodes`` (newest first) for the step
-    ``t0 → t1`` (see module docstring)."""
-    a1, s1 = _ab(schedule, t1)
-    nodes = _variable(schedule, variable, t_nodes)
-    if s1 == 0.0:
-        if target == "x0":
-            return a1 * lagrange_basis(nodes, _variable(schedule, variable, np.array([t1])))[:, 0]
-        rho0 = float(schedule.rho(np.array([t0]))[0])
-        rq, wq = gauss_legendre(rho0, 0.0)
-        tq = np.asarray(schedule.t_of_rho(rq), dtype=float)
-        return a1 * (lagrange_basis(nodes, _variable(schedule, variable, tq)) @ wq)
-    lam0 = float(schedule.lam(np.array([t0]))[0])
-    lam1 = float(schedule.lam(np.array([t1]))[0])
-    if target == "x0" and lam0 == -math.inf:
-        # a step from α = 0 (flow matching's t = 1): integrate in u = α/σ over [0, u1]
-        uq, wq = gauss_legendre(0.0, math.exp(lam1))
-        with np.errstate(divide="ignore"):
-            tq = np.asarray(schedule.t_of_lam(np.log(uq)), dtype=float)
-        return s1 * (lagrange_basis(nodes, _variable(schedule, variable, tq)) @ wq)
-    lq, wq = gauss_legendre(lam0, lam1)
-    if variable == "lam":
-        sq = lq
-    elif variable == "rho":
-        sq = np.exp(-lq)
-    else:
-        sq = np.asarray(schedule.t_of_lam(lq), dtype=float)
-    basis = lagrange_basis(nodes, sq)
-    if target == "eps":
-        return -a1 * (basis @ (wq * np.exp(-lq)))
-    return s1 * (basis @ (wq * np.exp(lq)))
-
-
-def unipc_weights(schedule: Schedule, t_nodes: np.ndarray, t0: float, t1: float) -> np.ndarray:
-    r"""UniPC's ("bh2") weights for a two-node x0 step in λ (Zhao et al. 2023), on the
-    predictions at ``t_nodes = (a, b)`` (newest first; ``t0`` is one of them).
-
-    With $h = λ_{i+1} − λ_i$ and $B = α_{i+1}(1 − e^{−h})$ (the DDIM weight), the step is
-    $\frac{σ_{i+1}}{σ_i} x_i + B\,P_{t_0} + \tfrac12 B\, h\, \frac{P_a − P_b}{λ_a − λ_b}$:
-    the slope of the interpolant enters with $\tfrac12 B ≈ \tfrac12 α_{i+1} h$ instead of
-    the exact $α_{i+1}(h − 1 + e^{−h})/h$ — equal to second order in ``h``, smaller on
-    long steps (at ``h = 3``: 0.48 against 0.68).  diffusers' UniPC uses this form
-    whenever its predictor or corrector has one difference; with two or more, its linear
-    system gives the exact weights (`adams_weights`)."""
-    a1, _ = _ab(schedule, t1)
-    la, lb, l0, l1 = (float(x) for x in schedule.lam(np.array([t_nodes[0], t_nodes[1], t0, t1], float)))
-    h = l1 - l0
-    base = a1 * -math.expm1(-h)
-    slope = 0.5 * base * h / (la - lb)
-    w = np.array([slope, -slope])
-    w[0 if t_nodes[0] == t0 else 1] += base
-    return w
 
 
 # ---------------------------------------------------------------------------------------
 # one-step Runge–Kutta in the target's natural variable (ρ for ε, u = α/σ for x0)
 
 
-def _rk_step(
-    schedule: Schedule, target: str, t0: float, t1: float, tableau: ClassicalTableau, first_pred: int
-) -> StepPlan:
+def _rk_step(grid: GridValues, target: str, i: int, tableau: ClassicalTableau, first_pred: int) -> StepPlan:
+    """Step ``i`` of ``grid`` by ``tableau`` in the target's natural variable ``w`` (ρ for
+    ε, with state ``x/α``; ``u = e^λ`` for x0, with state ``x/σ``): its interior stage
+    times from one vectorised evaluation of the schedule."""
+    schedule = grid.schedule
     c, a, b = tableau.c, tableau.a, tableau.b
+    t0, t1 = float(grid.t[i]), float(grid.t[i + 1])
     if target == "eps":
-        w0, w1 = float(schedule.rho(np.array([t0]))[0]), float(schedule.rho(np.array([t1]))[0])
-
-        def t_of(w):
-            return float(schedule.t_of_rho(np.array([w]))[0])
-
-        def scale(t):
-            return _ab(schedule, t)[0]
+        w0, w1 = float(grid.rho[i]), float(grid.rho[i + 1])
+        scales = grid.alpha
     else:
-        w0, w1 = (
-            math.exp(float(schedule.lam(np.array([t0]))[0])),
-            math.exp(float(schedule.lam(np.array([t1]))[0])),
-        )
-
-        def t_of(w):
-            return float(schedule.t_of_lam(np.array([math.log(w)]))[0])
-
-        def scale(t):
-            return _ab(schedule, t)[1]
-
+        w0, w1 = math.exp(float(grid.lam[i])), math.exp(float(grid.lam[i + 1]))
+        scales = grid.sigma
     h = w1 - w0
-    sc0 = scale(t0)
+    sc0, sc1 = float(scales[i]), float(scales[i + 1])
+    inner = [k for k, ck in enumerate(c) if ck not in (0, 1)]
+    times = {k: t0 if ck == 0 else t1 for k, ck in enumerate(c)}
+    sk = {k: sc0 if ck == 0 else sc1 for k, ck in enumerate(c)}
+    if inner:
+        w = np.array([w0 + c[k] * h for k in inner])
+        lw = None if target == "eps" else np.array([math.log(v) for v in w])
+        tw = np.asarray(schedule.t_of_rho(w) if lw is None else schedule.t_of_lam(lw), dtype=float)
+        sw = np.asarray(schedule.alpha(tw) if target == "eps" else schedule.sigma(tw), dtype=float)
+        times.update((k, float(tk)) for k, tk in zip(inner, tw, strict=True))
+        sk.update((k, float(s)) for k, s in zip(inner, sw, strict=True))
     stages = []
-    for k, ck in enumerate(c):
-        tk = t0 if ck == 0 else (t1 if ck == 1 else t_of(w0 + ck * h))
-        sk = scale(tk)
-        terms = [(first_pred + m, sk * h * a[k][m]) for m in range(k) if a[k][m]]
-        stages.append(Stage(tk, sk / sc0, terms, pred=first_pred + k))
-    sc1 = scale(t1)
+    for k in range(len(c)):
+        terms = [(first_pred + m, sk[k] * h * a[k][m]) for m in range(k) if a[k][m]]
+        stages.append(Stage(times[k], sk[k] / sc0, terms, pred=first_pred + k))
     out = [(first_pred + k, sc1 * h * bk) for k, bk in enumerate(b) if bk]
     return StepPlan(stages, sc1 / sc0, out, degree=None)
 
@@ -485,37 +364,37 @@ class ExponentialAdams(Method):
 
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
         n = len(ts) - 1
-        stiff_gap = self._stiff_gaps(schedule, ts)
+        grid = GridValues(schedule, ts)
+        adams = AdamsSteps(grid, self.target)
+        var = grid.variable(self.variable)
+        stiff_gap = self._stiff_gaps(grid)
         steps: list[StepPlan] = []
         pred_at: list[int] = []  # prediction index at t_i
         count = 0
         for i in range(n):
-            t0, t1 = float(ts[i]), float(ts[i + 1])
             if self.startup == "rk" and i < self.degree:
-                step = _rk_step(schedule, self.target, t0, t1, CLASSICAL["rk4"], count)
+                step = _rk_step(grid, self.target, i, CLASSICAL["rk4"], count)
                 pred_at.append(count)
                 count += len(step.stages)
                 steps.append(step)
                 continue
-            stage = Stage(t0, 1.0, [], pred=count)
+            stage = Stage(float(ts[i]), 1.0, [], pred=count)
             pred_at.append(count)
             count += 1
             r = self._degree_at(i, n)
-            s1 = _ab(schedule, t1)[1]
+            (a0, s0), (a1, s1) = grid.ab(i), grid.ab(i + 1)
             if r > 0 and self.variable == "lam" and s1 == 0.0:
                 r = 0  # λ is unbounded at σ = 0
-            while r > 0 and not np.isfinite(_variable(schedule, self.variable, ts[i - r])):
+            while r > 0 and not np.isfinite(var[i - r]):
                 r -= 1  # a node where the variable is infinite (α = 0: λ = −∞, ρ = ∞) cannot be used
             while r > 0 and stiff_gap[i - r]:
                 r -= 1  # the oldest node sits across a stiff gap from the rest (max_gap_stiffness)
-            a0, s0 = _ab(schedule, t0)
-            a1, _ = _ab(schedule, t1)
             out_x, c0 = degree0_weight(self.target, a0, s0, a1, s1)
             weights = np.array([c0])
             while r > 0:
-                nodes = np.array([float(ts[i - j]) for j in range(r + 1)])
-                weights = self._weights(schedule, nodes, t0, t1)
-                if self._gain_ok(schedule, nodes, weights, t0, t1):
+                idx = list(range(i, i - r - 1, -1))
+                weights = self._weights(adams, i, idx)
+                if self._gain_ok(adams, i, idx, weights):
                     break
                 r -= 1
                 weights = np.array([c0])
@@ -525,55 +404,51 @@ class ExponentialAdams(Method):
                 # the interpolant of the previous step, one degree up (after an RK
                 # start-up step: the method's degree)
                 prev = steps[-1].degree
-                self._add_corrector(step, schedule, ts, i, pred_at, self.degree if prev is None else prev)
+                self._add_corrector(step, adams, i, pred_at, self.degree if prev is None else prev)
             steps.append(step)
         return Plan(steps, self.target)
 
-    def _stiff_gaps(self, schedule: Schedule, ts: np.ndarray) -> np.ndarray:
+    def _stiff_gaps(self, grid: GridValues) -> np.ndarray:
         """``gap[j]``: whether ``|ρ_j − ρ_{j+1}| / ρ_{j+1}`` exceeds ``max_gap_stiffness``
         (always false without the guard, or for the natural variable)."""
-        gaps = np.zeros(len(ts), dtype=bool)
+        rho = grid.rho
+        gaps = np.zeros(len(rho), dtype=bool)
         if self.max_gap_stiffness is None or self.variable == NATURAL_VARIABLE[self.target]:
             return gaps
-        rho = np.asarray(schedule.rho(np.asarray(ts, dtype=float)), dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):  # ρ = ∞ at α = 0, 0 at σ = 0
             ratio = np.abs(rho[:-1] - rho[1:]) / rho[1:]
         gaps[:-1] = ~(ratio <= self.max_gap_stiffness)  # NaN/inf count as stiff
         return gaps
 
-    def _weights(self, schedule: Schedule, nodes: np.ndarray, t0: float, t1: float) -> np.ndarray:
-        if self.weights == "unipc" and len(nodes) == 2 and _ab(schedule, t1)[1] > 0:
-            return unipc_weights(schedule, nodes, t0, t1)
-        return adams_weights(schedule, self.target, self.variable, nodes, t0, t1)
+    def _weights(self, adams: AdamsSteps, i: int, idx: list[int]) -> np.ndarray:
+        """Weights of step ``i`` on the predictions at grid times ``idx`` (newest first)."""
+        if self.weights == "unipc" and len(idx) == 2 and adams.grid.sigma[i + 1] > 0:
+            return adams.unipc(i, idx)
+        return adams.weights(i, idx, self.variable)
 
-    def _gain_ok(
-        self, schedule: Schedule, nodes: np.ndarray, weights: np.ndarray, t0: float, t1: float
-    ) -> bool:
-        """Whether a step with these nodes and weights passes both stability guards."""
+    def _gain_ok(self, adams: AdamsSteps, i: int, idx: list[int], weights: np.ndarray) -> bool:
+        """Whether step ``i`` with these nodes and weights passes both stability guards."""
         if self.max_gain is not None:
-            limit = self.max_gain * _equal_step_gain(len(nodes) - 1)
-            if noise_gain(schedule, self.target, nodes, weights, t0, t1) > limit:
+            limit = self.max_gain * _equal_step_gain(len(idx) - 1)
+            if adams.gain(i, idx, weights) > limit:
                 return False
         if self.max_disagreement is not None and self.variable != NATURAL_VARIABLE[self.target]:
-            d = variable_disagreement(schedule, self.target, self.variable, nodes, weights, t0, t1)
-            if d > self.max_disagreement * _equal_step_gain(len(nodes) - 1) / 2.0:
+            d = adams.disagreement(i, idx, weights)
+            if d > self.max_disagreement * _equal_step_gain(len(idx) - 1) / 2.0:
                 return False
         return True
 
     def _add_corrector(
-        self, step: StepPlan, schedule: Schedule, ts: np.ndarray, i: int, pred_at: list[int], prev_degree: int
+        self, step: StepPlan, adams: AdamsSteps, i: int, pred_at: list[int], prev_degree: int
     ) -> None:
         """Correct x_i (computed by step i−1) with the implicit interpolant through
         t_i, t_{i−1}, …, t_{i−1−prev_degree}."""
-        t0, t1 = float(ts[i - 1]), float(ts[i])
-        nodes = [t1] + [float(ts[i - 1 - j]) for j in range(prev_degree + 1) if i - 1 - j >= 0]
-        if not all(np.isfinite(_variable(schedule, self.variable, np.array(nodes)))):
+        idx = [i] + [i - 1 - j for j in range(prev_degree + 1) if i - 1 - j >= 0]
+        if not np.all(np.isfinite(adams.grid.variable(self.variable)[idx])):
             return
-        a0, s0 = _ab(schedule, t0)
-        a1, s1 = _ab(schedule, t1)
-        corr_x, _ = degree0_weight(self.target, a0, s0, a1, s1)
-        weights = self._weights(schedule, np.array(nodes), t0, t1)
-        if not self._gain_ok(schedule, np.array(nodes), weights, t0, t1):
+        corr_x, _ = degree0_weight(self.target, *adams.grid.ab(i - 1), *adams.grid.ab(i))
+        weights = self._weights(adams, i - 1, idx)
+        if not self._gain_ok(adams, i - 1, idx, weights):
             return
         step.corr_x = corr_x
         step.corr_terms = [(pred_at[i - j], float(w)) for j, w in enumerate(weights)]
@@ -624,21 +499,18 @@ class RhoRK(Method):
     def __repr__(self) -> str:
         return f"RhoRK({self.name!r}, stages={self.stages}, max_stiffness={self.max_stiffness})"
 
-    def _stiff(self, schedule: Schedule, t0: float, t1: float) -> bool:
-        if self.max_stiffness is None:
-            return False
-        r0, r1 = (float(schedule.rho(np.array([t]))[0]) for t in (t0, t1))
-        return abs(r1 - r0) > self.max_stiffness * r1
-
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
+        grid = GridValues(schedule, ts)
+        rho = grid.rho
         steps, count = [], 0
         for i in range(len(ts) - 1):
-            t0, t1 = float(ts[i]), float(ts[i + 1])
-            if _ab(schedule, t1)[1] == 0.0 or self._stiff(schedule, t0, t1):
-                tableau = substep_tableau(schedule, np.linspace(t0, t1, self.stages + 1))
+            limit = self.max_stiffness
+            stiff = limit is not None and abs(rho[i + 1] - rho[i]) > limit * rho[i + 1]
+            if grid.sigma[i + 1] == 0.0 or stiff:
+                sub = np.linspace(float(ts[i]), float(ts[i + 1]), self.stages + 1)
+                step = _rk_step(grid, "eps", i, substep_tableau(schedule, sub), count)
             else:
-                tableau = self.tableau
-            step = _rk_step(schedule, "eps", t0, t1, tableau, count)
+                step = _rk_step(grid, "eps", i, self.tableau, count)
             count += len(step.stages)
             steps.append(step)
         return Plan(steps, "eps")
@@ -690,25 +562,24 @@ class IPNDM(Method):
         return f"IPNDM(max_disagreement={self.max_disagreement})"
 
     def plan(self, schedule: Schedule, ts: np.ndarray) -> Plan:
+        grid = GridValues(schedule, ts)
+        exact = AdamsSteps(grid, "eps")
         steps = []
         for i in range(len(ts) - 1):
-            t0, t1 = float(ts[i]), float(ts[i + 1])
-            a0, _ = _ab(schedule, t0)
-            a1, _ = _ab(schedule, t1)
-            r0, r1 = (float(schedule.rho(np.array([t]))[0]) for t in (t0, t1))
+            a0, a1 = float(grid.alpha[i]), float(grid.alpha[i + 1])
+            r0, r1 = float(grid.rho[i]), float(grid.rho[i + 1])
             k = min(i, 3)
             while True:
                 w = a1 * (r1 - r0) * np.array(self.WEIGHTS[k])
                 if k == 0 or self.max_disagreement is None:
                     break
-                nodes = np.array([float(ts[i - j]) for j in range(k + 1)])
-                exact = adams_weights(schedule, "eps", "rho", nodes, t0, t1)
+                idx = list(range(i, i - k - 1, -1))
                 limit = self.max_disagreement * _equal_step_gain(k) / 2.0
-                if noise_gain(schedule, "eps", nodes, w - exact, t0, t1) <= limit:
+                if exact.gain(i, idx, w - exact.weights(i, idx, "rho")) <= limit:
                     break
                 k -= 1
             terms = [(i - j, float(wj)) for j, wj in enumerate(w)]
-            steps.append(StepPlan([Stage(t0, 1.0, [], pred=i)], a1 / a0, terms, degree=k))
+            steps.append(StepPlan([Stage(float(ts[i]), 1.0, [], pred=i)], a1 / a0, terms, degree=k))
         return Plan(steps, "eps")
 
 
