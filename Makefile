@@ -29,8 +29,15 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with one BLAS/OpenMP
+# thread: two workers on two cores with a 2-thread pool each oversubscribe the cores
+# and slow every BLAS-heavy test several-fold.  Tests that are about threads set their
+# own pool sizes (threadpoolctl raises them above this start).
+TEST_WORKERS ?= 2
+ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 test: lint docs
-	$(PY) -m pytest -q --durations=15
+	$(ONE_THREAD) $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules expint
 
 # the numpy core without torch installed (tests/conftest.py collects the core modules only)
@@ -38,12 +45,12 @@ NOTORCH := .venv-notorch
 $(NOTORCH)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(NOTORCH)
 	$(NOTORCH)/bin/python -m pip install --quiet --upgrade pip
-	$(NOTORCH)/bin/python -m pip install --quiet -e ".[plot,progress]" pytest hypothesis mpmath
+	$(NOTORCH)/bin/python -m pip install --quiet -e ".[plot,progress]" pytest pytest-xdist hypothesis mpmath
 	touch $@
 
 test-notorch: $(NOTORCH)/.installed
 	$(NOTORCH)/bin/python -c "import expint, sys; assert 'torch' not in sys.modules"
-	$(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider
+	$(ONE_THREAD) $(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 # a developer's quick check (under a minute): the tests not marked slow
 test-fast: $(STAMP)
