@@ -404,27 +404,63 @@ def phi_combination_expm(a: np.ndarray, ws: list[np.ndarray | None]) -> np.ndarr
     the cost of one ``(n + p)``-sized exponential per combination.  Overflow leaves
     ±inf/NaN in the result (no warning): the caller checks finiteness.
     """
+    return phi_combinations_expm(a, [ws])[0]
+
+
+def phi_combinations_expm(a: np.ndarray, wss: list[list[np.ndarray | None]]) -> list[np.ndarray | None]:
+    r"""Several combinations $\sum_k φ_k(A) w^{(m)}_k$ with the same ``A`` from one
+    exponential of size $n + \sum_m p_m$ (`phi_combination_expm` for one): each
+    combination has its own shift block on the diagonal,
+
+    $$
+    \exp\begin{pmatrix} A & ηW^{(1)} & ηW^{(2)} \\ & J_{p_1} & \\ & & J_{p_2}
+    \end{pmatrix},
+    $$
+
+    and the blocks above them do not mix (the lower-right part is block diagonal), so
+    column ``n + p_1 − 1`` holds the first combination and ``n + p_1 + p_2 − 1`` the
+    second.  Two combinations of ``n + p`` cost ``2(n + p)³`` as two exponentials and
+    ``(n + 2p)³`` as one (in flops: for ``n = 64``, ``p = 3``, 43% less).  ``η`` is one scale for
+    all of them (the largest ``‖w_k‖₁``).  A combination whose vectors are all
+    ``None`` gives ``None``.
+    """
     import scipy.linalg
 
-    p = len(ws) - 1
-    vecs = [w for w in ws if w is not None]
-    if not vecs:
-        return None
     n = a.shape[0]
+    ps = [len(ws) - 1 for ws in wss]
+    live = [any(w is not None for w in ws) for ws in wss]
+    if not any(live):
+        return [None] * len(wss)
+    vecs = [w for ws in wss for w in ws if w is not None]
     dtype = np.result_type(a.dtype, *(w.dtype for w in vecs), np.float64)
-    big = np.zeros((n + p, n + p), dtype=dtype)
+    size = n + sum(p for p, on in zip(ps, live, strict=True) if on)
+    big = np.zeros((size, size), dtype=dtype)
     big[:n, :n] = a
-    top = max((float(np.sum(np.abs(w))) for w in ws[1:] if w is not None), default=0.0)
+    top = max((float(np.sum(np.abs(w))) for ws in wss for w in ws[1:] if w is not None), default=0.0)
     eta = 2.0 ** -math.ceil(math.log2(top)) if 0.0 < top < math.inf else 1.0
-    for k in range(1, p + 1):
-        wk = ws[k]
-        if wk is not None:
-            big[:n, n + p - k] = eta * wk
-    big[n:, n:] = np.eye(p, k=1)
+    ends: list[int | None] = []  # the column of each combination's result (after its shift block)
+    start = n
+    for ws, p, on in zip(wss, ps, live, strict=True):
+        if not on:
+            ends.append(None)
+            continue
+        for k in range(1, p + 1):
+            wk = ws[k]
+            if wk is not None:
+                big[:n, start + p - k] = eta * wk
+        big[start : start + p, start : start + p] = np.eye(p, k=1)
+        start += p
+        ends.append(start - 1 if p else None)
     low, high = _ONE_THREAD_EXPM_SIZES
-    with np.errstate(all="ignore"), one_blas_thread() if low <= n + p <= high else nullcontext():
+    outs: list[np.ndarray | None] = []
+    with np.errstate(all="ignore"), one_blas_thread() if low <= size <= high else nullcontext():
         e = scipy.linalg.expm(big)
-        out = e[:n, n + p - 1] / eta if p else np.zeros(n, dtype=dtype)
-        if ws[0] is not None:
-            out = out + e[:n, :n] @ ws[0]
-    return out
+        for ws, end, on in zip(wss, ends, live, strict=True):
+            if not on:
+                outs.append(None)
+                continue
+            out = e[:n, end] / eta if end is not None else np.zeros(n, dtype=dtype)
+            if ws[0] is not None:
+                out = out + e[:n, :n] @ ws[0]
+            outs.append(out)
+    return outs

@@ -85,27 +85,38 @@ def test_one_off_combinations_against_mpmath(references, name):
     exponential Rosenbrock steps use on a formed non-symmetric J_n): vectors of norms
     1e-6 to 1e6 (the scaling η), missing terms, with and without w_0, against the sums of
     the mpmath matrices; error relative to Σ‖φ_k(A)‖‖w_k‖, the size of the terms."""
-    from expint._phi import phi_combination_expm
+    from expint._phi import phi_combination_expm, phi_combinations_expm
 
     a, kmax = CASES[name]
     rng = np.random.default_rng(3)
     n = a.shape[0]
     refs = [r.astype(complex) for r in references[name]]
+
+    def check(got, ws, label):
+        exact = sum(refs[k] @ w for k, w in enumerate(ws) if w is not None)
+        terms = [(refs[k], w) for k, w in enumerate(ws) if w is not None]
+        size = sum(np.linalg.norm(r, 2) * np.linalg.norm(w) for r, w in terms)
+        err = np.linalg.norm(got - exact) / size
+        assert err <= 1e-12 * max(1.0, len(ws) - 1), (name, label, err)
+        assert np.isrealobj(got) == np.isrealobj(a)
+
     for p in range(kmax + 1):
         for w0 in (True, False):
             for drop in (None, p // 2):
                 ws = [10.0 ** rng.uniform(-6, 6) * rng.standard_normal(n) for _ in range(p + 1)]
                 ws = [None if (k == 0 and not w0) or (k == drop and k > 0) else w for k, w in enumerate(ws)]
+                # a second combination with the same A, of another length (the update
+                # and the error estimate of a Rosenbrock step come out of one exponential)
+                other = [None] * (kmax - p) + [10.0 ** rng.uniform(-6, 6) * rng.standard_normal(n)]
                 if all(w is None for w in ws):
                     assert phi_combination_expm(a, ws) is None
+                    assert phi_combinations_expm(a, [ws, ws])[0] is None
                     continue
-                got = phi_combination_expm(a, ws)
-                exact = sum(refs[k] @ w for k, w in enumerate(ws) if w is not None)
-                terms = [(refs[k], w) for k, w in enumerate(ws) if w is not None]
-                size = sum(np.linalg.norm(r, 2) * np.linalg.norm(w) for r, w in terms)
-                err = np.linalg.norm(got - exact) / size
-                assert err <= 1e-12 * max(1.0, p), (name, p, w0, drop, err)
-                assert np.isrealobj(got) == np.isrealobj(a)
+                check(phi_combination_expm(a, ws), ws, (p, w0, drop))
+                first, second = phi_combinations_expm(a, [ws, other])
+                check(first, ws, (p, w0, drop, "first of two"))
+                check(second, other, (p, w0, drop, "second of two"))
+                assert phi_combinations_expm(a, [[None] * 2, ws])[0] is None
 
 
 def test_one_off_combinations_leave_the_blas_threads_as_they_were():

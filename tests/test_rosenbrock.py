@@ -323,8 +323,20 @@ def test_a_non_normal_formed_jacobian_takes_augmented_exponentials(monkeypatch, 
     y0 = np.sin(np.pi * x) ** 2
     assert np.linalg.cond(np.linalg.eig(prob.linear.a)[1]) > 1e6
     kw = {"scheme": name, "rtol": 1e-7, "atol": 1e-9, "t_eval": np.linspace(0.0, 0.25, 6)}
+    # one exponential per stage after the first, and one for the update and the error
+    # estimate together (two combinations of the same J_n)
+    import expint._schemes._rosenbrock as rosenbrock_module
+
+    calls: list[int] = []
+    real = rosenbrock_module.phi_combinations_expm
+    monkeypatch.setattr(
+        rosenbrock_module, "phi_combinations_expm", lambda a, wss: calls.append(len(wss)) or real(a, wss)
+    )
     sol = expint.solve(prob, y0, (0.0, 0.25), **kw)
     assert sol.success and sol.stats["krylov_matvecs"] == 0
+    attempts = sol.stats["steps"] + sol.stats["rejected_steps"]
+    stages = expint.schemes.get(name).rosenbrock.stages
+    assert len(calls) == attempts * stages and calls.count(2) == attempts, (calls, attempts)
     monkeypatch.setattr(RosenbrockStepper, "dense_expm_max", 0)
     krylov = expint.solve(prob, y0, (0.0, 0.25), **kw)
     assert krylov.stats["krylov_matvecs"] > 0 and krylov.stats["steps"] == sol.stats["steps"]

@@ -370,25 +370,53 @@ def _combine_grouped(
     will ask for at each ``(c, s)`` in this step, requested on the first call so that
     one evaluation serves the step.
     """
-    groups: dict[tuple[float, float], dict[int, Any]] = {}
+    return _combine_grouped_many(linear, h, t, [[(u, exp_expr), *parts]], top_index)[0]
 
-    def add(vec: Any, expr: PhiExpr) -> None:
-        for (cs), ks in expr.groups().items():
-            slot = groups.setdefault(cs, {})
-            for k, coef in ks.items():
-                term = vec * coef
-                slot[k] = term if k not in slot else slot[k] + term
 
-    add(u, exp_expr)
-    for vec, expr in parts:
-        add(vec, expr)
-    out = None
-    for (c, s), ks in groups.items():
+def _combine_grouped_many(
+    linear: Any,
+    h: float,
+    t: float,
+    combinations: list[list[tuple[Any, PhiExpr]]],
+    top_index: dict[tuple[float, float], int] | None = None,
+) -> list[Any]:
+    """Several `_combine_grouped` sums (each a list of ``(vector, expr)``) on the same
+    operator and step.  An operator with ``phi_combinations(h, c, wss, t)`` gets every
+    sum's terms at a node in one call (one augmented exponential for all of them, on a
+    formed Rosenbrock Jacobian); others one ``phi_combination`` call per sum and node.
+    """
+    grouped: list[dict[tuple[float, float], dict[int, Any]]] = []
+    for parts in combinations:
+        groups: dict[tuple[float, float], dict[int, Any]] = {}
+        for vec, expr in parts:
+            for cs, ks in expr.groups().items():
+                slot = groups.setdefault(cs, {})
+                for k, coef in ks.items():
+                    term = vec * coef
+                    slot[k] = term if k not in slot else slot[k] + term
+        grouped.append(groups)
+    outs: list[Any] = [None] * len(combinations)
+
+    def accumulate(m: int, val: Any) -> None:
+        outs[m] = val if outs[m] is None else outs[m] + val
+
+    many = getattr(linear, "phi_combinations", None)
+    nodes = list(dict.fromkeys(cs for groups in grouped for cs in groups))
+    for c, s in nodes:
+        present = [m for m, groups in enumerate(grouped) if (c, s) in groups]
         if c == 0.0:  # φ_k(0) = 1/k!
-            val = sum(w / math.factorial(k) for k, w in ks.items())
-        else:
+            for m in present:
+                accumulate(m, sum(w / math.factorial(k) for k, w in grouped[m][(c, s)].items()))
+            continue
+        wss = []
+        for m in present:
+            ks = grouped[m][(c, s)]
             top = max(ks) if top_index is None else max(max(ks), top_index.get((c, s), 0))
-            ws = [ks.get(k) for k in range(top + 1)]
-            val = linear.phi_combination(h, c, ws, t + s * h)
-        out = val if out is None else out + val
-    return out
+            wss.append([ks.get(k) for k in range(top + 1)])
+        if many is not None and len(wss) > 1:
+            vals = many(h, c, wss, t + s * h)
+        else:
+            vals = [linear.phi_combination(h, c, ws, t + s * h) for ws in wss]
+        for m, val in zip(present, vals, strict=True):
+            accumulate(m, val)
+    return outs
