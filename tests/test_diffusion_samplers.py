@@ -304,6 +304,30 @@ def test_per_sample_grids_equal_separate_runs():
         assert torch.allclose(out[i : i + 1], single, rtol=1e-13, atol=1e-14)
 
 
+def test_compiling_per_sample_plans_leaves_the_methods_plans_as_they_were():
+    """Rows whose guards choose different degrees and correctors are harmonised (missing
+    terms at weight 0, a corrector on only some rows dropped) on copies: the plans the
+    method returned keep their own terms."""
+    from expint.diffusion._compile import compile_plans
+
+    rows = np.stack(
+        [grid(SCH, 6, "uniform", t_start=T0, t_end=T1), grid(SCH, 6, "logsnr", t_start=T0, t_end=T1)]
+    )
+    method = get_method("unipc3")
+    plans = [method.plan(SCH, row) for row in rows]
+    made = [[(list(st.out_terms), st.corr_x, list(st.corr_terms)) for st in p.steps] for p in plans]
+    differ = [
+        i
+        for i in range(6)
+        if len(made[0][i][0]) != len(made[1][i][0]) or (made[0][i][1] is None) != (made[1][i][1] is None)
+    ]
+    assert differ, made  # the rows disagree somewhere: harmonising has work to do
+    program = compile_plans(plans, rows, SCH, "eps")
+    assert [[(st.out_terms, st.corr_x, st.corr_terms) for st in p.steps] for p in plans] == made
+    for i in differ:  # the program has the union of the rows' terms
+        assert len(program.steps[i].out_terms) >= max(len(made[0][i][0]), len(made[1][i][0]))
+
+
 def test_float32_state_and_callback_and_progress(capsys):
     seen = []
     x = X_T.float()

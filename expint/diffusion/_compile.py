@@ -98,7 +98,10 @@ def compile_plans(plans: list[Plan], rows: np.ndarray, schedule: Schedule, predi
     propagator is undefined on the grid, or a coefficient is not finite.
     """
     if len(plans) > 1:  # harmonised copies: the caller's plans stay as the method made them
-        plans = copy.deepcopy(plans)
+        # `_harmonise` reassigns fields of the steps (never mutates a list or a stage in
+        # place), so copies of the steps are enough — a deep copy of 256 rows' plans
+        # cost more than planning them
+        plans = [Plan([copy.copy(step) for step in p.steps], p.target) for p in plans]
         _harmonise(plans)
     _check_structure(plans)
     ref = plans[0]
