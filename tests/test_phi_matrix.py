@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from _optional import BACKENDS, needs_torch, torch
+from _threads import blas_threads
 
 import expint
 from mpref import frobenius_relative, phi_matrix_ref
@@ -122,21 +123,18 @@ def test_one_off_combinations_against_mpmath(references, name):
 def test_one_off_combinations_leave_the_blas_threads_as_they_were():
     """Sizes in `_ONE_THREAD_EXPM_SIZES` run on one BLAS thread and restore the pools;
     the result is the same either way."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
     import expint._phi as phi_module
-
-    def threads():
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     rng = np.random.default_rng(5)
     n = phi_module._ONE_THREAD_EXPM_SIZES[0] + 4
     a = rng.standard_normal((n, n)) / np.sqrt(n)
     ws = [rng.standard_normal(n) for _ in range(3)]
     with threadpool_limits(limits=2, user_api="blas"):
-        before = threads()
+        before = blas_threads()
         one = phi_module.phi_combination_expm(a, ws)
-        assert threads() == before
+        assert blas_threads() == before
     exact = sum(expint.phi_matrix(k, a) @ w for k, w in enumerate(ws))
     np.testing.assert_allclose(one, exact, rtol=1e-12, atol=1e-12 * np.abs(exact).max())
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 from _optional import needs_torch, torch
+from _threads import blas_threads
 from _transfers import count_transfers
 
 import expint
@@ -623,12 +624,6 @@ def test_lanczos_with_torch_dense_and_sparse_matrices(rng):
         assert _rel(w.numpy(), ref) <= 1e-10
 
 
-def _blas_threads() -> list[int]:
-    from threadpoolctl import threadpool_info
-
-    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-
-
 @pytest.mark.parametrize("hermitian", [None, False])
 def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
     """Inside the Krylov loop on a long numpy vector BLAS runs on one thread (seen from the
@@ -639,11 +634,11 @@ def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
     n = 128
     apply = matvec_2d(n)
     with threadpool_limits(limits=2, user_api="blas"):  # a known starting point on any machine
-        before = _blas_threads()
+        before = blas_threads()
         seen: list[list[int]] = []
 
         def recording(x):
-            seen.append(_blas_threads())
+            seen.append(blas_threads())
             return apply(x)
 
         free = expint.MatrixFree(recording, n * n, hermitian=bool(hermitian is None))
@@ -651,7 +646,7 @@ def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
         w = expint.phiv(free, [v], 1e-4, tol=1e-8, hermitian=hermitian).w
         assert _rel(w, exact_phiv(2, n, [v], 1e-4)) < 1e-7
         assert seen and all(threads == [1] * len(before) for threads in seen[1:])
-        assert _blas_threads() == before
+        assert blas_threads() == before
 
         calls = []
 
@@ -663,7 +658,7 @@ def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
 
         with pytest.raises(RuntimeError, match="matvec failed"):
             expint.phiv(expint.MatrixFree(failing, n * n), [v], 1e-4)
-        assert _blas_threads() == before
+        assert blas_threads() == before
 
         import threading
 
@@ -681,10 +676,10 @@ def test_long_numpy_vectors_run_on_one_blas_thread_and_restore_it(hermitian):
             th.start()
         for th in threads:
             th.join()
-        assert not errors and _blas_threads() == before
+        assert not errors and blas_threads() == before
 
         seen.clear()
-        short = expint.MatrixFree(lambda x: (seen.append(_blas_threads()), -x)[1], 50)
+        short = expint.MatrixFree(lambda x: (seen.append(blas_threads()), -x)[1], 50)
         expint.phiv(short, [np.ones(50)], 1e-3)
         assert seen and all(threads == before for threads in seen)
 
