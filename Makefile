@@ -32,12 +32,14 @@ docs: $(STAMP)
 # The suite runs in TEST_WORKERS processes (pytest-xdist), each with one BLAS/OpenMP
 # thread: two workers on two cores with a 2-thread pool each oversubscribe the cores
 # and slow every BLAS-heavy test several-fold.  Tests that are about threads set their
-# own pool sizes (threadpoolctl raises them above this start).
+# own pool sizes (threadpoolctl raises them above this start).  --dist loadfile keeps
+# each module in one process, so its module-scoped fixtures (mpmath references, learned
+# models' reference samples) are computed once.
 TEST_WORKERS ?= 2
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 test: lint docs
-	$(ONE_THREAD) $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
+	$(ONE_THREAD) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules expint
 
 # the numpy core without torch installed (tests/conftest.py collects the core modules only)
@@ -50,7 +52,7 @@ $(NOTORCH)/.installed: pyproject.toml
 
 test-notorch: $(NOTORCH)/.installed
 	$(NOTORCH)/bin/python -c "import expint, sys; assert 'torch' not in sys.modules"
-	$(ONE_THREAD) $(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
+	$(ONE_THREAD) $(NOTORCH)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 # a developer's quick check (under a minute): the tests not marked slow
 test-fast: $(STAMP)

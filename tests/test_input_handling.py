@@ -233,6 +233,7 @@ def test_a_blow_up_gives_one_warning_and_a_failed_run(linear, step):
     assert [str(w.message)[:13] for w in seen] == ["expint.solve:"]
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")  # torch's, on to_sparse_csr
 @pytest.mark.parametrize("layout", ["coo", "csr"])
 def test_phiv_mixes_torch_sparse_precisions(layout):
     """A float32 torch sparse matrix with float64 vectors raised torch's "expected scalar
