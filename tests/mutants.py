@@ -88,6 +88,20 @@ MUTANTS = [
         "return xp.log(-xp.expm1(2.0 * log_alpha))",
         ["tests/test_diffusion_schedules.py"],
     ),
+    (
+        "grid-wide Adams weights integrate the previous step's kernel",
+        "expint/diffusion/_adams.py",
+        "return self._scale[i] * (basis @ self._kernel[i])",
+        "return self._scale[i] * (basis @ self._kernel[i - 1])",
+        ["tests/test_adams_weights.py"],
+    ),
+    (
+        "Lagrange basis keeps the node's own factor",
+        "expint/_interp.py",
+        "    factors[diagonal, diagonal] = 1.0\n",
+        "",
+        ["tests/test_adams_weights.py"],
+    ),
 ]
 
 
