@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -511,24 +511,13 @@ class _FormedJacobian:
 
     def phi_combinations(self, h: float, c: float, wss: list[list], t: float | None = None) -> list:
         """Several combinations at one node from one augmented exponential
-        (`expint._phi.phi_combinations_expm`): a step's update and its error estimate."""
+        (`expint._phi.phi_combinations_expm`): a step's update and its error estimate.
+        The vectors are one state's (a Rosenbrock step integrates one state at a time)."""
         like = next((w for ws in wss for w in ws if w is not None), None)
         if like is None:
             return [None] * len(wss)
         host = [[None if w is None else to_numpy(w) for w in ws] for ws in wss]
-        scaled = (c * h) * self.a
-        outs: list
-        if like.ndim == 1:
-            outs = phi_combinations_expm(scaled, host)
-        else:  # rows of states, one exponential each (never all-None: `like` is a row's)
-            per_row = [
-                phi_combinations_expm(scaled, [[None if w is None else w[r] for w in ws] for ws in host])
-                for r in range(len(like))
-            ]
-            outs = [
-                None if per_row[0][m] is None else np.stack([cast(np.ndarray, row[m]) for row in per_row])
-                for m in range(len(wss))
-            ]
+        outs = phi_combinations_expm((c * h) * self.a, host)
         return [o if o is None or isinstance(like, np.ndarray) else to_like(o, like) for o in outs]
 
 
