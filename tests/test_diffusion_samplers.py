@@ -328,6 +328,29 @@ def test_compiling_per_sample_plans_leaves_the_methods_plans_as_they_were():
         assert len(program.steps[i].out_terms) >= max(len(made[0][i][0]), len(made[1][i][0]))
 
 
+def test_repeated_rows_of_a_per_sample_grid_are_planned_once_with_the_same_program(monkeypatch):
+    """Rows that repeat (groups of samples sharing a grid) are planned once each; the
+    compiled program is the one every row planned on its own gives."""
+    from expint.diffusion._compile import compile_plans
+
+    base = np.stack(
+        [grid(SCH, 6, "uniform", t_start=T0, t_end=T1), grid(SCH, 6, "logsnr", t_start=T0, t_end=T1)]
+    )
+    rows = base[[1, 0, 0, 1, 1, 0]]
+    method = get_method("unipc3")
+    separately = compile_plans([method.plan(SCH, row) for row in rows], rows, SCH, "eps")
+    calls = []
+    real_plan = type(method).plan
+    monkeypatch.setattr(
+        type(method), "plan", lambda self, sch, ts: calls.append(1) or real_plan(self, sch, ts)
+    )
+    program = Sampler(SCH, rows, method)._program
+    assert len(calls) == 2
+    np.testing.assert_array_equal(program.table, separately.table)
+    np.testing.assert_array_equal(program.times, separately.times)
+    assert program.steps == separately.steps
+
+
 def test_float32_state_and_callback_and_progress(capsys):
     seen = []
     x = X_T.float()

@@ -92,7 +92,11 @@ class Sampler:
             starts = np.argwhere(np.asarray(schedule.alpha(rows[:, :-1])) == 0)
             if starts.size:
                 raise undefined_start(int(starts[0, 1]), float(rows[tuple(starts[0])]))
-        plans = [self.method.plan(schedule, row) for row in rows]
+        # a per-sample grid often repeats rows (groups of samples sharing a grid): each
+        # distinct row is planned once (planning is the host work of the set-up)
+        distinct, which = np.unique(rows, axis=0, return_inverse=True)
+        planned = [self.method.plan(schedule, row) for row in distinct]
+        plans = [planned[k] for k in np.ravel(which)]
         self._program: Program = compile_plans(plans, rows, schedule, self.prediction)
         self.target = self._program.target
         # step end times for callbacks: floats, or per-sample arrays for 2-D grids
