@@ -16,8 +16,9 @@ read once at the end).  CPU runs use ``--threads`` torch threads (default 1).
 A second table times the set-up of ``--steps`` steps on the host, which the per-step
 expint rows leave out: building an expint ``Sampler`` (its grid's exponential-integrator
 weights), against a diffusers scheduler's construction and ``set_timesteps`` (which its
-per-step rows above include).  ``--setup-only`` prints that table alone (it includes
-``unipc2``, the default method).
+per-step rows above include), and per-sample grids of 64 rows (all distinct, and
+two grids repeated: each distinct row is planned once).  ``--setup-only`` prints that
+table alone (it includes ``unipc2``, the default method).
 
 With ``--sync-debug`` (CUDA only) the expint runs are wrapped in
 ``torch.cuda.set_sync_debug_mode("error")`` with the final check off: any host–device
@@ -30,6 +31,7 @@ import argparse
 import time
 import warnings
 
+import numpy as np
 import torch
 
 from expint.diffusion import DiscreteVP, Sampler, grid
@@ -185,6 +187,14 @@ def setup_table(sch, ts, peers: dict, dev: str, n: int) -> None:
     for name in SETUP:
         best = min(_once(lambda name=name: Sampler(sch, ts, name), dev) for _ in range(5))
         print(f"| expint {name} | {1e3 * best:.2f} |")
+    # per-sample grids: 64 distinct rows (each sample's grid ends at its own time), and
+    # 64 rows that repeat two grids (planned once per distinct row)
+    ends = np.linspace(float(ts[-2]), float(ts[-1]), 64)
+    distinct = np.stack([grid(sch, n, "uniform", t_start=float(ts[0]), t_end=float(e)) for e in ends])
+    repeated = np.repeat(distinct[[0, -1]], 32, axis=0)
+    for label, rows in (("64 distinct rows", distinct), ("64 rows, 2 distinct", repeated)):
+        best = min(_once(lambda rows=rows: Sampler(sch, rows, "unipc2"), dev) for _ in range(3))
+        print(f"| expint unipc2, per-sample grid of {label} | {1e3 * best:.2f} |")
     for pname, make in peers.items():
 
         def build(make=make):
