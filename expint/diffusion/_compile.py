@@ -166,12 +166,8 @@ def _conversions(schedule: Schedule, prediction: str, target: str, t: np.ndarray
 
 def conversion_at(schedule: Schedule, prediction: str, target: str, t: float) -> tuple[float, float]:
     """``(A, B)`` with ``target = A x + B · prediction`` at time ``t`` (`conversion`)."""
-    at = np.array([t])
-    a, s = float(schedule.alpha(at)[0]), float(schedule.sigma(at)[0])
-    da = ds = np.nan
-    if prediction == "flow":
-        da, ds = (float(v[0]) for v in schedule.derivatives(at))
-    return conversion(prediction, target, a, s, da, ds)
+    a, b = _conversions(schedule, prediction, target, np.array([float(t)]))[0]
+    return float(a), float(b)
 
 
 def undefined_start(i: int, t: float) -> ValueError:
