@@ -21,8 +21,8 @@ MUTANTS = [
     (
         "phiv error estimate forced to 0",
         "expint/_krylov.py",
-        "info.error_estimate += err_loc",
-        "info.error_estimate += 0.0 * err_loc",
+        "estimates += err_loc",
+        "estimates += 0.0 * err_loc",
         ["tests/test_phiv.py"],
     ),
     (
@@ -42,8 +42,8 @@ MUTANTS = [
     (
         "step count after a failure reported as the total",
         "expint/_solve.py",
-        '"steps": done,',
-        '"steps": len(grid) - 1,',
+        "stats = work.stats(done, stepper, 0)",
+        "stats = work.stats(n, stepper, 0)",
         ["tests/test_solve.py", "tests/test_input_handling.py"],
     ),
     (
@@ -56,8 +56,8 @@ MUTANTS = [
     (
         "φ Taylor series off by one factorial",
         "expint/_phi.py",
-        "inv_fact = [1.0 / math.factorial(j + k) for j",
-        "inv_fact = [1.0 / math.factorial(j + k + 1) for j",
+        "coefs[:n] = [1.0 / math.factorial(j + k) for j",
+        "coefs[:n] = [1.0 / math.factorial(j + k + 1) for j",
         ["tests/test_phi_scalar.py"],
     ),
     (
@@ -77,8 +77,9 @@ MUTANTS = [
     (
         "optimize_grid returns its start",
         "expint/diffusion/optimize.py",
-        'return best["ts"], info',
-        "return ts0, info",
+        "best_ts, best_loss, start_index, _, prior_from = min(results, key=lambda r: r[1])\n",
+        "best_ts, best_loss, start_index, _, prior_from = min(results, key=lambda r: r[1])\n"
+        "    best_ts = ts0\n",
         ["tests/test_optimize_grid.py"],
     ),
     (
