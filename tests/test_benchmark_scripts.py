@@ -129,3 +129,25 @@ def test_krylov_solve_overhead_runs_every_case():
         timeout=120,
     )
     assert out.returncode == 2 and "unknown cases" in out.stderr
+
+
+@pytest.mark.slow
+def test_small_stiff_system_reaches_the_reference_with_every_configuration():
+    """`benchmarks/small_stiff_system.py` (Robertson) at one loose tolerance: a row per
+    configuration, each successful and within 1e-3 of the tight Radau reference."""
+    text = _run("small_stiff_system.py", "--rtols", "1e-4", "--repeats", "1")
+    rows = [
+        line.split("|")[1:-1]
+        for line in text.splitlines()
+        if line.startswith("| expint") or line.startswith("| scipy")
+    ]
+    assert [r[0].strip() for r in rows] == [
+        "expint exprb32",
+        "expint exprb43",
+        "scipy Radau",
+        "scipy BDF",
+        "scipy LSODA",
+    ], text
+    for r in rows:
+        steps, err = r[1].split("(")[1].rstrip(") ").split(", ")
+        assert int(steps) > 0 and float(err) < 1e-3, r
