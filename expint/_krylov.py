@@ -30,7 +30,8 @@ once the smaller basis meets the tolerance for the current ``τ``, and the next 
 grows from the estimate at the size used, so easy sub-steps do not pay for a full
 basis of ``m``.  A breakdown of Arnoldi (``h_{j+1,j}`` at rounding level, the Krylov
 space is invariant) ends the basis early and finishes the whole remaining interval in
-one exact step.  The small exponentials are computed in numpy (`_expm_small`).
+one exact step.  The small exponentials are computed in numpy
+(`expint._krylov_projection`).
 
 Hermitian ``A``.  The augmented operator is not Hermitian, so for a Hermitian ``A`` the
 sum is instead advanced in the single-vector form of *phipm* (Niesen & Wright 2012):
@@ -56,6 +57,12 @@ interval instead (`expint._chebyshev`), with an a-priori error bound and no inne
 products (for ``p > 0`` on ``w_p`` of the single-vector form); ``method="auto"`` takes
 it for vectors ``v_0`` that are not smooth.
 
+Layout: this module is the entry point (argument checks, the choice of path, retries,
+the BLAS thread window); `expint._krylov_expv` is the sub-stepping integrator and its
+`KrylovInfo`, `expint._krylov_basis` builds, combines and stores the basis, and
+`expint._krylov_projection` evaluates each sub-step's small projected problem and its
+error estimate.
+
 ``python benchmarks/krylov_phiv.py`` compares the cost with SciPy's ``expm_multiply``
 and ``funm_multiply_krylov``; ``python benchmarks/chebyshev_phiv.py`` compares the
 Chebyshev and Lanczos paths.
@@ -63,26 +70,20 @@ Chebyshev and Lanczos paths.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._backend import (
     Array,
     all_finite,
-    array_namespace,
     as_like,
     cast,
     concat,
-    device,
-    finfo_of,
     is_array,
-    is_complex,
     is_inexact,
     is_torch_array,
     promote_types,
@@ -92,7 +93,6 @@ from ._backend import (
     sparse_is_hermitian,
     sparse_kind,
     stack,
-    to_like,
     to_numpy,
 )
 from ._blas import one_blas_thread
@@ -105,66 +105,21 @@ from ._chebyshev import (
     shifted_product,
     spectral_interval,
 )
-from ._phi import phi_all
+from ._krylov_basis import _row_norms
+from ._krylov_expv import (
+    _CHECK_MIN_N,
+    KrylovInfo,
+    NonFinite,
+    _expv,
+    _overflow,
+    _RoundingFloor,
+    _taylor,
+    _unit_roundoff,
+)
+from ._krylov_projection import _rounding
 from ._validation import check_krylov_options
 
 __all__ = ["KrylovInfo", "PhivResult", "phiv"]
-
-
-@dataclass
-class KrylovInfo:
-    """Work and accuracy report of one `phiv` call.
-
-    Attributes
-    ----------
-    error_estimate : float
-        Sum of the accepted local error estimates of the final attempt (absolute,
-        2-norm), an estimate of ``‖w - w_exact‖``: the truncation of the Krylov
-        expansion, plus the cancellation of the single-vector form; not the rounding
-        of the final combination, which in float32 is ~10–20 units of roundoff of
-        ``‖w‖`` on stiff φ-combinations (tests/test_phiv.py: errors 2.3e-6 and
-        2.6e-6 at ``tol = 1e-5``).
-    matvecs : int
-        Products with ``A``.
-    substeps : int
-        Accepted sub-steps.
-    rejected : int
-        Rejected sub-steps.
-    happy_breakdowns : int
-        Arnoldi breakdowns (invariant Krylov space found), counted per right-hand side
-        and sub-step.
-    basis_sizes : list[int]
-        Krylov basis size of every accepted sub-step (Chebyshev: the number of
-        products in the expansion).
-    lanczos : bool
-        Whether the result comes from the Lanczos three-term recurrence on ``A``
-        (Hermitian or skew-Hermitian ``A``; for ``p > 0`` through the single-vector
-        form) rather than from Arnoldi (on the augmented operator for ``p > 0``).
-    chebyshev : bool
-        Whether it comes from the Chebyshev expansion (``method="chebyshev"``, or
-        ``"auto"`` on a rough vector); then ``error_estimate`` is the a-priori
-        bound (truncation plus rounding; absolute, 2-norm) and ``substeps`` is 1.
-    """
-
-    error_estimate: float = 0.0
-    matvecs: int = 0
-    substeps: int = 0
-    rejected: int = 0
-    happy_breakdowns: int = 0
-    basis_sizes: list[int] = field(default_factory=list)
-    lanczos: bool = False
-    chebyshev: bool = False
-
-    def merge(self, other: KrylovInfo) -> None:
-        """Accumulate another call's work into this record."""
-        self.error_estimate += other.error_estimate  # caller may overwrite (retries)
-        self.matvecs += other.matvecs
-        self.substeps += other.substeps
-        self.rejected += other.rejected
-        self.happy_breakdowns += other.happy_breakdowns
-        self.basis_sizes.extend(other.basis_sizes)
-        self.lanczos = self.lanczos or other.lanczos
-        self.chebyshev = self.chebyshev or other.chebyshev
 
 
 class PhivResult(NamedTuple):
@@ -234,35 +189,6 @@ def _hermitian(a: Any, *, skew: bool = False) -> bool | None:
     return flag if isinstance(flag, bool) else None
 
 
-def _row_norms(x: Any) -> np.ndarray:
-    """2-norms of the rows of ``x`` on the host (one transfer)."""
-    if isinstance(x, np.ndarray):
-        # the hot path: one BLAS dot per row (np.linalg.norm along an axis squares into
-        # a temporary first, several times slower on long vectors, real or complex)
-        flat = x.reshape(-1, x.shape[-1])
-        with np.errstate(over="ignore"):
-            squares = np.array([np.vdot(row, row).real for row in flat])
-        norms = np.sqrt(squares)
-        for i in np.flatnonzero(~np.isfinite(norms)):  # the squares overflowed: scale first
-            top = np.max(np.abs(flat[i]))
-            if np.isfinite(top):
-                norms[i] = top * math.sqrt(np.vdot(flat[i] / top, flat[i] / top).real)
-        return norms.reshape(x.shape[:-1])
-    xp = array_namespace(x)
-    if is_torch_array(x):  # one kernel instead of four (launches count on a GPU)
-        import torch
-
-        norms = np.asarray(to_numpy(torch.linalg.vector_norm(x, dim=-1)), dtype=float)
-    else:
-        norms = np.asarray(to_numpy(xp.sqrt(xp.sum(xp.abs(x) ** 2, axis=-1))), dtype=float)
-    if not np.all(np.isfinite(norms)):  # squares past the range (rare: a second pass)
-        top = xp.max(xp.abs(x), axis=-1, keepdims=True)
-        safe = xp.where(top > 0, top, xp.ones_like(top))
-        scaled = xp.sqrt(xp.sum(xp.abs(x / safe) ** 2, axis=-1)) * safe[..., 0]
-        norms = np.asarray(to_numpy(scaled), dtype=float)
-    return norms
-
-
 def _check_product(out: Any, v: Any, n: int) -> Any:
     """The first product ``A v``: same array type as ``v``, shape ``(n,)``, finite."""
     if not same_array_type(out, v):
@@ -280,13 +206,6 @@ def _check_product(out: Any, v: Any, n: int) -> Any:
             "A (matvec) returned NaN or inf for a finite vector; check A (or the matvec) for NaN/inf entries"
         )
     return out
-
-
-def _combine(basis: Any, coeffs: np.ndarray, like: Any) -> Any:
-    """Row ``b`` of the result is ``Σ_i coeffs[b, i] basis[b, i]``, in the dtype of
-    ``like`` (``basis``: ``(B, K, N)``, ``coeffs``: ``(B, K)``)."""
-    c = coeffs if is_complex(like) else np.real(coeffs)
-    return (as_like(c[:, None, :], like) @ basis)[:, 0]
 
 
 #: Magnitudes of the vectors that `phiv` takes as they are: their squares stay normal.
@@ -648,6 +567,8 @@ def phiv(
 
 
 PHIV_METHODS = ("auto", "krylov", "chebyshev")
+
+
 _AUTO_ROUNDING_MARGIN = 10.0
 
 
@@ -839,40 +760,6 @@ def _retry(
     return PhivResult(out[0] if single else out, info)
 
 
-class NonFinite(ValueError):
-    """`phiv` met a non-finite vector or would return a non-finite result.  A
-    ``ValueError`` to callers; a solver's operator turns it into a non-finite stage,
-    which stops the run at that step (as the same overflow does on `Dense`)."""
-
-
-def _overflow() -> ValueError:
-    return NonFinite(
-        "phiv: the result is not finite: e^{tA} grows past the floating-point range (t times "
-        "the largest real part of A's eigenvalues beyond ~700); shorten t or rescale the problem"
-    )
-
-
-# e^{τH} overflows once τ times H's largest eigenvalue passes ~709; a tenth of such a
-# τ is below 71, where the estimate is finite again and the usual rule takes over
-_OVERFLOW_SHRINK = 0.1
-
-
-def _round2(x: float) -> float:
-    """Round to two significant digits (keeps step sizes from drifting by ulps)."""
-    if x <= 0 or not math.isfinite(x):
-        return x
-    s = 10.0 ** (math.floor(math.log10(x)) - 1)
-    return math.ceil(x / s) * s
-
-
-# The Krylov process checks whether a smaller basis already meets the tolerance at these
-# sizes.  Each check costs a small ``expm``: Arnoldi checks only on long vectors, where it
-# can save orthogonalising against tens of vectors of length n; Lanczos always, as its
-# basis limit (60 or more) is far larger than an easy sub-step needs and the final
-# ``expm`` of a 62 × 62 matrix alone outweighs a few checks (`python benchmarks/krylov_phiv.py --sizes
-# 16,32`: below n = 2000 every call used to build all 60 vectors)
-_CHECKPOINTS = (6, 10, 14, 19, 24, 30, 38, 48, 60, 75, 85, 95, 107, 120)
-_CHECK_MIN_N = 2000
 # default basis limits: Arnoldi's orthogonalisation costs O(j n) for the j-th vector,
 # Lanczos's O(n), so Lanczos affords a larger basis and fewer, longer sub-steps
 # (`python benchmarks/krylov_phiv.py`: 128²/256² Laplacians 1.2–1.6× faster than with 30).
@@ -888,15 +775,15 @@ _CHECK_MIN_N = 2000
 # 7–23% faster at 1e-10.  Short vectors keep 60: there the small matrices dominate and
 # a larger basis only makes them larger.
 _DEFAULT_M = 30
+
+
 _DEFAULT_M_LANCZOS = 60
+
+
 _LANCZOS_M_LONG = 120
+
+
 _LANCZOS_BASIS_BYTES = 32 * 2**20
-# above this basis size a Lanczos sub-step takes its small φ-evaluations from the
-# eigendecomposition of its tridiagonal matrix (`_small_phi_tridiagonal`) instead of a
-# Padé exponential of the augmented matrix: the exponential's cost grows faster with
-# the size (squarings of a full matrix), and every rejected or stretched τ on the same
-# basis would pay it again, where the decomposition is reused
-_EIGEN_MIN = 60
 
 
 def _lanczos_limit(entries: int, itemsize: int) -> int:
@@ -910,664 +797,4 @@ def _lanczos_limit(entries: int, itemsize: int) -> int:
     return max(_DEFAULT_M_LANCZOS, min(_LANCZOS_M_LONG, fits))
 
 
-# Padé(13) numerator coefficients (Higham 2005, Table 2.3 / eq. 2.1) and its bound θ_13
-_PADE13 = (
-    64764752532480000.0,
-    32382376266240000.0,
-    7771770303897600.0,
-    1187353796428800.0,
-    129060195264000.0,
-    10559470521600.0,
-    670442572800.0,
-    33522128640.0,
-    1323241920.0,
-    40840800.0,
-    960960.0,
-    16380.0,
-    182.0,
-    1.0,
-)
-_THETA13 = 5.371920351148152
-
-
-def _expm_small(a: np.ndarray) -> np.ndarray:
-    """``e^a`` of small matrices (a stack ``(..., k, k)``) by Padé(13) scaling and
-    squaring (Higham 2005) in numpy, one scaling for the whole stack.
-
-    Written here rather than calling ``scipy.linalg.expm`` because numpy and scipy each
-    ship an OpenBLAS with its own thread pool: alternating between them inside the
-    Arnoldi loop left one pool's spinning threads competing with the other's on every
-    call (measured: `phiv` on the 128² Laplacian 3.3× slower than with either pool
-    limited to one thread; ``python benchmarks/krylov_phiv.py``)."""
-    norm = float(np.abs(a).sum(axis=-2).max()) if a.size else 0.0
-    s = max(0, math.ceil(math.log2(norm / _THETA13))) if norm > _THETA13 else 0
-    x = a / 2.0**s
-    ident = np.eye(a.shape[-1], dtype=a.dtype)
-    x2 = x @ x
-    x4 = x2 @ x2
-    x6 = x4 @ x2
-    b = _PADE13
-    u = x @ (x6 @ (b[13] * x6 + b[11] * x4 + b[9] * x2) + b[7] * x6 + b[5] * x4 + b[3] * x2 + b[1] * ident)
-    v = x6 @ (b[12] * x6 + b[10] * x4 + b[8] * x2) + b[6] * x6 + b[4] * x4 + b[2] * x2 + b[0] * ident
-    r = np.linalg.solve(v - u, v + u)
-    for _ in range(s):
-        r = r @ r
-    return r
-
-
-def _small_phi(h: np.ndarray, mj: int, tau: float, p: int) -> np.ndarray:
-    """``τ^p φ_p(τ Ĥ) e_1`` for each row, ``Ĥ`` its ``(mj + 1) × mj`` Hessenberg block
-    augmented by a unit entry at ``(mj + 1, mj)`` (shape ``(rows, mj + 2)``).
-
-    Entries ``0 … mj − 1`` are the coefficients of the basis vectors; entries ``mj``
-    and ``mj + 1`` are ``τ^{p+1} h_{mj+1,mj} [φ_{p+1}(τH)e_1]_{mj}`` and the same with
-    ``φ_{p+2}`` and one more ``τ``: the two terms of Saad's error estimate (Sidje 1998
-    for ``p = 0``; the same expansion for ``φ_p``, Niesen & Wright 2012).  ``p > 0``
-    appends a chain of ``p`` nilpotent states to the small matrix, so that one
-    exponential gives ``φ_p`` (Al-Mohy & Higham 2011, Thm 2.1, in miniature)."""
-    size = mj + 2 + p
-    small = np.zeros((h.shape[0], size, size), dtype=h.dtype)
-    small[:, : mj + 1, :mj] = h[:, : mj + 1, :mj]
-    small[:, mj + 1, mj] = 1.0
-    if p:
-        small[:, 0, mj + 2] = 1.0
-        for i in range(p - 1):
-            small[:, mj + 2 + i, mj + 3 + i] = 1.0
-    f = _expm_small(tau * small)
-    col = 0 if p == 0 else mj + 1 + p
-    return f[:, : mj + 2, col]
-
-
-def _small_phi_tridiagonal(
-    lam: np.ndarray, q: np.ndarray, h_next: np.ndarray, tau: float, p: int
-) -> np.ndarray | None:
-    """`_small_phi` for Lanczos, from ``T = Q diag(λ) Q^H`` of each row's tridiagonal
-    block (``lam``: ``(rows, k)``, real for a Hermitian ``T``, imaginary for a
-    skew-Hermitian one; ``q``: ``(rows, k, k)``, unitary) and its ``h_{k+1,k}``
-    (``h_next``): entries ``0 … k − 1`` are ``τ^p Q φ_p(τλ) Q^H e_1``,
-    entries ``k`` and ``k + 1`` are ``τ^{p+j} h_{k+1,k} e_k^T Q φ_{p+j}(τλ) Q^H e_1``
-    for ``j = 1, 2`` — what the exponential of the augmented matrix gives (its
-    lower-left blocks are ``τ h e_k^T φ_{p+1}(τT)`` and the next term).
-
-    One decomposition serves every ``τ`` tried on a basis (a rejected or stretched
-    sub-step then costs ``O(k²)`` instead of an ``O(k³)`` exponential), and it is
-    backward stable: ``Q`` is unitary.  The two error entries, though, are sums of
-    ``k`` terms that cancel down to far below their size once the basis has converged
-    (the Padé exponential resolves them: below 1e-30 in ``tests/test_phiv.py``); the sum
-    then carries rounding of ``k·eps·Σ|terms|``.  None where an error entry is within 100×
-    of that floor: the caller takes the exponential instead, so a tight ``tol`` is never
-    compared with rounding noise."""
-    phis = phi_all(p + 2, tau * lam)  # (p + 3, rows, k)
-    head = q[:, 0, :].conj()  # Q^H e_1, row by row
-    last = q[:, -1, :]  # e_k^T Q
-    k = lam.shape[1]
-    out = np.empty((lam.shape[0], k + 2), dtype=np.result_type(phis, q))
-    out[:, :k] = tau**p * (q @ (phis[p] * head)[:, :, None])[:, :, 0]
-    for j in (1, 2):
-        terms = last * phis[p + j] * head
-        entry, floor = terms.sum(axis=1), k * np.finfo(float).eps * np.abs(terms).sum(axis=1)
-        if np.any(np.abs(entry) <= 100.0 * floor):
-            return None
-        out[:, k + j - 1] = tau ** (p + j) * h_next * entry
-    return out
-
-
-#: Spare blocks of memory for the Krylov basis of `_expv`, one per kind of host array
-#: (``"numpy"``, ``"torch"`` on the CPU).  A basis of long vectors takes up to 32 MiB
-#: (`_lanczos_limit`), which the C library maps afresh for every call and whose pages
-#: then fault in again at every φ-product; torch's CPU allocator keeps no cache either
-#: (on a GPU torch's caching allocator already reuses memory, so device tensors are
-#: left to it).  With the reused first product: 1.1–1.5× on finite-difference
-#: Gray–Scott 256² solves (`benchmarks/krylov_solve_overhead.py`).  A call takes its
-#: kind's block and puts it back when done; a concurrent or re-entrant call (a matvec
-#: that itself calls `phiv`) finds none and allocates its own.  `free_spare_basis` (and
-#: `MatrixFree.clear_cache`) frees them.
-_SPARE_BASIS: dict[str, list[Any]] = {"numpy": [], "torch": []}
-
-
-def free_spare_basis() -> None:
-    """Free the spare blocks `phiv` keeps for its Krylov basis (`_SPARE_BASIS`)."""
-    for blocks in _SPARE_BASIS.values():
-        blocks.clear()
-
-
-class _BasisMemory:
-    """Where one `_expv` call keeps its basis: for numpy arrays and CPU tensors in its
-    kind's spare block (taken on first use, returned by `release`), for tensors on
-    another device a fresh one."""
-
-    def __init__(self) -> None:
-        self._block: Any = None
-        self._kind = ""
-
-    def basis(self, shape: tuple[int, ...], like: Any) -> Any:
-        if isinstance(like, np.ndarray):
-            kind, nbytes = "numpy", math.prod(shape) * like.dtype.itemsize
-        elif is_torch_array(like) and like.device.type == "cpu":
-            kind, nbytes = "torch", math.prod(shape) * like.element_size()
-        else:
-            return array_namespace(like).empty(shape, dtype=like.dtype, device=device(like))
-        try:
-            block = _SPARE_BASIS[kind].pop()  # atomic: two threads never get the same block
-        except IndexError:
-            block = None
-        if block is None or block.shape[0] < nbytes:
-            if kind == "numpy":
-                block = np.empty(nbytes, dtype=np.uint8)
-            else:
-                import torch
-
-                block = torch.empty(nbytes, dtype=torch.uint8)
-        self._block, self._kind = block, kind
-        return block[:nbytes].view(like.dtype).reshape(shape)
-
-    def release(self) -> None:
-        if self._block is not None and not _SPARE_BASIS[self._kind]:
-            _SPARE_BASIS[self._kind].append(self._block)
-        self._block = None
-
-
-_R = TypeVar("_R")
-
-
-def _keeping_basis_memory(run: Callable[..., _R]) -> Callable[..., _R]:
-    """``run`` (which takes a ``memory`` keyword) with a `_BasisMemory` of its own,
-    released however the call ends."""
-
-    @functools.wraps(run)
-    def wrapped(*args: Any, **kwargs: Any) -> _R:
-        memory = _BasisMemory()
-        try:
-            return run(*args, memory=memory, **kwargs)
-        finally:
-            memory.release()
-
-    return wrapped
-
-
-@_keeping_basis_memory
-def _expv(
-    matvec: Callable[[Any], Any],
-    v: Any,
-    t: float,
-    *,
-    tol: float,
-    m_max: int,
-    max_substeps: int,
-    lanczos: bool = False,
-    skew: bool = False,
-    forcing: Sequence[Any] = (),
-    first_product: Any = None,
-    memory: _BasisMemory,
-) -> tuple[Any, np.ndarray, KrylovInfo]:
-    """``u(t)`` for ``u' = A u + Σ_{k=1}^{p} s^{k−1}/(k−1)! f_k``, ``u(0) = v``, for each
-    row of ``v`` (shape ``(B, N)``), ``t > 0``, with sub-stepping and a-posteriori error
-    control; also each row's accumulated error estimate.  With no ``forcing`` this is
-    ``exp(tA) v``; with ``forcing = [f_1, …, f_p]`` it is ``Σ_k t^k φ_k(tA) v_k``.
-
-    Each sub-step ``τ`` from ``s`` (state ``u``, forcing Taylor-shifted to ``z_k``)
-    uses the single-vector form of *phipm* (Niesen & Wright 2012): with ``w_0 = u`` and
-    ``w_j = A w_{j−1} + z_j``,
-
-    ``u(s + τ) = Σ_{j<p} τ^j/j! w_j + τ^p φ_p(τA) w_p``,
-
-    so one Krylov basis, of ``w_p``, serves all ``p + 1`` terms (``p`` extra products per
-    sub-step).  The rows advance in lock step — one block product with ``A`` and one
-    batched orthogonalisation per iteration, each row with its own Hessenberg matrix —
-    and a sub-step is accepted when every row meets the tolerance.  The first sub-step
-    tries the whole interval; after a rejection ``τ`` shrinks on the same basis, and
-    an accepted ``τ`` is stretched on it while the estimate allows (only small
-    exponentials are recomputed).  For long vectors the basis stops at a checkpoint
-    as soon as the smaller basis meets the tolerance for the current ``τ``, so easy
-    sub-steps do not pay for a full basis.  A row whose Krylov space becomes invariant
-    (breakdown) gets zero basis vectors from there on, which keeps its small
-    exponential exact.  With ``lanczos`` (Hermitian ``A``, or skew-Hermitian with
-    ``skew``) each new vector is orthogonalised against the previous two only (the
-    three-term recurrence).
-    ``first_product``: ``matvec(v)`` where the caller already has it (`phiv`'s probe),
-    used in place of the first sub-step's first product; ``memory``: where the basis
-    lives (supplied by `_keeping_basis_memory`)."""
-    info = KrylovInfo(lanczos=lanczos)
-    # the vectors' unit roundoff (float32's is 5e8 × float64's): the rounding of the
-    # single-vector form and the breakdown test are in the working precision
-    eps = _unit_roundoff(v)
-    rows, size = v.shape
-    p = len(forcing)
-    zs = list(forcing)
-    estimates = np.zeros(rows)
-    w = v
-    t_now = 0.0
-    tau = t
-    gamma, delta = 0.9, 1.2
-    checks = set(_CHECKPOINTS) if size >= _CHECK_MIN_N or lanczos else set()
-    xp = array_namespace(v)
-    # torch keeps each iteration's scalars on the device and reads them back in one
-    # transfer (Lanczos: α and ‖u‖; Arnoldi: the column of h and ‖u‖) instead of 3–4
-    on_device = is_torch_array(v)
-    beta_here: Any = None
-    conj = xp.conj if is_complex(v) else (lambda x: x)
-    basis = None
-    # Half the shortest trial τ whose estimate overflowed (a growing exponential).  The
-    # state only grows, so such a τ would overflow again later; without the cap the
-    # usual rule, after an accepted short step, grows τ straight back into overflow,
-    # and every sub-step costs a rejection or two.
-    ceiling = math.inf
-    while t_now < t:
-        if info.substeps + info.rejected >= max_substeps:
-            raise RuntimeError(
-                f"phiv: no convergence after {max_substeps} sub-steps at t = {t_now:.3e} of "
-                f"{t:.3e} with a basis of at most m = {m_max}; raise m, loosen tol or raise max_substeps"
-            )
-        tau = min(tau, t - t_now, ceiling)
-        ws = [w]
-        # A w of the first sub-step (w = v) where known: w_1 = A w + z_1, or, with no
-        # forcing, A times the first basis vector w / β
-        known, first_product = first_product, None
-        for z in zs:
-            if known is None:
-                ws.append(matvec(ws[-1]) + z)
-                info.matvecs += 1
-            else:
-                ws.append(known + z)
-                known = None
-        wnorms = [_row_norms(x) for x in ws[1:]]
-        beta = wnorms[-1] if p else _row_norms(w)
-        # (norms are ≥ 0: their sum is finite exactly when each is)
-        if not math.isfinite(float(beta.sum()) + sum(float(x.sum()) for x in wnorms)):
-            # The state itself past the range (p = 0) is the result's overflow; with
-            # p > 0 it may be only w_j = A w_{j−1} + z_j, which grow like ‖A‖^j ‖w‖,
-            # so the caller's augmented Arnoldi (no such products) takes over.  Left
-            # alone, a NaN β would read as β = 0 below and return a wrong, finite w.
-            if p:
-                raise _RoundingFloor
-            raise _overflow()
-        # the tolerance is relative to the size of the solution over what is left of the
-        # interval (for p = 0 the norm of the propagated vector)
-        scale = (
-            beta
-            if p == 0
-            else _row_norms(w)
-            + sum((t - t_now) ** k / math.factorial(k) * _row_norms(z) for k, z in enumerate(zs, 1))
-        )
-        if p:
-            tau = _cap_for_rounding(wnorms, tau, tol * scale / t, eps)
-        if not np.any(beta > 0):
-            if p:  # A w_{p−1} + z_p = 0: the solution is the polynomial part, exactly
-                w = _taylor(ws[:-1], t - t_now)
-            break
-        m = m_max
-        if basis is None:
-            # one allocation for all sub-steps (a fresh one costs page faults on every
-            # sub-step; `_BasisMemory` keeps it across calls); every slot is written
-            # before it is read
-            basis = memory.basis((rows, m + 1, size), w)
-        basis[:, 0] = ws[-1] * _column(1.0 / np.where(beta > 0, beta, 1.0), w)
-        h = np.zeros((rows, m + 2, m + 2), dtype=complex if is_complex(w) else float)
-        broken = beta == 0
-        any_broken = bool(broken.any())
-        anorm = np.zeros(rows)
-        mj, early = m, None
-
-        proj = _Projection(h, beta, wnorms, m, p, lanczos=lanczos, skew=skew, eps=eps)
-
-        for j in range(m):
-            if known is None:
-                u = matvec(basis[:, j])
-                info.matvecs += 1
-            else:  # j = 0, p = 0: basis[:, 0] = w / β
-                u = known * _column(1.0 / beta, known)
-                known = None
-            norm_here = None  # ‖u‖ per row on u's device (torch)
-            if on_device and lanczos:
-                u, hnext, norm_here = _lanczos_on_device(u, basis, h, j, beta_here, skew)
-            elif on_device:
-                u, coeffs = _cgs2(u, basis, j, conj)
-                hnext, norm_here = _column_and_norm_to_host(u, coeffs, h, j)
-            elif lanczos:
-                u = _lanczos_orthogonalise(u, basis, h, j, conj, skew)
-                hnext = _row_norms(u)
-            else:
-                u, coeffs = _cgs2(u, basis, j, conj)
-                h[:, : j + 1, j] += to_numpy(coeffs)
-                hnext = _row_norms(u)
-            # ‖H‖_1 so far, kept as a running maximum of column sums
-            anorm = np.maximum(anorm, np.abs(h[:, : j + 1, j]).sum(axis=1) + hnext)
-            going = hnext > 64 * eps * anorm  # False for a breakdown, and for NaN
-            if going.all() and not any_broken:  # the usual case, in few small-array operations
-                h[:, j + 1, j] = hnext
-                if norm_here is not None:  # the device's own norm: no transfer back
-                    scale_u, beta_here = 1.0 / norm_here[:, None], norm_here
-                else:
-                    scale_u = _column(1.0 / hnext, u)
-                    if on_device:
-                        beta_here = _column(hnext, u)[:, 0]
-            else:
-                if not np.all(np.isfinite(hnext)):
-                    raise ValueError(
-                        "phiv: the operator returned non-finite values (A or matvec gives NaN or inf); "
-                        "check A for NaN/inf entries"
-                    )
-                info.happy_breakdowns += int((~going & ~broken).sum())
-                broken |= ~going
-                any_broken = True
-                hval = np.where(broken, 0.0, hnext)
-                h[:, j + 1, j] = hval
-                scale_u = _column(np.where(broken, 0.0, 1.0 / np.where(hval > 0, hval, 1.0)), u)
-                if on_device:
-                    beta_here = _column(hval, u)[:, 0]
-            if lanczos:  # u is already the slot
-                u *= scale_u
-            else:
-                basis[:, j + 1] = u * scale_u
-            if any_broken and broken.all():
-                mj = j + 1
-                break
-            if j + 1 in checks and j + 1 < m:
-                f, err, _ = proj.local_error(tau, j + 1)
-                if np.all(err <= 0.5 * tol * (tau / t) * scale):
-                    early = (j + 1, err, f)
-                    break
-        if broken.all():
-            # every Krylov space is invariant: the small exponential is exact (its error
-            # terms vanish with h_{mj+1,mj} = 0), for the whole remaining interval at
-            # p = 0; with p > 0 the rounding cap on τ still holds
-            if p == 0:
-                tau = t - t_now
-            err_loc = _rounding(wnorms, tau, eps) if p else np.zeros(rows)
-            f, xm = proj.small_phi(tau, mj), 1.0 / mj
-        else:
-            if early is not None:
-                mj, err_loc, f = early
-                xm = 1.0 / mj
-            else:
-                proj.avnorm = _row_norms(matvec(basis[:, m]))
-                info.matvecs += 1
-                while True:
-                    f, err_loc, xm = proj.local_error(tau, m)
-                    if np.all(err_loc <= delta * tol * (tau / t) * scale):
-                        break
-                    info.rejected += 1
-                    if not np.all(np.isfinite(err_loc)):
-                        ceiling = min(ceiling, 0.5 * tau)
-                    tau = _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm))
-                    if info.rejected > max_substeps:
-                        raise RuntimeError("phiv: step size collapsed; the operator norm may be infinite")
-            # the basis may support a longer sub-step than predicted from the last one:
-            # stretch τ on it while the estimate allows (small exponentials only)
-            margin = 1.0 if mj == m else 0.5  # a checkpoint's one-term estimate, as above
-            for _ in range(4):
-                if tau >= t - t_now:
-                    break
-                proposal = _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm))
-                trial = min(t - t_now, proposal, ceiling)
-                if trial <= 1.1 * tau:
-                    break
-                f_try, err_try, xm_try = proj.local_error(trial, mj)
-                if not np.all(err_try <= margin * tol * (trial / t) * scale):
-                    break
-                tau, f, err_loc, xm = trial, f_try, err_try, xm_try
-        # m + 1 vectors: the corrected approximation of Expokit's expv (the last term is
-        # the first of the error expansion; zero after a breakdown).  Where this
-        # overflows, the result is past the range, and that check raises (no warning).
-        with np.errstate(over="ignore", invalid="ignore"):
-            coeffs = beta[:, None] * f[:, : mj + 1]
-            w = _combine(basis[:, : mj + 1], coeffs, w)
-        if p:
-            w = w + _taylor(ws[:-1], tau)
-            if t_now + tau < t:  # another sub-step follows (the test the loop makes)
-                # the forcing seen from the new time: z_k ← Σ_{j≥k} τ^{j−k}/(j−k)! z_j
-                zs = [_taylor(zs[k:], tau) for k in range(p)]
-        t_now += tau
-        info.substeps += 1
-        estimates += err_loc
-        info.basis_sizes.append(mj)
-        if broken.all() and t_now >= t:
-            break
-        if np.any(err_loc > 0):
-            tau = _round2(gamma * tau * _shrink(err_loc, tol * (tau / t) * scale, xm))
-        else:
-            tau = t - t_now
-    info.error_estimate = float(estimates.max())
-    return w, estimates, info
-
-
-@dataclass
-class _Projection:
-    """One sub-step's projected problem: the Hessenberg matrix ``h`` of the basis of
-    ``w_p`` (norms ``beta``, basis limit ``m``; ``wnorms`` = ``‖w_1‖ … ‖w_p‖`` for the
-    rounding term), and ``‖A v_{m+1}‖`` once the full basis is built (``avnorm``,
-    Saad's second term)."""
-
-    h: np.ndarray
-    beta: np.ndarray
-    wnorms: list[np.ndarray]
-    m: int
-    p: int
-    avnorm: np.ndarray | None = None
-    lanczos: bool = False
-    skew: bool = False
-    eps: float = float(np.finfo(float).eps)
-    _eigen: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-    def small_phi(self, tau: float, size: int) -> np.ndarray:
-        """`_small_phi` on the first ``size`` vectors; for a Lanczos basis of more than
-        `_EIGEN_MIN` vectors from the (cached) eigendecomposition of its tridiagonal
-        matrix.  A trial ``τ`` too long for a growing exponential overflows here; the
-        step control rejects it (no warning: nothing is wrong with the call)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self._evaluate(tau, size)
-
-    def _evaluate(self, tau: float, size: int) -> np.ndarray:
-        if not self.lanczos or size <= _EIGEN_MIN:
-            return _small_phi(self.h, size, tau, self.p)
-        if size not in self._eigen:
-            block = self.h[:, :size, :size]
-            # T = Q diag(λ) Q^H, or for a skew-Hermitian A, T = i (−iT) = Q diag(iλ) Q^H
-            self._eigen[size] = np.linalg.eigh(-1j * block if self.skew else block.real)
-        lam, q = self._eigen[size]
-        lam = lam * 1j if self.skew else lam
-        f = _small_phi_tridiagonal(lam, q, self.h[:, size, size - 1].real, tau, self.p)
-        if f is None:
-            return _small_phi(self.h, size, tau, self.p)
-        return f if np.iscomplexobj(self.h) else f.real  # a real T has a real exponential
-
-    def local_error(self, tau: float, size: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(f, err, xm)``: `small_phi` on the first ``size`` vectors, the local error
-        estimate (a checkpoint, ``size < m``, uses the first term of Saad's expansion,
-        the full basis both; plus the rounding of the single-vector form) and the
-        exponent of the step-size update.  A trial ``τ`` too long for a growing
-        exponential gives an infinite estimate (no warning), which `_shrink` rejects."""
-        with np.errstate(over="ignore", invalid="ignore"):  # one context: it costs µs
-            f = self._evaluate(tau, size)
-            if size < self.m:
-                err, xm = np.abs(f[:, size]) * self.beta, 1.0 / size
-            else:
-                p1 = np.abs(f[:, self.m]) * self.beta
-                p2 = np.abs(f[:, self.m + 1]) * self.beta * (0.0 if self.avnorm is None else self.avnorm)
-                err, xm = _saad_estimate(p1, p2, self.m)
-            return f, (err + _rounding(self.wnorms, tau, self.eps)) if self.p else err, xm
-
-
 _TOL_FLOOR_ULPS = 10  # phiv's tolerance floor, in units of the vectors' roundoff
-
-
-def _unit_roundoff(x: Any) -> float:
-    """Machine epsilon of ``x``'s (real) precision, numpy array or torch tensor."""
-    return float(finfo_of(x).eps)
-
-
-class _RoundingFloor(Exception):
-    """The single-vector form cannot reach the tolerance in floating point."""
-
-
-def _rounding(wnorms: Sequence[np.ndarray], tau: float, eps: float) -> np.ndarray:
-    """Rounding error of ``Σ_{j<p} τ^j/j! w_j + τ^p φ_p(τA) w_p`` per row, from the norms
-    ``‖w_1‖, …, ‖w_p‖``: the terms grow like ``‖τA‖^j`` and cancel when ``A`` is stiff,
-    so a few ulps (``eps``: the vectors' unit roundoff) of the largest is lost (zero for
-    ``p = 0``, a single term)."""
-    out = np.zeros_like(wnorms[0])
-    for j, norm in enumerate(wnorms, 1):
-        out = out + 8 * eps * tau**j / math.factorial(j) * norm
-    return out
-
-
-def _cap_for_rounding(wnorms: Sequence[np.ndarray], tau: float, rate: np.ndarray, eps: float) -> float:
-    """The largest ``τ`` (halving from the given one) whose rounding error stays below
-    half of ``rate · τ``, the error allowed for the sub-step; `_RoundingFloor` when even
-    ``τ → 0`` cannot (``8ε‖w_1‖`` above half of ``rate``)."""
-    if np.any(8 * eps * wnorms[0] > 0.5 * rate):
-        raise _RoundingFloor
-    for _ in range(60):
-        if np.all(_rounding(wnorms, tau, eps) <= 0.5 * rate * tau):
-            break
-        tau *= 0.5
-    return tau
-
-
-def _taylor(terms: Sequence[Any], tau: float) -> Any:
-    """``Σ_j τ^j/j! terms[j]`` (a new array where there are two terms or more)."""
-    if len(terms) == 1:
-        return terms[0]
-    out = terms[0] + terms[1] * tau
-    for j, x in enumerate(terms[2:], 2):
-        out += x * (tau**j / math.factorial(j))  # in place: a fresh array, and long vectors are memory-bound
-    return out
-
-
-def _lanczos_orthogonalise(
-    u: Any, basis: Any, h: np.ndarray, j: int, conj: Callable[[Any], Any], skew: bool = False
-) -> Any:
-    """``u = A v_j`` minus its components along ``v_j`` and ``v_{j−1}``, written into
-    the basis slot ``j + 1`` (returned, a view) and filling column ``j`` of the
-    (tridiagonal) ``h``; numpy rows (torch: `_lanczos_on_device`).  For Hermitian
-    ``A``, ``h[j−1, j] = h[j, j−1]`` is known from the previous step (skew-Hermitian:
-    ``−h[j, j−1]``), and ``α_j = v_j^H u`` is computed after that subtraction (the
-    modified form, as in Paige's analysis).  In place in the slot: on long vectors the
-    recurrence is memory-bound, and every temporary is another pass."""
-    out = basis[:, j + 1]
-    if j > 0:
-        h[:, j - 1, j] = -h[:, j, j - 1] if skew else h[:, j, j - 1]
-        out[...] = basis[:, j - 1]
-        out *= _column(-h[:, j - 1, j].real, u)
-        out += u
-    else:
-        out[...] = u
-    if u.shape[0] == 1:
-        alpha = (conj(basis[0, j]) @ out[0])[None]
-    else:
-        alpha = (conj(basis[:, j])[:, None, :] @ out[:, :, None])[:, 0, 0]
-    out -= basis[:, j] * alpha[:, None]
-    _store_diagonal(h, j, to_numpy(alpha), skew)
-    return out
-
-
-def _store_diagonal(h: np.ndarray, j: int, alpha: np.ndarray, skew: bool) -> None:
-    """``h[j, j] = α_j`` as the structure has it: real for a Hermitian ``A``, imaginary
-    for a skew-Hermitian one (zero for a real one), up to the rounding dropped here."""
-    if not skew:
-        h[:, j, j] = alpha.real
-    elif np.iscomplexobj(h):
-        h[:, j, j] = 1j * alpha.imag
-    else:
-        h[:, j, j] = 0.0
-
-
-def _cgs2(u: Any, basis: Any, j: int, conj: Callable[[Any], Any]) -> tuple[Any, Any]:
-    """``u`` orthogonalised against basis vectors ``0 … j`` by classical Gram–Schmidt in
-    blocks, twice ("CGS2"): as orthogonal as modified Gram–Schmidt repeated (the error
-    estimate needs orthogonality to rounding level), with all ``j + 1`` inner products
-    of every row as one batched product instead of ``j + 1`` dot products.  Returns
-    ``(u, c)``, ``c`` the ``(B, j + 1)`` coefficients of both passes summed (column
-    ``j`` of the Hessenberg matrix), in ``u``'s library."""
-    total = None
-    for _ in range(2):
-        # V^H u as conj(V^T conj(u)): conjugating the basis itself would copy all j + 1
-        # long vectors on every pass (numpy has no conjugating matrix product)
-        if u.shape[0] == 1:  # plain matrix–vector products: a third faster than batched
-            c = conj(basis[0, : j + 1] @ conj(u[0]))[None]
-            u = u - (c[0] @ basis[0, : j + 1])[None]
-        else:
-            c = conj(basis[:, : j + 1] @ conj(u)[:, :, None])[:, :, 0]
-            u = u - (c[:, None, :] @ basis[:, : j + 1])[:, 0]
-        total = c if total is None else total + c
-    return u, total
-
-
-def _column_and_norm_to_host(u: Any, coeffs: Any, h: np.ndarray, j: int) -> tuple[np.ndarray, Any]:
-    """Torch Arnoldi: add the Gram–Schmidt coefficients to column ``j`` of ``h`` and
-    return ``‖u‖`` on the host and on the device, both read back in one transfer (see
-    `_lanczos_on_device`); the device norm is None where the host must rescale."""
-    import torch
-
-    norm = torch.linalg.vector_norm(u, dim=-1)
-    host = to_numpy(torch.cat([coeffs, norm[:, None].to(coeffs.dtype)], dim=1))
-    h[:, : j + 1, j] += host[:, : j + 1]
-    hnext = np.asarray(host[:, j + 1].real, dtype=float)
-    if not math.isfinite(float(hnext.sum())):
-        return _row_norms(u), None
-    return hnext, norm
-
-
-def _lanczos_on_device(
-    u: Any, basis: Any, h: np.ndarray, j: int, beta: Any, skew: bool = False
-) -> tuple[Any, np.ndarray, Any]:
-    """`_lanczos_orthogonalise` and the norm of the result for torch rows, with the
-    recurrence's scalars kept on the tensors' device: ``beta`` is the previous
-    ``h[j, j−1]`` there, and ``α_j`` and ``‖u‖`` come back to the host together, the
-    iteration's one synchronising transfer (each host scalar sent to a GPU, or read
-    from it, waits for the queued kernels).  Returns ``(slot, ‖u‖ on the host, ‖u‖ on
-    the device)``; the last is None where the norm needs the host's rescaling (its
-    squares overflowed) or is not finite."""
-    import torch
-
-    out = basis[:, j + 1]
-    out.copy_(u)
-    if j > 0:
-        h[:, j - 1, j] = -h[:, j, j - 1] if skew else h[:, j, j - 1]
-        # fused, no temporary row: out −= h[j−1, j] v_{j−1}
-        out.addcmul_(basis[:, j - 1], beta[:, None], value=1 if skew else -1)
-    # as matrix products (BLAS dot); torch.linalg.vecdot was 10× slower on CPU rows
-    if out.shape[0] == 1:
-        alpha = (basis[0, j].conj() @ out[0])[None]
-    else:
-        alpha = (basis[:, j].conj()[:, None, :] @ out[:, :, None])[:, 0, 0]
-    out.addcmul_(basis[:, j], alpha[:, None], value=-1)
-    norm = torch.linalg.vector_norm(out, dim=-1)
-    both = to_numpy(torch.stack([alpha, norm.to(alpha.dtype)]))
-    _store_diagonal(h, j, both[0], skew)
-    hnext = np.asarray(both[1].real, dtype=float)
-    if not math.isfinite(float(hnext.sum())):
-        return out, _row_norms(out), None
-    return out, hnext, norm
-
-
-def _column(values: np.ndarray, like: Any) -> Any:
-    """Host scale factors as a ``(B, 1)`` column in ``like``'s real precision."""
-    if isinstance(like, np.ndarray):  # the hot path: no conversion needed
-        return values[:, None]
-    return to_like(values[:, None], like)
-
-
-def _saad_estimate(p1: np.ndarray, p2: np.ndarray, m: int) -> tuple[np.ndarray, float]:
-    """The local error estimate of Sidje's *expv* from the two terms of Saad's
-    expansion, and the exponent of the step-size update (``1/(m−1)`` when the first
-    term dominates for some row, else ``1/m``)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        err = np.where(p1 > 10.0 * p2, p2, np.where(p1 > p2, p1 * p2 / (p1 - p2), p1))
-    xm = 1.0 / m if np.all(p1 > p2) else 1.0 / max(m - 1, 1)
-    return err, xm
-
-
-def _shrink(err: np.ndarray, allowed: np.ndarray, xm: float) -> float:
-    """Step-size factor of the row that needs the smallest step.
-
-    An estimate that is not finite comes from a trial ``τ`` whose small exponential
-    overflowed (a growing ``e^{τA}``); it says nothing about the right step, and the
-    formula would give a factor of 0 (a sub-step of length zero, repeated forever), so
-    such a trial shrinks by the fixed `_OVERFLOW_SHRINK` instead."""
-    if not math.isfinite(float(err.sum())):  # estimates are ≥ 0
-        return _OVERFLOW_SHRINK
-    mask = err > 0
-    if not np.any(mask):
-        return 1.0
-    return float(np.min((allowed[mask] / err[mask]) ** xm))

@@ -48,7 +48,9 @@ from ._backend import (
 from ._cache import LRUCache
 from ._chebyshev import chebyshev_coefficients, check_spectrum, shifted_csr, spectral_interval
 from ._interp import gauss_legendre
-from ._krylov import PHIV_METHODS, KrylovInfo, NonFinite, _check_product, free_spare_basis, phiv
+from ._krylov import PHIV_METHODS, KrylovInfo, _check_product, phiv
+from ._krylov_basis import free_spare_basis
+from ._krylov_expv import NonFinite
 from ._phi import phi_all_unchecked, phi_matrix_all
 from ._validation import check_finite, check_krylov_options, check_real, check_square
 

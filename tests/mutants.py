@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = [
     (
         "phiv error estimate forced to 0",
-        "expint/_krylov.py",
+        "expint/_krylov_expv.py",
         "estimates += err_loc",
         "estimates += 0.0 * err_loc",
         ["tests/test_phiv.py"],

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse.linalg as spla
 from _optional import needs_torch, torch
 from _threads import blas_threads
-from _transfers import count_transfers
+from _transfers import KRYLOV_MODULES, count_transfers
 
 import expint
 from laplacian import eigenvalues_1d, exact_phiv, matvec_2d, sparse_1d
@@ -175,9 +175,7 @@ def test_torch_krylov_moves_one_set_of_scalars_per_iteration(p, hermitian, monke
     made four per iteration: 244 for 60, as this test counted them on that code).
     Counted on the CPU through the backend's conversion functions; the result
     matches numpy's."""
-    import expint._krylov as krylov
-
-    counts = count_transfers(monkeypatch, krylov)
+    counts = count_transfers(monkeypatch, *KRYLOV_MODULES)
     n = 400
     a = sparse_1d(n).toarray()
     vs = [rng.standard_normal(n) for _ in range(p + 1)]
@@ -456,7 +454,7 @@ def test_small_phi_from_the_tridiagonal_eigendecomposition_matches_pade(p, tau, 
     """Large Lanczos bases take their small φ-evaluations from ``T = QΛQ^T``: the same
     coefficients and error terms as the exponential of the augmented matrix, on a basis
     that has not converged (error terms 1e-8 … 1e-2)."""
-    from expint._krylov import _small_phi, _small_phi_tridiagonal
+    from expint._krylov_projection import _small_phi, _small_phi_tridiagonal
 
     k = 70
     h = _tridiagonal_stack(k, rng)
@@ -473,7 +471,7 @@ def test_small_phi_error_terms_below_the_decompositions_rounding_are_left_to_pad
     """On a converged basis the error terms cancel to ~1e-38, far below the rounding of
     the eigenvector sum: `_small_phi_tridiagonal` declines (None), so a tight ``tol``
     is never compared with that rounding; the caller's result is the exponential's."""
-    from expint._krylov import _Projection, _small_phi, _small_phi_tridiagonal
+    from expint._krylov_projection import _Projection, _small_phi, _small_phi_tridiagonal
 
     k = 70
     h = _tridiagonal_stack(k, rng)
@@ -726,13 +724,13 @@ def test_the_probe_product_starts_the_krylov_process(p, hermitian, rng):
 
 def test_the_basis_memory_is_not_shared_by_a_nested_or_concurrent_call(rng):
     """`phiv` keeps the memory of its Krylov basis for the next call on numpy vectors
-    (expint._krylov._BasisMemory).  A call made while another runs — from inside the
+    (expint._krylov_basis._BasisMemory).  A call made while another runs — from inside the
     other's matvec, or from another thread — must get memory of its own: the results
     equal those of the same calls made one after another.  `Sparse.clear_cache` frees
     the kept memory."""
     import threading
 
-    from expint import _krylov
+    from expint import _krylov_basis
 
     n = 64
     apply = matvec_2d(n)
@@ -761,9 +759,9 @@ def test_the_basis_memory_is_not_shared_by_a_nested_or_concurrent_call(rng):
     for k in range(3):
         assert all(np.array_equal(w, alone[k]) for w in got[k])
 
-    assert _krylov._SPARE_BASIS["numpy"]  # kept after the calls
+    assert _krylov_basis._SPARE_BASIS["numpy"]  # kept after the calls
     expint.Sparse(sparse_1d(10)).clear_cache()
-    assert not any(_krylov._SPARE_BASIS.values())
+    assert not any(_krylov_basis._SPARE_BASIS.values())
 
 
 @needs_torch
@@ -876,7 +874,7 @@ def test_small_phi_of_a_skew_tridiagonal_matrix_matches_pade(p, tau, rng):
     not converged: the eigendecomposition of ``−iT`` gives the Padé exponential's
     coefficients and error terms, and `_Projection` takes them (real, for a real
     ``T``)."""
-    from expint._krylov import _Projection, _small_phi, _small_phi_tridiagonal
+    from expint._krylov_projection import _Projection, _small_phi, _small_phi_tridiagonal
 
     k = 70
     h = np.zeros((2, k + 2, k + 2))
