@@ -151,3 +151,32 @@ def test_small_stiff_system_reaches_the_reference_with_every_configuration():
     for r in rows:
         steps, err = r[1].split("(")[1].rstrip(") ").split(", ")
         assert int(steps) > 0 and float(err) < 1e-3, r
+
+
+# Scripts whose tables docs/benchmarks.md quotes and that no other test runs: each at
+# its smallest size, so a script that has rotted (an internal name it reads, an option
+# it passes) fails here rather than when someone next needs its numbers.
+_SMOKE_RUNS = [
+    ("allen_cahn_scaling.py", "--sizes", "20", "--quick", "--out", "{tmp}"),
+    ("dense_batch_steps.py", "--n", "40", "--batch", "4", "--repeat", "1"),
+    ("dense_queries.py", "--n", "40", "--queries", "5", "--repeat", "1"),
+    ("eigenbasis_threshold.py", "--sizes", "20,40", "--repeat", "1"),
+    ("gray_scott_dop853.py", "--n", "16", "--rtols", "1e-4"),
+    ("lanczos_basis_limit.py", "--rounds", "1"),
+    pytest.param(
+        ("ks_batch_device.py", "--batch", "2", "--n", "32", "--t-end", "1", "--h", "0.25"), marks=needs_torch
+    ),
+    pytest.param(
+        ("sharded_throughput.py", "--n", "8", "--batch", "4", "--nfe", "3", "--procs", "1"), marks=needs_torch
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", _SMOKE_RUNS, ids=lambda c: c[0])
+def test_benchmark_script_prints_its_table(command, tmp_path):
+    script, *args = command
+    text = _run(script, *(a.format(tmp=tmp_path) for a in args))
+    lines = text.splitlines()
+    rule = next((i for i, line in enumerate(lines) if line.startswith("|---")), None)
+    assert rule is not None and lines[rule + 1].startswith("| "), text

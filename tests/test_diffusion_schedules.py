@@ -155,6 +155,8 @@ def test_bad_grid_arguments(args, kwargs, exc, match):
         (lambda: DiscreteVP([0.5, 0.9]), "strictly decreasing"),
         (lambda: DiscreteVP.from_betas("sigmoid"), "unknown beta_schedule \\(kind\\) 'sigmoid'"),
         (lambda: VE(1.0, 0.5), "sigma_min < sigma_max"),
+        (lambda: EDM(0.0, 80.0), "0 < sigma_min < sigma_max"),
+        (lambda: EDM(0.002, float("inf")), "sigma_max < inf"),
         # accepted before: a NaN or negative offset gave a NaN or undefined schedule
         (lambda: VPCosine(s=float("nan")), "s \\(the cosine schedule's offset\\)"),
         (lambda: VPCosine(s=-1.0), "s \\(the cosine schedule's offset\\)"),

@@ -346,6 +346,15 @@ class DiscreteVP(Schedule):
         return np.interp(-target, -self._la, knots)
 
 
+def _sigma_range(sigma_min: Any, sigma_max: Any) -> tuple[float, float]:
+    """``(σ_min, σ_max)`` as floats, checked: ``0 < σ_min < σ_max < ∞``."""
+    lo = check_real(sigma_min, name="sigma_min")
+    hi = check_real(sigma_max, name="sigma_max")
+    if not 0 < lo < hi < math.inf:
+        raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {lo}, {hi}")
+    return float(lo), float(hi)
+
+
 class VE(Schedule):
     r"""Variance-exploding SDE: ``α = 1``, $σ(t) = σ_{min}(σ_{max}/σ_{min})^t$,
     ``t ∈ [0, 1]``."""
@@ -353,11 +362,7 @@ class VE(Schedule):
     default_grid = "karras"
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        sigma_min = check_real(sigma_min, name="sigma_min")
-        sigma_max = check_real(sigma_max, name="sigma_max")
-        if not 0 < sigma_min < sigma_max < math.inf:
-            raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+        self.sigma_min, self.sigma_max = _sigma_range(sigma_min, sigma_max)
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
 
     def _params(self) -> dict:
@@ -385,11 +390,7 @@ class EDM(Schedule):
     default_grid = "karras"
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
-        sigma_min = check_real(sigma_min, name="sigma_min")
-        sigma_max = check_real(sigma_max, name="sigma_max")
-        if not 0 < sigma_min < sigma_max < math.inf:
-            raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+        self.sigma_min, self.sigma_max = _sigma_range(sigma_min, sigma_max)
         self.t_max = self.sigma_max
 
     def _params(self) -> dict:
