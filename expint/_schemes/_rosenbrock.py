@@ -59,6 +59,7 @@ from .._backend import (
     is_complex,
     is_torch_array,
     make_complex,
+    records_gradients,
     stack,
     to_like,
     to_numpy,
@@ -291,6 +292,14 @@ class RosenbrockStepper:
                 "batch has its own Jacobian (expint.solve runs a batch member by member)"
             )
         n_u = self._n(t, u) if n0 is None else n0
+        if records_gradients(u) or records_gradients(n_u):
+            raise ValueError(
+                f"scheme {self.tab.name!r} takes the φ-functions of its Jacobian J_n = L + ∂N/∂y on the "
+                "host (numpy), which autograd cannot follow: gradients would miss J_n's dependence on the "
+                "state and on N's parameters.  For gradients use an exponential Runge–Kutta scheme (e.g. "
+                "krogstad43, etdrk4) on a Diagonal or ScalarTime linear part; for exprb without gradients, "
+                "pass y0.detach() and solve under torch.no_grad()"
+            )
         lin = self._linearise(t, u, n_u)
         view, jac, fr, vr, top = lin.view, lin.jac, lin.fr, lin.vr, lin.top
         if top is not None and getattr(jac, "spectral", False):
