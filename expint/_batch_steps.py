@@ -42,7 +42,16 @@ from ._adaptive import (
     on_ladder,
     scaled_error,
 )
-from ._backend import array_namespace, cast, copy_array, from_host, is_torch_array, to_like, to_numpy
+from ._backend import (
+    array_namespace,
+    cast,
+    copy_array,
+    from_host,
+    is_torch_array,
+    records_gradients,
+    to_like,
+    to_numpy,
+)
 from ._schemes._rk import derivative_weights
 
 
@@ -132,9 +141,17 @@ def _index(idx: np.ndarray, like: Any) -> Any:
     return from_host(idx, like) if is_torch_array(like) else idx
 
 
-def _put(y: Any, idx: np.ndarray, values: Any) -> None:
-    """``y[idx] = values`` in place (``y`` is the runner's own working copy)."""
-    y[_index(idx, y)] = values
+def _put(y: Any, idx: Any, values: Any) -> Any:
+    """``y`` with ``y[idx] = values``: in place (``y`` is the runner's own working copy),
+    except while autograd records through either, where an in-place write would
+    overwrite values that earlier steps' backward passes need (torch raises at
+    ``backward``): then a new tensor.  ``idx``: host row indices, or a tuple of them
+    for several axes."""
+    key = tuple(_index(i, y) for i in idx) if isinstance(idx, tuple) else _index(idx, y)
+    if records_gradients(y) or records_gradients(values):
+        return y.index_put(key if isinstance(key, tuple) else (key,), values)
+    y[key] = values
+    return y
 
 
 def _times(values: np.ndarray, like: Any) -> Any:
@@ -271,13 +288,13 @@ def run_independent(
         t[good] = np.where(hit_good, goal[nxt[good]], t[good] + direction * h_step[ok])
         sel_like = _index(np.flatnonzero(ok), y_new)
         y_good = y_new[sel_like]
-        _put(y, good, y_good)
+        y = _put(y, good, y_good)
         if n_next is None:
             n_good = stepper.nonlinear(_times(t[good], y_good), y_good)
             stepper.nfev += 1
         else:
             n_good = n_next[sel_like]
-        _put(n0, good, n_good)
+        n0 = _put(n0, good, n_good)
         # a step shortened to land on a save point does not shorten the next one
         h[good] = np.where(hit_good, h[good], h_step[ok]) * ctrl.accept(good, e[ok])
         for b in good[hit_good]:
@@ -308,14 +325,12 @@ class _History:
         if full.any():  # drop the oldest point of members whose history is full
             rows = idx[full]
             self.times[rows, :-1] = self.times[rows, 1:]
-            self.values[_index(rows, self.values)] = _shift_left(self.values[_index(rows, self.values)])
+            self.values = _put(self.values, rows, _shift_left(self.values[_index(rows, self.values)]))
             self.count[rows] -= 1
         rows = idx[new]
         slot = self.count[rows]
         self.times[rows, slot] = t[rows]
-        self.values[_index(rows, self.values), _index(slot, self.values)] = n0a[
-            _index(np.flatnonzero(new), n0a)
-        ]
+        self.values = _put(self.values, (rows, slot), n0a[_index(np.flatnonzero(new), n0a)])
         self.count[rows] += 1
 
     def error(
