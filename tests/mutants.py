@@ -97,6 +97,13 @@ MUTANTS = [
         ["tests/test_adams_weights.py"],
     ),
     (
+        "Rosenbrock v_n without L'(t) u (time-dependent linear part)",
+        "expint/_schemes/_rosenbrock.py",
+        "v_n = v_n + (lin.apply(u, t + dt) - l_u) / dt",
+        "v_n = v_n + 0.0 * (lin.apply(u, t + dt) - l_u) / dt",
+        ["tests/test_rosenbrock.py"],
+    ),
+    (
         "Lagrange basis keeps the node's own factor",
         "expint/_interp.py",
         "    factors[diagonal, diagonal] = 1.0\n",

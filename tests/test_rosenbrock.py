@@ -56,6 +56,26 @@ def test_classical_order_on_a_time_dependent_problem(name, order):
     assert np.all(np.abs(observed - order) < 0.35), observed
 
 
+@pytest.mark.parametrize(("name", "order"), [("exprb32", 3), ("exprb43", 4)])
+def test_classical_order_with_a_time_dependent_linear_part(name, order, jacobian_path):
+    """``L(t) = −(1 + t)`` (`ScalarTime`): ``∂F/∂t`` includes ``L'(t) u``.  The step's
+    ``v_n`` held ``∂N/∂t`` alone, so the remainder ``g_n`` kept a term linear in
+    ``t − t_n`` and both pairs converged at order 1 (`exprb32`: 5.1e-3, 2.4e-3, 1.1e-3,
+    5.6e-4 at 4 … 32 steps, the same problem with ``L(t) u`` written into ``N`` gave
+    9.0e-5 … 1.6e-7); now the order is the pair's, on both Jacobian paths."""
+    n = 6
+    y0 = np.linspace(0.1, 1.0, n)
+    linear = expint.ScalarTime(lambda t: -1.0 - t, lambda a, b: -(b - a) - (b * b - a * a) / 2)
+    prob = expint.SemilinearProblem(linear, lambda t, y: -0.5 * y**3 + np.sin(3 * t))
+    ref = expint.solve(prob, y0, (0.0, 1.0), scheme="hochost4", n_steps=2000).y[-1]
+    errs = [
+        np.max(np.abs(expint.solve(prob, y0, (0.0, 1.0), scheme=name, n_steps=k).y[-1] - ref))
+        for k in (4, 8, 16)
+    ]
+    observed = np.diff(np.log(errs)) / np.log(0.5)
+    assert np.all(np.abs(observed - order) < 0.4), (observed, errs)
+
+
 @pytest.mark.slow
 def test_complex_states_use_the_real_linear_jacobian(jacobian_path):
     """KS in Fourier space: N is not complex-differentiable; exprb43 still converges at
