@@ -825,7 +825,9 @@ class MatrixFree(LinearOperatorBase):
             # arithmetic gives on `Dense`, so the solver stops the run at this step
             return zeros + math.nan
         self.krylov_info.merge(info)
-        return res.reshape(ref.shape)
+        # in the state's precision: phiv promotes to the operator's (a float64 scipy
+        # matrix, or a matvec that returns float64, would turn a float32 state into float64)
+        return to_like(res.reshape(ref.shape), ref)
 
 
 class Sparse(MatrixFree):

@@ -393,3 +393,35 @@ def test_diagonal_batches_short_spectra_only(monkeypatch, rng):
     batched = expint.solve(prob, y0, (0.0, 1.0), scheme="whalen53", rtol=1e-6, atol=1e-8)
     assert batched.stats["steps"] == term_by_term.stats["steps"]
     np.testing.assert_allclose(batched.y[-1], term_by_term.y[-1], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+@pytest.mark.parametrize(
+    ("linear", "scheme"),
+    [(op, s) for op in ("sparse", "matrix-free") for s in ("etdrk4", "krogstad43", "exprb32")]
+    + [("diagonal", "exprb32")],
+)
+def test_a_single_precision_numpy_state_keeps_its_dtype(dtype, linear, scheme):
+    """docs/solver.md: the state keeps its dtype.  A float32/complex64 numpy state came
+    back in double precision from a float64 scipy matrix (`Sparse`), from a matvec that
+    promotes (`MatrixFree`), and from `exprb32` on any linear part (its φ-functions of
+    ``J_n`` are float64 on the host); torch states kept theirs.  Now every path
+    returns the state's precision, within single-precision accuracy of the float64 run."""
+    import scipy.sparse as sp
+
+    n = 12
+    a = np.diag(-np.linspace(1.0, 30.0, n)) + 0.1 * np.eye(n, k=1)
+    if linear == "sparse":
+        op = expint.Sparse(sp.csr_matrix(a))
+    elif linear == "matrix-free":
+        op = expint.MatrixFree(lambda v: a @ v, n)  # float64 @ float32 is float64 in numpy
+    else:
+        op = expint.Diagonal(np.diag(a).copy())
+    prob = expint.SemilinearProblem(op, lambda t, y: -0.5 * y * (y * y.conj()).real)
+    y0 = (np.linspace(0.1, 1.0, n) * (1 + 0.5j if dtype == "complex64" else 1)).astype(dtype)
+    kw = {"n_steps": 20} if scheme == "etdrk4" else {"rtol": 1e-4, "atol": 1e-4}
+    sol = expint.solve(prob, y0, (0.0, 0.5), scheme=scheme, **kw)
+    assert sol.y.dtype == np.dtype(dtype)
+    wide = expint.solve(prob, y0.astype(np.complex128 if dtype == "complex64" else np.float64), (0.0, 0.5),
+                        scheme=scheme, **kw)  # fmt: skip
+    assert np.max(np.abs(sol.y[-1] - wide.y[-1])) < 1e-4 * np.max(np.abs(wide.y[-1]))

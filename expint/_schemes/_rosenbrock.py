@@ -322,6 +322,9 @@ class RosenbrockStepper:
         else:
             update = _combine_grouped(jac, h, t, fr * 0, PhiExpr(), parts, top)
         u_new = u + view.back(update)
+        if u_new.dtype != u.dtype:  # J_n's φ-functions are float64 (host): keep the state's precision
+            u_new = to_like(u_new, u)
+            err = None if err is None else to_like(err, u)
         if isinstance(jac, MatrixFree):
             self.krylov_matvecs += jac.krylov_info.matvecs
         if stages is not None:
