@@ -166,9 +166,10 @@ def test_event_states_carry_the_event_times_derivative(scheme, kw):
     """``y_events`` is differentiated as the state at the located time ``t*(p)``: the
     gradient includes ``ẏ dt*/dp`` (implicit function theorem, `expint._events`).
     Before, it held ``t*`` fixed: 1.70 instead of 4.87 for this objective with
-    ``etdrk4`` (a scratch check; the located time moves by ``dt*/dθ ≈ −0.89``).  Against central differences of the whole
-    run, where the located time moves; the states themselves are those of a run without
-    gradients, bit for bit; a terminal event's final state gets the same term."""
+    ``etdrk4`` (a scratch check; the located time moves by ``dt*/dθ ≈ −0.89``).
+    Against central differences of the whole run, where the located time moves; the
+    states themselves are those of a run without gradients, bit for bit; a terminal
+    event's final state gets the same term."""
     base = -0.3 * torch.arange(1.0, 9.0, dtype=torch.float64)
     y0 = torch.linspace(0.1, 1.0, 8, dtype=torch.float64)
 
