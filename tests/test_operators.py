@@ -420,8 +420,8 @@ def test_a_single_precision_numpy_state_keeps_its_dtype(dtype, linear, scheme):
     prob = expint.SemilinearProblem(op, lambda t, y: -0.5 * y * (y * y.conj()).real)
     y0 = (np.linspace(0.1, 1.0, n) * (1 + 0.5j if dtype == "complex64" else 1)).astype(dtype)
     kw = {"n_steps": 20} if scheme == "etdrk4" else {"rtol": 1e-4, "atol": 1e-4}
-    sol = expint.solve(prob, y0, (0.0, 0.5), scheme=scheme, **kw)
-    assert sol.y.dtype == np.dtype(dtype)
+    sol = expint.solve(prob, y0, (0.0, 0.5), scheme=scheme, dense_output=True, **kw)
+    assert sol.y.dtype == np.dtype(dtype) and sol.sol(0.3).dtype == np.dtype(dtype)
     wide = expint.solve(prob, y0.astype(np.complex128 if dtype == "complex64" else np.float64), (0.0, 0.5),
                         scheme=scheme, **kw)  # fmt: skip
     assert np.max(np.abs(sol.y[-1] - wide.y[-1])) < 1e-4 * np.max(np.abs(wide.y[-1]))

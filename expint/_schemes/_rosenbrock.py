@@ -281,7 +281,8 @@ class RosenbrockStepper:
         lin = self._linearise(t, u, n_u)
         parts = [(lin.fr, h * P(1).over_fraction(theta)), (lin.vr, h * h * P(2).over_fraction(theta))]
         parts += [(defects[i], h * b.over_fraction(theta)) for i, b in enumerate(self.tab.b) if b]
-        return u + lin.view.back(_combine_grouped(lin.jac, h, t, lin.fr * 0, PhiExpr(), parts))
+        out = u + lin.view.back(_combine_grouped(lin.jac, h, t, lin.fr * 0, PhiExpr(), parts))
+        return out if out.dtype == u.dtype else to_like(out, u)  # as `_step`: the state's precision
 
     def _step(
         self, t: float, h: float, u: Any, n0: Any, with_error: bool, stages: list | None = None
