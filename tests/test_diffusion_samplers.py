@@ -584,3 +584,37 @@ def test_gradients_flow_through_the_sampler(method):
     sampler = Sampler(sch, grid(sch, 5, "uniform", t_end=1e-3), method)
     x = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: sampler(mix, x), (x,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.bfloat16, 3e-2), (torch.float16, 5e-3)])
+def test_half_precision_samples_give_the_model_float32_times(dtype, tol):
+    """A float16/bfloat16 ``x_T``: the model's times were cast to ``x``'s dtype, and
+    bfloat16 spaces numbers near 1000 by 4, so the DDPM timestep 999 reached the model
+    as 1000, past `DiscreteVP`'s table (the toy model then failed with an IndexError);
+    float16 rounds fractional timesteps to 0.5.  Now the times are float32 and equal to
+    the grid's, the samples keep ``x``'s dtype, and they agree with the float64 run to
+    the precision of the dtype.  The toy mixture computes in float32 for such inputs."""
+    sched = DiscreteVP.from_betas("linear", 1e-4, 0.02, 1000)
+    mixture = toy.GaussianMixture.random(sched, shape=(4,))
+    ts = grid(sched, 8, final_zero=True)
+    seen = []
+
+    def model(x, t):
+        seen.append(t)
+        return mixture(x, t)
+
+    x_T = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    wide = sample(model, x_T, sched, ts, method="unipc2")
+    seen.clear()
+    out = sample(model, x_T.to(dtype), sched, ts, method="unipc2")
+    assert out.dtype == dtype
+    assert all(t.dtype == torch.float32 for t in seen)
+    assert seen[0][0].item() == np.float32(ts[0])
+    assert float((out.double() - wide).abs().max() / wide.abs().max()) < tol
+    for time in (999.0, 500.0):  # the mixture itself: only the output is rounded to dtype
+        rounded = x_T.to(dtype)
+        eps = mixture(rounded, torch.full((6,), time))
+        exact = mixture(rounded.double(), torch.full((6,), time))
+        assert eps.dtype == dtype
+        bound = 2 * torch.finfo(dtype).eps * float(exact.abs().max())
+        assert float((eps.double() - exact).abs().max()) < bound

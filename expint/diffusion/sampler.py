@@ -134,11 +134,12 @@ class Sampler:
             coef = torch.as_tensor(self._program.table, dtype=real).to(x.device)
             shape = (rows,) + (1,) * (x.dim() - 1)
             views = [coef[k].reshape(shape) for k in range(coef.shape[0])]
-            times = (
-                torch.as_tensor(self._program.times, dtype=real).to(x.device).expand(-1, x.shape[0])
-                if rows == 1
-                else torch.as_tensor(self._program.times, dtype=real).to(x.device)
-            )
+            # the model's times in float32 at least: bfloat16 spaces numbers near 1000 by 4
+            # (a DDPM timestep 999 became 1000, past the schedule's end) and float16 by 0.5
+            wide = torch.float32 if real in (torch.float16, torch.bfloat16) else real
+            times = torch.as_tensor(self._program.times, dtype=wide).to(x.device)
+            if rows == 1:
+                times = times.expand(-1, x.shape[0])
             hit = self._device_cache[key] = (views, times)
         return hit
 

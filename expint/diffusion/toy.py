@@ -111,14 +111,16 @@ class GaussianMixture:
         return a, sg, s, mu, var, diff, r
 
     def eps(self, x: Any, t: Any) -> Any:
-        """Exact ε*(x, t) for ``x`` of shape ``(B, d)`` and ``t`` of shape ``(B,)``."""
-        _, sg, _, _, var, diff, r = self._posterior(x, t)
-        return sg[:, 0] * (r * diff / var).sum(1)
+        """Exact ε*(x, t) for ``x`` of shape ``(B, d)`` and ``t`` of shape ``(B,)``, in
+        ``x``'s dtype (computed in float32 at least, `_working`)."""
+        _, sg, _, _, var, diff, r = self._posterior(_working(x), t)
+        return (sg[:, 0] * (r * diff / var).sum(1)).to(x.dtype)
 
     def x0(self, x: Any, t: Any) -> Any:
-        """Exact posterior mean E[x0 | x_t = x] (finite also where α = 0)."""
-        a, _, s, mu, var, diff, r = self._posterior(x, t)
-        return (r * (mu[None] + a * s[None, :, None] ** 2 / var * diff)).sum(1)
+        """Exact posterior mean E[x0 | x_t = x] (finite also where α = 0), in ``x``'s
+        dtype."""
+        a, _, s, mu, var, diff, r = self._posterior(_working(x), t)
+        return (r * (mu[None] + a * s[None, :, None] ** 2 / var * diff)).sum(1).to(x.dtype)
 
     def __call__(self, x: Any, t: Any) -> Any:
         """``ε*(x, t)`` for ``x`` of shape ``(batch, *shape)``, ``t`` of shape ``(batch,)``."""
@@ -204,6 +206,15 @@ class Gaussian(GaussianMixture):
         a1, s1 = (float(v[0]) for v in (sch.alpha(np.array([t_end])), sch.sigma(np.array([t_end]))))
         ratio = math.sqrt((a1 * a1 * s * s + s1 * s1) / (aT * aT * s * s + sT * sT))
         return a1 * mu + ratio * (x_T - aT * mu)
+
+
+def _working(x: Any) -> Any:
+    """``x`` in float32 where it is float16 or bfloat16: the schedule at a time near
+    1000 and the posterior's softmax need more than their 11- and 8-bit significands
+    (bfloat16 turned the DDPM timestep 999 into 1000, past the schedule's end)."""
+    import torch
+
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _batch_times(t: Any, x: Any) -> Any:
