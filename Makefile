@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# k-diffusion's samplers, a peer of tests/test_peers.py: its package metadata pulls
+	# training tools (clip, wandb, kornia, ...) that its sampling module does not use
+	$(PY) -m pip install --quiet --no-deps "k-diffusion==0.1.1.post1"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _optional import needs_torch
+from _optional import needs_torch, torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,7 +162,14 @@ _SMOKE_RUNS = [
         ("allen_cahn_scaling.py", "--sizes", "20", "--quick", "--out", "{tmp}"),
         marks=pytest.mark.skipif(
             importlib.util.find_spec("rkstiff") is None,
-            reason="needs rkstiff, a peer installed for benchmarks",
+            reason="needs rkstiff, a peer (the test extra installs it)",
+        ),
+    ),
+    pytest.param(
+        ("kdiffusion_mixture.py", "--batch", "16", "--steps", "10,20"),
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("k_diffusion") is None or torch is None,
+            reason="needs torch and k-diffusion, a peer (make test installs it)",
         ),
     ),
     ("dense_batch_steps.py", "--n", "40", "--batch", "4", "--repeat", "1"),
