@@ -85,6 +85,21 @@ def test_convergence_study_observes_the_classical_orders(tmp_path):
     assert res.plot(tmp_path / "c.png").stat().st_size > 10_000
 
 
+def test_a_built_in_problem_supplies_its_span_and_an_unfitted_order_is_a_dash():
+    """``t_span=None`` took a built-in problem's ``y0`` but not its span ("t_span must be a
+    pair", naming the value the user had left to the problem); one step count gave
+    the order ``nan`` in the table with no word of why."""
+    bp = problems.nonstiff()
+    res = expint.study.convergence(bp, None, None, ["etd2rk"], [8, 16])
+    assert res.t_span == bp.t_span and math.isfinite(res.orders["etd2rk"])
+    one = expint.study.convergence(bp, None, None, ["etd2rk"], [8])
+    assert math.isnan(one.orders["etd2rk"])
+    row = next(line for line in one.table().splitlines() if line.startswith("| etd2rk"))
+    assert row.endswith("| — |") and "no order without two usable step sizes" in one.table()
+    wp = expint.study.work_precision(bp, None, None, ["etd2rk"], steps=[8], repeat=1)
+    assert wp.problem == bp.name and wp.runs[0]["error"] < 0.05
+
+
 def test_a_failed_run_is_reported_not_raised():
     prob = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y**10)  # overflows in 3 steps
     res = expint.study.convergence(
@@ -172,6 +187,10 @@ def test_work_precision_passes_the_error_norm_to_the_adaptive_runs():
         ({"steps": [4, 8, 4]}, "must not repeat"),
         ({"problem": "nonstiff"}, "SemilinearProblem or a built-in problem"),
         ({"y0": None, "problem": problems.nonstiff().problem}, "y0 is required"),
+        (
+            {"y0": [1.0, 0.5, 0.0], "t_span": None, "problem": problems.nonstiff().problem},
+            "t_span is required",
+        ),
         # each of these raised an error that named no argument
         ({"t_span": ("a", 1.0)}, r"t_span must be a pair of real numbers"),
         ({"t_span": 1.0}, r"t_span must be a pair of real numbers"),

@@ -86,14 +86,18 @@ class ConvergenceResult:
         """Markdown table: one row per scheme, one column per step size, the order."""
         head = "| scheme | " + " | ".join(f"h = {h:.3g}" for h in self.h) + " | observed order |"
         lines = [head, "|---|" + "---|" * (len(self.h) + 1)]
-        partial = False
+        partial = unfitted = False
         for name, f in self.fits().items():
             cells = " | ".join(_cell(e) for e in self.errors[name])
             used = "" if len(f.used) == len(self.h) else f" ({len(f.used)} of {len(self.h)})"
             partial |= bool(used)
-            lines.append(f"| {name} | {cells} | {f.order:.2f}{used} |")
+            order = f"{f.order:.2f}" if math.isfinite(f.order) else "—"
+            unfitted |= not math.isfinite(f.order)
+            lines.append(f"| {name} | {cells} | {order}{used} |")
         acc = f"{self.reference_accuracy:.1e}" if math.isfinite(self.reference_accuracy) else "unknown"
         lines.append(f"\nreference: {self.reference}; its estimated accuracy: {acc}")
+        if unfitted:
+            lines.append("—: no order without two usable step sizes (pass more steps, or coarser ones)")
         if partial:
             lines.append(
                 "(k of m): the order is fitted on k step sizes; the others are pre-asymptotic or "

@@ -22,11 +22,12 @@ from ._results import ConvergenceResult, WorkPrecisionResult
 
 def _unpack(problem: Any, y0: Any, t_span: Any) -> tuple[SemilinearProblem, Any, tuple[float, float], str]:
     """Accept a `SemilinearProblem` or a built-in problem (``expint.problems``), whose
-    ``y0`` is used when ``y0`` is None."""
+    ``y0`` and ``t_span`` are used where those are None."""
     inner = getattr(problem, "problem", None)
     if isinstance(inner, SemilinearProblem):
         name = problem.name
         y0 = problem.y0 if y0 is None else y0
+        t_span = problem.t_span if t_span is None else t_span
         problem = inner
     elif isinstance(problem, SemilinearProblem):
         name = problem.name or "problem"
@@ -36,6 +37,8 @@ def _unpack(problem: Any, y0: Any, t_span: Any) -> tuple[SemilinearProblem, Any,
         )
     if y0 is None:
         raise ValueError("y0 is required for a SemilinearProblem")
+    if t_span is None:
+        raise ValueError("t_span is required for a SemilinearProblem")
     if (
         not isinstance(t_span, (Sequence, np.ndarray))
         or len(t_span) != 2
@@ -162,7 +165,7 @@ def _peer_error(label: str, out: Any, ref: np.ndarray) -> tuple[float, int, int]
 def convergence(
     problem: Any,
     y0: Any,
-    t_span: Sequence[float],
+    t_span: Sequence[float] | None,
     schemes: Any,
     steps: Sequence[int],
     reference: Any = None,
@@ -174,9 +177,10 @@ def convergence(
     Parameters
     ----------
     problem : SemilinearProblem or built-in problem
-        A built-in problem (``expint.problems.…()``) supplies ``y0`` when it is None.
+        A built-in problem (``expint.problems.…()``) supplies ``y0`` and ``t_span``
+        where they are None.
     y0 : array or None
-    t_span : (float, float)
+    t_span : (float, float) or None
     schemes : str, Scheme or sequence of them
     steps : sequence of int
         Numbers of uniform steps (``h = |t_span| / n``).
@@ -229,7 +233,7 @@ def convergence(
 def work_precision(
     problem: Any,
     y0: Any,
-    t_span: Sequence[float],
+    t_span: Sequence[float] | None,
     schemes: Any,
     *,
     steps: Sequence[int] | None = None,
@@ -243,7 +247,8 @@ def work_precision(
     error_norm: str = "rms",
 ) -> WorkPrecisionResult:
     """Error against wall time: adaptive schemes over ``rtols`` (``atol = rtol·max|y0|``),
-    fixed-step schemes over ``steps``, and any ``peers``.
+    fixed-step schemes over ``steps``, and any ``peers``.  A built-in problem supplies
+    ``y0`` and ``t_span`` where they are None, as in `convergence`.
 
     ``error_norm`` is the adaptive runs' step-size control norm (`expint.solve`'s:
     ``"rms"`` or ``"max"``; the error reported is always the largest entry's, relative
