@@ -9,8 +9,8 @@ Solves on several Python threads may share an operator (one problem, many initia
 conditions or step sizes), so another thread may evict the entry a lookup just found,
 or the one a store just made, before it is marked fresh: each `OrderedDict` operation is
 atomic, and the cache tolerates that interleaving instead of taking a lock (a lock
-tripled the cost of a lookup, ~0.25 → 0.9 µs, which a small problem pays several times a
-step).  A value is computed outside the cache; two threads that miss the same key both
+made a lookup 2.4–4× as costly, about 0.2 → 0.4–0.8 µs, which a small problem pays
+several times a step).  A value is computed outside the cache; two threads that miss the same key both
 compute it, and the second store wins.
 """
 
