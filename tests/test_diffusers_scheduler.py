@@ -113,6 +113,28 @@ def test_every_ddpm_family_config_is_accepted(peer):
     assert len(sched.timesteps) == 8
 
 
+@pytest.mark.parametrize(
+    ("source", "final"),
+    [({"set_alpha_to_one": True}, "zero"), ({"set_alpha_to_one": False}, "sigma_min")],
+)
+def test_a_saved_config_switches_back_to_diffusers_schedulers(tmp_path, source, final):
+    """A pipeline saved with an ``ExpintScheduler`` wrote ``final_sigmas_type: null``
+    (expint's "choose for me"); switching the loaded pipeline back to DPM-Solver,
+    Euler or UniPC then failed in their ``set_timesteps`` ("must be one of 'zero', or
+    'sigma_min', but got None").  The config records the value chosen."""
+    sched = ExpintScheduler.from_config(diffusers.DDIMScheduler(**source).config)
+    sched.set_timesteps(10)
+    sched.save_pretrained(tmp_path)
+    loaded = ExpintScheduler.from_pretrained(tmp_path)
+    assert loaded.config.final_sigmas_type == final
+    loaded.set_timesteps(10)
+    assert torch.equal(loaded.timesteps, sched.timesteps)
+    for peer in ("DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler"):
+        back = getattr(diffusers, peer).from_config(loaded.config)
+        back.set_timesteps(10)
+        assert back.config.final_sigmas_type == final and len(back.timesteps) == 10
+
+
 def test_use_karras_sigmas_picks_the_karras_grid():
     sched = ExpintScheduler.from_config(diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True).config)
     sched.set_timesteps(10)

@@ -128,7 +128,9 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         before the shift (flow matching, as diffusers' ``FlowMatchEulerDiscreteScheduler``).
     final_sigmas_type : {"zero", "sigma_min"}, optional
         End exactly at σ = 0 (clean data) or at the first training timestep.  Default
-        ``"zero"``, or ``"sigma_min"`` for a DDIM config with ``set_alpha_to_one=False``.
+        ``"zero"``, or ``"sigma_min"`` for a DDIM config with ``set_alpha_to_one=False``;
+        the config records the value chosen, so that a saved config switches back to
+        diffusers' schedulers (which refuse ``None``).
     rescale_betas_zero_snr : bool
         Rescale the schedule to zero terminal SNR (the model was trained so).
     variance_type : str, optional
@@ -245,6 +247,11 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
                 if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
                     raise ValueError(f"{key} must be a positive finite number, got {value!r}")
         self.flow = flow
+        if final_sigmas_type is None:
+            # recorded resolved: a config saved with None would hand None to diffusers'
+            # schedulers (DPM-Solver, Euler, UniPC refuse it) when a user switches back
+            final_sigmas_type = "zero" if flow or set_alpha_to_one else "sigma_min"
+            self.register_to_config(final_sigmas_type=final_sigmas_type)
         self.method = method if method is not None else (DEFAULT_FLOW_METHOD if flow else DEFAULT_METHOD)
         get_method(self.method)  # an unknown name fails here, not at the first set_timesteps
         self.schedule: Schedule
@@ -318,10 +325,7 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
         return "uniform" if self.flow else "tempered"
 
     def _final_zero(self) -> bool:
-        kind = self.config.final_sigmas_type
-        if kind is None:
-            kind = "zero" if self.config.set_alpha_to_one else "sigma_min"
-        return kind == "zero"
+        return self.config.final_sigmas_type == "zero"
 
     def _shift(self, sigma: Any, mu: float | None) -> Any:
         cfg = self.config
