@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch_array, records_gradients, stack
+from ._backend import all_finite, is_torch_array, records_gradients, stack
 
 __all__ = ["EventWatch", "terminal_message"]
 
@@ -88,7 +88,15 @@ class EventWatch:
             out = out.reshape(()).item()
         if isinstance(out, (bool, np.bool_)) or not isinstance(out, numbers.Real):
             raise TypeError(f"events[{i}](t, y) must return a real number, got {type(out).__name__}")
-        return float(out)
+        value = float(out)
+        # NaN from a state that blew up is the run's to report (it stops there); NaN
+        # from a finite state would silently find no event at all
+        if math.isnan(value) and all_finite(y):
+            raise ValueError(
+                f"events[{i}](t, y) returned NaN at t = {t:.10g} for a finite state; an event "
+                "function must return a number whose sign changes at the event"
+            )
+        return value
 
     def _values(self, t: float, y: Any) -> list[float]:
         return [self._value(i, t, y) for i in range(len(self.funcs))]

@@ -4,6 +4,8 @@ tolerance; terminal events, directions, and bad input."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from _optional import needs_torch, torch
@@ -173,6 +175,13 @@ _nan_direction.direction = float("nan")
         ({"events": lambda t, y: y}, ValueError, r"events\[0\]\(t, y\) must return one number"),
         ({"events": lambda t, y: "x"}, TypeError, r"events\[0\]\(t, y\) must return a real number"),
         ({"events": level, "scheme": "lawson_rk4"}, ValueError, "no continuous extension for events"),
+        # NaN from a finite state found no event, silently
+        ({"events": lambda t, y: float("nan")}, ValueError, r"returned NaN at t = 0 for a finite state"),
+        (
+            {"events": lambda t, y: math.nan if t > 0.5 else float(y[0]) + 10.0},
+            ValueError,
+            r"events\[0\]\(t, y\) returned NaN at t = 0.75 for a finite state",
+        ),
     ],
 )
 def test_bad_events_are_named(kwargs, exc, match):
@@ -188,3 +197,13 @@ def test_events_with_per_sample_steps_are_refused():
             batch, np.ones((3, 2)), (0.0, 1.0), scheme="krogstad43", rtol=1e-6, atol=1e-6,
             batch_steps="independent", events=lambda t, y: float(y[0, 0]) - 0.5,
         )  # fmt: skip
+
+
+def test_nan_from_a_state_that_blew_up_is_left_to_the_run():
+    """The run reports a non-finite state itself (``success=False``, the step named);
+    the event function's NaN there is not the user's error."""
+    blowup = expint.SemilinearProblem(expint.Diagonal([0.0]), lambda t, y: y**10)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        sol = expint.solve(blowup, np.array([10.0]), (0.0, 2.0), scheme="etdrk4", n_steps=4,
+                           events=lambda t, y: float(y[0]) - 1e400)  # fmt: skip
+    assert not sol.success and "non-finite" in sol.message and len(sol.t_events[0]) == 0
