@@ -80,6 +80,7 @@ import numpy as np
 from ._backend import (
     Array,
     all_finite,
+    array_namespace,
     as_like,
     cast,
     concat,
@@ -235,6 +236,12 @@ def _check_vectors(vs: Any, n: int) -> tuple[list[Any], float]:
         vs = [vs] if vs.ndim == 1 else list(vs)
     if not isinstance(vs, (list, tuple)) or len(vs) == 0:
         raise TypeError("vs must be a non-empty sequence of vectors [v_0, v_1, …, v_p]")
+    if any(v is None for v in vs):  # None stands for a zero vector (e.g. [None, v]: φ_1 only)
+        like = next((v for v in vs if v is not None), None)
+        if like is None:
+            raise TypeError("vs holds only None; pass at least one vector (None stands for a zero vector)")
+        like = like if is_array(like) else np.asarray(like)
+        vs = [array_namespace(like).zeros_like(like) if v is None else v for v in vs]
     out: list[Any] = []
     largest = 0.0
     for i, v in enumerate(vs):
@@ -288,7 +295,8 @@ def phiv(
         The ``n × n`` linear operator; only products ``A @ x`` are used.
     vs : sequence of arrays
         ``[v_0, …, v_p]``, each of shape ``(n,)`` (numpy arrays or torch tensors on one
-        device; ``v_0`` may be zero), or each of shape ``(B, n)`` for ``B`` right-hand
+        device; ``v_0`` may be zero, and ``None`` stands for a zero vector: ``[None, v]``
+        gives ``t φ_1(tA) v``), or each of shape ``(B, n)`` for ``B`` right-hand
         sides at once: their Krylov processes run in lock step, sharing every product
         with ``A`` (one matrix–matrix product where ``A`` offers one) and every
         sub-step, which is accepted when each row meets ``tol``.

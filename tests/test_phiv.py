@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
-from _optional import needs_torch, torch
+from _optional import BACKENDS, needs_torch, torch
 from _threads import blas_threads
 from _transfers import KRYLOV_MODULES, count_transfers
 
@@ -260,6 +260,7 @@ _SKEW3 = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 2.0], [0.0, -2.0, 0.0]])
         (np.eye(3), [np.arange(3)], {}, TypeError, "integer"),
         (np.eye(3), [np.array([1.0, np.nan, 0])], {}, ValueError, "finite"),
         (np.eye(3), [], {}, TypeError, "non-empty"),
+        (np.eye(3), [None, None], {}, TypeError, "only None"),
         (np.eye(3), [np.ones(3)], {"tol": 0.0}, ValueError, "tol"),
         (np.eye(3), [np.ones(3)], {"t": float("inf")}, ValueError, "finite real"),
         (expint.MatrixFree, [np.ones(3)], {}, TypeError, "class"),
@@ -280,6 +281,20 @@ _SKEW3 = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 2.0], [0.0, -2.0, 0.0]])
 def test_bad_input(a, vs, kw, exc, match):
     with pytest.raises(exc, match=match):
         expint.phiv(a, vs, **kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_none_stands_for_a_zero_vector(backend):
+    """``phiv(A, [None, v])`` (φ_1 only) was refused with "vs[0] must have shape (n,),
+    got ()"; ``None`` is the zero vector, as in the operators' φ-combinations."""
+    a = -np.diag(np.arange(1.0, 6.0)) + 0.3 * np.eye(5, k=1)
+    v = np.linspace(1.0, 2.0, 5)
+    ref = 0.5 * expint.phi_matrix(1, 0.5 * a) @ v + 0.25 * expint.phi_matrix(2, 0.5 * a) @ v
+    if backend == "torch":
+        a, v = torch.from_numpy(a), torch.from_numpy(v)
+    w, _ = expint.phiv(a, [None, v, v], t=0.5)
+    assert type(w) is type(v) and w.dtype == v.dtype
+    np.testing.assert_allclose(np.asarray(w), ref, rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(0,), (3, 0)])
