@@ -494,6 +494,19 @@ def test_model_returning_numpy_names_the_type():
         sample(lambda x, t: x.numpy(), X_T, SCH, grid(SCH, 3, t_start=T0, t_end=T1), method="ddim")
 
 
+def test_a_network_output_object_gets_a_hint():
+    """diffusers' networks return an output object holding the tensor as ``.sample``:
+    passing the network itself is a common first attempt, and the error says what to
+    pass instead."""
+
+    class Output:  # the shape of diffusers' UNet2DOutput
+        def __init__(self, sample):
+            self.sample = sample
+
+    with pytest.raises(TypeError, match=r"Output; .* pass lambda x, t: net\(x, t\)\.sample"):
+        sample(lambda x, t: Output(x), X_T, SCH, grid(SCH, 3, t_start=T0, t_end=T1), method="ddim")
+
+
 def test_callback_reports_each_samples_own_times_on_per_sample_grids():
     rows = np.stack([grid(SCH, 4, t_start=T0, t_end=T1), grid(SCH, 4, "uniform", t_start=0.9, t_end=0.01)])
     rows = np.repeat(rows, 8, axis=0)  # 16 samples, two different grids

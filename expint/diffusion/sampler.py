@@ -307,9 +307,15 @@ def check_start(x: Any, name: str) -> None:
 
 def check_output(out: Any, xs: Any, step: int) -> None:
     if not is_torch_array(out):
+        # diffusers' networks return an output object whose tensor is ``.sample``
+        hint = (
+            "; a diffusers network returns an output object: pass lambda x, t: net(x, t).sample"
+            if is_torch_array(getattr(out, "sample", None))
+            else " (e.g. torch.from_numpy(...) on x's device)"
+        )
         raise TypeError(
             f"step {step}: model returned {type(out).__module__}.{type(out).__name__}; it must return a "
-            "torch tensor shaped like x (e.g. torch.from_numpy(...) on x's device)"
+            f"torch tensor shaped like x{hint}"
         )
     if out.shape != xs.shape:
         raise ValueError(
