@@ -3,6 +3,8 @@ distance matches its closed form."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,14 @@ def test_frechet_distance_matches_the_closed_form_for_two_gaussians():
     a = rng.multivariate_normal(mu1, c1, size=200_000)
     b = rng.multivariate_normal(mu2, c2, size=200_000)
     assert metrics.frechet_distance(a, b) == pytest.approx(exact, rel=0.02)
+
+
+def test_the_distance_of_a_set_to_itself_is_not_negative():
+    """Rounding gave −1.1e-14 for 500 samples in 8-D against themselves, and users take
+    the square root for the unsquared distance: NaN."""
+    x = np.random.default_rng(0).standard_normal((500, 8))
+    d = metrics.frechet_distance(x, x)
+    assert 0.0 <= d < 1e-12 and math.isfinite(math.sqrt(d))
 
 
 def test_frechet_orders_halves_below_perturbations():

@@ -54,7 +54,10 @@ def frechet_distance(a: Any, b: Any) -> float:
     s1 = _psd_sqrt(c1)
     cross = np.linalg.eigvalsh(s1 @ c2 @ s1)
     tr_sqrt = float(np.sqrt(np.clip(cross, 0.0, None)).sum())
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2) - 2.0 * tr_sqrt)
+    value = float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2) - 2.0 * tr_sqrt)
+    # the distance is ≥ 0; rounding put equal sets at −1e-14, whose square root (the
+    # unsquared distance users take) is NaN
+    return max(value, 0.0)
 
 
 def _stats(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
