@@ -256,3 +256,18 @@ def test_builtin_callables_name_their_misuse():
     # valid calls are unchanged: a batch, a numpy time
     assert ks.to_physical(np.tile(ks.y0, (3, 1))).shape == (3, 32)
     np.testing.assert_array_equal(ho.exact(np.float64(0.5)), ho.exact(0.5))
+
+
+@pytest.mark.parametrize("name", sorted(problems.PROBLEMS))
+def test_each_problems_dt_divides_its_span(name):
+    """KdV's ``0.4/N²`` made 983.04 steps of its span and NLS's 0.01 made 314.16, so
+    ``solve(bp.problem, bp.y0, bp.t_span, dt=bp.dt)`` was refused ("dt does not
+    divide the interval"); ``dt`` is now the largest step at most the literature's that
+    does."""
+    bp = problems.PROBLEMS[name]()
+    literature = {"kdv": 0.4 / 256**2, "nls": 0.01}.get(name, bp.dt)
+    steps = (bp.t_span[1] - bp.t_span[0]) / bp.dt
+    assert abs(steps - round(steps)) < 1e-9 and bp.dt <= literature
+    assert bp.dt > literature * (1 - 1 / steps) * (1 - 1e-12)  # no smaller than it must be
+    grid = expint._solve.time_grid(bp.t_span[0], bp.t_span[1], dt=bp.dt, n_steps=None, ts=None)
+    assert len(grid) == round(steps) + 1
