@@ -21,7 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import array_namespace, as_array, concat, fft_module, is_torch_array, to_like, to_numpy
+from ._backend import (
+    array_namespace,
+    as_array,
+    concat,
+    fft_module,
+    is_array,
+    is_torch_array,
+    same_array_type,
+    to_like,
+    to_numpy,
+)
 from ._operators import Dense, Diagonal
 from ._problem import SemilinearProblem
 from ._validation import check_real
@@ -63,7 +73,8 @@ class BuiltinProblem:
     x : numpy.ndarray
         Spatial grid of the physical field.
     to_physical : callable
-        State (any batch shape) -> real physical field on ``x``.
+        State (any batch shape) -> real physical field on ``x``, as the state's array
+        type (numpy, or a torch tensor on the state's device).
     exact : callable or None
         ``exact(t)`` -> exact state, where known.
     notes : str
@@ -132,7 +143,12 @@ def _checked_length(fn: Callable[[Any], Any], n: int, where: str, what: str) -> 
         shape = tuple(getattr(v, "shape", np.shape(v)))
         if not shape or shape[-1] != n:
             raise ValueError(f"{where} takes a {what} whose last axis has length {n}, got shape {shape}")
-        return fn(v)
+        out = fn(v)
+        # some maps work on the host (Chebyshev boundary values, |ifft|): the result
+        # comes back as the input's array type, on its device, in its precision
+        if is_array(v) and not same_array_type(out, v):
+            out = to_like(out, v)
+        return out
 
     # the method's own name (``to_physical``, ``lift``), which plots and reprs show
     checked.__doc__, checked.__name__ = fn.__doc__, where.rsplit(".", 1)[-1]
@@ -645,7 +661,7 @@ def plot_spacetime(bp: BuiltinProblem, sol: Any, path: str | Path, title: str | 
 
     plt = pyplot()
 
-    field_ = np.stack([np.asarray(bp.to_physical(y)) for y in sol.y])
+    field_ = np.stack([to_numpy(bp.to_physical(y)) for y in sol.y])
     fig, ax = plt.subplots(figsize=(7, 4.2))
     im = ax.pcolormesh(bp.x, sol.t, field_, shading="auto", cmap="RdBu_r")
     fig.colorbar(im, ax=ax, label="u")

@@ -271,3 +271,20 @@ def test_each_problems_dt_divides_its_span(name):
     assert bp.dt > literature * (1 - 1 / steps) * (1 - 1e-12)  # no smaller than it must be
     grid = expint._solve.time_grid(bp.t_span[0], bp.t_span[1], dt=bp.dt, n_steps=None, ts=None)
     assert len(grid) == round(steps) + 1
+
+
+@needs_torch
+@pytest.mark.parametrize("name", sorted(problems.PROBLEMS))
+def test_to_physical_returns_the_states_array_type(name):
+    """Spectral problems returned a tensor for a tensor state but Allen–Cahn, Gray–Scott,
+    NLS, Hochbruck–Ostermann and the non-stiff problem a numpy array (their maps work on
+    the host): code written for one problem broke on the next."""
+    bp = problems.PROBLEMS[name]()
+    host = bp.to_physical(np.asarray(bp.y0))
+    state = torch.as_tensor(np.asarray(bp.y0))
+    for y in (state, state.to(torch.complex64 if state.is_complex() else torch.float32)):
+        u = bp.to_physical(y)
+        assert isinstance(u, torch.Tensor) and u.device == y.device and not u.is_complex()
+        assert u.dtype == (y.real.dtype if y.is_complex() else y.dtype)
+        tol = 1e-12 if y.dtype in (torch.float64, torch.complex128) else 1e-5
+        np.testing.assert_allclose(u.double().numpy(), host, rtol=tol, atol=tol * np.abs(host).max())
