@@ -97,11 +97,17 @@ class Tolerances:
                 f"rtol = {rtol:g} is below the unit roundoff of the state's precision ({roundoff:.1e}, "
                 f"{getattr(state, 'dtype', '')}): pass a float64 state or rtol >= {roundoff:.1e}"
             )
-        if isinstance(atol, bool) or not (isinstance(atol, (numbers.Real, np.floating)) or is_array(atol)):
+        # a list or tuple of numbers is taken as scipy's solve_ivp takes it, per component
+        sequence = isinstance(atol, (list, tuple)) and all(
+            isinstance(x, (numbers.Real, np.floating)) and not isinstance(x, bool) for x in atol
+        )
+        if isinstance(atol, bool) or not (
+            isinstance(atol, (numbers.Real, np.floating)) or is_array(atol) or sequence
+        ):
             raise TypeError(
                 f"atol must be a real number or an array of shape ({n},), got {type(atol).__name__}"
             )
-        a = np.asarray(to_numpy(atol), dtype=float)
+        a = np.asarray(atol if sequence else to_numpy(atol), dtype=float)
         if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n):
             raise ValueError(f"atol must be a scalar or have shape ({n},), got shape {a.shape}")
         if not np.all(np.isfinite(a)) or np.any(a < 0):

@@ -197,6 +197,8 @@ def test_non_finite_trial_steps_are_rejected_not_kept():
         ({"rtol": 1e-6, "atol": -1.0}, ValueError, "atol must be finite and non-negative"),
         ({"rtol": 1e-6, "atol": math.inf}, ValueError, "atol must be finite"),
         ({"rtol": 1e-6, "atol": np.ones(3)}, ValueError, r"atol must be a scalar or have shape \(2,\)"),
+        ({"rtol": 1e-6, "atol": [1e-8] * 3}, ValueError, r"atol must be a scalar or have shape \(2,\)"),
+        ({"rtol": 1e-6, "atol": [1e-8, "x"]}, TypeError, r"atol must be a real number or an array"),
         ({"rtol": 1e-6, "atol": 1e-8, "first_step": -0.1}, ValueError, "first_step must be positive"),
         ({"rtol": 1e-6, "atol": 1e-8, "max_step": 0.0}, ValueError, "max_step must be positive"),
         ({"rtol": 1e-6, "atol": 1e-8, "max_steps": 0}, ValueError, "max_steps must be at least 1"),
@@ -208,6 +210,16 @@ def test_bad_adaptive_input(kwargs, exc, match):
     args = {"scheme": "krogstad43", **kwargs}
     with pytest.raises(exc, match=match):
         expint.solve(_decay(), np.ones(2), (0.0, 1.0), **args)
+
+
+def test_a_per_component_atol_may_be_a_list():
+    """scipy's ``solve_ivp`` takes ``atol=[...]``; expint refused a list (``TypeError``)
+    and took only an array."""
+    args = {"scheme": "krogstad43", "rtol": 1e-6}
+    listed = expint.solve(_decay(), np.ones(2), (0.0, 1.0), atol=[1e-9, 1e-12], **args)
+    array = expint.solve(_decay(), np.ones(2), (0.0, 1.0), atol=np.array([1e-9, 1e-12]), **args)
+    scalar = expint.solve(_decay(), np.ones(2), (0.0, 1.0), atol=1e-9, **args)
+    assert np.array_equal(listed.y, array.y) and not np.array_equal(listed.y, scalar.y)
 
 
 @pytest.mark.parametrize(
