@@ -42,22 +42,36 @@ needs_rkstiff = pytest.mark.skipif(
 
 
 @needs_rkstiff
-def test_krogstad_is_rkstiffs_etd4_on_kuramoto_sivashinsky():
-    """rkstiff's constant-step ETD4 is Krogstad's scheme (its docstring cites Krogstad
-    2005): on a diagonal linear part the two implementations agree to rounding, and a
-    different fourth-order scheme does not (so the comparison can tell schemes apart)."""
-    from rkstiff.etd4 import ETD4
+@pytest.mark.parametrize(
+    ("peer", "scheme", "other"),
+    [
+        # rkstiff's constant-step ETD4 cites Krogstad (2005); its ETD5 is "the fixed-step
+        # form of the adaptive ETD(3,5)" of Whalen, Brio & Moloney (2015)
+        ("ETD4", "krogstad", "etdrk4"),
+        ("ETD5", "whalen53", "hochost4"),
+        # IF4: the integrating-factor (Lawson) classical Runge–Kutta method
+        ("IF4", "lawson_rk4", "krogstad"),
+    ],
+)
+def test_fixed_step_schemes_are_rkstiffs_on_kuramoto_sivashinsky(peer, scheme, other):
+    """On a diagonal linear part the two implementations agree to rounding, and a
+    different scheme of the same order does not (so the comparison tells schemes
+    apart)."""
+    import rkstiff.etd4
+    import rkstiff.etd5
+    import rkstiff.if4
 
+    cls = {"ETD4": rkstiff.etd4.ETD4, "ETD5": rkstiff.etd5.ETD5, "IF4": rkstiff.if4.IF4}[peer]
     bp = problems.kuramoto_sivashinsky()
     d, y0 = np.asarray(bp.problem.linear.d), np.asarray(bp.y0)
     t_end, h = 5.0, 1 / 16
-    peer = ETD4(lin_op=d, nl_func=lambda u: bp.problem.nonlinear(0.0, u), loglevel="ERROR")
-    theirs = peer.evolve(y0.astype(complex), 0.0, t_end, h, store_data=False)
+    solver = cls(lin_op=d, nl_func=lambda u: bp.problem.nonlinear(0.0, u), loglevel="ERROR")
+    theirs = solver.evolve(y0.astype(complex), 0.0, t_end, h, store_data=False)
     scale = np.abs(theirs).max()
-    ours = expint.solve(bp.problem, y0, (0.0, t_end), scheme="krogstad", dt=h).y[-1]
+    ours = expint.solve(bp.problem, y0, (0.0, t_end), scheme=scheme, dt=h).y[-1]
     assert np.abs(ours - theirs).max() / scale < 1e-12
-    other = expint.solve(bp.problem, y0, (0.0, t_end), scheme="etdrk4", dt=h).y[-1]
-    assert np.abs(other - theirs).max() / scale > 1e-11
+    different = expint.solve(bp.problem, y0, (0.0, t_end), scheme=other, dt=h).y[-1]
+    assert np.abs(different - theirs).max() / scale > 1e-11
 
 
 def _mixture_run():
