@@ -876,7 +876,7 @@ class Sparse(MatrixFree):
         elif kind is None:
             raise TypeError(
                 f"A must be a scipy.sparse matrix or a torch sparse tensor, got {type(a).__name__}; "
-                "use Dense for a dense array"
+                "use Dense for a dense array, MatrixFree(op.matvec, n) for a LinearOperator"
             )
         shape = tuple(a.shape)
         if len(shape) != 2 or shape[0] != shape[1]:

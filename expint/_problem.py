@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._backend import is_array, sparse_kind
-from ._operators import LinearOperatorBase, Sparse
+from ._operators import LinearOperatorBase, MatrixFree, Sparse
 
 
 class SemilinearProblem:
@@ -14,11 +14,12 @@ class SemilinearProblem:
 
     Parameters
     ----------
-    linear : LinearOperatorBase or sparse matrix
+    linear : LinearOperatorBase, sparse matrix or LinearOperator
         The linear part: an instance of `expint.Diagonal`, `expint.Dense`,
         `expint.MatrixFree`, `expint.Sparse` or `expint.ScalarTime`; a
-        ``scipy.sparse`` matrix or torch sparse tensor is wrapped in `expint.Sparse`.  It acts on the
-        trailing axis of the state; leading axes are batch axes.
+        ``scipy.sparse`` matrix or torch sparse tensor is wrapped in `expint.Sparse`, a
+        ``scipy.sparse.linalg.LinearOperator`` in `expint.MatrixFree` (its ``matvec``).
+        It acts on the trailing axis of the state; leading axes are batch axes.
     nonlinear : callable
         ``nonlinear(t, y) -> array`` of the same shape and dtype as ``y`` (``t`` a
         float).
@@ -39,7 +40,7 @@ class SemilinearProblem:
 
     def __init__(
         self,
-        linear: LinearOperatorBase,
+        linear: Any,
         nonlinear: Callable[[float, Any], Any],
         name: str = "",
         jvp: Callable[[float, Any, Any], Any] | None = None,
@@ -52,13 +53,15 @@ class SemilinearProblem:
             )
         if sparse_kind(linear) is not None:
             linear = Sparse(linear)
+        elif _is_scipy_linear_operator(linear):
+            linear = _from_linear_operator(linear)
         if not isinstance(linear, LinearOperatorBase):
             hint = ""
             if is_array(linear):
                 hint = " (wrap an array: Diagonal(d) for a diagonal, Dense(A) for a matrix)"
             raise TypeError(
-                "linear must be an expint operator (Diagonal, Dense, MatrixFree, Sparse, ScalarTime) "
-                "or a sparse matrix, "
+                "linear must be an expint operator (Diagonal, Dense, MatrixFree, Sparse, ScalarTime), "
+                "a sparse matrix or a scipy LinearOperator, "
                 f"got {type(linear).__name__}{hint}"
             )
         if isinstance(nonlinear, type) or not callable(nonlinear):
@@ -79,3 +82,17 @@ class SemilinearProblem:
 
     def __repr__(self) -> str:
         return f"SemilinearProblem({self.name or type(self.linear).__name__}, n={self.linear.n})"
+
+
+def _is_scipy_linear_operator(obj: Any) -> bool:
+    # by module, so that scipy.sparse.linalg is imported only where one is passed
+    return type(obj).__module__.startswith("scipy.sparse.linalg") and hasattr(obj, "matvec")
+
+
+def _from_linear_operator(op: Any) -> MatrixFree:
+    """A scipy ``LinearOperator`` as `MatrixFree` (only its products are used, as by
+    `expint.phiv`)."""
+    shape = tuple(op.shape)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"linear must be square, got a LinearOperator of shape {shape}")
+    return MatrixFree(op.matvec, shape[0])

@@ -186,6 +186,27 @@ def test_sparse_matrices_are_a_linear_part_directly():
         expint.Sparse(bad)
 
 
+def test_a_scipy_linear_operator_is_a_linear_part_directly():
+    """`phiv` took a ``LinearOperator`` but ``SemilinearProblem`` refused it, and
+    ``Sparse(op)`` said to use ``Dense``; it becomes `MatrixFree` on its ``matvec``."""
+    from scipy.sparse.linalg import aslinearoperator
+
+    a = _laplacian_1d(40)
+    y0 = np.sin(np.pi * np.linspace(0, 1, 42)[1:-1])
+    op = expint.SemilinearProblem(aslinearoperator(a.tocsr()), lambda t, y: np.sin(y))
+    assert isinstance(op.linear, expint.MatrixFree)
+    dense = expint.SemilinearProblem(expint.Dense(a.toarray()), lambda t, y: np.sin(y))
+    kw = {"scheme": "krogstad", "n_steps": 10}
+    want = expint.solve(dense, np.stack([y0, 2 * y0]), (0.0, 0.05), **kw).y[-1]
+    np.testing.assert_allclose(
+        expint.solve(op, np.stack([y0, 2 * y0]), (0.0, 0.05), **kw).y[-1], want, atol=1e-11
+    )
+    with pytest.raises(ValueError, match=r"linear must be square, got a LinearOperator of shape \(3, 4\)"):
+        expint.SemilinearProblem(aslinearoperator(np.ones((3, 4))), lambda t, y: y)
+    with pytest.raises(TypeError, match=r"MatrixFree\(op\.matvec, n\) for a LinearOperator"):
+        expint.Sparse(aslinearoperator(a.tocsr()))
+
+
 def test_lawson_on_a_symmetric_sparse_matrix_uses_lanczos():
     """A Lawson scheme needs only e^{chL}v: on a symmetric sparse L these go through
     the Lanczos path, and agree with Arnoldi (hermitian=False) and the dense operator."""
