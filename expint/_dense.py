@@ -37,6 +37,8 @@ def query_times(t: Any) -> np.ndarray:
         raise TypeError(f"t must be a real number or a 1-D array of them, got dtype {ts.dtype}")
     if ts.ndim > 1:
         raise ValueError(f"t must be a float or a 1-D array, got shape {ts.shape}")
+    if not np.all(np.isfinite(ts)):  # (NaN was reported as "outside the integrated span")
+        raise ValueError(f"t must be finite, got {t!r}")
     return ts.astype(float)
 
 

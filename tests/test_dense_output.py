@@ -121,6 +121,11 @@ def test_theta_one_reproduces_the_step_and_sol_is_callable_on_arrays():
     assert sol.sol(0.5).shape == bp.y0.shape and sol.sol(np.array([0.1, 0.2])).shape == (2, *bp.y0.shape)
     with pytest.raises(ValueError, match="outside the integrated span"):
         sol.sol(2.5)
+    # NaN was called "outside the integrated span", as if it were a time
+    with pytest.raises(ValueError, match="t must be finite, got nan"):
+        sol.sol(float("nan"))
+    with pytest.raises(ValueError, match="t must be finite"):
+        sol.sol(np.array([0.5, np.inf]))
     assert expint.solve(bp.problem, bp.y0, (0.0, 2.0), scheme="krogstad", n_steps=8).sol is None
 
 
