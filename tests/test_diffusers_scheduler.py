@@ -135,6 +135,29 @@ def test_a_saved_config_switches_back_to_diffusers_schedulers(tmp_path, source, 
         assert back.config.final_sigmas_type == final and len(back.timesteps) == 10
 
 
+@pytest.mark.parametrize(
+    ("peer", "key", "value"),
+    [
+        ("HeunDiscreteScheduler", "beta_start", 0.00085),  # its default schedule, not ours
+        ("KDPM2DiscreteScheduler", "beta_end", 0.012),
+        ("DDIMScheduler", "clip_sample", True),
+        ("DDPMScheduler", "variance_type", "fixed_small"),
+        ("PNDMScheduler", "set_alpha_to_one", False),
+    ],
+)
+def test_a_key_the_source_left_at_its_default_is_honoured(peer, key, value):
+    """Only keys a config set explicitly were read: a scheduler built in code,
+    ``HeunDiscreteScheduler()``, ran the model on expint's own β 1e-4–0.02 instead of
+    Heun's 0.00085–0.012, and ``DDIMScheduler()``'s x0 clipping was dropped."""
+    source = getattr(diffusers, peer)()
+    assert source.config[key] == value
+    sched = ExpintScheduler.from_config(source.config)
+    assert sched.config[key] == value
+    if key.startswith("beta"):
+        ref = DiscreteVP.from_betas("linear", 0.00085, 0.012, 1000)
+        np.testing.assert_allclose(sched.schedule.alphas_cumprod, ref.alphas_cumprod, rtol=1e-12)
+
+
 def test_use_karras_sigmas_picks_the_karras_grid():
     sched = ExpintScheduler.from_config(diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True).config)
     sched.set_timesteps(10)

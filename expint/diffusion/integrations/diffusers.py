@@ -13,13 +13,15 @@ Config keys
 A scheduler config describes two things: the model (its noise schedule, what it
 predicts, how its outputs were post-processed in training) and the previous
 scheduler's solver.  Every key of the first kind that a diffusers DDPM-family or
-flow-matching scheduler honours is honoured here, or the config is refused with a
-``ValueError`` naming the key; keys of the second kind are replaced by ``method`` and
-``grid_kind`` (see ``SOLVER_KEYS``).
+flow-matching scheduler honours is honoured here — also where the source scheduler left
+it at its own default (``HeunDiscreteScheduler()``'s β range, ``DDIMScheduler()``'s
+x0 clipping) — or the config is refused with a ``ValueError`` naming the key; keys
+of the second kind are replaced by ``method`` and ``grid_kind`` (see ``SOLVER_KEYS``).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Generator
@@ -303,9 +305,13 @@ class ExpintScheduler(SchedulerMixin, ConfigMixin):
     def extract_init_dict(cls, config_dict: dict, **kwargs: Any) -> tuple:
         # diffusers drops keys that are not in the signature, also those of compatible
         # schedulers, with at most a log line; here every key the source scheduler set
-        # explicitly must be seen, so that a model-side key is honoured or refused
+        # explicitly must be seen, so that a model-side key is honoured or refused.  A
+        # key the source left at its own default counts too where it is one of ours: the
+        # source's default is what the model was run with (HeunDiscreteScheduler's
+        # β 0.00085–0.012 is not our 1e-4–0.02; DDIM and DDPM clip x0 by default)
         init_dict, unused, hidden = super().extract_init_dict(config_dict, **kwargs)
-        defaults = set(config_dict.get("_use_default_values", []))
+        ours = set(inspect.signature(cls.__init__).parameters)
+        defaults = set(config_dict.get("_use_default_values", [])) - ours
         merged = {k: v for k, v in config_dict.items() if k not in defaults and not k.startswith("_")}
         merged.update(kwargs)
         for key, value in merged.items():
