@@ -87,6 +87,18 @@ def _mixture_run():
     return sch, denoiser, x, calls
 
 
+def _assert_same_run(peer, method, denoiser, x, sigmas, calls, **options):
+    """k-diffusion's ``peer`` and expint's ``method`` from ``x · σ_0``: the same model
+    calls (the σ each passed) and the same samples to 1e-12; returns the peer's."""
+    theirs = peer(denoiser, x * sigmas[0], sigmas, disable=True, **options)
+    their_calls = list(calls)
+    calls.clear()
+    ours = sample_expint(denoiser, x * sigmas[0], sigmas, disable=True, method=method)
+    assert calls == their_calls
+    assert float((ours - theirs).abs().max()) < 1e-12 * float(theirs.abs().max())
+    return theirs
+
+
 @needs_kdiffusion
 @pytest.mark.parametrize(
     ("peer", "options", "method"),
@@ -104,12 +116,7 @@ def test_kdiffusion_samplers_are_expint_methods(peer, options, method, final_zer
     """The same numbers from the same model calls, on a Karras grid to σ = 0 or to σ_min."""
     sch, denoiser, x, calls = _mixture_run()
     sigmas = torch.as_tensor(grid(sch, 12, "karras", final_zero=final_zero))
-    theirs = getattr(KDIFF, peer)(denoiser, x * sigmas[0], sigmas, disable=True, **options)
-    their_calls = list(calls)
-    calls.clear()
-    ours = sample_expint(denoiser, x * sigmas[0], sigmas, disable=True, method=method)
-    assert calls == their_calls
-    assert float((ours - theirs).abs().max()) < 1e-12 * float(theirs.abs().max())
+    _assert_same_run(getattr(KDIFF, peer), method, denoiser, x, sigmas, calls, **options)
 
 
 @needs_kdiffusion
@@ -121,12 +128,7 @@ def test_kdiffusion_heun_is_rhork2_without_the_stiff_step_guard():
     sch, denoiser, x, calls = _mixture_run()
     heun = RhoRK("heun", "heun_unguarded", max_stiffness=None)
     sigmas = torch.as_tensor(grid(sch, 12, "karras", final_zero=False))
-    theirs = KDIFF.sample_heun(denoiser, x * sigmas[0], sigmas, disable=True)
-    their_calls = list(calls)
-    calls.clear()
-    ours = sample_expint(denoiser, x * sigmas[0], sigmas, disable=True, method=heun)
-    assert calls == their_calls
-    assert float((ours - theirs).abs().max()) < 1e-12 * float(theirs.abs().max())
+    theirs = _assert_same_run(KDIFF.sample_heun, heun, denoiser, x, sigmas, calls)
     guarded = sample_expint(denoiser, x * sigmas[0], sigmas, disable=True, method="rhork2")
     assert float((guarded - theirs).abs().max()) > 1e-3 * float(theirs.abs().max())
 
